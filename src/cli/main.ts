@@ -1,0 +1,78 @@
+import { Command, CommanderError, Option } from 'commander';
+import { toolInfo } from '../domain/version.js';
+import { exitCodeFor, formatError } from './errors.js';
+
+/** Exit codes: 0 ok, 1 usage or tool error, 2 accessibility gate failed, 99 threshold failed. */
+export type ExitCode = 0 | 1 | 2 | 99;
+
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(1, 'wcagai.usage', `${name} must be a positive integer, got "${value}"`);
+  return n;
+};
+
+/**
+ * Builds the program. Command modules are imported only when their command runs, so
+ * `wcagai --help` never loads Chromium, Redis or React.
+ */
+export function buildProgram(setExit: (code: ExitCode) => void): Command {
+  const program = new Command('wcagai')
+    .description('WCAG accessibility scanning service and operator toolkit')
+    .version(toolInfo().version, '-V, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'wcagai: ')) });
+
+  program
+    .command('scan')
+    .description('scan pages now and write a report (needs no Redis)')
+    .argument('[urls...]', 'pages to scan')
+    .option('--urls-file <file>', 'read URLs from a file, one a line')
+    .option('--sitemap <url>', 'scan the pages a sitemap (or sitemap index) lists')
+    .option('--limit <n>', 'at most this many pages from the sitemap', positiveInt('--limit'))
+    .option('--concurrency <n>', 'pages scanned at once', positiveInt('--concurrency'), 2)
+    .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
+    .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))
+    .option('--best-practice', 'also run axe-core best-practice rules', false)
+    .option('--rules <ids>', 'run only these axe rule ids (comma-separated)', collect)
+    .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', collect)
+    .option('--include <selector>', 'limit the scan to this CSS selector (repeatable)', collect)
+    .option('--exclude <selector>', 'leave out this CSS selector (repeatable)', collect)
+    .addOption(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv']))
+    .option('-o, --output <file>', 'write the report to a file instead of stdout')
+    .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
+    .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only')
+    .option('--timeout <ms>', 'overall deadline per page in ms', positiveInt('--timeout'))
+    .option('--no-allow-private', 'refuse private and loopback targets (allowed by default for local scans)')
+    .action(async (urls: string[], opts: Record<string, unknown>) => {
+      const { runScanCommand } = await import('../commands/scan.js');
+      setExit(await runScanCommand(urls, opts));
+    });
+
+  return program;
+}
+
+/** Runs the CLI with `argv` and resolves to the process exit code; never throws. */
+export async function main(argv: readonly string[]): Promise<ExitCode> {
+  let code: ExitCode = 0;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv as string[]);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed as one line.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'wcagai.usage' || err.exitCode !== 0) {
+        if (err.code === 'wcagai.usage') process.stderr.write(`wcagai: ${err.message}\n`);
+        return 1;
+      }
+      return 0;
+    }
+    process.stderr.write(`${formatError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}

@@ -1,0 +1,106 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Impact, Report, ScanOptions, WcagLevel, WcagVersion } from '../domain/scan.js';
+import { toolInfo } from '../domain/version.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { applyBaseline, gateCount, loadBaseline } from '../reporters/baseline.js';
+import { render, type ReportFormat } from '../reporters/index.js';
+import { scanBatch } from '../scanner/batch.js';
+import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
+import { dedupeUrls, fetchSitemap, readUrlsFile } from '../scanner/inputs.js';
+import { validateScanOptions } from '../scanner/options.js';
+import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
+import { progressBar } from '../cli/progress.js';
+import type { ExitCode } from '../cli/main.js';
+
+interface ScanFlags {
+  urlsFile?: string;
+  sitemap?: string;
+  limit?: number;
+  concurrency: number;
+  level: WcagLevel;
+  wcag: WcagVersion;
+  bestPractice: boolean;
+  rules?: string[];
+  disableRules?: string[];
+  include?: string[];
+  exclude?: string[];
+  format?: ReportFormat;
+  output?: string;
+  failOn: Impact;
+  baseline?: string;
+  timeout?: number;
+  allowPrivate: boolean;
+}
+
+/** The URL list from arguments, a file and a sitemap, validated before any browser starts. */
+async function collectUrls(args: string[], flags: ScanFlags): Promise<string[]> {
+  const urls = args.map((u) => parseTargetUrl(u).href);
+  if (flags.urlsFile) urls.push(...(await readUrlsFile(flags.urlsFile)));
+  if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, flags.limit ? { limit: flags.limit } : {})));
+  const unique = dedupeUrls(urls);
+  if (unique.length === 0) throw new WcagaiError('USAGE', 'no URL to scan: give URLs, --urls-file FILE or --sitemap URL');
+  return unique;
+}
+
+async function readBaseline(path: string): Promise<Report> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new WcagaiError('USAGE', `cannot read baseline ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return loadBaseline(text, path);
+}
+
+/** `wcagai scan`: exit 0 clean, 2 when the gate finds violations, 1 when a page could not be scanned. */
+export async function runScanCommand(args: string[], raw: Record<string, unknown>): Promise<ExitCode> {
+  const flags = raw as unknown as ScanFlags;
+  const options: ScanOptions = {
+    wcagLevel: flags.level,
+    wcagVersion: flags.wcag,
+    bestPractice: flags.bestPractice,
+    ...(flags.rules ? { rules: flags.rules } : {}),
+    ...(flags.disableRules ? { disableRules: flags.disableRules } : {}),
+    ...(flags.include ? { include: flags.include } : {}),
+    ...(flags.exclude ? { exclude: flags.exclude } : {}),
+  };
+  validateScanOptions(options);
+  const baseline = flags.baseline ? await readBaseline(flags.baseline) : undefined;
+  const urls = await collectUrls(args, flags);
+  const format: ReportFormat = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+
+  const timeout = flags.timeout;
+  const scanner = await createScanner({
+    ...DEFAULT_SCANNER_CONFIG,
+    concurrency: Math.min(flags.concurrency, urls.length),
+    ...(timeout ? { scanTimeoutMs: timeout, navigationTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.navigationTimeoutMs, timeout), axeTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.axeTimeoutMs, timeout) } : {}),
+    policy: policyFromEnv(process.env, { allowPrivate: flags.allowPrivate }),
+  });
+  const bar = urls.length > 1 && process.stderr.isTTY ? progressBar(process.stderr, urls.length) : null;
+  let report: Report;
+  try {
+    report = await scanBatch(scanner, urls, options, {
+      concurrency: flags.concurrency,
+      tool: toolInfo(),
+      ...(bar ? { onProgress: (p) => bar.update(p.done, p.failed) } : {}),
+    });
+  } finally {
+    bar?.done();
+    await scanner.close();
+  }
+  report.options = { ...options, failOn: flags.failOn, ...(flags.baseline ? { baseline: flags.baseline } : {}) };
+  if (baseline) report = applyBaseline(report, baseline);
+
+  const text = render(report, format, { color: format === 'pretty' && !flags.output && process.stdout.isTTY === true && !process.env.NO_COLOR });
+  if (flags.output) {
+    await writeFile(flags.output, text).catch((err: NodeJS.ErrnoException) => {
+      throw new WcagaiError('USAGE', `cannot write ${flags.output}: ${err.code ?? err.message}`);
+    });
+    const s = report.summary;
+    process.stderr.write(`wcagai: ${s.pages} page(s), ${s.violations} violation(s), ${s.nodes} node(s), ${s.pagesFailed} failed; report written to ${flags.output}\n`);
+  } else {
+    process.stdout.write(text);
+  }
+  if (gateCount(report, flags.failOn, baseline !== undefined) > 0) return 2;
+  return report.summary.pagesFailed > 0 ? 1 : 0;
+}

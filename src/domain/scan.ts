@@ -1,0 +1,103 @@
+/** Plain types shared by the scan engine, the reporters, the queue and the API. */
+
+export type WcagLevel = 'A' | 'AA' | 'AAA';
+export type WcagVersion = '2.0' | '2.1' | '2.2';
+export type Impact = 'minor' | 'moderate' | 'serious' | 'critical';
+export const IMPACTS: readonly Impact[] = ['minor', 'moderate', 'serious', 'critical'];
+
+/** What to check on a page: the axe-core selection and the browser's viewport. */
+export interface ScanOptions {
+  wcagLevel: WcagLevel;
+  wcagVersion: WcagVersion;
+  bestPractice: boolean;
+  /** Only these rule ids run (in addition to the tag selection being ignored). */
+  rules?: string[];
+  disableRules?: string[];
+  /** CSS selectors limiting the scanned region. */
+  include?: string[];
+  exclude?: string[];
+  viewport?: { width: number; height: number };
+}
+
+export const DEFAULT_SCAN_OPTIONS: ScanOptions = Object.freeze({
+  wcagLevel: 'AA',
+  wcagVersion: '2.2',
+  bestPractice: false,
+}) as ScanOptions;
+
+export interface ViolationNode {
+  target: string[];
+  html: string;
+  failureSummary: string;
+  /** rule + normalized target + snippet hash: stable across runs for the same finding. */
+  fingerprint: string;
+  /** Set when a baseline was given. */
+  baseline?: BaselineStatus;
+}
+
+export type BaselineStatus = 'new' | 'persisting' | 'fixed';
+
+export interface Violation {
+  id: string;
+  impact: Impact | null;
+  /** WCAG success criteria, e.g. ["1.1.1"]. */
+  wcag: string[];
+  tags: string[];
+  help: string;
+  description?: string;
+  helpUrl: string;
+  nodes: ViolationNode[];
+}
+
+export interface PageTimings {
+  navigationMs: number;
+  settleMs: number;
+  axeMs: number;
+  totalMs: number;
+}
+
+export interface ScanErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export interface RuleManifest {
+  axeVersion: string;
+  tags: string[];
+  /** Rule ids that ran. */
+  ran: string[];
+}
+
+export interface PageResult {
+  url: string;
+  finalUrl: string | null;
+  status: 'ok' | 'error';
+  httpStatus: number | null;
+  error?: ScanErrorInfo;
+  timings: PageTimings;
+  rules: RuleManifest;
+  violations: Violation[];
+  /** Findings of the baseline that are no longer present on this page. */
+  fixed?: Array<{ id: string; fingerprint: string; target: string[] }>;
+}
+
+export interface ReportSummary {
+  pages: number;
+  pagesFailed: number;
+  violations: number;
+  nodes: number;
+  byImpact: Record<Impact, number>;
+  /** Present when compared with a baseline: node counts by status. */
+  baseline?: { new: number; persisting: number; fixed: number };
+}
+
+export interface Report {
+  tool: { name: string; version: string };
+  axeVersion: string;
+  startedAt: string;
+  finishedAt: string;
+  options: ScanOptions & { failOn?: Impact; baseline?: string };
+  summary: ReportSummary;
+  pages: PageResult[];
+}

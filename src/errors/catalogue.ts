@@ -1,0 +1,67 @@
+/** The one catalogue of coded errors: every failure wcagai reports carries one of these codes. */
+
+export interface ErrorSpec {
+  /** HTTP status when the error reaches an API client. */
+  status: number;
+  title: string;
+  /** True when trying again later may succeed. */
+  retryable: boolean;
+}
+
+export const ERRORS = {
+  // Input
+  INVALID_URL: { status: 400, title: 'Invalid URL', retryable: false },
+  UNSUPPORTED_SCHEME: { status: 400, title: 'Unsupported URL scheme', retryable: false },
+  BLOCKED_TARGET: { status: 400, title: 'Target address is not allowed', retryable: false },
+  INVALID_OPTIONS: { status: 400, title: 'Invalid scan options', retryable: false },
+  USAGE: { status: 400, title: 'Invalid usage', retryable: false },
+  // Target page
+  DNS_FAILURE: { status: 502, title: 'Host name could not be resolved', retryable: true },
+  CONNECTION_FAILED: { status: 502, title: 'Connection to the target failed', retryable: true },
+  HTTP_CLIENT_ERROR: { status: 422, title: 'Target answered with a client error', retryable: false },
+  HTTP_RATE_LIMITED: { status: 502, title: 'Target asked to slow down', retryable: true },
+  HTTP_SERVER_ERROR: { status: 502, title: 'Target answered with a server error', retryable: true },
+  NON_HTML_DOCUMENT: { status: 422, title: 'Target is not an HTML document', retryable: false },
+  // Deadlines
+  NAVIGATION_TIMEOUT: { status: 504, title: 'Navigation timed out', retryable: true },
+  SETTLE_TIMEOUT: { status: 504, title: 'Page did not settle in time', retryable: true },
+  AXE_TIMEOUT: { status: 504, title: 'Accessibility checks timed out', retryable: true },
+  SCAN_TIMEOUT: { status: 504, title: 'Scan exceeded its overall deadline', retryable: true },
+  // Browser
+  BROWSER_NOT_FOUND: { status: 500, title: 'No Chromium or Chrome found', retryable: false },
+  BROWSER_CRASHED: { status: 503, title: 'Browser crashed or disconnected', retryable: true },
+  BROWSER_LAUNCH_FAILED: { status: 503, title: 'Browser could not be started', retryable: true },
+  AXE_FAILED: { status: 500, title: 'Accessibility checks failed', retryable: true },
+  SCAN_ABORTED: { status: 503, title: 'Scan was aborted', retryable: true },
+  INTERNAL: { status: 500, title: 'Internal error', retryable: true },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a stable code from the catalogue. Match on `code`, never on the message. */
+export class WcagaiError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WcagaiError';
+    this.code = code;
+    this.retryable = ERRORS[code].retryable;
+    this.status = ERRORS[code].status;
+    if (options?.details) this.details = options.details;
+  }
+}
+
+export function isWcagaiError(err: unknown): err is WcagaiError {
+  return err instanceof WcagaiError;
+}
+
+/** Any thrown value as a coded error (unknown failures become INTERNAL). */
+export function toWcagaiError(err: unknown): WcagaiError {
+  if (err instanceof WcagaiError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new WcagaiError('INTERNAL', message, { cause: err });
+}

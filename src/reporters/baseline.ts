@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import type { Impact, PageResult, Report } from '../domain/scan.js';
+import { impactAtLeast } from '../domain/wcag.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { summarize } from './summary.js';
+
+type Fixed = NonNullable<PageResult['fixed']>[number];
+
+/** Marks each node `new` or `persisting` against the baseline and lists baseline findings now gone. */
+export function applyBaseline(report: Report, baseline: Report): Report {
+  const baselinePages = new Map<string, PageResult>();
+  for (const page of baseline.pages) {
+    if (!baselinePages.has(page.url)) baselinePages.set(page.url, page);
+  }
+  const pages = report.pages.map((page): PageResult => {
+    const before = baselinePages.get(page.url);
+    const known = new Set<string>();
+    for (const v of before?.violations ?? []) for (const n of v.nodes) known.add(n.fingerprint);
+    const seen = new Set<string>();
+    const violations = page.violations.map((v) => ({
+      ...v,
+      nodes: v.nodes.map((n) => {
+        seen.add(n.fingerprint);
+        return { ...n, baseline: known.has(n.fingerprint) ? ('persisting' as const) : ('new' as const) };
+      }),
+    }));
+    const fixed: Fixed[] = [];
+    // A page that failed to scan now says nothing about the baseline's findings: none are "fixed".
+    if (page.status === 'ok' && before) {
+      const listed = new Set<string>();
+      for (const v of before.violations) {
+        for (const n of v.nodes) {
+          if (seen.has(n.fingerprint) || listed.has(n.fingerprint)) continue;
+          listed.add(n.fingerprint);
+          fixed.push({ id: v.id, fingerprint: n.fingerprint, target: [...n.target] });
+        }
+      }
+    }
+    return { ...page, violations, fixed };
+  });
+  return { ...report, pages, summary: summarize(pages) };
+}
+
+const nodeSchema = z.object({ fingerprint: z.string(), target: z.array(z.string()) });
+const violationSchema = z.object({ id: z.string(), nodes: z.array(nodeSchema) });
+const reportSchema = z.object({
+  tool: z.object({ name: z.string(), version: z.string() }),
+  pages: z.array(z.object({ url: z.string(), violations: z.array(violationSchema) })),
+});
+
+/** Parses a previous JSON report for use as a baseline; throws USAGE naming `source` when it is not one. */
+export function loadBaseline(text: string, source: string): Report {
+  const fail = (what: string): never => {
+    throw new WcagaiError('USAGE', `${source}: not a wcagai JSON report (${what})`);
+  };
+  let data: unknown;
+  try {
+    // Editors on Windows like to save JSON with a BOM, which JSON.parse rejects.
+    data = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    return fail(`invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = reportSchema.safeParse(data);
+  if (!parsed.success) return fail(describeIssue(parsed.error.issues[0], data));
+  // Only the fields the baseline comparison reads are checked; the rest is kept as written.
+  return data as Report;
+}
+
+/** "pages[0].url: expected string, got number" rather than zod's generic wording. */
+function describeIssue(issue: z.core.$ZodIssue | undefined, data: unknown): string {
+  if (!issue) return 'unexpected shape';
+  const where = formatPath(issue.path);
+  if (issue.code !== 'invalid_type') return `${where ? `${where}: ` : ''}${issue.message}`;
+  const actual = valueAt(data, issue.path);
+  if (actual === undefined) return `${where || 'value'} is missing (expected ${issue.expected})`;
+  return `${where ? `${where}: ` : ''}expected ${issue.expected}, got ${kindOf(actual)}`;
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'array' : typeof value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`))
+    .join('');
+}
+
+/** Nodes at or above `failOn` that should fail the run (only new ones once a baseline is applied). */
+export function gateCount(report: Report, failOn: Impact, baselineApplied: boolean): number {
+  let count = 0;
+  for (const page of report.pages) {
+    for (const v of page.violations) {
+      if (!impactAtLeast(v.impact, failOn)) continue;
+      for (const node of v.nodes) {
+        // A node with no status under a baseline was never classified: fail closed and count it.
+        if (!baselineApplied || node.baseline === 'new' || node.baseline === undefined) count++;
+      }
+    }
+  }
+  return count;
+}

@@ -1,0 +1,144 @@
+import type { Impact, Report, Violation } from '../domain/scan.js';
+import { IMPACTS } from '../domain/scan.js';
+import { targetText } from './summary.js';
+
+type Level = 'error' | 'warning' | 'note';
+
+const LEVELS: Record<Impact, Level> = { critical: 'error', serious: 'error', moderate: 'warning', minor: 'note' };
+// GitHub code scanning rejects rules with more than 20 tags.
+const MAX_TAGS = 20;
+
+/** SARIF 2.1.0 log with one run, accepted by GitHub code scanning. */
+export function renderSarif(report: Report): string {
+  const rules: Array<Record<string, unknown>> = [];
+  const ruleIndex = new Map<string, number>();
+  const ruleImpact = new Map<string, Impact | null>();
+  const results: Array<Record<string, unknown>> = [];
+  const notifications: Array<Record<string, unknown>> = [];
+
+  for (const page of report.pages) {
+    for (const v of page.violations) {
+      if (!ruleIndex.has(v.id)) {
+        ruleIndex.set(v.id, rules.length);
+        rules.push(ruleFor(v));
+      }
+      // Rule impact is per finding in axe; the rule's default level follows the worst one seen.
+      const worst = ruleImpact.get(v.id);
+      if (worst === undefined || rank(v.impact) > rank(worst)) ruleImpact.set(v.id, v.impact);
+      for (const node of v.nodes) {
+        const result: Record<string, unknown> = {
+          ruleId: v.id,
+          ruleIndex: ruleIndex.get(v.id),
+          level: levelOf(v.impact),
+          message: { text: node.failureSummary ? `${v.help}\n${node.failureSummary}` : v.help },
+          locations: [
+            {
+              physicalLocation: {
+                artifactLocation: { uri: page.url },
+                // The DOM has no lines: line 1 anchors the finding, the snippet shows the element.
+                region: { startLine: 1, snippet: { text: node.html } },
+              },
+              logicalLocations: [{ fullyQualifiedName: targetText(node.target), kind: 'element' }],
+            },
+          ],
+          partialFingerprints: { 'wcagai/v1': node.fingerprint },
+          properties: { target: node.target, impact: v.impact, wcag: v.wcag },
+        };
+        if (node.baseline === 'new') result.baselineState = 'new';
+        else if (node.baseline === 'persisting') result.baselineState = 'unchanged';
+        results.push(result);
+      }
+    }
+    if (page.status === 'error' || page.error) {
+      const code = page.error?.code ?? 'error';
+      notifications.push({
+        level: 'error',
+        message: { text: `${page.url}: ${code}: ${page.error?.message ?? 'page could not be scanned'}` },
+        descriptor: { id: code },
+        locations: [{ physicalLocation: { artifactLocation: { uri: page.url } } }],
+        properties: { retryable: page.error?.retryable ?? false },
+      });
+    }
+  }
+
+  for (const rule of rules) {
+    const id = rule.id as string;
+    rule.defaultConfiguration = { level: levelOf(ruleImpact.get(id) ?? null) };
+  }
+
+  const invocation: Record<string, unknown> = {
+    executionSuccessful: notifications.length === 0,
+    toolExecutionNotifications: notifications,
+  };
+  if (isTimestamp(report.startedAt)) invocation.startTimeUtc = report.startedAt;
+  if (isTimestamp(report.finishedAt)) invocation.endTimeUtc = report.finishedAt;
+
+  const log = {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: report.tool.name,
+            version: report.tool.version,
+            informationUri: `https://www.npmjs.com/package/${encodeURIComponent(report.tool.name)}`,
+            rules,
+          },
+        },
+        invocations: [invocation],
+        results,
+        columnKind: 'utf16CodeUnits',
+        properties: { axeVersion: report.axeVersion, summary: report.summary },
+      },
+    ],
+  };
+  return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+function ruleFor(v: Violation): Record<string, unknown> {
+  const tags = [...new Set(['accessibility', ...v.tags])].slice(0, MAX_TAGS);
+  const rule: Record<string, unknown> = {
+    id: v.id,
+    shortDescription: { text: v.help },
+    fullDescription: { text: v.description ?? v.help },
+    help: { text: v.help },
+    properties: { tags, wcag: v.wcag },
+  };
+  // helpUri must be a valid URI or the whole upload is rejected, so a malformed one is left out.
+  const uri = absoluteUri(v.helpUrl);
+  if (uri) {
+    rule.helpUri = uri;
+    rule.help = { text: `${v.help}\n${uri}`, markdown: `${markdownText(v.help)}\n\n[More information](${uri})` };
+  }
+  return rule;
+}
+
+function levelOf(impact: Impact | null): Level {
+  // Unknown impact counts as minor, as the fail-on gate does.
+  return LEVELS[impact ?? 'minor'];
+}
+
+function rank(impact: Impact | null): number {
+  return IMPACTS.indexOf(impact ?? 'minor');
+}
+
+/** The URL normalised, with parentheses encoded so it cannot end a Markdown link early. */
+function absoluteUri(value: string): string | undefined {
+  try {
+    return new URL(value).href.replaceAll('(', '%28').replaceAll(')', '%29');
+  } catch {
+    return undefined;
+  }
+}
+
+// SARIF's startTimeUtc / endTimeUtc are JSON-schema date-times; anything else fails validation.
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function isTimestamp(value: string): boolean {
+  return DATE_TIME.test(value) && !Number.isNaN(Date.parse(value));
+}
+
+function markdownText(value: string): string {
+  return value.replace(/[\\`*_{}[\]()#+\-.!<>|]/g, '\\$&');
+}

@@ -1,0 +1,331 @@
+import type { Logger } from 'pino';
+import type { CDPSession, HTTPRequest, Page } from 'puppeteer-core';
+import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
+import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
+import { findBrowser } from './browser.js';
+import { axeRunSpec, validateScanOptions } from './options.js';
+import { axeVersion, preloadScript } from './page-script.js';
+import { BrowserPool, type Slot } from './pool.js';
+import { toViolations, type RawAxeResult } from './results.js';
+import { checkTarget, createCachingResolver, parseTargetUrl } from './target-guard.js';
+import type { Scanner, ScannerStats, ScanRequestOptions, TargetPolicy } from './types.js';
+
+/** Everything the engine needs; deadlines live here and nowhere else. */
+export interface ScannerConfig {
+  concurrency: number;
+  executablePath?: string;
+  env?: Record<string, string | undefined>;
+  extraArgs?: readonly string[];
+  navigationTimeoutMs: number;
+  settleQuietMs: number;
+  settleMaxMs: number;
+  axeTimeoutMs: number;
+  scanTimeoutMs: number;
+  maxScansPerBrowser: number;
+  maxBrowserRssBytes: number;
+  policy: TargetPolicy;
+  logger?: Logger;
+}
+
+export const DEFAULT_SCANNER_CONFIG = {
+  concurrency: 2,
+  navigationTimeoutMs: 30_000,
+  settleQuietMs: 100,
+  settleMaxMs: 5_000,
+  axeTimeoutMs: 30_000,
+  scanTimeoutMs: 60_000,
+  maxScansPerBrowser: 1_000,
+  maxBrowserRssBytes: 2 * 2 ** 30,
+} as const;
+
+const STORAGE_TYPES = 'local_storage,indexeddb,cache_storage,service_workers,file_systems,websql,shared_storage,storage_buckets';
+const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
+
+/** Per-scan state the request guard writes and the scan reads. */
+interface ScanState {
+  blocked: WcagaiError | null;
+}
+
+/** Races a promise against a deadline; the loser's rejection is swallowed so it cannot go unhandled. */
+function deadline<T>(work: Promise<T>, ms: number, code: ErrorCode, message: string, signal?: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new WcagaiError(code, message)), ms);
+    const onAbort = () => reject(new WcagaiError('SCAN_ABORTED', 'scan aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    });
+  });
+}
+
+const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
+  [/ERR_NAME_NOT_RESOLVED|ERR_NAME_RESOLUTION_FAILED/, 'DNS_FAILURE'],
+  [/ERR_BLOCKED_BY_CLIENT/, 'BLOCKED_TARGET'],
+  [/ERR_ABORTED/, 'NON_HTML_DOCUMENT'],
+  [/net::ERR_/, 'CONNECTION_FAILED'],
+  [/Target closed|Session closed|Connection closed|detached Frame|Protocol error/i, 'BROWSER_CRASHED'],
+];
+
+function classifyNavigationError(err: unknown, timeoutMs: number): WcagaiError {
+  if (err instanceof WcagaiError) return err;
+  const e = err as Error;
+  if (e?.name === 'TimeoutError') return new WcagaiError('NAVIGATION_TIMEOUT', `navigation did not finish within ${timeoutMs} ms`, { cause: err });
+  const message = e?.message ?? String(err);
+  for (const [pattern, code] of NET_ERRORS) if (pattern.test(message)) return new WcagaiError(code, message.split('\n')[0]!, { cause: err });
+  return toWcagaiError(err);
+}
+
+function emptyResult(url: string): PageResult {
+  return {
+    url,
+    finalUrl: null,
+    status: 'ok',
+    httpStatus: null,
+    timings: { navigationMs: 0, settleMs: 0, axeMs: 0, totalMs: 0 },
+    rules: { axeVersion: axeVersion(), tags: [], ran: [] },
+    violations: [],
+  };
+}
+
+/** Origins whose storage a scan may have written: the page's and its frames'. */
+function touchedOrigins(page: Page): string[] {
+  const origins = new Set<string>();
+  for (const frame of page.frames()) {
+    try {
+      const u = new URL(frame.url());
+      if (u.protocol === 'http:' || u.protocol === 'https:') origins.add(u.origin);
+    } catch {
+      // about:blank, srcdoc
+    }
+  }
+  return [...origins];
+}
+
+/**
+ * The scan engine: a warm browser pool, target checks on the page and on every request it makes,
+ * adaptive settle, axe-core in every frame, and per-phase deadlines with coded errors.
+ */
+export class ScanEngine implements Scanner {
+  private readonly states = new WeakMap<Page, ScanState>();
+  private readonly requestPolicy: TargetPolicy;
+
+  private constructor(
+    private readonly config: ScannerConfig,
+    private readonly pool: BrowserPool,
+  ) {
+    this.requestPolicy = { ...config.policy, resolve: createCachingResolver(config.policy.resolve, 5_000) };
+  }
+
+  /** Finds the browser, starts the pool and warms every page. */
+  static async create(config: ScannerConfig): Promise<ScanEngine> {
+    const executablePath = config.executablePath ?? (await findBrowser(config.env ?? process.env));
+    let engine: ScanEngine | undefined;
+    const log = config.logger;
+    const pool = new BrowserPool({
+      concurrency: config.concurrency,
+      executablePath,
+      extraArgs: config.extraArgs ?? [],
+      maxScansPerBrowser: config.maxScansPerBrowser,
+      maxBrowserRssBytes: config.maxBrowserRssBytes,
+      setupPage: (page, session) => engine!.setupPage(page, session),
+      events: {
+        onLaunch: (info) => log?.info({ event: 'browser.launch', ...info }, 'browser started'),
+        onDisconnect: (info) => log?.warn({ event: 'browser.disconnect', ...info }, 'browser disconnected'),
+      },
+    });
+    engine = new ScanEngine(config, pool);
+    try {
+      await pool.warm();
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  stats(): ScannerStats {
+    return this.pool.snapshot();
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Scans one URL. Page failures come back as a result with `status: "error"`, never as a throw. */
+  async scan(url: string, options: ScanOptions, request: ScanRequestOptions = {}): Promise<PageResult> {
+    const started = performance.now();
+    const result = emptyResult(url);
+    try {
+      validateScanOptions(options);
+      const target = parseTargetUrl(url);
+      await checkTarget(target, this.config.policy);
+      return await this.pool.use(async (slot) => {
+        try {
+          const work = this.runPhases(slot, target.href, options, result);
+          await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
+          return { value: result, reusable: true };
+        } catch (err) {
+          let error = toWcagaiError(err);
+          if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
+          this.fail(result, error);
+          return { value: result, reusable: false };
+        }
+      });
+    } catch (err) {
+      this.fail(result, toWcagaiError(err));
+      return result;
+    } finally {
+      result.timings.totalMs = Math.round(performance.now() - started);
+    }
+  }
+
+  private fail(result: PageResult, error: WcagaiError): void {
+    result.status = 'error';
+    result.violations = [];
+    result.error = { code: error.code, message: error.message, retryable: error.retryable };
+    this.config.logger?.debug({ event: 'scan.error', url: result.url, code: error.code }, error.message);
+  }
+
+  private async setupPage(page: Page, session: CDPSession): Promise<void> {
+    this.states.set(page, { blocked: null });
+    await Promise.all([
+      page.evaluateOnNewDocument(preloadScript()),
+      page.setBypassServiceWorker(true),
+      page.setViewport(DEFAULT_VIEWPORT),
+    ]);
+    page.setDefaultNavigationTimeout(this.config.navigationTimeoutMs);
+    if (!this.config.policy.allowPrivate) {
+      await page.setRequestInterception(true);
+      page.on('request', (req) => void this.guardRequest(page, req));
+    }
+    void session;
+  }
+
+  /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */
+  private async guardRequest(page: Page, req: HTTPRequest): Promise<void> {
+    if (req.isInterceptResolutionHandled()) return;
+    const url = req.url();
+    const scheme = url.slice(0, url.indexOf(':'));
+    try {
+      if (scheme === 'data' || scheme === 'blob') return void (await req.continue());
+      if (scheme !== 'http' && scheme !== 'https') throw new WcagaiError('UNSUPPORTED_SCHEME', `request to ${scheme}: refused`);
+      await checkTarget(url, this.requestPolicy);
+      await req.continue();
+    } catch (err) {
+      const state = this.states.get(page);
+      if (state && req.isNavigationRequest() && req.frame() === page.mainFrame()) {
+        const error = toWcagaiError(err);
+        state.blocked = error.code === 'BLOCKED_TARGET' ? error : new WcagaiError('BLOCKED_TARGET', `${url}: ${error.message}`);
+      }
+      this.config.logger?.debug({ event: 'request.blocked', url }, 'request refused by target policy');
+      await req.abort('blockedbyclient').catch(() => undefined);
+    }
+  }
+
+  private async runPhases(slot: Slot, url: string, options: ScanOptions, result: PageResult): Promise<void> {
+    const { page, session } = slot;
+    const { navigationTimeoutMs, settleQuietMs, settleMaxMs, axeTimeoutMs } = this.config;
+    const state = this.states.get(page)!;
+    state.blocked = null;
+    const timings: PageTimings = result.timings;
+    const viewport = options.viewport ?? DEFAULT_VIEWPORT;
+    const current = page.viewport();
+    if (current?.width !== viewport.width || current?.height !== viewport.height) await page.setViewport(viewport);
+
+    let t = performance.now();
+    let response;
+    try {
+      response = await page.goto(url, { waitUntil: 'load', timeout: navigationTimeoutMs });
+    } catch (err) {
+      throw state.blocked ?? classifyNavigationError(err, navigationTimeoutMs);
+    }
+    timings.navigationMs = Math.round(performance.now() - t);
+    if (state.blocked) throw state.blocked;
+    result.finalUrl = page.url();
+    if (response) {
+      result.httpStatus = response.status();
+      checkDocument(response.status(), response.headers()['content-type'], url);
+    }
+
+    t = performance.now();
+    await deadline(
+      page.evaluate((q, m) => (window as unknown as { __wcagaiSettle(q: number, m: number): Promise<unknown> }).__wcagaiSettle(q, m), settleQuietMs, settleMaxMs),
+      settleMaxMs + 2_000,
+      'SETTLE_TIMEOUT',
+      `page did not settle within ${settleMaxMs + 2_000} ms`,
+    );
+    timings.settleMs = Math.round(performance.now() - t);
+
+    const spec = axeRunSpec(options);
+    t = performance.now();
+    const raw = await deadline(
+      page.evaluate(runAxeInPage, spec.context, spec.options),
+      axeTimeoutMs,
+      'AXE_TIMEOUT',
+      `axe-core did not finish within ${axeTimeoutMs} ms`,
+    ).catch((err) => {
+      throw err instanceof WcagaiError ? err : classifyAxeError(err);
+    });
+    timings.axeMs = Math.round(performance.now() - t);
+    result.violations = toViolations(raw.violations);
+    result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
+
+    // Isolation: cookies of the slot's context and the storage of every origin the scan touched.
+    await Promise.all([
+      session.send('Network.clearBrowserCookies'),
+      ...touchedOrigins(page).map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
+    ]);
+  }
+}
+
+function classifyAxeError(err: unknown): WcagaiError {
+  const message = (err as Error)?.message ?? String(err);
+  if (/Target closed|Session closed|Connection closed|Protocol error/i.test(message)) return new WcagaiError('BROWSER_CRASHED', message.split('\n')[0]!);
+  if (/Execution context was destroyed|navigat/i.test(message)) return new WcagaiError('AXE_FAILED', `page navigated away during the checks: ${message.split('\n')[0]}`);
+  return new WcagaiError('AXE_FAILED', message.split('\n')[0]!, { cause: err });
+}
+
+/** Refuses error statuses and documents that are not HTML. */
+function checkDocument(status: number, contentType: string | undefined, url: string): void {
+  if (status === 408 || status === 429) throw new WcagaiError('HTTP_RATE_LIMITED', `${url} answered ${status}`, { details: { httpStatus: status } });
+  if (status >= 500) throw new WcagaiError('HTTP_SERVER_ERROR', `${url} answered ${status}`, { details: { httpStatus: status } });
+  if (status >= 400) throw new WcagaiError('HTTP_CLIENT_ERROR', `${url} answered ${status}`, { details: { httpStatus: status } });
+  if (contentType && !/html|xml/i.test(contentType)) {
+    throw new WcagaiError('NON_HTML_DOCUMENT', `${url} is ${contentType.split(';')[0]}, not an HTML document`);
+  }
+}
+
+/** Runs in the page: axe.run, slimmed results, then the tab's sessionStorage is cleared. */
+async function runAxeInPage(context: unknown, options: unknown): Promise<RawAxeResult> {
+  type AxeNode = { target: unknown[]; html: string; failureSummary?: string };
+  type AxeRule = { id: string; impact: string | null; tags: string[]; help: string; description: string; helpUrl: string; nodes: AxeNode[] };
+  type AxeResults = Record<'violations' | 'passes' | 'incomplete' | 'inapplicable', AxeRule[]>;
+  const axe = (window as unknown as { axe: { run(c: unknown, o: unknown): Promise<AxeResults> } }).axe;
+  const r = await axe.run(context ?? document, options);
+  try {
+    sessionStorage.clear();
+  } catch {
+    // opaque origins have none
+  }
+  const ran = new Set<string>();
+  for (const key of ['violations', 'passes', 'incomplete', 'inapplicable'] as const) for (const rule of r[key]) ran.add(rule.id);
+  return {
+    ran: [...ran],
+    violations: r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      tags: v.tags,
+      help: v.help,
+      description: v.description,
+      helpUrl: v.helpUrl,
+      nodes: v.nodes.map((n) => ({ target: n.target, html: n.html, failureSummary: n.failureSummary ?? '' })),
+    })),
+  };
+}
+
+/** Builds and warms a scan engine. */
+export function createScanner(config: ScannerConfig): Promise<Scanner> {
+  return ScanEngine.create(config);
+}

@@ -1,0 +1,52 @@
+import { createRequire } from 'node:module';
+import type { ScanOptions } from '../domain/scan.js';
+import { tagsFor } from '../domain/wcag.js';
+import { WcagaiError } from '../errors/catalogue.js';
+
+const require = createRequire(import.meta.url);
+let ruleIds: Set<string> | undefined;
+
+/** Every rule id this axe-core knows (axe-core's Node entry answers without a browser). */
+export function knownRuleIds(): Set<string> {
+  ruleIds ??= new Set((require('axe-core') as { getRules(): Array<{ ruleId: string }> }).getRules().map((r) => r.ruleId));
+  return ruleIds;
+}
+
+/** Refuses rule ids axe-core does not know, naming them, before anything is queued or scanned. */
+export function validateScanOptions(options: ScanOptions): void {
+  const known = knownRuleIds();
+  for (const field of ['rules', 'disableRules'] as const) {
+    const unknown = (options[field] ?? []).filter((id) => !known.has(id));
+    if (unknown.length) {
+      throw new WcagaiError('INVALID_OPTIONS', `${field}: unknown axe rule id(s): ${unknown.join(', ')}`, {
+        details: { field, unknown },
+      });
+    }
+  }
+}
+
+export interface AxeRunSpec {
+  context: { include?: string[][]; exclude?: string[][] } | null;
+  options: Record<string, unknown>;
+  tags: string[];
+}
+
+/** The axe.run context and options for a scan: tags by WCAG level, or the named rules. */
+export function axeRunSpec(options: ScanOptions): AxeRunSpec {
+  const tags = tagsFor(options);
+  const axeOptions: Record<string, unknown> = {
+    runOnly: options.rules?.length ? { type: 'rule', values: options.rules } : { type: 'tag', values: tags },
+    resultTypes: ['violations'],
+    iframes: true,
+  };
+  if (options.disableRules?.length) {
+    axeOptions.rules = Object.fromEntries(options.disableRules.map((id) => [id, { enabled: false }]));
+  }
+  let context: AxeRunSpec['context'] = null;
+  if (options.include?.length || options.exclude?.length) {
+    context = {};
+    if (options.include?.length) context.include = options.include.map((s) => [s]);
+    if (options.exclude?.length) context.exclude = options.exclude.map((s) => [s]);
+  }
+  return { context, options: axeOptions, tags: options.rules?.length ? [] : tags };
+}

@@ -1,0 +1,73 @@
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+let axeSource: string | undefined;
+
+/** axe-core's browser bundle, read once per process. */
+export function axeScript(): string {
+  axeSource ??= readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  return axeSource;
+}
+
+/** axe-core's version, from the same package the pages get. */
+export function axeVersion(): string {
+  return (require('axe-core/package.json') as { version: string }).version;
+}
+
+/**
+ * Tracks what a page still does after `load`: fetch/XHR in flight and DOM mutations.
+ * `__wcagaiSettle(quietMs, maxMs)` resolves at once for a page that did nothing after load,
+ * else once no request is pending and the DOM has been quiet for quietMs, capped at maxMs.
+ * A fixed quiet window would cost every static page its full length; this costs them nothing.
+ */
+const SETTLE_TRACKER = `(() => {
+  if (window !== window.top || window.__wcagaiSettle) return;
+  const state = { pending: 0, last: 0, afterLoad: false, loaded: false };
+  const now = () => performance.now();
+  const touch = () => { state.last = now(); if (state.loaded) state.afterLoad = true; };
+  const origFetch = window.fetch;
+  if (typeof origFetch === 'function') {
+    window.fetch = function (...args) {
+      state.pending++; touch();
+      let p;
+      try { p = origFetch.apply(this, args); } catch (e) { state.pending--; throw e; }
+      Promise.resolve(p).then(() => {}, () => {}).then(() => { state.pending--; touch(); });
+      return p;
+    };
+  }
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (...args) {
+    state.pending++; touch();
+    let done = false;
+    const end = () => { if (!done) { done = true; state.pending--; touch(); } };
+    this.addEventListener('loadend', end);
+    try { return send.apply(this, args); } catch (e) { end(); throw e; }
+  };
+  let observer = null;
+  addEventListener('load', () => {
+    state.loaded = true;
+    observer = new MutationObserver(touch);
+    observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+  }, { once: true });
+  Object.defineProperty(window, '__wcagaiSettle', { value: (quietMs, maxMs) => new Promise((resolve) => {
+    const start = now();
+    // The observer stops once settled, so axe-core's own DOM work is not tracked.
+    const done = (settled, t) => { if (observer) observer.disconnect(); resolve({ settled, ms: t - start }); };
+    const check = () => {
+      const t = now();
+      if (t - start >= maxMs) return done(false, t);
+      if (state.pending === 0 && (!state.afterLoad || t - state.last >= quietMs)) return done(true, t);
+      setTimeout(check, state.pending > 0 ? 20 : Math.max(5, quietMs - (t - state.last)));
+    };
+    setTimeout(check, 0);
+  }) });
+})();`;
+
+let preload: string | undefined;
+
+/** The script every frame of a pooled page gets before its own scripts run. */
+export function preloadScript(): string {
+  preload ??= `${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\n${SETTLE_TRACKER}`;
+  return preload;
+}

@@ -1,0 +1,221 @@
+import type { Browser, BrowserContext, CDPSession, Page } from 'puppeteer-core';
+import { WcagaiError } from '../errors/catalogue.js';
+import { closeBrowser, launchBrowser, processTreeRss } from './browser.js';
+
+/** One warm page in its own browser context: the unit a scan borrows. */
+export interface Slot {
+  context: BrowserContext;
+  page: Page;
+  session: CDPSession;
+  /** Browser generation the slot belongs to; a crash or recycle starts a new one. */
+  generation: number;
+}
+
+export interface PoolEvents {
+  onLaunch?(info: { pid: number | null; generation: number; reason: string }): void;
+  onDisconnect?(info: { pid: number | null; generation: number }): void;
+}
+
+export interface PoolOptions {
+  concurrency: number;
+  executablePath: string;
+  extraArgs?: readonly string[];
+  /** Restart the browser after this many scans (0 = never). */
+  maxScansPerBrowser: number;
+  /** Restart the browser when its process tree's RSS passes this (0 = never). */
+  maxBrowserRssBytes: number;
+  /** Prepares a fresh page once (preload scripts, interception); runs before it is first lent. */
+  setupPage(page: Page, session: CDPSession): Promise<void>;
+  events?: PoolEvents;
+}
+
+type Waiter = () => void;
+
+const RSS_CHECK_EVERY = 25;
+
+/**
+ * One Chromium per process and `concurrency` warm pages, each in its own browser context so
+ * cookies and storage never cross between slots. Pages are reused across scans; a page that
+ * failed is thrown away. The browser is relaunched after a crash and recycled by count or memory.
+ */
+export class BrowserPool {
+  private browser: Browser | null = null;
+  private launching: Promise<Browser> | null = null;
+  private generation = 0;
+  private freeSlots: Slot[] = [];
+  private active = 0;
+  private waiters: Waiter[] = [];
+  private recycleReason: string | null = null;
+  private restarting: Promise<void> | null = null;
+  private scansOnBrowser = 0;
+  private closed = false;
+  private launches = 0;
+  private stats = { scansDone: 0 };
+
+  constructor(private readonly options: PoolOptions) {}
+
+  /** Starts the browser and opens every page now, so the first scans do not pay for it. */
+  async warm(): Promise<void> {
+    const leases = await Promise.all(Array.from({ length: this.options.concurrency }, () => this.acquire()));
+    for (const slot of leases) this.release(slot, true, false);
+  }
+
+  /** Runs `fn` with a slot; `fn` reports whether the page is still clean and reusable. */
+  async use<T>(fn: (slot: Slot) => Promise<{ value: T; reusable: boolean }>): Promise<T> {
+    const slot = await this.acquire();
+    let reusable = false;
+    try {
+      const out = await fn(slot);
+      reusable = out.reusable;
+      return out.value;
+    } finally {
+      this.release(slot, reusable);
+    }
+  }
+
+  /** True when the slot's browser died or was replaced after it was lent. */
+  isStale(slot: Slot): boolean {
+    return slot.generation !== this.generation || !this.browser?.connected;
+  }
+
+  snapshot() {
+    return {
+      concurrency: this.options.concurrency,
+      active: this.active,
+      scansDone: this.stats.scansDone,
+      browserRestarts: Math.max(0, this.launches - 1),
+      browserPid: this.browser?.process()?.pid ?? null,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const browser = this.browser ?? (await this.launching?.catch(() => null)) ?? null;
+    this.browser = null;
+    this.freeSlots = [];
+    for (const wake of this.waiters.splice(0)) wake();
+    if (browser) await closeBrowser(browser);
+  }
+
+  private async acquire(): Promise<Slot> {
+    for (;;) {
+      if (this.closed) throw new WcagaiError('SCAN_ABORTED', 'browser pool is closed');
+      if (this.active < this.options.concurrency && this.recycleReason === null) break;
+      if (this.recycleReason !== null && this.active === 0) {
+        await this.restart(this.recycleReason);
+        continue;
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    this.active++;
+    try {
+      const free = this.freeSlots.pop();
+      if (free && !this.isStale(free)) return free;
+      return await this.openSlot();
+    } catch (err) {
+      this.active--;
+      this.wakeOne();
+      throw err;
+    }
+  }
+
+  private release(slot: Slot, reusable: boolean, counted = true): void {
+    this.active--;
+    if (counted) {
+      this.stats.scansDone++;
+      this.scansOnBrowser++;
+    }
+    if (reusable && !this.isStale(slot) && !this.closed) {
+      this.freeSlots.push(slot);
+    } else {
+      void slot.context.close().catch(() => undefined);
+    }
+    this.checkRecycle();
+    if (this.recycleReason !== null) {
+      for (const wake of this.waiters.splice(0)) wake();
+    } else {
+      this.wakeOne();
+    }
+  }
+
+  private wakeOne(): void {
+    this.waiters.shift()?.();
+  }
+
+  private checkRecycle(): void {
+    if (this.recycleReason !== null || !this.browser) return;
+    const { maxScansPerBrowser, maxBrowserRssBytes } = this.options;
+    if (maxScansPerBrowser > 0 && this.scansOnBrowser >= maxScansPerBrowser) {
+      this.recycleReason = `recycle after ${this.scansOnBrowser} scans`;
+    } else if (maxBrowserRssBytes > 0 && this.scansOnBrowser % RSS_CHECK_EVERY === 0) {
+      const pid = this.browser.process()?.pid;
+      const rss = pid ? processTreeRss(pid) : 0;
+      if (rss > maxBrowserRssBytes) this.recycleReason = `recycle at ${Math.round(rss / 2 ** 20)} MiB`;
+    }
+  }
+
+  private restart(reason: string): Promise<void> {
+    this.restarting ??= (async () => {
+      const old = this.browser;
+      this.browser = null;
+      this.freeSlots = [];
+      this.generation++;
+      if (old) await closeBrowser(old);
+      this.recycleReason = null;
+      await this.ensureBrowser(reason);
+    })().finally(() => {
+      this.restarting = null;
+    });
+    return this.restarting;
+  }
+
+  private async ensureBrowser(reason = 'start'): Promise<Browser> {
+    if (this.browser?.connected) return this.browser;
+    this.launching ??= (async () => {
+      if (this.browser) {
+        // Disconnected: make sure nothing of it survives before starting the next one.
+        await closeBrowser(this.browser, 1_000);
+        this.browser = null;
+      }
+      const browser = await launchBrowser({ executablePath: this.options.executablePath, extraArgs: this.options.extraArgs ?? [] });
+      this.launches++;
+      this.generation++;
+      this.scansOnBrowser = 0;
+      this.freeSlots = [];
+      this.browser = browser;
+      const generation = this.generation;
+      const pid = browser.process()?.pid ?? null;
+      browser.on('disconnected', () => {
+        if (this.generation === generation && this.browser === browser && !this.closed) {
+          this.generation++;
+          this.freeSlots = [];
+          this.options.events?.onDisconnect?.({ pid, generation });
+        }
+      });
+      this.options.events?.onLaunch?.({ pid, generation, reason });
+      if (this.closed) {
+        await closeBrowser(browser);
+        throw new WcagaiError('SCAN_ABORTED', 'browser pool is closed');
+      }
+      return browser;
+    })().finally(() => {
+      this.launching = null;
+    });
+    return this.launching;
+  }
+
+  private async openSlot(): Promise<Slot> {
+    const browser = await this.ensureBrowser(this.stats.scansDone > 0 ? 'relaunch after crash' : 'start');
+    const generation = this.generation;
+    const context = await browser.createBrowserContext();
+    try {
+      const page = await context.newPage();
+      const session = await page.createCDPSession();
+      await this.options.setupPage(page, session);
+      return { context, page, session, generation };
+    } catch (err) {
+      await context.close().catch(() => undefined);
+      throw err;
+    }
+  }
+}

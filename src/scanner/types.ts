@@ -1,0 +1,32 @@
+import type { PageResult, ScanOptions } from '../domain/scan.js';
+
+/** Resolves a host name to its IP addresses (injectable so tests can model DNS answers). */
+export type Resolver = (hostname: string) => Promise<string[]>;
+
+/** Which targets a scan may reach. */
+export interface TargetPolicy {
+  /** Allow private, loopback, link-local, unique-local and metadata addresses. */
+  allowPrivate: boolean;
+  /** Hosts (name or IP, optionally host:port) always allowed, even when private. */
+  allowedHosts: readonly string[];
+  resolve: Resolver;
+}
+
+export interface ScanRequestOptions {
+  signal?: AbortSignal;
+}
+
+/** The scan engine seen from outside: a warm pool that turns a URL into a page result. */
+export interface Scanner {
+  scan(url: string, options: ScanOptions, request?: ScanRequestOptions): Promise<PageResult>;
+  stats(): ScannerStats;
+  close(): Promise<void>;
+}
+
+export interface ScannerStats {
+  concurrency: number;
+  active: number;
+  scansDone: number;
+  browserRestarts: number;
+  browserPid: number | null;
+}

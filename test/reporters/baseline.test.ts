@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import type { Report } from '../../src/domain/scan.js';
+import { WcagaiError } from '../../src/errors/catalogue.js';
+import { applyBaseline, gateCount, loadBaseline } from '../../src/reporters/baseline.js';
+import { renderJson } from '../../src/reporters/json.js';
+import { allNodes, makeReport } from './fixture.js';
+
+/** The fixture as it was "last week": some findings gone since, one since fixed, one page unknown. */
+function makeBaseline(): Report {
+  const baseline = makeReport();
+  const home = baseline.pages[0]!;
+  // image-alt: one node still there, one not yet present last week, one fixed since.
+  const imageAlt = home.violations[0]!;
+  imageAlt.nodes = [imageAlt.nodes[0]!, { ...imageAlt.nodes[0]!, fingerprint: 'fp-img-old', target: ['img.old'] }];
+  // color-contrast persisted entirely; region and heading-order are new.
+  home.violations = [imageAlt, home.violations[1]!];
+  // A page scanned last week but not now must not leak into the current report.
+  baseline.pages.push({ ...structuredClone(home), url: 'https://example.com/gone' });
+  // The error page had a finding last week; it failed now, so that finding is not "fixed".
+  baseline.pages[2] = {
+    ...baseline.pages[1]!,
+    url: 'https://example.com/down',
+    violations: [{ ...structuredClone(imageAlt), nodes: [{ ...imageAlt.nodes[0]!, fingerprint: 'fp-down' }] }],
+  };
+  return baseline;
+}
+
+describe('applyBaseline', () => {
+  it('classifies current nodes as new or persisting by fingerprint and lists fixed ones', () => {
+    const result = applyBaseline(makeReport(), makeBaseline());
+    const status = Object.fromEntries(allNodes(result).map(({ node }) => [node.fingerprint, node.baseline]));
+    expect(status).toEqual({
+      'fp-img-1': 'persisting',
+      'fp-img-2': 'new',
+      'fp-cc-a': 'persisting',
+      'fp-cc-b': 'persisting',
+      'fp-cc-c': 'persisting',
+      'fp-cc-d': 'persisting',
+      'fp-cc-e': 'persisting',
+      'fp-region': 'new',
+      'fp-heading': 'new',
+    });
+    expect(result.pages[0]!.fixed).toEqual([{ id: 'image-alt', fingerprint: 'fp-img-old', target: ['img.old'] }]);
+    expect(result.pages[1]!.fixed).toEqual([]);
+    expect(result.pages[2]!.fixed).toEqual([]);
+    expect(result.pages.map((p) => p.url)).not.toContain('https://example.com/gone');
+    expect(result.summary.baseline).toEqual({ new: 3, persisting: 6, fixed: 1 });
+  });
+
+  it('treats every node of a page missing from the baseline as new', () => {
+    const baseline = makeBaseline();
+    baseline.pages = baseline.pages.filter((p) => p.url !== 'https://example.com/');
+    const result = applyBaseline(makeReport(), baseline);
+    expect(allNodes(result).every(({ node }) => node.baseline === 'new')).toBe(true);
+    expect(result.summary.baseline).toEqual({ new: 9, persisting: 0, fixed: 0 });
+  });
+
+  it('leaves its inputs untouched', () => {
+    const report = makeReport();
+    const before = structuredClone(report);
+    applyBaseline(report, makeBaseline());
+    expect(report).toEqual(before);
+  });
+});
+
+describe('gateCount', () => {
+  it('counts nodes at or above the threshold without a baseline', () => {
+    const report = makeReport();
+    expect(gateCount(report, 'critical', false)).toBe(2);
+    expect(gateCount(report, 'serious', false)).toBe(7);
+    expect(gateCount(report, 'moderate', false)).toBe(8);
+    expect(gateCount(report, 'minor', false)).toBe(9);
+  });
+
+  it('counts only new nodes once a baseline was applied', () => {
+    const result = applyBaseline(makeReport(), makeBaseline());
+    // New: fp-img-2 (critical), fp-region (moderate), fp-heading (minor).
+    expect(gateCount(result, 'critical', true)).toBe(1);
+    expect(gateCount(result, 'serious', true)).toBe(1);
+    expect(gateCount(result, 'moderate', true)).toBe(2);
+    expect(gateCount(result, 'minor', true)).toBe(3);
+    expect(gateCount(result, 'minor', false)).toBe(9);
+  });
+});
+
+describe('loadBaseline', () => {
+  it('reads back a JSON report', () => {
+    const report = makeReport();
+    expect(loadBaseline(renderJson(report), 'base.json')).toEqual(report);
+    expect(loadBaseline(`\uFEFF${renderJson(report)}`, 'base.json').pages).toHaveLength(3);
+  });
+
+  const junk: Array<[string, string, RegExp]> = [
+    ['not JSON', 'hello', /\(invalid JSON: /],
+    ['empty file', '', /\(invalid JSON: /],
+    ['array', '[]', /\(expected object, got array\)/],
+    ['SARIF log', '{"version":"2.1.0","runs":[]}', /\(tool is missing \(expected object\)\)/],
+    ['no pages', '{"tool":{"name":"wcagai","version":"1"}}', /\(pages is missing/],
+    ['bad url', '{"tool":{"name":"wcagai","version":"1"},"pages":[{"url":1,"violations":[]}]}', /\(pages\[0\]\.url: expected string, got number\)/],
+    [
+      'node without fingerprint',
+      '{"tool":{"name":"wcagai","version":"1"},"pages":[{"url":"u","violations":[{"id":"r","nodes":[{"target":[]}]}]}]}',
+      /\(pages\[0\]\.violations\[0\]\.nodes\[0\]\.fingerprint is missing \(expected string\)\)/,
+    ],
+  ];
+
+  it.each(junk)('rejects %s with a USAGE error naming the source', (_name, text, detail) => {
+    let caught: unknown;
+    try {
+      loadBaseline(text, 'base.json');
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(WcagaiError);
+    const error = caught as WcagaiError;
+    expect(error.code).toBe('USAGE');
+    expect(error.message).toMatch(/^base\.json: not a wcagai JSON report \(.+\)$/);
+    expect(error.message).toMatch(detail);
+  });
+});

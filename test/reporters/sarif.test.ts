@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { applyBaseline } from '../../src/reporters/baseline.js';
+import { renderSarif } from '../../src/reporters/sarif.js';
+import { makeReport } from './fixture.js';
+
+interface SarifResult {
+  ruleId: string;
+  ruleIndex: number;
+  level: string;
+  message: { text: string };
+  locations: Array<{
+    physicalLocation: { artifactLocation: { uri: string }; region?: { startLine: number; snippet?: { text: string } } };
+    logicalLocations: Array<{ fullyQualifiedName: string; kind: string }>;
+  }>;
+  partialFingerprints: Record<string, string>;
+  baselineState?: string;
+}
+
+interface SarifRule {
+  id: string;
+  shortDescription: { text: string };
+  fullDescription: { text: string };
+  helpUri?: string;
+  properties: { tags: string[] };
+  defaultConfiguration: { level: string };
+}
+
+function parse(text: string) {
+  const log = JSON.parse(text) as {
+    $schema: string;
+    version: string;
+    runs: Array<{
+      tool: { driver: { name: string; version: string; informationUri: string; rules: SarifRule[] } };
+      invocations: Array<{
+        executionSuccessful: boolean;
+        toolExecutionNotifications: Array<{ level: string; message: { text: string }; descriptor: { id: string } }>;
+      }>;
+      results: SarifResult[];
+    }>;
+  };
+  expect(log.runs).toHaveLength(1);
+  return { log, run: log.runs[0]! };
+}
+
+describe('renderSarif', () => {
+  it('writes a SARIF 2.1.0 log with the tool from the report', () => {
+    const { log, run } = parse(renderSarif(makeReport()));
+    expect(log.$schema).toBe('https://json.schemastore.org/sarif-2.1.0.json');
+    expect(log.version).toBe('2.1.0');
+    expect(run.tool.driver).toMatchObject({ name: 'wcagai', version: '0.1.0' });
+    expect(() => new URL(run.tool.driver.informationUri)).not.toThrow();
+  });
+
+  it('declares each violated rule once, with results pointing at it by id and index', () => {
+    const { run } = parse(renderSarif(makeReport()));
+    const rules = run.tool.driver.rules;
+    expect(rules.map((r) => r.id)).toEqual(['image-alt', 'color-contrast', 'region', 'heading-order']);
+    expect(rules[0]).toMatchObject({
+      shortDescription: { text: 'Images must have alternative text' },
+      fullDescription: { text: 'Ensures <img> elements have alternate text' },
+      helpUri: 'https://dequeuniversity.com/rules/axe/4.11/image-alt',
+      defaultConfiguration: { level: 'error' },
+    });
+    expect(rules[0]!.properties.tags).toEqual(['accessibility', 'cat.text-alternatives', 'wcag2a', 'wcag111']);
+    expect(run.results).toHaveLength(9);
+    for (const result of run.results) expect(rules[result.ruleIndex]!.id).toBe(result.ruleId);
+  });
+
+  it('maps impact to level: critical/serious error, moderate warning, minor note', () => {
+    const { run } = parse(renderSarif(makeReport()));
+    const levels = Object.fromEntries(run.results.map((r) => [r.ruleId, r.level]));
+    expect(levels).toEqual({ 'image-alt': 'error', 'color-contrast': 'error', region: 'warning', 'heading-order': 'note' });
+  });
+
+  it('locates each node on its page with its CSS target, snippet and fingerprint', () => {
+    const { run } = parse(renderSarif(makeReport()));
+    const first = run.results[0]!;
+    expect(first.message.text).toBe('Images must have alternative text\n=HYPERLINK("http://evil")');
+    const location = first.locations[0]!;
+    expect(location.physicalLocation.artifactLocation.uri).toBe('https://example.com/');
+    expect(location.physicalLocation.region?.snippet?.text).toContain('<script>');
+    expect(location.logicalLocations[0]).toEqual({ fullyQualifiedName: 'img.hero', kind: 'element' });
+    expect(run.results.map((r) => r.partialFingerprints['wcagai/v1'])).toEqual([
+      'fp-img-1', 'fp-img-2', 'fp-cc-a', 'fp-cc-b', 'fp-cc-c', 'fp-cc-d', 'fp-cc-e', 'fp-region', 'fp-heading',
+    ]);
+    expect(run.results.every((r) => r.baselineState === undefined)).toBe(true);
+  });
+
+  it('sets baselineState new / unchanged once a baseline was applied', () => {
+    const report = makeReport();
+    const baseline = makeReport();
+    baseline.pages[0]!.violations = baseline.pages[0]!.violations.slice(0, 1);
+    const { run } = parse(renderSarif(applyBaseline(report, baseline)));
+    const states = Object.fromEntries(run.results.map((r) => [r.partialFingerprints['wcagai/v1'], r.baselineState]));
+    expect(states['fp-img-1']).toBe('unchanged');
+    expect(states['fp-cc-a']).toBe('new');
+    expect(states['fp-heading']).toBe('new');
+  });
+
+  it('reports pages that could not be scanned as error notifications of a failed invocation', () => {
+    const { run } = parse(renderSarif(makeReport()));
+    const invocation = run.invocations[0]!;
+    expect(invocation.executionSuccessful).toBe(false);
+    expect(invocation.toolExecutionNotifications).toHaveLength(1);
+    const note = invocation.toolExecutionNotifications[0]!;
+    expect(note.level).toBe('error');
+    expect(note.descriptor.id).toBe('NAVIGATION_TIMEOUT');
+    expect(note.message.text).toContain('https://example.com/down');
+  });
+
+  it('marks a scan where every page loaded as successful', () => {
+    const report = makeReport();
+    report.pages = report.pages.filter((p) => p.status === 'ok');
+    const { run } = parse(renderSarif(report));
+    expect(run.invocations[0]!.executionSuccessful).toBe(true);
+    expect(run.invocations[0]!.toolExecutionNotifications).toEqual([]);
+  });
+
+  it('keeps rules within GitHub limits: at most 20 tags, no invalid helpUri', () => {
+    const report = makeReport();
+    const v = report.pages[0]!.violations[0]!;
+    v.tags = Array.from({ length: 30 }, (_, i) => `tag${i}`);
+    v.helpUrl = 'not a url';
+    const { run } = parse(renderSarif(report));
+    const rule = run.tool.driver.rules[0]!;
+    expect(rule.properties.tags).toHaveLength(20);
+    expect(rule.helpUri).toBeUndefined();
+  });
+});
