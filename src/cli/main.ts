@@ -12,6 +12,12 @@ const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
+const portNumber = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(1, 'wcagai.usage', `--port must be 0-65535, got "${value}"`);
+  return n;
+};
+
 /**
  * Builds the program. Command modules are imported only when their command runs, so
  * `wcagai --help` never loads Chromium, Redis or React.
@@ -48,6 +54,27 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .action(async (urls: string[], opts: Record<string, unknown>) => {
       const { runScanCommand } = await import('../commands/scan.js');
       setExit(await runScanCommand(urls, opts));
+    });
+
+  program
+    .command('serve')
+    .description('run the scan API, with an embedded worker unless --no-worker')
+    .option('--port <port>', 'port to listen on (default PORT or 8080)', portNumber)
+    .option('--host <host>', 'address to bind (default HOST or 127.0.0.1)')
+    .option('--workers <n>', 'scan concurrency of the embedded worker (default WORKER_CONCURRENCY)', positiveInt('--workers'))
+    .option('--no-worker', 'API only: scans run in separate `wcagai worker` processes')
+    .action(async (opts: { port?: number; host?: string; workers?: number; worker: boolean }) => {
+      const { runServe } = await import('../commands/serve.js');
+      setExit((await runServe(opts)) as ExitCode);
+    });
+
+  program
+    .command('worker')
+    .description('run scan workers against the queue at REDIS_URL')
+    .option('--concurrency <n>', 'scans at once (default WORKER_CONCURRENCY)', positiveInt('--concurrency'))
+    .action(async (opts: { concurrency?: number }) => {
+      const { runWorker } = await import('../commands/worker.js');
+      setExit((await runWorker(opts)) as ExitCode);
     });
 
   return program;

@@ -34,6 +34,21 @@ export const ERRORS = {
   AXE_FAILED: { status: 500, title: 'Accessibility checks failed', retryable: true },
   SCAN_ABORTED: { status: 503, title: 'Scan was aborted', retryable: true },
   INTERNAL: { status: 500, title: 'Internal error', retryable: true },
+  // Service
+  VALIDATION_FAILED: { status: 400, title: 'Request validation failed', retryable: false },
+  BAD_REQUEST: { status: 400, title: 'Bad request', retryable: false },
+  UNAUTHORIZED: { status: 401, title: 'Authentication required', retryable: false },
+  FORBIDDEN: { status: 403, title: 'Forbidden', retryable: false },
+  NOT_FOUND: { status: 404, title: 'Not found', retryable: false },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', retryable: false },
+  CONFLICT: { status: 409, title: 'Conflict', retryable: false },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large', retryable: false },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', retryable: false },
+  RATE_LIMITED: { status: 429, title: 'Too many requests', retryable: true },
+  QUEUE_FULL: { status: 503, title: 'Scan queue is full', retryable: true },
+  OVERLOADED: { status: 503, title: 'Service is under pressure', retryable: true },
+  REDIS_UNAVAILABLE: { status: 503, title: 'Queue store unavailable', retryable: true },
+  SHUTTING_DOWN: { status: 503, title: 'Service is shutting down', retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

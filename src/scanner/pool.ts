@@ -12,8 +12,8 @@ export interface Slot {
 }
 
 export interface PoolEvents {
-  onLaunch?(info: { pid: number | null; generation: number; reason: string }): void;
-  onDisconnect?(info: { pid: number | null; generation: number }): void;
+  onLaunch?(info: { browserPid: number | null; generation: number; reason: string }): void;
+  onDisconnect?(info: { browserPid: number | null; generation: number }): void;
 }
 
 export interface PoolOptions {
@@ -189,10 +189,10 @@ export class BrowserPool {
         if (this.generation === generation && this.browser === browser && !this.closed) {
           this.generation++;
           this.freeSlots = [];
-          this.options.events?.onDisconnect?.({ pid, generation });
+          this.options.events?.onDisconnect?.({ browserPid: pid, generation });
         }
       });
-      this.options.events?.onLaunch?.({ pid, generation, reason });
+      this.options.events?.onLaunch?.({ browserPid: pid, generation, reason });
       if (this.closed) {
         await closeBrowser(browser);
         throw new WcagaiError('SCAN_ABORTED', 'browser pool is closed');

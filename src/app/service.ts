@@ -1,0 +1,113 @@
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { buildServer } from '../http/server.js';
+import { runWithContext } from '../observability/context.js';
+import { keysFor, type Keys } from '../queue/keys.js';
+import { ScanProducer, toRedisError } from '../queue/producer.js';
+import { producerConnection, waitReady, workerConnection } from '../queue/redis.js';
+import { ResultStore } from '../queue/store.js';
+import { CompletionWaiter } from '../queue/waiter.js';
+import { startScanWorker, type ScanWorker } from '../queue/worker.js';
+import { createScanner } from '../scanner/engine.js';
+import type { Scanner } from '../scanner/types.js';
+import { policyOf, scannerConfigOf } from './scanner-config.js';
+
+export interface ServiceOptions {
+  /** Serve the HTTP API. */
+  api: boolean;
+  /** Scan concurrency of the worker in this process; 0 runs no worker. */
+  workerConcurrency: number;
+  env: Record<string, string | undefined>;
+}
+
+/** A running API and/or worker with everything it owns, closed in order by `close`. */
+export interface Service {
+  config: Config;
+  keys: Keys;
+  app: FastifyInstance | null;
+  worker: ScanWorker | null;
+  scanner: Scanner | null;
+  queue: Queue;
+  redis: Redis;
+  /** Ordered shutdown: stop accepting, finish in-flight requests, drain or release scans, close browser and Redis. */
+  close(deadlineMs?: number): Promise<{ released: boolean }>;
+}
+
+/** Composition root of `serve` and `worker`: builds every dependency from the configuration. */
+export async function startService(config: Config, logger: Logger, options: ServiceOptions): Promise<Service> {
+  const keys = keysFor(config.QUEUE_PREFIX);
+  const redis = producerConnection(config.REDIS_URL);
+  redis.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'redis connection error'));
+  const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', () => undefined);
+  const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
+  const producer = new ScanProducer(queue, redis, keys, store, {
+    attempts: config.SCAN_ATTEMPTS,
+    backoffMs: config.SCAN_BACKOFF,
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
+    inflightTtlMs: 3_600_000,
+  });
+  const owned: Array<() => Promise<unknown>> = [];
+
+  let app: FastifyInstance | null = null;
+  let waiter: CompletionWaiter | null = null;
+  let scanner: Scanner | null = null;
+  let worker: ScanWorker | null = null;
+  let workerRedis: Redis | null = null;
+  try {
+    await waitReady(redis, 10_000);
+    if (options.workerConcurrency > 0) {
+      scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
+      workerRedis = workerConnection(config.REDIS_URL);
+      workerRedis.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'worker redis error'));
+      const workerStore = new ResultStore(workerRedis, keys, config.RESULT_TTL, config.CACHE_TTL);
+      worker = startScanWorker({
+        connection: workerRedis,
+        keys,
+        scanner,
+        store: workerStore,
+        logger,
+        concurrency: options.workerConcurrency,
+        scanTimeoutMs: config.SCAN_TIMEOUT,
+        withContext: (ctx, fn) => runWithContext(ctx, fn),
+      });
+    }
+    if (options.api) {
+      waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
+      await waiter.ready();
+      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError });
+    }
+  } catch (err) {
+    await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close()]);
+    redis.disconnect();
+    workerRedis?.disconnect();
+    throw err;
+  }
+
+  let closing: Promise<{ released: boolean }> | null = null;
+  return {
+    config,
+    keys,
+    app,
+    worker,
+    scanner,
+    queue,
+    redis,
+    close(deadlineMs = config.SHUTDOWN_TIMEOUT) {
+      closing ??= (async () => {
+        const started = Date.now();
+        const left = () => Math.max(1_000, deadlineMs - (Date.now() - started));
+        // Stop accepting first; in-flight requests (including Prefer: wait) are answered.
+        if (app) await Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]);
+        const { released } = worker ? await worker.close(left()) : { released: false };
+        await Promise.allSettled([scanner?.close(), waiter?.close(), queue.close(), ...owned.map((f) => f())]);
+        await Promise.allSettled([redis.quit(), workerRedis?.quit()]);
+        return { released };
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { installProcessHandlers } from '../app/lifecycle.js';
+import { runtimeFromEnv } from '../app/runtime.js';
+import { startService } from '../app/service.js';
+
+export interface ServeFlags {
+  port?: number;
+  host?: string;
+  workers?: number;
+  worker: boolean;
+}
+
+/** `wcagai serve`: the API plus, unless --no-worker, an embedded worker. Resolves when shut down. */
+export async function runServe(flags: ServeFlags): Promise<number> {
+  const overrides: Record<string, string> = {};
+  if (flags.port !== undefined) overrides.PORT = String(flags.port);
+  if (flags.host) overrides.HOST = flags.host;
+  const { config, logger, env } = runtimeFromEnv(overrides, 'wcagai');
+  const concurrency = flags.worker ? (flags.workers ?? config.WORKER_CONCURRENCY) : 0;
+  const service = await startService(config, logger, { api: true, workerConcurrency: concurrency, env });
+  let exitCode = 0;
+  const finished = new Promise<void>((resolve) => {
+    installProcessHandlers(logger, async (reason) => {
+      if (reason === 'uncaughtException') exitCode = 1;
+      await service.close();
+      resolve();
+    });
+  });
+  const address = await service.app!.listen({ port: config.PORT, host: config.HOST });
+  logger.info({ event: 'serve.listening', address, worker: concurrency > 0, concurrency }, `wcagai listening on ${address}`);
+  await finished;
+  return exitCode;
+}

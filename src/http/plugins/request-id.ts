@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { runWithContext } from '../../observability/context.js';
+
+const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The caller's X-Request-ID when well formed, else a new `req_<random>`. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && VALID_ID.test(value) ? value : `req_${randomBytes(9).toString('base64url')}`;
+}
+
+/** The trace id of a W3C traceparent header (not all zeros), if present. */
+export function traceIdFrom(header: string | string[] | undefined): string | undefined {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase();
+  const m = value ? TRACEPARENT.exec(value) : null;
+  return m && !/^0+$/.test(m[1]!) ? m[1] : undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    traceId?: string;
+  }
+}
+
+/**
+ * Correlation ids: the request id (Fastify's request.id, from genReqId) is echoed on every answer
+ * and carried in AsyncLocalStorage, so every log line and the queued job get it without passing it by hand.
+ */
+export function requestIdPlugin(app: FastifyInstance): void {
+  app.addHook('onRequest', (request: FastifyRequest, reply, done) => {
+    const traceId = traceIdFrom(request.headers.traceparent);
+    if (traceId) request.traceId = traceId;
+    reply.header('x-request-id', request.id);
+    runWithContext({ requestId: String(request.id), ...(traceId ? { traceId } : {}) }, done);
+  });
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { batchRequestSchema } from '../../domain/request.js';
+import { WcagaiError } from '../../errors/catalogue.js';
+import type { ScanStatus } from '../../queue/job.js';
+import { admitOptions, admitUrl } from '../../queue/submission.js';
+import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
+import { ValidationError } from '../problem.js';
+import type { ServerDeps } from '../server.js';
+import { parseOrThrow } from '../validation.js';
+import { methodGuard } from './method-guard.js';
+
+const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;
+
+/** Batch routes: many URLs (or a sitemap) with shared options, and their progress. */
+export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const { producer, store, config } = deps;
+  const max = config.MAX_BATCH_URLS;
+
+  app.post('/api/batches', async (request, reply) => {
+    const body = parseOrThrow(batchRequestSchema, request.body);
+    const options = admitOptions(body);
+    let raw: string[];
+    if (body.sitemap) {
+      const sitemap = await admitUrl(body.sitemap, deps.policy, 'sitemap');
+      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000 }).catch((err: Error) => {
+        throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
+      });
+      if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
+    } else {
+      raw = body.urls!;
+      if (raw.length > max) throw new ValidationError([{ field: 'urls', message: `at most ${max} URLs per batch, got ${raw.length}` }]);
+    }
+    const urls = await Promise.all(raw.map((u, i) => admitUrl(u, deps.policy, body.sitemap ? `sitemap[${i}]` : `urls[${i}]`)));
+    const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
+    const id = `batch_${randomBytes(12).toString('base64url')}`;
+    const requestId = String(request.id);
+    const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id });
+    await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
+    request.log.info({ event: 'batch.queued', batchId: id, total: unique.length }, 'batch submitted');
+    const self = `/api/batches/${id}`;
+    return reply.code(202).header('location', self).send({ id, status: 'queued', total: unique.length, links: { self } });
+  });
+  methodGuard(app, '/api/batches', ['POST']);
+
+  app.get<{ Params: { id: string } }>('/api/batches/:id', async (request) => {
+    const { id } = request.params;
+    const batch = BATCH_ID.test(id) ? await store.getBatch(id) : null;
+    if (!batch) throw new WcagaiError('NOT_FOUND', `no batch with id ${id}`);
+    const finals = await store.getMany(batch.ids);
+    const scans = await Promise.all(
+      batch.ids.map(async (scanId, i) => {
+        const view = finals[i] ?? (await producer.view(scanId));
+        return { id: scanId, url: view?.url ?? null, status: (view?.status ?? 'failed') as ScanStatus, ...(view?.error ? { error: view.error.code } : {}) };
+      }),
+    );
+    const counts: Record<ScanStatus, number> = { queued: 0, active: 0, completed: 0, failed: 0 };
+    for (const s of scans) counts[s.status]++;
+    const finished = counts.completed + counts.failed === scans.length;
+    return { id, createdAt: batch.createdAt, status: finished ? 'completed' : counts.active + counts.completed + counts.failed > 0 ? 'active' : 'queued', total: scans.length, counts, scans };
+  });
+  methodGuard(app, '/api/batches/:id', ['GET']);
+}

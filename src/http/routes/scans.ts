@@ -1,0 +1,117 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { scanRequestSchema } from '../../domain/request.js';
+import type { Report } from '../../domain/scan.js';
+import { toolInfo } from '../../domain/version.js';
+import { WcagaiError } from '../../errors/catalogue.js';
+import type { ScanView } from '../../queue/job.js';
+import { admitOptions, admitUrl } from '../../queue/submission.js';
+import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
+import { summarize } from '../../reporters/summary.js';
+import { axeVersion } from '../../scanner/page-script.js';
+import { ValidationError } from '../problem.js';
+import type { ServerDeps } from '../server.js';
+import { parseOrThrow } from '../validation.js';
+import { methodGuard } from './method-guard.js';
+
+const MAX_WAIT_SECONDS = 120;
+const SCAN_ID = /^scan_[A-Za-z0-9_-]{1,64}$/;
+
+/** The `wait` preference of an RFC 7240 `Prefer` header, capped at 120 s. */
+export function preferWait(header: string | string[] | undefined): number | null {
+  const value = Array.isArray(header) ? header.join(',') : header;
+  if (!value) return null;
+  for (const part of value.split(',')) {
+    const m = /^\s*wait\s*=\s*"?(\d+)"?\s*$/i.exec(part.split(';')[0] ?? '');
+    if (m) return Math.min(Number(m[1]), MAX_WAIT_SECONDS);
+  }
+  return null;
+}
+
+const CONTENT_TYPES: Record<ReportFormat, string> = {
+  json: 'application/json; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+  sarif: 'application/sarif+json; charset=utf-8',
+  junit: 'application/xml; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  pretty: 'text/plain; charset=utf-8',
+};
+
+function accepted(reply: FastifyReply, id: string, extra: Record<string, unknown> = {}) {
+  const self = `/api/scans/${id}`;
+  return reply
+    .code(202)
+    .header('location', self)
+    .send({ id, status: 'queued', ...extra, links: { self, report: `${self}/report` } });
+}
+
+/** A stored scan as a one-page report, rendered by the same reporters as `wcagai scan`. */
+export function reportOf(view: ScanView): Report {
+  const pages = view.result ? [view.result] : [];
+  return {
+    tool: toolInfo(),
+    axeVersion: view.result?.rules.axeVersion ?? axeVersion(),
+    startedAt: view.startedAt ?? view.createdAt ?? new Date().toISOString(),
+    finishedAt: view.finishedAt ?? new Date().toISOString(),
+    options: view.options,
+    summary: summarize(pages),
+    pages,
+  };
+}
+
+/** Scan routes: submit (with cache, dedup, admission control and `Prefer: wait`), read, report. */
+export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const { producer, waiter } = deps;
+
+  async function findView(request: FastifyRequest<{ Params: { id: string } }>): Promise<ScanView> {
+    const { id } = request.params;
+    const view = SCAN_ID.test(id) ? await producer.view(id) : null;
+    if (!view) throw new WcagaiError('NOT_FOUND', `no scan with id ${id}`);
+    return view;
+  }
+
+  const submit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = parseOrThrow(scanRequestSchema, request.body);
+    const url = await admitUrl(body.url, deps.policy);
+    const options = admitOptions(body);
+    const requestId = String(request.id);
+    const { id, outcome } = await producer.submit(url, options, { priority: body.priority, requestId });
+    request.log.info({ event: 'scan.queued', jobId: id, outcome, url }, 'scan submitted');
+    if (outcome === 'cached') {
+      const view = await producer.view(id);
+      if (view) return reply.code(200).header('content-location', `/api/scans/${id}`).send({ ...view, cached: true });
+    }
+    const wait = preferWait(request.headers.prefer);
+    if (wait !== null && wait > 0) {
+      const isDone = async () => {
+        const v = await producer.view(id);
+        return v?.status === 'completed' || v?.status === 'failed';
+      };
+      const finished = await waiter.wait(id, wait * 1_000, isDone);
+      reply.header('preference-applied', `wait=${wait}`);
+      if (finished) {
+        const view = await producer.view(id);
+        if (view) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+      }
+    }
+    return accepted(reply, id, outcome === 'inflight' ? { deduplicated: true } : {});
+  };
+
+  app.post('/api/scans', submit);
+  app.post('/api/scan', submit);
+  methodGuard(app, '/api/scans', ['POST']);
+  methodGuard(app, '/api/scan', ['POST']);
+
+  app.get<{ Params: { id: string } }>('/api/scans/:id', async (request) => findView(request));
+  methodGuard(app, '/api/scans/:id', ['GET']);
+
+  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/api/scans/:id/report', async (request, reply) => {
+    const format = request.query.format ?? 'json';
+    if (!isReportFormat(format)) throw new ValidationError([{ field: 'format', message: 'expected json, html, sarif, junit, csv or pretty' }], 'invalid query');
+    const view = await findView(request);
+    if (view.status !== 'completed' && view.status !== 'failed') {
+      throw new WcagaiError('CONFLICT', `scan ${view.id} is ${view.status}; its report exists once it has finished`);
+    }
+    return reply.type(CONTENT_TYPES[format]).send(render(reportOf(view), format));
+  });
+  methodGuard(app, '/api/scans/:id/report', ['GET']);
+}

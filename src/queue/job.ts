@@ -1,0 +1,59 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { scanOptionsSchema, type Priority } from '../domain/request.js';
+import type { PageResult, ScanErrorInfo, ScanOptions } from '../domain/scan.js';
+
+/** Bumped when the job payload changes shape; workers refuse payloads they do not know. */
+export const JOB_SCHEMA_VERSION = 1;
+
+export const jobDataSchema = z.object({
+  v: z.literal(JOB_SCHEMA_VERSION),
+  url: z.string(),
+  options: scanOptionsSchema,
+  cacheKey: z.string(),
+  requestId: z.string().optional(),
+  batchId: z.string().optional(),
+  dlqId: z.string().optional(),
+});
+export type ScanJobData = z.output<typeof jobDataSchema>;
+
+export const PRIORITY: Record<Priority, number> = { high: 1, normal: 5, low: 10 };
+
+/** A new scan id: URL-safe, not numeric (BullMQ refuses integer-like custom ids). */
+export function newScanId(): string {
+  return `scan_${randomBytes(12).toString('base64url')}`;
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, canonical(v)]));
+  }
+  return value;
+}
+
+/** Identity of a scan request for cache and dedup: normalized URL (no fragment) + canonical options. */
+export function cacheKeyOf(url: string, options: ScanOptions): string {
+  const u = new URL(url);
+  u.hash = '';
+  return createHash('sha256').update(JSON.stringify([u.href, canonical(options)])).digest('hex').slice(0, 32);
+}
+
+export type ScanStatus = 'queued' | 'active' | 'completed' | 'failed';
+
+/** What `GET /api/scans/:id` answers. */
+export interface ScanView {
+  id: string;
+  status: ScanStatus;
+  url: string;
+  options: ScanOptions;
+  attempts: number;
+  createdAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  cached: boolean;
+  requestId?: string;
+  batchId?: string;
+  error?: ScanErrorInfo;
+  result?: PageResult;
+}

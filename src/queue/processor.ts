@@ -1,0 +1,86 @@
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { PageResult } from '../domain/scan.js';
+import type { Scanner } from '../scanner/types.js';
+import { jobDataSchema, type ScanJobData, type ScanView } from './job.js';
+import type { ResultStore } from './store.js';
+
+/** Error message form shared by processor and readers: "CODE: message". */
+export function failedReasonOf(code: string, message: string): string {
+  return `${code}: ${message}`;
+}
+
+/** Splits a BullMQ failedReason back into code and message. */
+export function parseFailedReason(reason: string | undefined): { code: string; message: string } {
+  const m = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(reason ?? '');
+  return m ? { code: m[1]!, message: m[2]! } : { code: 'INTERNAL', message: reason ?? 'failed' };
+}
+
+export interface ProcessorDeps {
+  scanner: Scanner;
+  store: ResultStore;
+  logger: Logger;
+  /** Runs `fn` with the job's request id and job id in the log context. */
+  withContext?<T>(ctx: { requestId?: string; jobId: string }, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface ScanJobOutcome {
+  status: 'completed';
+  violations: number;
+}
+
+function viewOf(job: Job<ScanJobData>, data: ScanJobData, result: PageResult | undefined, startedAt: number): ScanView {
+  return {
+    id: job.id!,
+    status: result?.status === 'ok' ? 'completed' : 'failed',
+    url: data.url,
+    options: data.options,
+    attempts: job.attemptsMade + 1,
+    createdAt: new Date(job.timestamp).toISOString(),
+    startedAt: new Date(startedAt).toISOString(),
+    finishedAt: new Date().toISOString(),
+    cached: false,
+    ...(data.requestId ? { requestId: data.requestId } : {}),
+    ...(data.batchId ? { batchId: data.batchId } : {}),
+    ...(result?.error ? { error: result.error } : {}),
+    ...(result ? { result } : {}),
+  };
+}
+
+/**
+ * The BullMQ processor: scans, stores the final record, and turns page errors into BullMQ's
+ * control flow: retryable ones throw (BullMQ retries with backoff), permanent ones throw
+ * UnrecoverableError (no retry). The record is written before the last throw, so readers
+ * never see a finished job without one.
+ */
+export function createScanProcessor(deps: ProcessorDeps) {
+  return async (job: Job<ScanJobData>, token?: string, signal?: AbortSignal): Promise<ScanJobOutcome> => {
+    const parsed = jobDataSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(failedReasonOf('INVALID_OPTIONS', `job payload not understood (schema ${String((job.data as { v?: unknown })?.v)})`));
+    const data = parsed.data;
+    const run = async () => {
+      const log = deps.logger.child({ jobId: job.id, ...(data.requestId ? { requestId: data.requestId } : {}) });
+      const startedAt = Date.now();
+      log.info({ event: 'scan.start', url: data.url, attempt: job.attemptsMade + 1 }, 'scan started');
+      const result = await deps.scanner.scan(data.url, data.options, signal ? { signal } : {});
+      if (signal?.aborted && token) {
+        // Shutdown reached its deadline: hand the job back untouched, without spending an attempt.
+        await job.moveToWait(token);
+        log.warn({ event: 'scan.released', url: data.url }, 'scan returned to the queue at shutdown');
+        throw new WaitingError();
+      }
+      if (result.status === 'ok') {
+        await deps.store.putFinal(viewOf(job, data, result, startedAt), data.cacheKey);
+        log.info({ event: 'scan.completed', url: data.url, violations: result.violations.length, ms: result.timings.totalMs }, 'scan completed');
+        return { status: 'completed' as const, violations: result.violations.length };
+      }
+      const error = result.error!;
+      const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      log.warn({ event: 'scan.failed', url: data.url, code: error.code, retryable: error.retryable, final: last }, error.message);
+      if (last) await deps.store.putFinal(viewOf(job, data, result, startedAt), data.cacheKey);
+      const reason = failedReasonOf(error.code, error.message);
+      throw error.retryable ? new Error(reason) : new UnrecoverableError(reason);
+    };
+    return deps.withContext ? deps.withContext({ jobId: job.id!, ...(data.requestId ? { requestId: data.requestId } : {}) }, run) : run();
+  };
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Scanner } from '../scanner/types.js';
+import { startHeartbeat } from './heartbeat.js';
+import type { ScanJobData } from './job.js';
+import type { Keys } from './keys.js';
+import { createScanProcessor, type ProcessorDeps, type ScanJobOutcome } from './processor.js';
+import type { ResultStore } from './store.js';
+
+export interface ScanWorkerOptions {
+  connection: Redis;
+  keys: Keys;
+  scanner: Scanner;
+  store: ResultStore;
+  logger: Logger;
+  concurrency: number;
+  /** The longest a scan may run; the job lock is longer, so a running scan is never judged stalled. */
+  scanTimeoutMs: number;
+  withContext?: ProcessorDeps['withContext'];
+  heartbeatMs?: number;
+  /** Extra figures for the heartbeat (breakers, for instance). */
+  heartbeatExtra?: () => Record<string, unknown>;
+}
+
+export interface ScanWorker {
+  id: string;
+  worker: Worker<ScanJobData, ScanJobOutcome>;
+  /** Stops taking jobs, lets active ones finish until `deadlineMs`, then returns the rest to the queue. */
+  close(deadlineMs: number): Promise<{ released: boolean }>;
+}
+
+/** A BullMQ worker running scans on the warm pool, with a heartbeat in Redis. */
+export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
+  const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const { scanner, logger } = options;
+  const lockDuration = Math.max(30_000, options.scanTimeoutMs + 15_000);
+  const worker = new Worker<ScanJobData, ScanJobOutcome>(
+    options.keys.queueName,
+    createScanProcessor({ scanner, store: options.store, logger, ...(options.withContext ? { withContext: options.withContext } : {}) }),
+    {
+      connection: options.connection,
+      prefix: options.keys.bullPrefix,
+      concurrency: options.concurrency,
+      lockDuration,
+      stalledInterval: Math.min(30_000, lockDuration),
+      maxStalledCount: 1,
+      autorun: true,
+    },
+  );
+  worker.on('error', (err) => logger.error({ event: 'worker.error', err }, 'worker error'));
+  let active = 0;
+  worker.on('active', () => active++);
+  const done = () => {
+    active = Math.max(0, active - 1);
+  };
+  worker.on('completed', done);
+  worker.on('failed', done);
+  const heartbeat = startHeartbeat(
+    options.connection,
+    options.keys,
+    id,
+    () => {
+      const s = scanner.stats();
+      return { concurrency: options.concurrency, active, scansDone: s.scansDone, browserRestarts: s.browserRestarts, browserPid: s.browserPid, ...(options.heartbeatExtra?.() ?? {}) };
+    },
+    options.heartbeatMs ?? 5_000,
+  );
+  logger.info({ event: 'worker.start', workerId: id, concurrency: options.concurrency }, 'worker started');
+
+  return {
+    id,
+    worker,
+    async close(deadlineMs: number) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = worker.close().then(() => false);
+      const expired = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), deadlineMs);
+      });
+      const released = await Promise.race([graceful, expired]);
+      clearTimeout(timer);
+      if (released) {
+        logger.warn({ event: 'worker.release', workerId: id }, 'shutdown deadline reached: returning active scans to the queue');
+        worker.cancelAllJobs('shutdown');
+        await Promise.race([graceful, new Promise((r) => setTimeout(r, 5_000))]);
+      }
+      await heartbeat.stop();
+      return { released };
+    },
+  };
+}
