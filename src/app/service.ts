@@ -78,7 +78,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     if (options.api) {
       waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
       await waiter.ready();
-      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError });
+      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner });
     }
   } catch (err) {
     await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close()]);

@@ -77,6 +77,17 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
       setExit((await runWorker(opts)) as ExitCode);
     });
 
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('check')
+    .description('validate the environment (and .env) and print the effective configuration, secrets masked')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { runConfigCheck } = await import('../commands/config.js');
+      setExit(runConfigCheck(opts) as ExitCode);
+    });
+
   return program;
 }
 

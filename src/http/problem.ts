@@ -76,6 +76,7 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
     const headers: Record<string, string> = {};
     const retryAfter = err.details?.retryAfterSeconds;
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter);
+    if (typeof err.details?.wwwAuthenticate === 'string') headers['www-authenticate'] = err.details.wwwAuthenticate;
     const extra: Record<string, unknown> = {};
     if (err.details?.field) extra.errors = [{ field: String(err.details.field), message: err.message }];
     return { code: err.code, detail: err.message, extra, headers, internal: err.status >= 500 && err.code === 'INTERNAL' };

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -6,14 +9,18 @@ import type { Keys } from '../queue/keys.js';
 import type { ScanProducer } from '../queue/producer.js';
 import type { ResultStore } from '../queue/store.js';
 import type { CompletionWaiter } from '../queue/waiter.js';
-import type { TargetPolicy } from '../scanner/types.js';
+import type { Scanner, TargetPolicy } from '../scanner/types.js';
+import { authPlugin, presentedApiKey } from './plugins/auth.js';
 import { requestIdFrom, requestIdPlugin } from './plugins/request-id.js';
+import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { classifyHttpError, problem, sendProblem } from './problem.js';
+import { adminQueueRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batches.js';
+import { healthRoutes, type HealthSection } from './routes/health.js';
 import { scanRoutes } from './routes/scans.js';
 import { workerRoutes } from './routes/workers.js';
 
-/** Everything the HTTP layer uses; built by the composition root, faked by nothing. */
+/** Everything the HTTP layer uses; built by the composition root. */
 export interface ServerDeps {
   config: Config;
   logger: Logger;
@@ -24,24 +31,46 @@ export interface ServerDeps {
   waiter: CompletionWaiter;
   policy: TargetPolicy;
   toRedisError(err: unknown): Error;
+  /** The scan engine of an embedded worker, for readiness and health. */
+  scanner?: Scanner | null;
+  /** Sections later subsystems add to /health/detailed. */
+  healthSections?: HealthSection[];
+  /** Extra routes and hooks registered after the core ones (DLQ, breakers, events). */
+  extend?: Array<(app: FastifyInstance) => void | Promise<void>>;
 }
+
+const OPEN_PATHS = /^\/(health|metrics)(\/|$|\?)/;
 
 /** Builds the API without listening (only `serve` listens; tests use `inject`). */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
-    bodyLimit: deps.config.BODY_LIMIT,
+    bodyLimit: config.BODY_LIMIT,
     // Prefer: wait holds a request up to 120 s without traffic; slow senders are bounded by requestTimeout.
     requestTimeout: 30_000,
     connectionTimeout: 130_000,
     keepAliveTimeout: 5_000,
-    return503OnClosing: true,
+    maxRequestsPerSocket: 10_000,
+    return503OnClosing: false,
+    http: { headersTimeout: 10_000, maxHeaderSize: 16_384 },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
   requestIdPlugin(app);
+  securityHeadersPlugin(app);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
   app.removeContentTypeParser('text/plain');
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    return sendProblem(reply, problem(request, 'SHUTTING_DOWN', 'the server is shutting down; retry on another instance'), { 'retry-after': '5' });
+  });
 
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
   app.setErrorHandler((err, request, reply) => {
@@ -51,8 +80,45 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
 
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY,
+    ...(config.MAX_HEAP_MB ? { maxHeapUsedBytes: config.MAX_HEAP_MB * 2 ** 20 } : {}),
+    ...(config.MAX_RSS_MB ? { maxRssBytes: config.MAX_RSS_MB * 2 ** 20 } : {}),
+    retryAfter: 10,
+    pressureHandler: (request, reply, type, value) => {
+      void sendProblem(reply, problem(request, 'OVERLOADED', `the server is under pressure (${type}: ${Math.round(Number(value))}); retry later`), { 'retry-after': '10' });
+    },
+  });
+
+  authPlugin(app, { adminToken: config.ADMIN_TOKEN, apiKeys: config.API_KEYS });
+
+  if (config.RATE_LIMIT_MAX > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: config.RATE_LIMIT_MAX,
+      timeWindow: config.RATE_LIMIT_WINDOW,
+      // Shared across every `serve` process through Redis; a Redis outage must not turn into 500s here.
+      redis: deps.redis,
+      nameSpace: `${deps.keys.bullPrefix}:rl:`,
+      skipOnError: true,
+      allowList: (request) => OPEN_PATHS.test(request.url),
+      keyGenerator: (request) => {
+        const key = presentedApiKey(request);
+        return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 24)}` : `ip:${request.ip}`;
+      },
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        code: 'RATE_LIMITED',
+        message: `rate limit of ${context.max} requests per ${context.after} exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`,
+      }),
+    });
+  }
+
+  healthRoutes(app, deps);
   scanRoutes(app, deps);
   batchRoutes(app, deps);
   workerRoutes(app, deps);
+  adminQueueRoutes(app, deps);
+  for (const extend of deps.extend ?? []) await extend(app);
   return app;
 }

@@ -1,0 +1,52 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { WcagaiError } from '../../errors/catalogue.js';
+
+/** Constant-time secret comparison: both sides hashed first, so neither length nor prefix leaks. */
+export function secretEquals(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The bearer token of a request, if any. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m?.[1];
+}
+
+/** The API key a request presents (Authorization: Bearer, or X-API-Key). */
+export function presentedApiKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  return bearerToken(request) ?? (typeof header === 'string' && header ? header : undefined);
+}
+
+export interface AuthOptions {
+  adminToken?: string | undefined;
+  apiKeys: readonly string[];
+}
+
+function unauthorized(what: string): WcagaiError {
+  return new WcagaiError('UNAUTHORIZED', `${what}`, { details: { wwwAuthenticate: 'Bearer realm="wcagai"' } });
+}
+
+/**
+ * Access control: `/admin/*` needs the admin token (and does not exist without one: 404, never
+ * open); `/api/*` needs an API key when API_KEYS is set. Health and metrics are handled elsewhere.
+ */
+export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
+  app.addHook('onRequest', async (request) => {
+    const path = request.url;
+    if (path === '/admin' || path.startsWith('/admin/')) {
+      if (!options.adminToken) throw new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them');
+      const token = bearerToken(request);
+      if (!token || !secretEquals(token, options.adminToken)) throw unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+      return;
+    }
+    if (options.apiKeys.length && (path === '/api' || path.startsWith('/api/'))) {
+      const key = presentedApiKey(request);
+      if (!key || !options.apiKeys.some((k) => secretEquals(key, k))) throw unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>');
+    }
+  });
+}
