@@ -3,8 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { DlqEntry } from '../domain/dlq.js';
+import { toolInfo } from '../domain/version.js';
+import { scanEventsToMetrics } from '../http/plugins/metrics.js';
 import { buildServer } from '../http/server.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { initErrorReporting, type ErrorReporter } from '../observability/sentry.js';
 import { runWithContext } from '../observability/context.js';
+import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer, toRedisError } from '../queue/producer.js';
 import { producerConnection, waitReady, workerConnection } from '../queue/redis.js';
@@ -13,6 +19,7 @@ import { CompletionWaiter } from '../queue/waiter.js';
 import { startScanWorker, type ScanWorker } from '../queue/worker.js';
 import { createScanner } from '../scanner/engine.js';
 import type { Scanner } from '../scanner/types.js';
+import { startDlqRuntime, type DlqRuntime } from './dlq.js';
 import { policyOf, scannerConfigOf } from './scanner-config.js';
 
 export interface ServiceOptions {
@@ -21,6 +28,8 @@ export interface ServiceOptions {
   /** Scan concurrency of the worker in this process; 0 runs no worker. */
   workerConcurrency: number;
   env: Record<string, string | undefined>;
+  /** Called once fleet-wide per scan captured into the DLQ (wcagai_dlq_captured_total). */
+  onDlqCapture?: (entry: DlqEntry) => void;
 }
 
 /** A running API and/or worker with everything it owns, closed in order by `close`. */
@@ -32,6 +41,8 @@ export interface Service {
   scanner: Scanner | null;
   queue: Queue;
   redis: Redis;
+  /** The dead-letter queue (its size() feeds wcagai_dlq_size). */
+  dlq: DeadLetterQueue;
   /** Ordered shutdown: stop accepting, finish in-flight requests, drain or release scans, close browser and Redis. */
   close(deadlineMs?: number): Promise<{ released: boolean }>;
 }
@@ -57,8 +68,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
   let scanner: Scanner | null = null;
   let worker: ScanWorker | null = null;
   let workerRedis: Redis | null = null;
+  let dlq: DlqRuntime | null = null;
+  let metrics: Metrics | null = null;
+  let reporter: ErrorReporter | null = null;
   try {
     await waitReady(redis, 10_000);
+    reporter = await initErrorReporting({ dsn: config.SENTRY_DSN, release: `wcagai@${toolInfo().version}`, environment: config.NODE_ENV, logger });
+    // Capture runs in every process; retention's worker only where scans run.
+    dlq = await startDlqRuntime(config, logger, { redis, queue, keys, store, producer, runsWorkers: options.workerConcurrency > 0, ...(options.onDlqCapture ? { onCapture: options.onDlqCapture } : {}) });
+    const dlqOps = dlq.dlq;
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
       workerRedis = workerConnection(config.REDIS_URL);
@@ -73,20 +91,28 @@ export async function startService(config: Config, logger: Logger, options: Serv
         concurrency: options.workerConcurrency,
         scanTimeoutMs: config.SCAN_TIMEOUT,
         withContext: (ctx, fn) => runWithContext(ctx, fn),
+        onReplayCompleted: (dlqId) => dlqOps.replayCompleted(dlqId),
+        ...(config.WORKER_LOCK_DURATION ? { lockDurationMs: config.WORKER_LOCK_DURATION } : {}),
+        ...(config.WORKER_STALLED_INTERVAL ? { stalledIntervalMs: config.WORKER_STALLED_INTERVAL } : {}),
       });
     }
     if (options.api) {
       waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
       await waiter.ready();
-      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner });
+      const dlqOps = dlq.dlq;
+      metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size() });
+      const stopScanMetrics = scanEventsToMetrics(waiter.events, metrics);
+      owned.push(async () => stopScanMetrics());
+      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner, metrics, reporter, healthSections: [dlq.healthSection], extend: [dlq.routes] });
     }
   } catch (err) {
-    await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close()]);
+    await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close()]);
     redis.disconnect();
     workerRedis?.disconnect();
     throw err;
   }
 
+  const dlqRuntime = dlq;
   let closing: Promise<{ released: boolean }> | null = null;
   return {
     config,
@@ -96,6 +122,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     scanner,
     queue,
     redis,
+    dlq: dlq.dlq,
     close(deadlineMs = config.SHUTDOWN_TIMEOUT) {
       closing ??= (async () => {
         const started = Date.now();
@@ -103,7 +130,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
         // Stop accepting first; in-flight requests (including Prefer: wait) are answered.
         if (app) await Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]);
         const { released } = worker ? await worker.close(left()) : { released: false };
+        // After the worker: the failures of its last scans are still captured.
+        await dlqRuntime.close();
         await Promise.allSettled([scanner?.close(), waiter?.close(), queue.close(), ...owned.map((f) => f())]);
+        await reporter?.close(2_000).catch(() => false);
         await Promise.allSettled([redis.quit(), workerRedis?.quit()]);
         return { released };
       })();

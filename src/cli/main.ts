@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { toolInfo } from '../domain/version.js';
+import { registerDlqCommands } from './dlq.js';
 import { exitCodeFor, formatError } from './errors.js';
 
 /** Exit codes: 0 ok, 1 usage or tool error, 2 accessibility gate failed, 99 threshold failed. */
@@ -87,6 +88,8 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
       const { runConfigCheck } = await import('../commands/config.js');
       setExit(runConfigCheck(opts) as ExitCode);
     });
+
+  registerDlqCommands(program, setExit);
 
   return program;
 }

@@ -37,6 +37,57 @@ const duration = (def: string) =>
       }
       return ms;
     });
+/** A duration that may be left unset (the code then derives it). */
+const optionalDuration = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 15m, 30d' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const url = z.string().url('expected a URL');
+const decimal = (def: number, min = 0) => z.coerce.number({ error: 'expected a number' }).min(min, `expected a number >= ${min}`).default(def);
+export const ALERT_SEVERITIES = ['info', 'warning', 'error', 'critical'] as const;
+
+/** The external services wcagai calls, each behind its own resilience policy. */
+export const SERVICE_PREFIXES = ['AI', 'APOLLO', 'HUBSPOT', 'SLACK', 'PAGERDUTY'] as const;
+export type ServicePrefix = (typeof SERVICE_PREFIXES)[number];
+type Duration = ReturnType<typeof duration>;
+type Int = ReturnType<typeof int>;
+
+/** <P>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN, _CONCURRENCY of one service. */
+function servicePolicy<P extends ServicePrefix>(p: P, d: { timeout: string; attempts: number; concurrency: number }) {
+  return {
+    [`${p}_TIMEOUT`]: duration(d.timeout),
+    [`${p}_ATTEMPTS`]: int(d.attempts, 1, 10),
+    [`${p}_BACKOFF`]: duration('250ms'),
+    [`${p}_BREAKER_FAILURES`]: int(5, 1, 1_000),
+    [`${p}_BREAKER_HALF_OPEN`]: duration('30s'),
+    [`${p}_CONCURRENCY`]: int(d.concurrency, 1, 256),
+  } as { [K in `${P}_TIMEOUT` | `${P}_BACKOFF` | `${P}_BREAKER_HALF_OPEN`]: Duration } & { [K in `${P}_ATTEMPTS` | `${P}_BREAKER_FAILURES` | `${P}_CONCURRENCY`]: Int };
+}
+
+/** The alert rules; each has ALERT_<RULE>_ENABLED, _THRESHOLD, _SEVERITY and _COOLDOWN. */
+export const ALERT_RULES = ['ERROR_RATE', 'QUEUE_DEPTH', 'QUEUE_UTILIZATION', 'BREAKER_OPEN', 'DLQ_GROWTH', 'RSS', 'WORKERS_MISSING'] as const;
+export type AlertRuleName = (typeof ALERT_RULES)[number];
+type Severity = z.ZodDefault<z.ZodEnum<{ [K in (typeof ALERT_SEVERITIES)[number]]: K }>>;
+
+function alertRule<R extends AlertRuleName>(r: R, d: { threshold: number; severity: (typeof ALERT_SEVERITIES)[number] }) {
+  return {
+    [`ALERT_${r}_ENABLED`]: bool(true),
+    [`ALERT_${r}_THRESHOLD`]: decimal(d.threshold),
+    [`ALERT_${r}_SEVERITY`]: z.enum(ALERT_SEVERITIES).default(d.severity),
+    [`ALERT_${r}_COOLDOWN`]: duration('15m'),
+  } as { [K in `ALERT_${R}_ENABLED`]: ReturnType<typeof bool> } & { [K in `ALERT_${R}_THRESHOLD`]: ReturnType<typeof decimal> } & { [K in `ALERT_${R}_SEVERITY`]: Severity } & {
+    [K in `ALERT_${R}_COOLDOWN`]: Duration;
+  };
+}
 
 /** Every setting wcagai reads from the environment, with its default. */
 export const envSchema = z.object({
@@ -54,6 +105,11 @@ export const envSchema = z.object({
   CACHE_TTL: duration('15m'),
   MAX_BATCH_URLS: int(1000, 1, 10_000),
   SHUTDOWN_TIMEOUT: duration('30s'),
+  DLQ_RETENTION: duration('30d'),
+  /** BullMQ job lock; unset: derived from SCAN_TIMEOUT (scan timeout + 15 s, at least 30 s). */
+  WORKER_LOCK_DURATION: optionalDuration,
+  /** How often workers check for stalled jobs; unset: min(30 s, lock duration). */
+  WORKER_STALLED_INTERVAL: optionalDuration,
   // Scan engine
   ALLOW_PRIVATE_TARGETS: bool(false),
   SCAN_ALLOWED_HOSTS: list,
@@ -81,9 +137,41 @@ export const envSchema = z.object({
   MAX_EVENT_LOOP_DELAY: duration('1s'),
   MAX_HEAP_MB: int(0, 0),
   MAX_RSS_MB: int(0, 0),
+  // External services: clients, their resilience policies, alerts
+  WCAGAI_URL: url.optional(),
+  AI_ENABLED: bool(false),
+  AI_BASE_URL: url.default('https://api.openai.com/v1'),
+  AI_API_KEY: optionalSecret,
+  AI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  AI_MAX_TOKENS: int(800, 16, 8_192),
+  AI_MAX_RULES: int(20, 1, 100),
+  APOLLO_BASE_URL: url.default('https://api.apollo.io'),
+  APOLLO_API_KEY: optionalSecret,
+  HUBSPOT_BASE_URL: url.default('https://api.hubapi.com'),
+  HUBSPOT_TOKEN: optionalSecret,
+  HUBSPOT_SYNC: bool(false),
+  SLACK_WEBHOOK_URL: url.optional(),
+  PAGERDUTY_ROUTING_KEY: optionalSecret,
+  PAGERDUTY_EVENTS_URL: url.default('https://events.pagerduty.com/v2/enqueue'),
+  ...servicePolicy('AI', { timeout: '20s', attempts: 2, concurrency: 4 }),
+  ...servicePolicy('APOLLO', { timeout: '10s', attempts: 3, concurrency: 2 }),
+  ...servicePolicy('HUBSPOT', { timeout: '10s', attempts: 3, concurrency: 4 }),
+  ...servicePolicy('SLACK', { timeout: '5s', attempts: 3, concurrency: 2 }),
+  ...servicePolicy('PAGERDUTY', { timeout: '5s', attempts: 3, concurrency: 2 }),
+  ALERTS_ENABLED: bool(true),
+  ALERTS_INTERVAL: duration('10s'),
+  ALERT_ERROR_RATE_WINDOW: duration('5m'),
+  ALERT_ERROR_RATE_MIN_SCANS: int(10, 1),
+  ...alertRule('ERROR_RATE', { threshold: 10, severity: 'warning' }),
+  ...alertRule('QUEUE_DEPTH', { threshold: 100, severity: 'critical' }),
+  ...alertRule('QUEUE_UTILIZATION', { threshold: 80, severity: 'warning' }),
+  ...alertRule('BREAKER_OPEN', { threshold: 1, severity: 'error' }),
+  ...alertRule('DLQ_GROWTH', { threshold: 10, severity: 'error' }),
+  ...alertRule('RSS', { threshold: 1024, severity: 'warning' }),
+  ...alertRule('WORKERS_MISSING', { threshold: 1, severity: 'critical' }),
 });
 
 export type Config = Readonly<z.output<typeof envSchema>>;
 
 /** Names of settings whose values must never be printed or logged. */
-export const SECRET_KEYS = ['ADMIN_TOKEN', 'API_KEYS', 'METRICS_TOKEN', 'SENTRY_DSN', 'REDIS_URL'] as const;
+export const SECRET_KEYS = ['ADMIN_TOKEN', 'API_KEYS', 'METRICS_TOKEN', 'SENTRY_DSN', 'REDIS_URL', 'AI_API_KEY', 'APOLLO_API_KEY', 'HUBSPOT_TOKEN', 'SLACK_WEBHOOK_URL', 'PAGERDUTY_ROUTING_KEY'] as const;

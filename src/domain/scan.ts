@@ -80,6 +80,26 @@ export interface PageResult {
   violations: Violation[];
   /** Findings of the baseline that are no longer present on this page. */
   fixed?: Array<{ id: string; fingerprint: string; target: string[] }>;
+  /** AI remediation: a short fix per violated rule (queued scans with AI_ENABLED only). */
+  suggestions?: RemediationSuggestion[];
+  /** Integrations that failed for this scan (e.g. ["ai"]); the scan itself still completed. */
+  degraded?: string[];
+  /** Outcome of each integration that ran after the scan (e.g. the HubSpot note). */
+  integrations?: Record<string, IntegrationOutcome>;
+}
+
+export interface RemediationSuggestion {
+  /** The axe rule id. */
+  rule: string;
+  fix: string;
+}
+
+export interface IntegrationOutcome {
+  status: 'pending' | 'done' | 'skipped' | 'failed';
+  at: string;
+  /** What was created (e.g. the HubSpot note id) or why it was skipped or failed. */
+  detail?: string;
+  code?: string;
 }
 
 export interface ReportSummary {

@@ -33,6 +33,7 @@ export const ERRORS = {
   BROWSER_LAUNCH_FAILED: { status: 503, title: 'Browser could not be started', retryable: true },
   AXE_FAILED: { status: 500, title: 'Accessibility checks failed', retryable: true },
   SCAN_ABORTED: { status: 503, title: 'Scan was aborted', retryable: true },
+  STALLED: { status: 503, title: 'Scan stalled: its worker stopped (crash or kill) too many times', retryable: true },
   INTERNAL: { status: 500, title: 'Internal error', retryable: true },
   // Service
   VALIDATION_FAILED: { status: 400, title: 'Request validation failed', retryable: false },
@@ -49,6 +50,14 @@ export const ERRORS = {
   OVERLOADED: { status: 503, title: 'Service is under pressure', retryable: true },
   REDIS_UNAVAILABLE: { status: 503, title: 'Queue store unavailable', retryable: true },
   SHUTTING_DOWN: { status: 503, title: 'Service is shutting down', retryable: true },
+  // External services (AI, Apollo, HubSpot, Slack, PagerDuty)
+  UPSTREAM_UNAVAILABLE: { status: 502, title: 'External service unavailable', retryable: true },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'External service timed out', retryable: true },
+  UPSTREAM_RATE_LIMITED: { status: 503, title: 'External service asked to slow down', retryable: true },
+  UPSTREAM_REJECTED: { status: 502, title: 'External service refused the request', retryable: false },
+  UPSTREAM_INVALID_RESPONSE: { status: 502, title: 'External service answered unexpectedly', retryable: false },
+  CIRCUIT_OPEN: { status: 503, title: 'Circuit breaker open', retryable: true },
+  NOT_CONFIGURED: { status: 501, title: 'Integration not configured', retryable: false },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -10,7 +10,11 @@ import type { ScanProducer } from '../queue/producer.js';
 import type { ResultStore } from '../queue/store.js';
 import type { CompletionWaiter } from '../queue/waiter.js';
 import type { Scanner, TargetPolicy } from '../scanner/types.js';
+import type { Metrics } from '../observability/metrics.js';
+import { noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { authPlugin, presentedApiKey } from './plugins/auth.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { errorReportingPlugin } from './plugins/sentry.js';
 import { requestIdFrom, requestIdPlugin } from './plugins/request-id.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { classifyHttpError, problem, sendProblem } from './problem.js';
@@ -35,6 +39,8 @@ export interface ServerDeps {
   scanner?: Scanner | null;
   /** Sections later subsystems add to /health/detailed. */
   healthSections?: HealthSection[];
+  metrics?: Metrics;
+  reporter?: ErrorReporter;
   /** Extra routes and hooks registered after the core ones (DLQ, breakers, events). */
   extend?: Array<(app: FastifyInstance) => void | Promise<void>>;
 }
@@ -59,6 +65,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   requestIdPlugin(app);
   securityHeadersPlugin(app);
+  if (deps.metrics) metricsPlugin(app, deps.metrics, config.METRICS_TOKEN ? { token: config.METRICS_TOKEN } : {});
+  errorReportingPlugin(app, deps.reporter ?? noopReporter);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
   app.removeContentTypeParser('text/plain');
 

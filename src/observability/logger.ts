@@ -33,6 +33,13 @@ export const REDACT_PATHS = [
   'config.API_KEYS',
   'config.METRICS_TOKEN',
   'config.SENTRY_DSN',
+  'config.AI_API_KEY',
+  'config.APOLLO_API_KEY',
+  'config.HUBSPOT_TOKEN',
+  'config.SLACK_WEBHOOK_URL',
+  'config.PAGERDUTY_ROUTING_KEY',
+  '*.routing_key',
+  '*.webhookUrl',
 ];
 
 /** pino with the request context (requestId, jobId) mixed into every line. */

@@ -17,8 +17,27 @@ export interface Keys {
   paused: string;
   prioritized: string;
   active: string;
+  /** Admitted jobs not yet added to BullMQ (ZSET of job ids scored by expiry); they count towards queue depth. */
+  admitting: string;
+  /** Dead-letter queue keys (layout in queue/dlq-store.ts). */
+  dlq: DlqKeys;
+  /** BullMQ queue of housekeeping jobs (DLQ retention). */
+  maintenanceQueueName: string;
   /** Everything of this deployment, for cleanup of private test and stress prefixes. */
   pattern: string;
+}
+
+export interface DlqKeys {
+  /** HASH per entry: json, rev, code, host, day, t, status. */
+  entry(id: string): string;
+  /** STRING per captured job id -> DLQ id: makes capture idempotent. */
+  job(jobId: string): string;
+  /** ZSET of entry ids by last failure time. */
+  time: string;
+  byCode(code: string): string;
+  byHost(host: string): string;
+  /** HASH of entry counts per code, host or UTC day. */
+  counts(dimension: 'code' | 'host' | 'day'): string;
 }
 
 export const QUEUE_NAME = 'scans';
@@ -40,6 +59,16 @@ export function keysFor(prefix: string): Keys {
     paused: `${q}:paused`,
     prioritized: `${q}:prioritized`,
     active: `${q}:active`,
+    admitting: `${p}:admitting`,
+    dlq: {
+      entry: (id) => `${p}:dlq:e:${id}`,
+      job: (jobId) => `${p}:dlq:j:${jobId}`,
+      time: `${p}:dlq:t`,
+      byCode: (code) => `${p}:dlq:c:${code}`,
+      byHost: (host) => `${p}:dlq:h:${host}`,
+      counts: (dimension) => `${p}:dlq:n:${dimension}`,
+    },
+    maintenanceQueueName: 'maintenance',
     pattern: `${p}:*`,
   };
 }

@@ -2,6 +2,8 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { PageResult } from '../domain/scan.js';
 import type { Scanner } from '../scanner/types.js';
+import { attemptLogLine } from './dlq-attempts.js';
+import type { ScanHooks } from './hooks.js';
 import { jobDataSchema, type ScanJobData, type ScanView } from './job.js';
 import type { ResultStore } from './store.js';
 
@@ -20,13 +22,21 @@ export interface ProcessorDeps {
   scanner: Scanner;
   store: ResultStore;
   logger: Logger;
+  /** AI suggestions and CRM sync around storing a successful scan (issue 6); they never fail a scan. */
+  hooks?: ScanHooks;
+  /** Counts final outcomes fleet-wide (the alerts' error rate). */
+  outcomes?: { record(outcome: 'completed' | 'failed'): Promise<void> };
   /** Runs `fn` with the job's request id and job id in the log context. */
   withContext?<T>(ctx: { requestId?: string; jobId: string }, fn: () => Promise<T>): Promise<T>;
+  /** A DLQ replay (job data has dlqId) completed: its entry leaves the DLQ. */
+  onReplayCompleted?(dlqId: string, jobId: string): Promise<unknown>;
 }
 
+/** The job's return value: small, and read fleet-wide from QueueEvents by the API's metrics. */
 export interface ScanJobOutcome {
   status: 'completed';
   violations: number;
+  timings: PageResult['timings'];
 }
 
 function viewOf(job: Job<ScanJobData>, data: ScanJobData, result: PageResult | undefined, startedAt: number): ScanView {
@@ -54,7 +64,7 @@ function viewOf(job: Job<ScanJobData>, data: ScanJobData, result: PageResult | u
  * never see a finished job without one.
  */
 export function createScanProcessor(deps: ProcessorDeps) {
-  return async (job: Job<ScanJobData>, token?: string, signal?: AbortSignal): Promise<ScanJobOutcome> => {
+  const attempt = async (job: Job<ScanJobData>, token?: string, signal?: AbortSignal): Promise<ScanJobOutcome> => {
     const parsed = jobDataSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(failedReasonOf('INVALID_OPTIONS', `job payload not understood (schema ${String((job.data as { v?: unknown })?.v)})`));
     const data = parsed.data;
@@ -70,17 +80,37 @@ export function createScanProcessor(deps: ProcessorDeps) {
         throw new WaitingError();
       }
       if (result.status === 'ok') {
-        await deps.store.putFinal(viewOf(job, data, result, startedAt), data.cacheKey);
-        log.info({ event: 'scan.completed', url: data.url, violations: result.violations.length, ms: result.timings.totalMs }, 'scan completed');
-        return { status: 'completed' as const, violations: result.violations.length };
+        const hookCtx = { jobId: job.id!, log, ...(signal ? { signal } : {}) };
+        const final = deps.hooks?.beforeStore ? await deps.hooks.beforeStore(result, hookCtx).catch(() => result) : result;
+        const view = viewOf(job, data, final, startedAt);
+        await deps.store.putFinal(view, data.cacheKey);
+        log.info({ event: 'scan.completed', url: data.url, violations: result.violations.length, ms: result.timings.totalMs, ...(final.degraded ? { degraded: final.degraded } : {}) }, 'scan completed');
+        await deps.outcomes?.record('completed').catch(() => undefined);
+        const synced = deps.hooks?.afterStore ? await deps.hooks.afterStore(view, hookCtx).catch(() => null) : null;
+        if (synced) await deps.store.putFinal({ ...view, result: synced }, data.cacheKey);
+        if (data.dlqId && deps.onReplayCompleted) await deps.onReplayCompleted(data.dlqId, job.id!).catch((err: unknown) => log.warn({ event: 'dlq.resolve.failed', dlqId: data.dlqId, err }, 'replay completed but its DLQ entry could not be removed'));
+        return { status: 'completed' as const, violations: result.violations.length, timings: result.timings };
       }
       const error = result.error!;
       const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       log.warn({ event: 'scan.failed', url: data.url, code: error.code, retryable: error.retryable, final: last }, error.message);
       if (last) await deps.store.putFinal(viewOf(job, data, result, startedAt), data.cacheKey);
+      if (last) await deps.outcomes?.record('failed').catch(() => undefined);
       const reason = failedReasonOf(error.code, error.message);
       throw error.retryable ? new Error(reason) : new UnrecoverableError(reason);
     };
     return deps.withContext ? deps.withContext({ jobId: job.id!, ...(data.requestId ? { requestId: data.requestId } : {}) }, run) : run();
+  };
+  // Every failed attempt goes to the job's log, so the DLQ entry can show each attempt's error.
+  return async (job: Job<ScanJobData>, token?: string, signal?: AbortSignal): Promise<ScanJobOutcome> => {
+    try {
+      return await attempt(job, token, signal);
+    } catch (err) {
+      if (!(err instanceof WaitingError)) {
+        const { code, message } = parseFailedReason(err instanceof Error ? err.message : String(err));
+        await job.log(attemptLogLine({ attempt: job.attemptsMade + 1, code, message, at: new Date().toISOString() })).catch(() => 0);
+      }
+      throw err;
+    }
   };
 }

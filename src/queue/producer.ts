@@ -8,19 +8,65 @@ import type { Keys } from './keys.js';
 import type { ResultStore } from './store.js';
 
 /**
- * One round trip decides a submission: a fresh cached result, a job already in flight for the
- * same request, a full queue (admission control), or a new job whose in-flight marker is set.
+ * One round trip decides a submission of one or more requests: for each, a fresh cached result,
+ * a job already in flight for the same request, or a new job; then, for the new ones together,
+ * admission control (a full queue refuses them all and marks nothing).
+ *
+ * Jobs are added by BullMQ after this script returns, so the queue lists alone would let
+ * concurrent submissions all see the same free room. Each admitted job therefore holds a
+ * reservation in KEYS[5] (score: its expiry) until the producer has added it, and reservations
+ * count towards the depth. An expired reservation (a producer that died in between) stops counting.
+ *
+ * KEYS: wait, paused, prioritized, active, reservations, result key prefix, then a cache key and
+ * an in-flight key per request. ARGV: in-flight TTL, max depth, reservation TTL, skip lookups
+ * ("1" for fresh submissions), then one new id per request.
+ * Returns {'full', depth} or {'ok', outcome1, id1, outcome2, id2, ...}.
  */
 const ADMIT_SCRIPT = `
-local cached = redis.call('GET', KEYS[1])
-if cached and redis.call('EXISTS', KEYS[7] .. cached) == 1 then return {'cached', cached} end
-local inflight = redis.call('GET', KEYS[2])
-if inflight then return {'inflight', inflight} end
-local depth = redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5]) + redis.call('LLEN', KEYS[6])
-if depth + tonumber(ARGV[4]) > tonumber(ARGV[3]) then return {'full', tostring(depth)} end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return {'new', ARGV[1]}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local fresh = ARGV[4] == '1'
+local n = #ARGV - 4
+local out = {'ok'}
+local news = {}
+local seen = {}
+for i = 1, n do
+  local cacheKey, inflightKey = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  local outcome, value = nil, nil
+  if seen[inflightKey] then
+    outcome, value = 'inflight', seen[inflightKey]
+  elseif not fresh then
+    local cached = redis.call('GET', cacheKey)
+    if cached and redis.call('EXISTS', KEYS[6] .. cached) == 1 then
+      outcome, value = 'cached', cached
+    else
+      local inflight = redis.call('GET', inflightKey)
+      if inflight then outcome, value = 'inflight', inflight end
+    end
+  end
+  if not outcome then
+    outcome, value = 'new', ARGV[4 + i]
+    seen[inflightKey] = value
+    news[#news + 1] = i
+  end
+  out[#out + 1] = outcome
+  out[#out + 1] = value
+end
+if #news > 0 then
+  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5])
+  if depth + #news > tonumber(ARGV[2]) then return {'full', tostring(depth)} end
+  local expires = now + tonumber(ARGV[3])
+  for _, i in ipairs(news) do
+    redis.call('SET', KEYS[6 + 2 * i], ARGV[4 + i], 'PX', ARGV[1])
+    redis.call('ZADD', KEYS[5], expires, ARGV[4 + i])
+  end
+end
+return out
 `;
+
+/** How long an admitted job may take to be added before its reservation stops counting. */
+const RESERVATION_TTL_MS = 30_000;
 
 export interface SubmitContext {
   priority: Priority;
@@ -52,7 +98,12 @@ export interface Capacity {
   state: 'healthy' | 'warning' | 'critical';
 }
 
-type Admit = (keys: string[], args: Array<string | number>) => Promise<[string, string]>;
+type Admit = (keys: string[], args: Array<string | number>) => Promise<string[]>;
+
+interface Request {
+  cacheKey: string;
+  id: string;
+}
 
 /** Adds scans to the BullMQ queue with cache, in-flight dedup and admission control. */
 export class ScanProducer {
@@ -65,14 +116,29 @@ export class ScanProducer {
     private readonly store: ResultStore,
     private readonly settings: ProducerSettings,
   ) {
-    redis.defineCommand('wcagaiAdmit', { numberOfKeys: 7, lua: ADMIT_SCRIPT });
-    const r = redis as unknown as { wcagaiAdmit(...a: Array<string | number>): Promise<[string, string]> };
-    this.admit = (k, a) => r.wcagaiAdmit(...k, ...a);
+    // The number of keys varies with the requests: it is passed as the first argument.
+    redis.defineCommand('wcagaiAdmit', { lua: ADMIT_SCRIPT });
+    const r = redis as unknown as { wcagaiAdmit(...a: Array<string | number>): Promise<string[]> };
+    this.admit = (k, a) => r.wcagaiAdmit(k.length, ...k, ...a);
   }
 
-  private admitKeys(cacheKey: string): string[] {
+  /**
+   * Decides `requests` at once: each is cached, in flight or new; the new ones are admitted
+   * together (reserved until `release`) or refused together with QUEUE_FULL.
+   */
+  private async decide(requests: readonly Request[], fresh: boolean): Promise<Array<{ id: string; outcome: SubmitOutcome }>> {
     const k = this.keys;
-    return [k.cache(cacheKey), k.inflight(cacheKey), k.wait, k.paused, k.prioritized, k.active, k.result('')];
+    const keys = [k.wait, k.paused, k.prioritized, k.active, k.admitting, k.result('')];
+    for (const r of requests) keys.push(k.cache(r.cacheKey), k.inflight(r.cacheKey));
+    const args = [this.settings.inflightTtlMs, this.settings.maxQueueDepth, RESERVATION_TTL_MS, fresh ? '1' : '0', ...requests.map((r) => r.id)];
+    const reply = await this.redisCall(() => this.admit(keys, args));
+    if (reply[0] === 'full') throw this.queueFull(Number(reply[1]));
+    return requests.map((_, i) => ({ outcome: reply[1 + 2 * i] as SubmitOutcome, id: reply[2 + 2 * i]! }));
+  }
+
+  /** Drops the reservations of admitted jobs once they are in the queue (or failed to get there). */
+  private async release(ids: readonly string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 1_000) await this.redis.zrem(this.keys.admitting, ...ids.slice(i, i + 1_000)).catch(() => 0);
   }
 
   private jobOptions(id: string, ctx: SubmitContext) {
@@ -103,10 +169,8 @@ export class ScanProducer {
     const cacheKey = cacheKeyOf(url, options);
     const id = newScanId();
     for (let attempt = 0; ; attempt++) {
-      const [outcome, value] = ctx.fresh
-        ? (await this.admitFresh(id, cacheKey))
-        : await this.redisCall(() => this.admit(this.admitKeys(cacheKey), [id, this.settings.inflightTtlMs, this.settings.maxQueueDepth, 1]));
-      if (outcome === 'full') throw this.queueFull(Number(value));
+      const [decision] = await this.decide([{ cacheKey, id }], ctx.fresh === true);
+      const { outcome, id: value } = decision!;
       if (outcome === 'cached') return { id: value, outcome: 'cached' };
       if (outcome === 'inflight') {
         // The marker outlives a job that vanished or failed without a final record: clear it, try once more.
@@ -121,41 +185,31 @@ export class ScanProducer {
       } catch (err) {
         await this.redis.del(this.keys.inflight(cacheKey)).catch(() => 0);
         throw toRedisError(err);
+      } finally {
+        await this.release([id]);
       }
       return { id, outcome: 'new' };
     }
   }
 
-  /** Queues many scans at once (batches): one admission decision for all of them. */
+  /** Queues many scans at once (batches): one admission decision for all the new ones. */
   async submitMany(urls: readonly string[], options: ScanOptions, ctx: SubmitContext): Promise<Array<{ id: string; outcome: SubmitOutcome }>> {
-    const depth = await this.depth();
-    if (depth + urls.length > this.settings.maxQueueDepth) throw this.queueFull(depth);
-    const out: Array<{ id: string; outcome: SubmitOutcome }> = [];
-    const bulk: Array<{ name: string; data: ScanJobData; opts: ReturnType<ScanProducer['jobOptions']> }> = [];
-    for (const url of urls) {
-      const cacheKey = cacheKeyOf(url, options);
-      const id = newScanId();
-      // Depth was checked for the whole batch above; the script only decides cache and dedup here.
-      const [outcome, value] = await this.redisCall(() => this.admit(this.admitKeys(cacheKey), [id, this.settings.inflightTtlMs, Number.MAX_SAFE_INTEGER, 0]));
-      if (outcome === 'new') bulk.push({ name: 'scan', data: this.data(url, options, cacheKey, ctx), opts: this.jobOptions(id, ctx) });
-      out.push({ id: value, outcome: outcome as SubmitOutcome });
-    }
+    const requests = urls.map((url) => ({ url, cacheKey: cacheKeyOf(url, options), id: newScanId() }));
+    const decisions = await this.decide(requests, ctx.fresh === true);
+    const bulk = requests
+      .filter((_, i) => decisions[i]!.outcome === 'new')
+      .map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
     if (bulk.length) {
       try {
         await this.queue.addBulk(bulk);
       } catch (err) {
         await this.redis.del(...bulk.map((b) => this.keys.inflight(b.data.cacheKey))).catch(() => 0);
         throw toRedisError(err);
+      } finally {
+        await this.release(bulk.map((b) => b.opts.jobId));
       }
     }
-    return out;
-  }
-
-  private async admitFresh(id: string, cacheKey: string): Promise<[string, string]> {
-    const depth = await this.depth();
-    if (depth + 1 > this.settings.maxQueueDepth) return ['full', String(depth)];
-    await this.redisCall(() => this.redis.set(this.keys.inflight(cacheKey), id, 'PX', this.settings.inflightTtlMs));
-    return ['new', id];
+    return decisions;
   }
 
   private async isLive(id: string): Promise<boolean> {
@@ -171,13 +225,11 @@ export class ScanProducer {
     });
   }
 
-  /** waiting + active, the figure admission control compares with MAX_QUEUE_DEPTH. */
+  /** waiting + active (+ admitted jobs not added yet), the figure admission control compares with MAX_QUEUE_DEPTH. */
   async depth(): Promise<number> {
     const k = this.keys;
-    const [[, wait], [, paused], [, prio], [, active]] = (await this.redisCall(() =>
-      this.redis.multi().llen(k.wait).llen(k.paused).zcard(k.prioritized).llen(k.active).exec(),
-    )) as Array<[unknown, number]> as [[unknown, number], [unknown, number], [unknown, number], [unknown, number]];
-    return wait + paused + prio + active;
+    const replies = (await this.redisCall(() => this.redis.multi().llen(k.wait).llen(k.paused).zcard(k.prioritized).llen(k.active).zcount(k.admitting, Date.now(), '+inf').exec())) as Array<[unknown, number]>;
+    return replies.reduce((sum, [, n]) => sum + n, 0);
   }
 
   /** Queue figures for health, the API and the dashboard. */

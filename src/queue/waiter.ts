@@ -7,7 +7,8 @@ import type { Keys } from './keys.js';
  * process feeds every waiter, so a hundred waiting clients cost one Redis subscription.
  */
 export class CompletionWaiter {
-  private readonly events: QueueEvents;
+  /** The process's one QueueEvents stream (metrics subscribe to it too). */
+  readonly events: QueueEvents;
   private readonly waiters = new Map<string, Set<() => void>>();
 
   /** `connection` must be dedicated and blocking-capable (maxRetriesPerRequest null, no command timeout). */

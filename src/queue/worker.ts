@@ -20,6 +20,13 @@ export interface ScanWorkerOptions {
   /** The longest a scan may run; the job lock is longer, so a running scan is never judged stalled. */
   scanTimeoutMs: number;
   withContext?: ProcessorDeps['withContext'];
+  onReplayCompleted?: ProcessorDeps['onReplayCompleted'];
+  /** AI suggestions / HubSpot sync, and the fleet-wide outcome counter (issue 6). */
+  hooks?: ProcessorDeps['hooks'];
+  outcomes?: ProcessorDeps['outcomes'];
+  /** BullMQ lock duration and stalled-check interval; derived from scanTimeoutMs when unset. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
   heartbeatMs?: number;
   /** Extra figures for the heartbeat (breakers, for instance). */
   heartbeatExtra?: () => Record<string, unknown>;
@@ -36,16 +43,26 @@ export interface ScanWorker {
 export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const { scanner, logger } = options;
-  const lockDuration = Math.max(30_000, options.scanTimeoutMs + 15_000);
+  const lockDuration = options.lockDurationMs ?? Math.max(30_000, options.scanTimeoutMs + 15_000);
   const worker = new Worker<ScanJobData, ScanJobOutcome>(
     options.keys.queueName,
-    createScanProcessor({ scanner, store: options.store, logger, ...(options.withContext ? { withContext: options.withContext } : {}) }),
+    createScanProcessor({
+      scanner,
+      store: options.store,
+      logger,
+      ...(options.withContext ? { withContext: options.withContext } : {}),
+      ...(options.onReplayCompleted ? { onReplayCompleted: options.onReplayCompleted } : {}),
+      ...(options.hooks ? { hooks: options.hooks } : {}),
+      ...(options.outcomes ? { outcomes: options.outcomes } : {}),
+    }),
     {
       connection: options.connection,
       prefix: options.keys.bullPrefix,
       concurrency: options.concurrency,
       lockDuration,
-      stalledInterval: Math.min(30_000, lockDuration),
+      stalledInterval: options.stalledIntervalMs ?? Math.min(30_000, lockDuration),
+      // Recorded on the job as processedBy: the DLQ entry names the worker of the last attempt.
+      name: id,
       maxStalledCount: 1,
       autorun: true,
     },

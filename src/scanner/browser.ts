@@ -137,7 +137,15 @@ export function killProcessGroup(pid: number): void {
   }
 }
 
-/** Resident memory of a process and all its descendants, in bytes (Linux /proc; 0 elsewhere). */
+/**
+ * Resident memory of a process and all its descendants, in bytes (Linux /proc; 0 elsewhere).
+ *
+ * Counts each process's proportional set size (PSS, from /proc/PID/smaps_rollup), so pages shared
+ * between processes are counted once in total. Summing plain RSS would count Chromium's shared
+ * library and shared-memory pages once per process: a warm browser with two pages reads ~1.3 GiB
+ * that way for ~0.4 GiB really used, and the pool recycled the browser every few dozen scans.
+ * Falls back to RSS for a process whose smaps_rollup cannot be read.
+ */
 export function processTreeRss(rootPid: number): number {
   let entries: string[];
   try {
@@ -170,8 +178,18 @@ export function processTreeRss(rootPid: number): number {
     const pid = stack.pop()!;
     if (seen.has(pid)) continue;
     seen.add(pid);
-    total += rss.get(pid) ?? 0;
+    total += proportionalSetSize(pid) ?? rss.get(pid) ?? 0;
     stack.push(...(children.get(pid) ?? []));
   }
   return total;
+}
+
+/** A process's PSS in bytes, or undefined when /proc/PID/smaps_rollup is unavailable. */
+function proportionalSetSize(pid: number): number | undefined {
+  try {
+    const match = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }

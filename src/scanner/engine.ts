@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CDPSession, HTTPRequest, Page } from 'puppeteer-core';
+import type { CDPSession, Frame, HTTPRequest, Page } from 'puppeteer-core';
 import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { findBrowser } from './browser.js';
@@ -41,10 +41,22 @@ export const DEFAULT_SCANNER_CONFIG = {
 const STORAGE_TYPES = 'local_storage,indexeddb,cache_storage,service_workers,file_systems,websql,shared_storage,storage_buckets';
 const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
 
-/** Per-scan state the request guard writes and the scan reads. */
+/** Per-scan state the request guard and the frame tracker write and the scan reads. */
 interface ScanState {
   blocked: WcagaiError | null;
+  /** http(s) origins of every document the scan loaded, in any frame. */
+  origins: Set<string>;
+  /**
+   * Storage keys of those documents. A cross-site frame's storage is partitioned by the top-level
+   * site (`http://b.test/^0http://a.test`), which clearing by origin does not reach.
+   */
+  storageKeys: Set<string>;
+  /** Storage-key look-ups still in flight. */
+  lookups: Set<Promise<void>>;
 }
+
+/** Enough for any real page; a page that keeps spawning frames is cleaned by origin past this. */
+const MAX_TRACKED_STORAGE_KEYS = 200;
 
 /** Races a promise against a deadline; the loser's rejection is swallowed so it cannot go unhandled. */
 function deadline<T>(work: Promise<T>, ms: number, code: ErrorCode, message: string, signal?: AbortSignal): Promise<T> {
@@ -89,18 +101,30 @@ function emptyResult(url: string): PageResult {
   };
 }
 
-/** Origins whose storage a scan may have written: the page's and its frames'. */
-function touchedOrigins(page: Page): string[] {
-  const origins = new Set<string>();
-  for (const frame of page.frames()) {
+/** The http(s) origin of a frame's document, or null (about:blank, srcdoc, data:, blob:). */
+function frameOrigin(frame: Frame): string | null {
+  try {
+    const u = new URL(frame.url());
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The storage key of a frame's current document (CDP frame ids are browser-wide, OOPIFs included). */
+async function storageKeyOf(session: CDPSession, frame: Frame): Promise<string | null> {
+  // puppeteer keeps the CDP frame id on `_id`; it is not part of its typed API.
+  const frameId = (frame as unknown as { _id?: unknown })._id;
+  if (typeof frameId !== 'string') return null;
+  try {
+    return (await session.send('Storage.getStorageKeyForFrame', { frameId })).storageKey;
+  } catch {
     try {
-      const u = new URL(frame.url());
-      if (u.protocol === 'http:' || u.protocol === 'https:') origins.add(u.origin);
+      return (await session.send('Storage.getStorageKey', { frameId })).storageKey;
     } catch {
-      // about:blank, srcdoc
+      return null;
     }
   }
-  return [...origins];
 }
 
 /**
@@ -165,13 +189,22 @@ export class ScanEngine implements Scanner {
         try {
           const work = this.runPhases(slot, target.href, options, result);
           await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
-          return { value: result, reusable: true };
         } catch (err) {
           let error = toWcagaiError(err);
           if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
           this.fail(result, error);
           return { value: result, reusable: false };
         }
+        // The result stands either way; a slot that could not be cleaned is thrown away instead.
+        const isolateMs = Math.min(this.config.navigationTimeoutMs, 5_000);
+        const reusable = await deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
+          () => true,
+          (err: unknown) => {
+            this.config.logger?.warn({ event: 'slot.cleanup_failed', url, err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
+            return false;
+          },
+        );
+        return { value: result, reusable };
       });
     } catch (err) {
       this.fail(result, toWcagaiError(err));
@@ -189,7 +222,8 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    this.states.set(page, { blocked: null });
+    this.states.set(page, { blocked: null, origins: new Set(), storageKeys: new Set(), lookups: new Set() });
+    page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
       page.setBypassServiceWorker(true),
@@ -201,6 +235,46 @@ export class ScanEngine implements Scanner {
       page.on('request', (req) => void this.guardRequest(page, req));
     }
     void session;
+  }
+
+  /** Notes the origin and storage key of every document a scan commits, in any frame, while it is there. */
+  private trackFrame(page: Page, session: CDPSession, frame: Frame): void {
+    const state = this.states.get(page);
+    const origin = frameOrigin(frame);
+    if (!state || origin === null) return;
+    state.origins.add(origin);
+    if (state.storageKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) return;
+    const lookup = storageKeyOf(session, frame).then((key) => {
+      if (key) state.storageKeys.add(key);
+    });
+    state.lookups.add(lookup);
+    void lookup.finally(() => state.lookups.delete(lookup));
+  }
+
+  /**
+   * Makes a slot's page clean for the next scan. The page is parked on about:blank first, so its
+   * timers, workers, requests and open IndexedDB connections (its frames' too) stop and nothing
+   * writes after the clear; then the context's cookies and the storage of every partition the scan
+   * touched are cleared.
+   */
+  private async isolate(slot: Slot): Promise<void> {
+    const { page, session } = slot;
+    const state = this.states.get(page)!;
+    for (const frame of page.frames()) this.trackFrame(page, session, frame);
+    await Promise.all(state.lookups);
+    // Navigated from inside the page: a browser-initiated about:blank would swap renderer processes
+    // twice per scan (there and back), costing more than the scan's own navigation.
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load' }),
+      page.evaluate(() => location.replace('about:blank')).catch(() => undefined),
+    ]);
+    await Promise.all([
+      session.send('Network.clearBrowserCookies'),
+      ...[...state.storageKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
+      ...[...state.origins].map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
+    ]);
+    state.origins.clear();
+    state.storageKeys.clear();
   }
 
   /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */
@@ -225,10 +299,12 @@ export class ScanEngine implements Scanner {
   }
 
   private async runPhases(slot: Slot, url: string, options: ScanOptions, result: PageResult): Promise<void> {
-    const { page, session } = slot;
+    const { page } = slot;
     const { navigationTimeoutMs, settleQuietMs, settleMaxMs, axeTimeoutMs } = this.config;
     const state = this.states.get(page)!;
     state.blocked = null;
+    state.origins.clear();
+    state.storageKeys.clear();
     const timings: PageTimings = result.timings;
     const viewport = options.viewport ?? DEFAULT_VIEWPORT;
     const current = page.viewport();
@@ -271,12 +347,6 @@ export class ScanEngine implements Scanner {
     timings.axeMs = Math.round(performance.now() - t);
     result.violations = toViolations(raw.violations);
     result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
-
-    // Isolation: cookies of the slot's context and the storage of every origin the scan touched.
-    await Promise.all([
-      session.send('Network.clearBrowserCookies'),
-      ...touchedOrigins(page).map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
-    ]);
   }
 }
 

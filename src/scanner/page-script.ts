@@ -16,7 +16,8 @@ export function axeVersion(): string {
 }
 
 /**
- * Tracks what a page still does after `load`: fetch/XHR in flight and DOM mutations.
+ * Tracks what a page still does after `load`: fetch/XHR in flight (reading a fetched body counts)
+ * and DOM mutations.
  * `__wcagaiSettle(quietMs, maxMs)` resolves at once for a page that did nothing after load,
  * else once no request is pending and the DOM has been quiet for quietMs, capped at maxMs.
  * A fixed quiet window would cost every static page its full length; this costs them nothing.
@@ -35,6 +36,22 @@ const SETTLE_TRACKER = `(() => {
       Promise.resolve(p).then(() => {}, () => {}).then(() => { state.pending--; touch(); });
       return p;
     };
+  }
+  // A fetch resolves once the headers are in; the body can take much longer (slow or streamed
+  // APIs). Reading it through Response counts as pending work too, so render-after-json waits.
+  const R = typeof Response === 'function' ? Response.prototype : null;
+  if (R) {
+    for (const name of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text']) {
+      const orig = R[name];
+      if (typeof orig !== 'function') continue;
+      Object.defineProperty(R, name, { configurable: true, writable: true, value: function (...args) {
+        state.pending++; touch();
+        let p;
+        try { p = orig.apply(this, args); } catch (e) { state.pending--; throw e; }
+        Promise.resolve(p).then(() => {}, () => {}).then(() => { state.pending--; touch(); });
+        return p;
+      } });
+    }
   }
   const send = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.send = function (...args) {
@@ -68,6 +85,9 @@ let preload: string | undefined;
 
 /** The script every frame of a pooled page gets before its own scripts run. */
 export function preloadScript(): string {
-  preload ??= `${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\n${SETTLE_TRACKER}`;
+  // Not in the blank document a page is parked on between scans: nothing is scanned there, and
+  // evaluating axe-core's bundle is the costliest part of loading it. Blank child frames keep it,
+  // since axe-core needs itself in every frame it descends into.
+  preload ??= `if (!(window === window.top && location.href === 'about:blank')) {\n${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\n${SETTLE_TRACKER}\n}`;
   return preload;
 }

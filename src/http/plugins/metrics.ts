@@ -60,7 +60,10 @@ export function metricsPlugin(app: FastifyInstance, metrics: Metrics, opts: Metr
     done();
   });
 
-  app.get('/metrics', async (request, reply) => {
+  // Under @fastify/under-pressure a scrape is let through (a pressure handler that returns nothing
+  // continues the request): the metrics are most needed exactly when the process is overloaded.
+  const config = { pressureHandler: () => undefined };
+  app.get('/metrics', { config }, async (request, reply) => {
     if (opts.token !== undefined && !bearerMatches(request.headers.authorization, opts.token)) {
       return sendProblem(reply, problem(request, 'UNAUTHORIZED', 'GET /metrics requires Authorization: Bearer <METRICS_TOKEN>'), {
         'www-authenticate': 'Bearer realm="metrics"',

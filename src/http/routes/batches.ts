@@ -5,12 +5,35 @@ import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanStatus } from '../../queue/job.js';
 import { admitOptions, admitUrl } from '../../queue/submission.js';
 import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
+import { checkTarget } from '../../scanner/target-guard.js';
+import type { TargetPolicy } from '../../scanner/types.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
 import { parseOrThrow } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;
+const MAX_SITEMAP_REDIRECTS = 5;
+
+/**
+ * `fetch` for sitemaps fetched by the server: every URL it reaches (nested sitemaps of an index,
+ * each redirect hop) passes the target policy first, as the sitemap URL itself did. Without this a
+ * sitemap on an allowed host could point the server at internal addresses.
+ */
+function policyFetch(policy: TargetPolicy, fetchImpl: typeof fetch = fetch): typeof fetch {
+  return async (input, init) => {
+    let url = input instanceof Request ? input.url : String(input);
+    for (let hop = 0; ; hop++) {
+      await checkTarget(url, policy);
+      const response = await fetchImpl(url, { ...init, redirect: 'manual' });
+      const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;
+      if (!location) return response;
+      await response.body?.cancel().catch(() => undefined);
+      if (hop >= MAX_SITEMAP_REDIRECTS) throw new WcagaiError('USAGE', `sitemap ${url}: more than ${MAX_SITEMAP_REDIRECTS} redirects`);
+      url = new URL(location, url).href;
+    }
+  };
+}
 
 /** Batch routes: many URLs (or a sitemap) with shared options, and their progress. */
 export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
@@ -23,7 +46,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     let raw: string[];
     if (body.sitemap) {
       const sitemap = await admitUrl(body.sitemap, deps.policy, 'sitemap');
-      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000 }).catch((err: Error) => {
+      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
         throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
       });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);

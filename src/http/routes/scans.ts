@@ -5,6 +5,7 @@ import { toolInfo } from '../../domain/version.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanView } from '../../queue/job.js';
 import { admitOptions, admitUrl } from '../../queue/submission.js';
+import { observeScan } from '../../observability/metrics.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
 import { summarize } from '../../reporters/summary.js';
 import { axeVersion } from '../../scanner/page-script.js';
@@ -76,6 +77,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const requestId = String(request.id);
     const { id, outcome } = await producer.submit(url, options, { priority: body.priority, requestId });
     request.log.info({ event: 'scan.queued', jobId: id, outcome, url }, 'scan submitted');
+    if (deps.metrics && outcome !== 'new') observeScan(deps.metrics, undefined, outcome === 'cached' ? 'cached' : 'deduplicated');
     if (outcome === 'cached') {
       const view = await producer.view(id);
       if (view) return reply.code(200).header('content-location', `/api/scans/${id}`).send({ ...view, cached: true });

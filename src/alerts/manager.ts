@@ -1,0 +1,162 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { evaluateRules } from './rules.js';
+import { plan, recordSend, type AlertRecord, type AlertState, type Send } from './state.js';
+import { SEVERITIES, type AlertSettings, type Figures, type NotificationRecord, type Notifier, type Severity } from './types.js';
+
+export interface AlertManagerOptions {
+  redis: Redis;
+  /** Prefix of the manager's keys, e.g. `{wcagai}:alerts`. */
+  keyPrefix: string;
+  settings: AlertSettings;
+  /** Reads the deployment's live figures; a figure it cannot read it leaves out. */
+  figures(): Promise<Figures>;
+  notifiers: readonly Notifier[];
+  logger: Logger;
+  intervalMs: number;
+  /** This process's id (holder of the evaluation lock). */
+  origin: string;
+  /** `source` of PagerDuty events and the name Slack messages show. */
+  source: string;
+  /** Stable part of PagerDuty dedup keys: one deployment's alert is one incident. */
+  dedupPrefix: string;
+  /** Notifications kept for GET /admin/alerts. */
+  keepNotifications?: number;
+  now?(): number;
+}
+
+/** Extends the lock's expiry to `ARGV[2]` ms only while `ARGV[1]` still holds it. */
+const HOLD_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+
+/**
+ * Evaluates the alert rules every `intervalMs` and notifies. Every process runs one; a short
+ * Redis lock per evaluation lets one of them evaluate and notify, and the alert state lives in
+ * Redis, so the fleet sends each notification once whichever process evaluates.
+ */
+export class AlertManager {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+  private readonly controller = new AbortController();
+  private firing: AlertRecord[] = [];
+  private readonly listeners = new Set<(firing: readonly AlertRecord[]) => void>();
+  private readonly keys: { lock: string; state: string; notifications: string };
+
+  constructor(private readonly options: AlertManagerOptions) {
+    this.keys = { lock: `${options.keyPrefix}:lock`, state: `${options.keyPrefix}:state`, notifications: `${options.keyPrefix}:notifications` };
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  /** Stops evaluating; waits for a running evaluation (its notifier calls are cancelled). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.controller.abort();
+    await this.running?.catch(() => undefined);
+  }
+
+  private tick(): Promise<unknown> {
+    if (this.running || this.controller.signal.aborted) return this.running ?? Promise.resolve();
+    this.running = this.evaluateOnce()
+      .catch((err: unknown) => this.options.logger.warn({ event: 'alerts.error', err: (err as Error).message }, 'alert evaluation failed'))
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running;
+  }
+
+  /** One evaluation if this process wins the lock; resolves to whether it did. Refreshes the local view either way. */
+  async evaluateOnce(): Promise<boolean> {
+    const { redis, intervalMs, origin } = this.options;
+    const started = this.now();
+    // The lock outlives a slow evaluation (notifier timeouts and retries), then is cut back to the interval.
+    const got = await redis.set(this.keys.lock, origin, 'PX', Math.max(intervalMs, 60_000), 'NX');
+    if (got !== 'OK') {
+      this.setFiring(await this.load());
+      return false;
+    }
+    try {
+      const state = await this.load();
+      const figures = await this.options.figures();
+      const verdicts = evaluateRules(figures, this.options.settings);
+      const { next, sends } = plan(state, verdicts, this.now(), this.options.settings, this.options.notifiers);
+      const records = await Promise.all(sends.map((s) => this.deliver(s, next)));
+      await this.save(next, records);
+      this.setFiring(next);
+    } finally {
+      const left = Math.max(1, intervalMs - (this.now() - started) - 50);
+      await redis.eval(HOLD_SCRIPT, 1, this.keys.lock, origin, String(left)).catch(() => undefined);
+    }
+    return true;
+  }
+
+  private async deliver(send: Send, state: AlertState): Promise<NotificationRecord> {
+    const notifier = this.options.notifiers.find((n) => n.channel === send.channel);
+    const base = { at: new Date(this.now()).toISOString(), alert: send.alert.id, severity: send.alert.severity, channel: send.channel, action: send.action, summary: send.alert.summary };
+    if (!notifier) return { ...base, ok: false, error: 'channel no longer configured' };
+    try {
+      const answer = await notifier.send(send.alert, send.action, { source: this.options.source, dedupKey: `${this.options.dedupPrefix}/${send.alert.id}` }, this.controller.signal);
+      recordSend(state, send, true, this.now());
+      this.options.logger.info({ event: 'alerts.notified', alert: send.alert.id, channel: send.channel, action: send.action, status: answer.status }, `alert ${send.alert.id}: ${send.action} sent to ${send.channel}`);
+      return { ...base, ok: true, status: answer.status };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.options.logger.warn({ event: 'alerts.notify_failed', alert: send.alert.id, channel: send.channel, action: send.action, code: e.code }, `alert ${send.alert.id}: ${send.action} to ${send.channel} failed: ${e.message}`);
+      return { ...base, ok: false, error: `${e.code ?? e.name}: ${e.message}` };
+    }
+  }
+
+  private async load(): Promise<AlertState> {
+    const raw = await this.options.redis.get(this.keys.state);
+    return raw ? (JSON.parse(raw) as AlertState) : {};
+  }
+
+  private async save(state: AlertState, records: NotificationRecord[]): Promise<void> {
+    const multi = this.options.redis.multi().set(this.keys.state, JSON.stringify(state));
+    if (records.length) multi.lpush(this.keys.notifications, ...records.map((r) => JSON.stringify(r))).ltrim(this.keys.notifications, 0, (this.options.keepNotifications ?? 200) - 1);
+    await multi.exec();
+  }
+
+  private setFiring(state: AlertState): void {
+    this.firing = Object.values(state).filter((r) => r.status === 'firing');
+    for (const l of this.listeners) l(this.firing);
+  }
+
+  /** Alerts firing fleet-wide as of this process's last look. */
+  firingNow(): readonly AlertRecord[] {
+    return this.firing;
+  }
+
+  /** Firing alerts by severity (every severity present), for the `wcagai_alerts_firing` gauge. */
+  firingBySeverity(): Record<Severity, number> {
+    const out = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
+    for (const r of this.firing) out[r.severity]++;
+    return out;
+  }
+
+  /** Called after each look at the state; returns a disposer. */
+  onFiring(listener: (firing: readonly AlertRecord[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Firing alerts and the newest notifications, as GET /admin/alerts shows them. */
+  async view(limit = 50): Promise<{ firing: AlertRecord[]; resolving: AlertRecord[]; notifications: NotificationRecord[] }> {
+    const [state, raws] = await Promise.all([this.load(), this.options.redis.lrange(this.keys.notifications, 0, limit - 1)]);
+    const all = Object.values(state);
+    return {
+      firing: all.filter((r) => r.status === 'firing'),
+      resolving: all.filter((r) => r.status === 'resolved'),
+      notifications: raws.map((r) => JSON.parse(r) as NotificationRecord),
+    };
+  }
+}

@@ -1,0 +1,136 @@
+import { Job, Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { DlqEntry, DlqOperations } from '../domain/dlq.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { adminDlqRoutes, dlqHealthSection } from '../http/routes/admin-dlq.js';
+import type { HealthSection } from '../http/routes/health.js';
+import { DeadLetterQueue } from '../queue/dlq.js';
+import { DlqCapture } from '../queue/dlq-capture.js';
+import { RemoteDlq } from '../queue/dlq-remote.js';
+import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js';
+import { DlqStore } from '../queue/dlq-store.js';
+import { keysFor, type Keys } from '../queue/keys.js';
+import { ScanProducer } from '../queue/producer.js';
+import { producerConnection, waitReady, workerConnection } from '../queue/redis.js';
+import { ResultStore } from '../queue/store.js';
+
+/** The DLQ over a service's queue: operations, and whether a replay job is still queued or running. */
+export function deadLetterQueueOf(redis: Redis, queue: Queue, keys: Keys, producer: ScanProducer): DeadLetterQueue {
+  return new DeadLetterQueue({
+    store: new DlqStore(redis, keys),
+    submit: (url, options, ctx) => producer.submit(url, options, ctx),
+    isLive: async (jobId) => {
+      const job = await Job.fromId(queue, jobId);
+      if (!job) return false;
+      const state = await job.getState();
+      return state !== 'failed' && state !== 'completed' && state !== 'unknown';
+    },
+  });
+}
+
+export interface DlqRuntimeOptions {
+  redis: Redis;
+  queue: Queue;
+  keys: Keys;
+  store: ResultStore;
+  producer: ScanProducer;
+  /** The process runs scan workers: it also runs the retention job. */
+  runsWorkers: boolean;
+  onCapture?: (entry: DlqEntry) => void;
+}
+
+/** The DLQ parts of one service process, closed by `close` after the scan worker has stopped. */
+export interface DlqRuntime {
+  dlq: DeadLetterQueue;
+  capture: DlqCapture;
+  retention: DlqRetention;
+  healthSection: HealthSection;
+  routes: (app: FastifyInstance) => void;
+  close(): Promise<void>;
+}
+
+/** Starts capture (every process), the retention scheduler (its worker where scans run) and builds the routes. */
+export async function startDlqRuntime(config: Config, logger: Logger, options: DlqRuntimeOptions): Promise<DlqRuntime> {
+  const { redis, queue, keys } = options;
+  const dlq = deadLetterQueueOf(redis, queue, keys, options.producer);
+  const captureConnection = workerConnection(config.REDIS_URL);
+  captureConnection.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'DLQ capture redis error'));
+  const capture = new DlqCapture({
+    connection: captureConnection,
+    queue,
+    keys,
+    store: new DlqStore(redis, keys),
+    results: options.store,
+    logger,
+    sweep: 200,
+    ...(options.onCapture ? { onCapture: options.onCapture } : {}),
+  });
+  let retention: DlqRetention | null = null;
+  try {
+    await capture.ready();
+    const maintenance = options.runsWorkers ? workerConnection(config.REDIS_URL) : null;
+    maintenance?.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'maintenance redis error'));
+    retention = await startDlqRetention({ connection: redis, workerConnection: maintenance, keys, dlq, retentionMs: config.DLQ_RETENTION, logger });
+  } catch (err) {
+    await capture.close();
+    throw err;
+  }
+  const started = retention;
+  return {
+    dlq,
+    capture,
+    retention: started,
+    healthSection: dlqHealthSection(() => dlq.summary()),
+    routes: adminDlqRoutes(dlq),
+    async close() {
+      await Promise.allSettled([capture.close(), started.close()]);
+    },
+  };
+}
+
+/**
+ * The DLQ for `wcagai dlq`: through a server's admin API when a URL is given, else straight
+ * from Redis (REDIS_URL, QUEUE_PREFIX), so it works with no server running.
+ */
+export async function openDlq(flags: { url?: string; token?: string }): Promise<{ dlq: DlqOperations; close(): Promise<void> }> {
+  try {
+    process.loadEnvFile?.();
+  } catch {
+    // no .env file
+  }
+  const config = loadConfig(process.env);
+  const url = flags.url ?? config.WCAGAI_URL;
+  if (url) {
+    const token = flags.token ?? config.ADMIN_TOKEN;
+    return { dlq: new RemoteDlq({ url, ...(token ? { token } : {}) }), close: async () => undefined };
+  }
+  const keys = keysFor(config.QUEUE_PREFIX);
+  const redis = producerConnection(config.REDIS_URL, { commandTimeout: 30_000 });
+  redis.on('error', () => undefined);
+  try {
+    await waitReady(redis, 5_000);
+  } catch {
+    redis.disconnect();
+    const where = config.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@');
+    throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where} (set REDIS_URL, or --url to use a server)`);
+  }
+  const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', () => undefined);
+  const producer = new ScanProducer(queue, redis, keys, new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL), {
+    attempts: config.SCAN_ATTEMPTS,
+    backoffMs: config.SCAN_BACKOFF,
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
+    inflightTtlMs: 3_600_000,
+  });
+  return {
+    dlq: deadLetterQueueOf(redis, queue, keys, producer),
+    async close() {
+      await queue.close().catch(() => undefined);
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,155 @@
+import type { z } from 'zod';
+import { toolInfo } from '../domain/version.js';
+import { WcagaiError, type ErrorCode } from '../errors/catalogue.js';
+import { currentContext } from '../observability/context.js';
+
+/** The external services wcagai calls; each has one breaker of the same name. */
+export const SERVICE_NAMES = ['ai', 'apollo', 'hubspot', 'slack', 'pagerduty'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface UpstreamErrorOptions {
+  httpStatus?: number;
+  retryAfterMs?: number;
+  /** Worth trying again within the same call: network errors, 429, 5xx. */
+  transient?: boolean;
+  /** Counts as a failure towards the service's circuit breaker. */
+  breakerFailure?: boolean;
+  cause?: unknown;
+}
+
+/** A failed call to an external service, carrying what the resilience policy decides on. */
+export class UpstreamError extends WcagaiError {
+  readonly service: string;
+  readonly httpStatus: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  readonly transient: boolean;
+  readonly breakerFailure: boolean;
+
+  constructor(code: ErrorCode, service: string, message: string, options: UpstreamErrorOptions = {}) {
+    super(code, message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      details: { service, ...(options.httpStatus ? { httpStatus: options.httpStatus } : {}), ...(options.retryAfterMs !== undefined ? { retryAfterSeconds: Math.ceil(options.retryAfterMs / 1000) } : {}) },
+    });
+    this.name = 'UpstreamError';
+    this.service = service;
+    this.httpStatus = options.httpStatus;
+    this.retryAfterMs = options.retryAfterMs;
+    this.transient = options.transient ?? false;
+    this.breakerFailure = options.breakerFailure ?? false;
+  }
+}
+
+export interface UpstreamRequest<T> {
+  service: string;
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Checks the answer: JSON, or the body text when `text` is set. */
+  schema: z.ZodType<T>;
+  text?: boolean;
+  signal: AbortSignal;
+  /** Values scrubbed from any error text: keys, tokens, webhook URLs. */
+  secrets?: ReadonlyArray<string | undefined>;
+  /** Leave the path out of error texts (Slack webhook paths are secrets). */
+  hidePath?: boolean;
+}
+
+export interface UpstreamAnswer<T> {
+  status: number;
+  value: T;
+  /** The body as received, at most 2 000 characters (for `wcagai alerts test`). */
+  raw: string;
+}
+
+const MAX_SNIPPET = 200;
+
+/** `text` with every secret replaced, for error messages and logs. */
+export function scrub(text: string, secrets: ReadonlyArray<string | undefined> = []): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  return out;
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function issues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+/**
+ * One HTTP call to an external service with the request id of the current request or job
+ * forwarded as X-Request-ID. Every failure becomes an UpstreamError with a catalogue code;
+ * error texts never carry headers, and configured secrets are scrubbed from them.
+ */
+export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<UpstreamAnswer<T>> {
+  const target = new URL(req.url);
+  const where = `${req.method} ${target.origin}${req.hidePath ? '' : target.pathname}`;
+  const clean = (text: string) => scrub(text, [...(req.secrets ?? []), req.hidePath ? req.url : undefined]);
+  const requestId = currentContext()?.requestId;
+  const headers: Record<string, string> = {
+    accept: req.text ? 'text/plain, application/json' : 'application/json',
+    'user-agent': `wcagai/${toolInfo().version}`,
+    ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
+    ...(requestId ? { 'x-request-id': requestId } : {}),
+    ...req.headers,
+  };
+  let response: Response;
+  try {
+    response = await fetch(req.url, { method: req.method, headers, signal: req.signal, ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}) });
+  } catch (err) {
+    if (req.signal.aborted) throw err;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where} failed: ${reason}`), { transient: true, breakerFailure: true, cause: err });
+  }
+  let raw: string;
+  try {
+    raw = await response.text();
+  } catch (err) {
+    if (req.signal.aborted) throw err;
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where}: the answer was cut off`), { transient: true, breakerFailure: true, cause: err });
+  }
+  const snippet = clean(raw.replace(/\s+/g, ' ').trim().slice(0, MAX_SNIPPET));
+  const status = response.status;
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+    throw new UpstreamError('UPSTREAM_RATE_LIMITED', req.service, `${req.service}: ${where} answered 429${retryAfterMs !== undefined ? ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)` : ''}${snippet ? `: ${snippet}` : ''}`, {
+      httpStatus: status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      transient: true,
+      breakerFailure: true,
+    });
+  }
+  if (status >= 500) {
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, `${req.service}: ${where} answered ${status}${snippet ? `: ${snippet}` : ''}`, { httpStatus: status, transient: true, breakerFailure: true });
+  }
+  if (status >= 400) {
+    // The service is up and refused this request (bad key, bad payload): neither retried nor held against the breaker.
+    throw new UpstreamError('UPSTREAM_REJECTED', req.service, `${req.service}: ${where} answered ${status}${snippet ? `: ${snippet}` : ''}`, { httpStatus: status });
+  }
+  let body: unknown = raw;
+  if (!req.text) {
+    try {
+      body = raw === '' ? undefined : JSON.parse(raw);
+    } catch {
+      throw new UpstreamError('UPSTREAM_INVALID_RESPONSE', req.service, `${req.service}: ${where} answered ${status} with a body that is not JSON: ${snippet}`, { httpStatus: status, breakerFailure: true });
+    }
+  }
+  const parsed = req.schema.safeParse(body);
+  if (!parsed.success) {
+    throw new UpstreamError('UPSTREAM_INVALID_RESPONSE', req.service, `${req.service}: ${where} answered ${status} with an unexpected body (${issues(parsed.error)})`, { httpStatus: status, breakerFailure: true });
+  }
+  return { status, value: parsed.data, raw: clean(raw.slice(0, 2_000)) };
+}

@@ -1,0 +1,148 @@
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  bulkhead,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleWhen,
+  IsolatedCircuitError,
+  retry,
+  TaskCancelledError,
+  timeout,
+  TimeoutStrategy,
+  type BulkheadPolicy,
+  type CircuitBreakerPolicy,
+  type IBackoff,
+  type IRetryBackoffContext,
+  type RetryPolicy,
+  type TimeoutPolicy,
+} from 'cockatiel';
+import { WcagaiError } from '../errors/catalogue.js';
+import { UpstreamError } from './http.js';
+import { ManagedBreaker } from './registry.js';
+
+/** The resilience settings of one external service. */
+export interface PolicySettings {
+  /** Deadline of one attempt. */
+  timeoutMs: number;
+  /** Tries of one call, the first included. */
+  attempts: number;
+  /** Delay before the first retry; doubles on each retry, with jitter. */
+  backoffMs: number;
+  /** Longest delay between two attempts (a longer Retry-After is not waited for: the call fails). */
+  maxBackoffMs: number;
+  /** Consecutive failed attempts that open the breaker. */
+  breakerFailures: number;
+  /** How long the breaker stays open before one trial call goes through. */
+  halfOpenAfterMs: number;
+  /** Calls in flight at once; more wait in a queue of `queue` places, then fail fast. */
+  concurrency: number;
+  queue: number;
+}
+
+export const DEFAULT_POLICY: PolicySettings = Object.freeze({
+  timeoutMs: 10_000,
+  attempts: 3,
+  backoffMs: 250,
+  maxBackoffMs: 30_000,
+  breakerFailures: 5,
+  halfOpenAfterMs: 30_000,
+  concurrency: 4,
+  queue: 100,
+});
+
+type RetryContext = IRetryBackoffContext<unknown>;
+
+/** Exponential backoff with equal jitter; a Retry-After from the service replaces it (plus up to 10 %). */
+function backoffFor(settings: PolicySettings, retryNo: number, context: RetryContext): IBackoff<RetryContext> {
+  const err = 'error' in context.result ? context.result.error : undefined;
+  const retryAfter = err instanceof UpstreamError ? err.retryAfterMs : undefined;
+  const exponential = Math.min(settings.maxBackoffMs, settings.backoffMs * 2 ** (retryNo - 1));
+  const duration = retryAfter !== undefined ? retryAfter * (1 + Math.random() * 0.1) : exponential / 2 + (Math.random() * exponential) / 2;
+  return { duration: Math.round(duration), next: (next) => backoffFor(settings, retryNo + 1, next) };
+}
+
+/** Retried within the call: network errors, 5xx, and 429 unless its Retry-After is longer than we wait. */
+function retryable(settings: PolicySettings) {
+  return (err: Error) => err instanceof UpstreamError && err.transient && !(err.retryAfterMs !== undefined && err.retryAfterMs > settings.maxBackoffMs);
+}
+
+/**
+ * One service's policy: a bulkhead around retry (bounded, exponential backoff with jitter,
+ * Retry-After honoured) around a circuit breaker (consecutive failures) around a timeout.
+ * The breaker counts every failed attempt; its open state makes calls fail fast with CIRCUIT_OPEN.
+ */
+export class ServicePolicy {
+  readonly breaker: ManagedBreaker;
+  private readonly bulkhead: BulkheadPolicy;
+  private readonly retry: RetryPolicy;
+  private readonly circuit: CircuitBreakerPolicy;
+  private readonly timeout: TimeoutPolicy;
+
+  constructor(
+    readonly name: string,
+    readonly settings: PolicySettings,
+  ) {
+    this.bulkhead = bulkhead(settings.concurrency, settings.queue);
+    this.retry = retry(handleWhen(retryable(settings)), {
+      maxAttempts: Math.max(0, settings.attempts - 1),
+      backoff: { next: (context: RetryContext) => backoffFor(settings, 1, context) },
+    });
+    const counter = new ConsecutiveBreaker(settings.breakerFailures);
+    this.circuit = circuitBreaker(
+      handleWhen((err) => err instanceof UpstreamError && err.breakerFailure),
+      { halfOpenAfter: settings.halfOpenAfterMs, breaker: counter },
+    );
+    this.timeout = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
+    this.breaker = new ManagedBreaker(name, this.circuit, counter, settings.halfOpenAfterMs);
+  }
+
+  /** Called before each retry with the delay (for logs and tests). */
+  onRetry(listener: (event: { attempt: number; delayMs: number; error?: Error }) => void): () => void {
+    const d = this.retry.onRetry((e) => listener({ attempt: e.attempt, delayMs: e.delay, ...('error' in e ? { error: e.error } : {}) }));
+    return () => d.dispose();
+  }
+
+  /** Runs `fn` (one attempt, given the attempt's signal) under the policy; the caller's `signal` cancels it all. */
+  async execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const caller = signal ?? new AbortController().signal;
+    try {
+      return await this.bulkhead.execute(
+        () => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.attempt(fn, s2, caller), s1), caller),
+        caller,
+      );
+    } catch (err) {
+      throw this.translate(err, caller);
+    }
+  }
+
+  private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal): Promise<T> {
+    try {
+      return await this.timeout.execute(({ signal: s }) => fn(s), signal);
+    } catch (err) {
+      if (err instanceof TaskCancelledError && !caller.aborted) {
+        throw new UpstreamError('UPSTREAM_TIMEOUT', this.name, `${this.name}: no answer within ${this.settings.timeoutMs} ms`, { breakerFailure: true, cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** cockatiel's own errors as catalogue codes. */
+  private translate(err: unknown, caller: AbortSignal): unknown {
+    if (err instanceof WcagaiError) return err;
+    if (err instanceof IsolatedCircuitError) {
+      return new UpstreamError('CIRCUIT_OPEN', this.name, `${this.name}: circuit breaker isolated by an operator; calls fail until it is reset`, { cause: err });
+    }
+    if (err instanceof BrokenCircuitError) {
+      const s = this.breaker.snapshot();
+      return new UpstreamError('CIRCUIT_OPEN', this.name, `${this.name}: circuit breaker open after ${s.failures} consecutive failures (last: ${s.lastFailure ?? 'unknown'}); a trial call goes through ${Math.round(this.settings.halfOpenAfterMs / 1000)} s after it opened`, { cause: err });
+    }
+    if (err instanceof BulkheadRejectedError) {
+      return new UpstreamError('UPSTREAM_RATE_LIMITED', this.name, `${this.name}: ${this.settings.concurrency} calls in flight and ${this.settings.queue} waiting; call refused`, { cause: err });
+    }
+    if (err instanceof TaskCancelledError || caller.aborted) {
+      return new UpstreamError('UPSTREAM_TIMEOUT', this.name, `${this.name}: call cancelled`, { cause: err });
+    }
+    return err;
+  }
+}

@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { Job, QueueEvents, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DlqAttempt, DlqEntry } from '../domain/dlq.js';
+import type { Priority } from '../domain/request.js';
+import { DEFAULT_SCAN_OPTIONS, type ScanOptions } from '../domain/scan.js';
+import { ERRORS } from '../errors/catalogue.js';
+import { attemptsFromLog } from './dlq-attempts.js';
+import type { DlqStore } from './dlq-store.js';
+import { PRIORITY, type ScanJobData, type ScanView } from './job.js';
+import type { Keys } from './keys.js';
+import { parseFailedReason } from './processor.js';
+import type { ResultStore } from './store.js';
+
+/** BullMQ's failedReason for a job failed by the stall check (maxStalledCount exceeded). */
+const STALLED_REASON = /stalled more than allowable limit/i;
+
+/** A new DLQ id: URL-safe, prefixed. */
+export function newDlqId(): string {
+  return `dlq_${randomBytes(12).toString('base64url')}`;
+}
+
+/** Code and message of a final failure: "CODE: message", or STALLED for the stall check. */
+export function classifyFailure(reason: string | undefined): { code: string; message: string; retryable: boolean } {
+  if (reason && STALLED_REASON.test(reason)) return { code: 'STALLED', message: `${reason}: the worker running the scan stopped (crash or kill) too many times`, retryable: true };
+  const { code, message } = parseFailedReason(reason);
+  const spec = (ERRORS as Record<string, { retryable: boolean } | undefined>)[code];
+  return { code, message, retryable: spec?.retryable ?? true };
+}
+
+function priorityOf(value: number | undefined): Priority {
+  const found = (Object.entries(PRIORITY) as Array<[Priority, number]>).find(([, n]) => n === value);
+  return found?.[0] ?? 'normal';
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** What a failed job tells the DLQ. */
+export interface FailedJobFacts {
+  jobId: string;
+  data: Partial<ScanJobData>;
+  priority: number | undefined;
+  attemptsMade: number;
+  failedReason: string | undefined;
+  finishedOn: number | undefined;
+  processedOn: number | undefined;
+  timestamp: number;
+  workerId: string | undefined;
+  logLines: string[];
+}
+
+/** Every attempt of the job: those it logged, plus the final one when it never got to log it (stall). */
+export function attemptsOf(facts: FailedJobFacts, failure: { code: string; message: string }): DlqAttempt[] {
+  const attempts = attemptsFromLog(facts.jobId, facts.logLines);
+  const at = new Date(facts.finishedOn ?? Date.now()).toISOString();
+  const last = attempts[attempts.length - 1];
+  if (!last || failure.code === 'STALLED' || last.attempt < facts.attemptsMade) {
+    attempts.push({ attempt: Math.max(facts.attemptsMade, (last?.attempt ?? 0) + 1), jobId: facts.jobId, code: failure.code, message: failure.message, at });
+  }
+  return attempts;
+}
+
+/** A new entry for a job that failed for good. */
+export function entryFromJob(id: string, facts: FailedJobFacts): DlqEntry {
+  const failure = classifyFailure(facts.failedReason);
+  const attempts = attemptsOf(facts, failure);
+  const url = String(facts.data.url ?? '');
+  const at = new Date(facts.finishedOn ?? Date.now()).toISOString();
+  return {
+    id,
+    jobId: facts.jobId,
+    request: { url, options: (facts.data.options as ScanOptions | undefined) ?? DEFAULT_SCAN_OPTIONS, priority: priorityOf(facts.priority) },
+    host: hostOf(url),
+    code: failure.code,
+    message: failure.message,
+    retryable: failure.retryable,
+    attemptsMade: attempts.length,
+    attempts,
+    firstFailedAt: attempts[0]?.at || at,
+    lastFailedAt: at,
+    ...(facts.workerId ? { workerId: facts.workerId } : {}),
+    ...(facts.data.requestId ? { requestId: facts.data.requestId } : {}),
+    ...(facts.data.batchId ? { batchId: facts.data.batchId } : {}),
+    retries: [],
+    status: 'dead',
+  };
+}
+
+/** The entry after its replay `facts.jobId` failed too: back to dead, the new attempts appended. */
+export function entryAfterFailedReplay(entry: DlqEntry, facts: FailedJobFacts): DlqEntry {
+  const failure = classifyFailure(facts.failedReason);
+  const attempts = attemptsOf(facts, failure);
+  const at = new Date(facts.finishedOn ?? Date.now()).toISOString();
+  const retry = entry.retries.find((r) => r.jobId === facts.jobId) ?? [...entry.retries].reverse().find((r) => r.outcome === 'pending' && r.jobId === null);
+  if (retry) {
+    retry.jobId = facts.jobId;
+    retry.outcome = 'failed';
+  } else entry.retries.push({ at, jobId: facts.jobId, outcome: 'failed' });
+  const pending = entry.retries.some((r) => r.outcome === 'pending');
+  return {
+    ...entry,
+    code: failure.code,
+    message: failure.message,
+    retryable: failure.retryable,
+    attempts: [...entry.attempts, ...attempts],
+    attemptsMade: entry.attemptsMade + attempts.length,
+    lastFailedAt: at,
+    ...(facts.workerId ? { workerId: facts.workerId } : {}),
+    status: pending ? 'retrying' : 'dead',
+  };
+}
+
+export interface DlqCaptureOptions {
+  /** Dedicated, blocking-capable connection (QueueEvents reads the event stream with XREAD BLOCK). */
+  connection: Redis;
+  /** The scan queue (job look-ups). */
+  queue: Queue;
+  keys: Keys;
+  store: DlqStore;
+  results: ResultStore;
+  logger: Logger;
+  /** Called once fleet-wide per capture (only the process whose write won), e.g. to count it. */
+  onCapture?: (entry: DlqEntry) => void;
+  /** On start, look at this many of the most recent failed jobs for ones missed while no process ran (0: none). */
+  sweep?: number;
+}
+
+export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry } | { outcome: 'duplicate' | 'missing' };
+
+/**
+ * Moves every scan that failed for good into the DLQ. It watches the queue's `failed` events
+ * (BullMQ emits them only for final failures: attempts exhausted, UnrecoverableError, stall
+ * limit), so a job failed by another worker's stall check is caught too. Every process runs one;
+ * the write is keyed by job id, so one failure makes one entry however many observe it.
+ */
+export class DlqCapture {
+  private readonly events: QueueEvents;
+  private readonly running = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(private readonly options: DlqCaptureOptions) {
+    const { keys, connection, logger } = options;
+    this.events = new QueueEvents(keys.queueName, { connection, prefix: keys.bullPrefix });
+    this.events.on('failed', ({ jobId, failedReason }) => this.track(jobId, failedReason));
+    this.events.on('error', (err) => logger.debug({ event: 'dlq.capture.error', err: err.message }, 'DLQ capture event stream error'));
+  }
+
+  private track(jobId: string, reason?: string): void {
+    if (this.closed) return;
+    const p = this.capture(jobId, reason).catch((err: unknown) => {
+      this.options.logger.error({ event: 'dlq.capture.failed', jobId, err }, 'could not capture a failed scan into the DLQ');
+    });
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  async ready(): Promise<void> {
+    await this.events.waitUntilReady();
+    if (this.options.sweep) await this.sweep(this.options.sweep).catch((err: unknown) => this.options.logger.warn({ event: 'dlq.sweep.failed', err }, 'DLQ start-up sweep failed'));
+  }
+
+  /** Captures the most recent failed jobs that have no DLQ record yet (events missed while no process ran). */
+  async sweep(limit: number): Promise<number> {
+    const ids = await this.options.queue.client.then((c) => c.zrevrange(this.options.queue.keys.failed!, 0, limit - 1));
+    if (ids.length === 0) return 0;
+    const markers = await this.options.store.redis.mget(ids.map((id) => this.options.keys.dlq.job(id)));
+    let n = 0;
+    for (const [i, id] of ids.entries()) {
+      if (markers[i]) continue;
+      const result = await this.capture(id);
+      if (result.outcome === 'created' || result.outcome === 'updated') n++;
+    }
+    return n;
+  }
+
+  /** Captures one failed job (idempotent). */
+  async capture(jobId: string, eventReason?: string): Promise<CaptureOutcome> {
+    const { store, queue, logger } = this.options;
+    if (await store.capturedAs(jobId)) return { outcome: 'duplicate' };
+    const job = await Job.fromId<ScanJobData>(queue, jobId);
+    if (!job) {
+      logger.warn({ event: 'dlq.capture.missing', jobId }, 'failed job vanished before the DLQ could read it');
+      return { outcome: 'missing' };
+    }
+    const { logs } = await queue.getJobLogs(jobId, 0, -1, true);
+    const facts: FailedJobFacts = {
+      jobId,
+      data: (job.data ?? {}) as Partial<ScanJobData>,
+      priority: job.opts.priority,
+      attemptsMade: job.attemptsMade,
+      failedReason: job.failedReason || eventReason,
+      finishedOn: job.finishedOn,
+      processedOn: job.processedOn,
+      timestamp: job.timestamp,
+      workerId: job.processedBy,
+      logLines: logs,
+    };
+    await this.finalRecord(facts);
+
+    const dlqId = facts.data.dlqId;
+    if (dlqId) {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const stored = await store.read(dlqId);
+        if (!stored) break; // deleted meanwhile: it failed for good again, so it gets a new entry
+        const next = entryAfterFailedReplay(structuredClone(stored.entry), facts);
+        const written = await store.write(dlqId, next, stored.rev, jobId);
+        if (written.status === 'dup') return { outcome: 'duplicate' };
+        if (written.status === 'ok') {
+          logger.warn({ event: 'dlq.replay.failed', dlqId, jobId, code: next.code }, `DLQ replay failed again: ${next.code}`);
+          this.options.onCapture?.(next);
+          return { outcome: 'updated', entry: next };
+        }
+      }
+    }
+    const entry = entryFromJob(newDlqId(), facts);
+    const written = await store.write(entry.id, entry, '', jobId);
+    if (written.status !== 'ok') return { outcome: 'duplicate' };
+    logger.warn({ event: 'dlq.captured', dlqId: entry.id, jobId, code: entry.code, url: entry.request.url, attempts: entry.attemptsMade }, `scan moved to the DLQ: ${entry.code}`);
+    this.options.onCapture?.(entry);
+    return { outcome: 'created', entry };
+  }
+
+  /**
+   * A job failed without a final record (stall limit, payload refused): write one so
+   * GET /api/scans/:id says failed, which also clears the request's in-flight marker.
+   */
+  private async finalRecord(facts: FailedJobFacts): Promise<void> {
+    const { results } = this.options;
+    if (await results.get(facts.jobId)) return;
+    const failure = classifyFailure(facts.failedReason);
+    const iso = (t?: number) => (t ? new Date(t).toISOString() : null);
+    const view: ScanView = {
+      id: facts.jobId,
+      status: 'failed',
+      url: String(facts.data.url ?? ''),
+      options: (facts.data.options as ScanOptions | undefined) ?? DEFAULT_SCAN_OPTIONS,
+      attempts: facts.attemptsMade,
+      createdAt: iso(facts.timestamp),
+      startedAt: iso(facts.processedOn),
+      finishedAt: iso(facts.finishedOn),
+      cached: false,
+      ...(facts.data.requestId ? { requestId: facts.data.requestId } : {}),
+      ...(facts.data.batchId ? { batchId: facts.data.batchId } : {}),
+      error: failure,
+    };
+    if (facts.data.cacheKey) await results.putFinal(view, facts.data.cacheKey);
+  }
+
+  /** Stops listening and waits for the captures under way. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.events.close().catch(() => undefined);
+    await Promise.allSettled([...this.running]);
+    this.options.connection.disconnect();
+  }
+}

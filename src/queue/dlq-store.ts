@@ -1,0 +1,350 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { DlqEntry, DlqPage, DlqStats, DlqSummary } from '../domain/dlq.js';
+import type { Keys } from './keys.js';
+
+/**
+ * Storage of the dead-letter queue, under the deployment's hash tag:
+ *   dlq:e:<id>    HASH json, rev, code, host, day, t, status (t = last failure, ms)
+ *   dlq:t         ZSET id -> t (listing and age), dlq:c:<code> and dlq:h:<host> ZSETs likewise
+ *   dlq:n:code|host|day  HASH counters (HINCRBY), so stats never walk the entries
+ *   dlq:j:<jobId> STRING -> DLQ id, set once per captured job: capture is idempotent
+ *
+ * Every write goes through one script that checks the entry's revision (optimistic
+ * concurrency: JS builds the new JSON, Redis applies it only if nobody wrote in between) and
+ * moves the entry between indexes and counters, so they never drift from the entries.
+ */
+const UNINDEX = `
+local function dec(h, f)
+  if not f then return end
+  if redis.call('HINCRBY', h, f, -1) <= 0 then redis.call('HDEL', h, f) end
+end
+local function unindex(entryKey, id, timeKey, codes, hosts, days, codePrefix, hostPrefix)
+  local old = redis.call('HMGET', entryKey, 'code', 'host', 'day')
+  if not old[1] then return false end
+  redis.call('ZREM', timeKey, id)
+  redis.call('ZREM', codePrefix .. old[1], id)
+  redis.call('ZREM', hostPrefix .. old[2], id)
+  dec(codes, old[1])
+  dec(hosts, old[2])
+  dec(days, old[3])
+  return true
+end
+`;
+
+/**
+ * KEYS: entry, time index, code counts, host counts, day counts, job marker.
+ * ARGV: code index prefix, host index prefix, expected rev ('' = must not exist), id,
+ * json ('' = delete), code, host, day, t, status, marker value ('' = none), marker TTL ms.
+ * Returns {'ok', rev}, {'dup', existing marker value} or {'conflict', current rev}.
+ */
+const WRITE_SCRIPT = `${UNINDEX}
+local id = ARGV[4]
+if ARGV[11] ~= '' then
+  local seen = redis.call('GET', KEYS[6])
+  if seen then return {'dup', seen} end
+end
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if (rev or '') ~= ARGV[3] then return {'conflict', rev or ''} end
+unindex(KEYS[1], id, KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
+if ARGV[11] ~= '' then redis.call('SET', KEYS[6], ARGV[11], 'PX', ARGV[12]) end
+if ARGV[5] == '' then
+  redis.call('DEL', KEYS[1])
+  return {'ok', '0'}
+end
+local nextRev = tostring((rev and tonumber(rev) or 0) + 1)
+redis.call('HSET', KEYS[1], 'json', ARGV[5], 'code', ARGV[6], 'host', ARGV[7], 'day', ARGV[8], 't', ARGV[9], 'status', ARGV[10], 'rev', nextRev)
+redis.call('ZADD', KEYS[2], ARGV[9], id)
+redis.call('ZADD', ARGV[1] .. ARGV[6], ARGV[9], id)
+redis.call('ZADD', ARGV[2] .. ARGV[7], ARGV[9], id)
+redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
+redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
+redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
+return {'ok', nextRev}
+`;
+
+/**
+ * Deletes entries: the ids in ARGV[6..], or (ARGV[4] = cutoff) up to ARGV[5] entries whose last
+ * failure is at or before the cutoff. KEYS: time index, code/host/day counts.
+ * ARGV: entry prefix, code index prefix, host index prefix, cutoff ('' = by id), batch size, ids...
+ * Returns the number removed.
+ */
+const DELETE_SCRIPT = `${UNINDEX}
+local ids = {}
+if ARGV[4] ~= '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+else
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local n = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. id
+  if unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3]) then
+    redis.call('DEL', key)
+    n = n + 1
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return {n, #ids}
+`;
+
+/** How long a captured job id is remembered: longer than BullMQ keeps failed jobs (7 days). */
+const MARKER_TTL_MS = 8 * 86_400_000;
+const HOUR_MS = 3_600_000;
+const PURGE_BATCH = 500;
+
+export type WriteOutcome = { status: 'ok'; rev: string } | { status: 'dup'; existing: string } | { status: 'conflict' };
+
+export interface StoredEntry {
+  entry: DlqEntry;
+  rev: string;
+}
+
+type Scripted = {
+  wcagaiDlqWrite(...args: Array<string | number>): Promise<[string, string]>;
+  wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number]>;
+};
+
+/** UTC day of an ISO time: the byDay counter. */
+export function dayOf(iso: string): string {
+  return iso.slice(0, 10);
+}
+
+function encodeCursor(score: number, id: string): string {
+  return Buffer.from(JSON.stringify([score, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { score: number; id: string } | null {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') return { score: value[0], id: value[1] };
+  } catch {
+    // not a cursor of ours
+  }
+  return null;
+}
+
+function toCounts(hash: Record<string, string>, order: 'count' | 'key'): Record<string, number> {
+  const pairs = Object.entries(hash)
+    .map(([k, v]) => [k, Number(v)] as const)
+    .filter(([, n]) => n > 0);
+  pairs.sort(order === 'count' ? (a, b) => b[1] - a[1] || a[0].localeCompare(b[0]) : (a, b) => a[0].localeCompare(b[0]));
+  return Object.fromEntries(pairs);
+}
+
+/** Reads and writes DLQ entries and their indexes; knows nothing of BullMQ. */
+export class DlqStore {
+  private readonly r: Scripted;
+
+  constructor(
+    readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {
+    redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 6, lua: WRITE_SCRIPT });
+    redis.defineCommand('wcagaiDlqDelete', { numberOfKeys: 4, lua: DELETE_SCRIPT });
+    this.r = redis as unknown as Scripted;
+  }
+
+  private writeArgs(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Array<string | number> {
+    const k = this.keys.dlq;
+    const json = entry ? JSON.stringify(entry) : '';
+    return [
+      k.entry(id),
+      k.time,
+      k.counts('code'),
+      k.counts('host'),
+      k.counts('day'),
+      markerJobId ? k.job(markerJobId) : k.job(''),
+      k.byCode(''),
+      k.byHost(''),
+      expectedRev,
+      id,
+      json,
+      entry?.code ?? '',
+      entry?.host ?? '',
+      entry ? dayOf(entry.lastFailedAt) : '',
+      entry ? Date.parse(entry.lastFailedAt) : 0,
+      entry?.status ?? '',
+      markerJobId ? id : '',
+      MARKER_TTL_MS,
+    ];
+  }
+
+  /**
+   * Writes `entry` (null deletes it) if the stored revision is still `expectedRev` ('' for a new
+   * entry). With `markerJobId`, the write happens only once per job id: a second call is 'dup'.
+   */
+  async write(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Promise<WriteOutcome> {
+    const [status, value] = await this.r.wcagaiDlqWrite(...this.writeArgs(id, entry, expectedRev, markerJobId));
+    if (status === 'ok') return { status: 'ok', rev: value };
+    if (status === 'dup') return { status: 'dup', existing: value };
+    return { status: 'conflict' };
+  }
+
+  /** Queues the insertion of a new entry on a pipeline (bulk loads; same script as `write`). */
+  insertInto(pipeline: ChainableCommander, entry: DlqEntry, markerJobId?: string): void {
+    (pipeline as unknown as Scripted).wcagaiDlqWrite(...this.writeArgs(entry.id, entry, '', markerJobId));
+  }
+
+  /** The DLQ id captured for a job, if it was. */
+  async capturedAs(jobId: string): Promise<string | null> {
+    return this.redis.get(this.keys.dlq.job(jobId));
+  }
+
+  async read(id: string): Promise<StoredEntry | null> {
+    const [json, rev] = await this.redis.hmget(this.keys.dlq.entry(id), 'json', 'rev');
+    return json && rev ? { entry: JSON.parse(json) as DlqEntry, rev } : null;
+  }
+
+  /**
+   * Applies `change` to an entry with optimistic concurrency, re-reading on conflict. `change`
+   * returns the new entry, null to delete it, or undefined to leave it as it is.
+   * Resolves to the entry written (null when deleted or missing, the unchanged one when left).
+   */
+  async update(id: string, change: (entry: DlqEntry) => DlqEntry | null | undefined): Promise<{ found: boolean; entry: DlqEntry | null }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const stored = await this.read(id);
+      if (!stored) return { found: false, entry: null };
+      const next = change(structuredClone(stored.entry));
+      if (next === undefined) return { found: true, entry: stored.entry };
+      const outcome = await this.write(id, next, stored.rev);
+      if (outcome.status === 'ok') return { found: true, entry: next };
+    }
+    throw new Error(`DLQ entry ${id} kept changing under 50 consecutive updates`);
+  }
+
+  /** Removes entries by id; resolves to the number that existed. */
+  async remove(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const [n] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), '', 0, ...ids);
+    return n;
+  }
+
+  /** Removes every entry whose last failure is at or before `cutoffMs`, in batches. */
+  async removeOlderThan(cutoffMs: number): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const [n, seen] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), Math.floor(cutoffMs), PURGE_BATCH);
+      removed += n;
+      if (seen < PURGE_BATCH) return removed;
+    }
+  }
+
+  private deleteKeys(): string[] {
+    const k = this.keys.dlq;
+    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), k.entry(''), k.byCode(''), k.byHost('')];
+  }
+
+  /** Ids of every entry of a code, a host or all, newest first. */
+  async ids(filter: { code?: string; host?: string }): Promise<string[]> {
+    const k = this.keys.dlq;
+    return this.redis.zrevrange(filter.code ? k.byCode(filter.code) : filter.host ? k.byHost(filter.host) : k.time, 0, -1);
+  }
+
+  /** A page of entries, newest first. A code and a host together walk the code index and filter by host. */
+  async list(query: { limit: number; cursor?: string; code?: string; host?: string }): Promise<DlqPage> {
+    const k = this.keys.dlq;
+    const index = query.code ? k.byCode(query.code) : query.host ? k.byHost(query.host) : k.time;
+    const hostFilter = query.code && query.host ? query.host : undefined;
+    let start = 0;
+    let ties: { score: number; id: string } | null = null;
+    const cursor = query.cursor ? decodeCursor(query.cursor) : null;
+    if (cursor) {
+      const [rank, score] = await Promise.all([this.redis.zrevrank(index, cursor.id), this.redis.zscore(index, cursor.id)]);
+      if (rank !== null && Number(score) === cursor.score) start = rank + 1;
+      else {
+        // The cursor's entry left meanwhile: resume after its score, skipping its tie-mates already shown.
+        start = await this.redis.zcount(index, `(${cursor.score}`, '+inf');
+        ties = cursor;
+      }
+    }
+    const entries: DlqEntry[] = [];
+    const scores: number[] = [];
+    const batch = Math.min(1_000, Math.max(query.limit + 1, hostFilter ? 200 : 0));
+    let more = false;
+    // A host filter over a code index may skip many; bound the walk so a page stays cheap.
+    const maxScanned = hostFilter ? query.limit * 50 + 1_000 : Number.MAX_SAFE_INTEGER;
+    let scanned = 0;
+    while (entries.length <= query.limit && scanned < maxScanned) {
+      const raw = await this.redis.zrevrange(index, start, start + batch - 1, 'WITHSCORES');
+      if (raw.length === 0) break;
+      start += raw.length / 2;
+      const ids: string[] = [];
+      const idScores: number[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        const id = raw[i]!;
+        const score = Number(raw[i + 1]);
+        if (ties && score === ties.score && id >= ties.id) continue;
+        ids.push(id);
+        idScores.push(score);
+      }
+      ties = null;
+      scanned += ids.length;
+      const jsons = ids.length ? await this.readJsons(ids) : [];
+      for (let i = 0; i < ids.length; i++) {
+        const json = jsons[i];
+        if (!json) continue;
+        const entry = JSON.parse(json) as DlqEntry;
+        if (hostFilter && entry.host !== hostFilter) continue;
+        entries.push(entry);
+        scores.push(idScores[i]!);
+      }
+      if (raw.length / 2 < batch) break;
+    }
+    if (entries.length > query.limit) {
+      more = true;
+      entries.length = query.limit;
+    }
+    const last = entries[entries.length - 1];
+    return { entries, nextCursor: more && last ? encodeCursor(scores[entries.length - 1]!, last.id) : null };
+  }
+
+  private async readJsons(ids: readonly string[]): Promise<Array<string | null>> {
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.keys.dlq.entry(id), 'json');
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, value]) => (err ? null : (value as string | null)));
+  }
+
+  /** Totals from the counters: O(#codes + #hosts + #days), whatever the number of entries. */
+  async stats(): Promise<DlqStats> {
+    const k = this.keys.dlq;
+    const replies = (await this.redis
+      .multi()
+      .zcard(k.time)
+      .hgetall(k.counts('code'))
+      .hgetall(k.counts('host'))
+      .hgetall(k.counts('day'))
+      .zrange(k.time, 0, 0, 'WITHSCORES')
+      .zrevrange(k.time, 0, 0, 'WITHSCORES')
+      .exec()) as Array<[Error | null, unknown]>;
+    const value = <T>(i: number): T => {
+      const [err, v] = replies[i]!;
+      if (err) throw err;
+      return v as T;
+    };
+    const iso = (pair: string[]) => (pair.length === 2 ? new Date(Number(pair[1])).toISOString() : null);
+    return {
+      total: value<number>(0),
+      byCode: toCounts(value<Record<string, string>>(1), 'count'),
+      byHost: toCounts(value<Record<string, string>>(2), 'count'),
+      byDay: toCounts(value<Record<string, string>>(3), 'key'),
+      oldest: iso(value<string[]>(4)),
+      newest: iso(value<string[]>(5)),
+    };
+  }
+
+  async size(): Promise<number> {
+    return this.redis.zcard(this.keys.dlq.time);
+  }
+
+  async summary(now = Date.now()): Promise<DlqSummary> {
+    const k = this.keys.dlq;
+    const [[, size], [, oldest], [, lastHour]] = (await this.redis.multi().zcard(k.time).zrange(k.time, 0, 0, 'WITHSCORES').zcount(k.time, now - HOUR_MS, '+inf').exec()) as [
+      [unknown, number],
+      [unknown, string[]],
+      [unknown, number],
+    ];
+    return { size, oldest: oldest.length === 2 ? new Date(Number(oldest[1])).toISOString() : null, lastHourAdded: lastHour };
+  }
+}

@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import Fastify from 'fastify';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { WcagaiError } from '../../src/errors/catalogue.js';
+import { errorReportingPlugin } from '../../src/http/plugins/sentry.js';
+import { classifyHttpError, problem, sendProblem } from '../../src/http/problem.js';
+import { runWithContext } from '../../src/observability/context.js';
+import { type ErrorReporter, initErrorReporting, noopReporter } from '../../src/observability/sentry.js';
+
+interface SentryEvent {
+  tags?: Record<string, string>;
+  release?: string;
+  environment?: string;
+  exception?: { values?: Array<{ type?: string; value?: string; stacktrace?: { frames?: unknown[] } }> };
+}
+
+interface Received {
+  path: string;
+  auth: string;
+  events: SentryEvent[];
+}
+
+/** A stand-in for Sentry's ingest: parses envelopes (one JSON header line, then item header + payload pairs). */
+function parseEnvelope(body: string): SentryEvent[] {
+  const lines = body.split('\n').filter(Boolean);
+  const events: SentryEvent[] = [];
+  for (let i = 1; i + 1 < lines.length; i += 2) {
+    const header = JSON.parse(lines[i]!) as { type: string };
+    if (header.type === 'event') events.push(JSON.parse(lines[i + 1]!) as SentryEvent);
+  }
+  return events;
+}
+
+const silent = { info: () => undefined, warn: () => undefined };
+
+let server: Server;
+let dsn: string;
+const received: Received[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let raw = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      // The SDK authenticates in the query string (or, in older versions, an X-Sentry-Auth header).
+      const auth = url.searchParams.get('sentry_key') ?? String(req.headers['x-sentry-auth'] ?? '');
+      received.push({ path: url.pathname, auth, events: parseEnvelope(raw.toString('utf8')) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  dsn = `http://publickey@127.0.0.1:${(server.address() as AddressInfo).port}/1`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+beforeEach(() => {
+  received.length = 0;
+});
+
+const events = () => received.flatMap((r) => r.events);
+
+describe('initErrorReporting', () => {
+  it('loads @sentry/node only lazily: no static import that `wcagai --help` would pay for', () => {
+    const source = readFileSync(new URL('../../src/observability/sentry.ts', import.meta.url), 'utf8');
+    expect(source).not.toMatch(/^\s*(import|export)\s[^;]*from\s+['"]@sentry\//m);
+    expect(source).toContain("await import('@sentry/node')");
+  });
+
+  it('is a no-op without a DSN', async () => {
+    const reporter = await initErrorReporting({ logger: silent });
+    expect(reporter).toBe(noopReporter);
+    expect(reporter.enabled).toBe(false);
+    reporter.capture(new Error('dropped'), { requestId: 'r' });
+    expect(await reporter.flush(10)).toBe(true);
+    expect(received).toEqual([]);
+  });
+
+  it('sends captured errors to the DSN tagged with request_id and job_id', async () => {
+    const reporter = await initErrorReporting({ dsn, release: 'wcagai@0.1.0-test', environment: 'test', logger: silent });
+    try {
+      expect(reporter.enabled).toBe(true);
+      reporter.capture(new WcagaiError('BROWSER_CRASHED', 'chromium went away'), { requestId: 'req_abc123', jobId: 'scan_42', tags: { worker: 'w1' } });
+      expect(await reporter.flush(5_000)).toBe(true);
+      expect(received.map((r) => r.path)).toEqual(['/api/1/envelope/']);
+      expect(received[0]!.auth).toContain('publickey');
+      const [event] = events();
+      expect(event?.exception?.values?.[0]).toMatchObject({ type: 'WcagaiError', value: 'chromium went away' });
+      expect(event?.exception?.values?.[0]?.stacktrace?.frames?.length).toBeGreaterThan(0);
+      expect(event?.tags).toMatchObject({ request_id: 'req_abc123', job_id: 'scan_42', worker: 'w1' });
+      expect(event).toMatchObject({ release: 'wcagai@0.1.0-test', environment: 'test' });
+    } finally {
+      await reporter.close(1_000);
+    }
+  });
+
+  it('takes the ids from the current request or job context when not given, and keeps tags per event', async () => {
+    const reporter = await initErrorReporting({ dsn, logger: silent });
+    try {
+      runWithContext({ requestId: 'req_ctx', jobId: 'job_ctx' }, () => reporter.capture(new Error('in context')));
+      reporter.capture(new Error('outside'));
+      expect(await reporter.flush(5_000)).toBe(true);
+      const byMessage = new Map(events().map((e) => [e.exception?.values?.[0]?.value, e]));
+      expect(byMessage.get('in context')?.tags).toMatchObject({ request_id: 'req_ctx', job_id: 'job_ctx' });
+      // Tags of one capture must not leak into the next.
+      expect(byMessage.get('outside')?.tags?.request_id).toBeUndefined();
+    } finally {
+      await reporter.close(1_000);
+    }
+  });
+});
+
+describe('errorReportingPlugin', () => {
+  let reporter: ErrorReporter;
+  beforeAll(async () => {
+    reporter = await initErrorReporting({ dsn, logger: silent });
+  });
+  afterAll(async () => {
+    await reporter.close(1_000);
+  });
+
+  function buildApp() {
+    const app = Fastify({ genReqId: (req) => String(req.headers['x-request-id'] ?? 'req_generated') });
+    errorReportingPlugin(app, reporter);
+    app.setErrorHandler((err, request, reply) => {
+      const { code, detail, extra, headers } = classifyHttpError(err);
+      return sendProblem(reply, problem(request, code, detail, extra), headers);
+    });
+    app.get('/v1/crash/:id', async () => {
+      throw new Error('handler exploded');
+    });
+    app.get('/v1/redis', async (request, reply) => sendProblem(reply, problem(request, 'REDIS_UNAVAILABLE', 'redis down')));
+    app.get('/v1/full', async () => {
+      throw new WcagaiError('QUEUE_FULL', 'queue is full');
+    });
+    app.get('/v1/bad', async () => {
+      throw new WcagaiError('INVALID_URL', 'not a url');
+    });
+    return app;
+  }
+
+  it('reports a 500 from a throwing route with the thrown error and the request id', async () => {
+    const app = buildApp();
+    try {
+      const res = await app.inject({ method: 'GET', url: '/v1/crash/7', headers: { 'x-request-id': 'req_route500' } });
+      expect(res.statusCode).toBe(500);
+      expect(res.json()).toMatchObject({ code: 'INTERNAL', requestId: 'req_route500' });
+      expect(await reporter.flush(5_000)).toBe(true);
+      const [event, ...rest] = events();
+      expect(rest).toEqual([]);
+      expect(event?.exception?.values?.[0]).toMatchObject({ type: 'Error', value: 'handler exploded' });
+      expect(event?.tags).toMatchObject({ request_id: 'req_route500', route: '/v1/crash/:id', method: 'GET', status_code: '500', code: 'INTERNAL' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('reports 5xx problems sent without throwing, but not 4xx nor expected back-pressure 503s', async () => {
+    const app = buildApp();
+    try {
+      expect((await app.inject({ method: 'GET', url: '/v1/bad' })).statusCode).toBe(400);
+      expect((await app.inject({ method: 'GET', url: '/v1/full' })).statusCode).toBe(503);
+      expect((await app.inject({ method: 'GET', url: '/v1/redis', headers: { 'x-request-id': 'req_redis' } })).statusCode).toBe(503);
+      expect(await reporter.flush(5_000)).toBe(true);
+      const all = events();
+      expect(all).toHaveLength(1);
+      expect(all[0]?.exception?.values?.[0]?.value).toBe('GET /v1/redis answered 503 REDIS_UNAVAILABLE');
+      expect(all[0]?.tags).toMatchObject({ request_id: 'req_redis', code: 'REDIS_UNAVAILABLE', status_code: '503' });
+    } finally {
+      await app.close();
+    }
+  });
+});
