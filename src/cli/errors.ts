@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/error.js';
 import { isWcagaiError } from '../errors/catalogue.js';
 
 /** One line for the operator; the stack only when WCAGAI_DEBUG is set. */

@@ -1,10 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { toolInfo } from '../domain/version.js';
 import { registerDlqCommands } from './dlq.js';
+import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
 
-/** Exit codes: 0 ok, 1 usage or tool error, 2 accessibility gate failed, 99 threshold failed. */
-export type ExitCode = 0 | 1 | 2 | 99;
+import type { ExitCode } from '../commands/exit-codes.js';
+
+export type { ExitCode };
 
 const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 const positiveInt = (name: string) => (value: string) => {
@@ -90,6 +92,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     });
 
   registerDlqCommands(program, setExit);
+  registerIntegrationCommands(program, setExit);
 
   return program;
 }

@@ -9,8 +9,8 @@ import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
 import { dedupeUrls, fetchSitemap, readUrlsFile } from '../scanner/inputs.js';
 import { validateScanOptions } from '../scanner/options.js';
 import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
-import { progressBar } from '../cli/progress.js';
-import type { ExitCode } from '../cli/main.js';
+import type { ExitCode } from './exit-codes.js';
+import { progressBar } from './progress.js';
 
 interface ScanFlags {
   urlsFile?: string;

@@ -1,13 +1,7 @@
-import { WcagaiError } from '../errors/catalogue.js';
+import { ConfigError } from './error.js';
 import { envSchema, SECRET_KEYS, type Config } from './schema.js';
 
-/** A configuration error listing every bad variable at once. */
-export class ConfigError extends WcagaiError {
-  constructor(readonly problems: string[]) {
-    super('USAGE', `invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** Validates the environment into a frozen Config; empty strings count as unset. */
 export function loadConfig(env: Record<string, string | undefined>, overrides: Partial<Record<string, string>> = {}): Config {

@@ -1,0 +1,67 @@
+import { type Command, CommanderError, Option } from 'commander';
+
+type SetExit = (code: 0 | 1) => void;
+
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const limit = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000) throw new CommanderError(1, 'wcagai.usage', `--limit must be an integer from 1 to 1000, got "${value}"`);
+  return n;
+};
+
+function server(command: Command): Command {
+  return command
+    .option('--url <url>', 'the server (default WCAGAI_URL)')
+    .option('--token <token>', 'its admin token (default ADMIN_TOKEN)')
+    .option('--json', 'print JSON');
+}
+
+/** `wcagai breakers …`, `wcagai alerts test`, `wcagai prospect`: command modules load only when they run. */
+export function registerIntegrationCommands(program: Command, setExit: SetExit): void {
+  const breakers = program.command('breakers').description("circuit breakers of the external services (ai, apollo, hubspot, slack, pagerduty), fleet-wide through a server's admin API");
+  server(breakers.command('list').description("the answering process's breakers and every worker's")).action(async (opts) => {
+    const { runBreakersList } = await import('../commands/breakers.js');
+    setExit((await runBreakersList(opts)) as 0 | 1);
+  });
+  for (const action of ['reset', 'isolate'] as const) {
+    server(
+      breakers
+        .command(action)
+        .description(action === 'reset' ? 'close a breaker in every process (ends an isolation)' : 'hold a breaker open in every process until reset')
+        .argument('<name>', 'ai, apollo, hubspot, slack or pagerduty'),
+    ).action(async (name: string, opts) => {
+      const { runBreakerAction } = await import('../commands/breakers.js');
+      setExit((await runBreakerAction(action, name, opts)) as 0 | 1);
+    });
+  }
+
+  program
+    .command('alerts')
+    .description('alert notifications (Slack, PagerDuty)')
+    .command('test')
+    .description('send a test alert to every configured channel and print what each answered')
+    .addOption(new Option('--severity <severity>', 'severity of the test alert').choices(['info', 'warning', 'error', 'critical']).default('warning'))
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { runAlertsTest } = await import('../commands/alerts.js');
+      setExit((await runAlertsTest(opts)) as 0 | 1);
+    });
+
+  program
+    .command('prospect')
+    .description('find company websites with Apollo and queue their scans as one batch')
+    .requiredOption('--query <keywords>', 'keywords describing the companies (comma-separated)')
+    .option('--industry <names>', 'industries (comma-separated, repeatable)', collect)
+    .option('--location <places>', 'headquarters locations (comma-separated, repeatable)', collect)
+    .option('--limit <n>', 'at most this many companies (1-1000)', limit, 25)
+    .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
+    .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))
+    .option('--url <url>', 'queue through this server (default WCAGAI_URL; without either, straight into Redis at REDIS_URL)')
+    .option('--api-key <key>', 'API key for --url (default the first of API_KEYS)')
+    .option('--dry-run', 'print the websites found, queue nothing')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { runProspect } = await import('../commands/prospect.js');
+      setExit((await runProspect(opts)) as 0 | 1);
+    });
+}
