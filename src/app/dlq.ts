@@ -4,18 +4,18 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { DlqEntry, DlqOperations } from '../domain/dlq.js';
+import type { DlqOperations } from '../domain/dlq.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { adminDlqRoutes, dlqHealthSection } from '../http/routes/admin-dlq.js';
 import type { HealthSection } from '../http/routes/health.js';
 import { DeadLetterQueue } from '../queue/dlq.js';
-import { DlqCapture } from '../queue/dlq-capture.js';
+import { DlqCapture, type CaptureListener } from '../queue/dlq-capture.js';
 import { RemoteDlq } from '../queue/dlq-remote.js';
 import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js';
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, waitReady, workerConnection } from '../queue/redis.js';
+import { producerConnection, workerConnection } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running. */
@@ -40,7 +40,7 @@ export interface DlqRuntimeOptions {
   producer: ScanProducer;
   /** The process runs scan workers: it also runs the retention job. */
   runsWorkers: boolean;
-  onCapture?: (entry: DlqEntry) => void;
+  onCapture?: CaptureListener;
 }
 
 /** The DLQ parts of one service process, closed by `close` after the scan worker has stopped. */
@@ -50,6 +50,11 @@ export interface DlqRuntime {
   retention: DlqRetention;
   healthSection: HealthSection;
   routes: (app: FastifyInstance) => void;
+  /**
+   * Listens to captures this process observes (every failure, once each; `writtenHere` marks the
+   * one process fleet-wide that wrote it). Returns the remover.
+   */
+  onCapture(listener: CaptureListener): () => void;
   close(): Promise<void>;
 }
 
@@ -86,10 +91,30 @@ export async function startDlqRuntime(config: Config, logger: Logger, options: D
     retention: started,
     healthSection: dlqHealthSection(() => dlq.summary()),
     routes: adminDlqRoutes(dlq),
+    onCapture: (listener) => capture.onCapture(listener),
     async close() {
       await Promise.allSettled([capture.close(), started.close()]);
     },
   };
+}
+
+/** Resolves when `redis` is ready; rejects at its first connection error (a one-shot command does not wait for reconnects). */
+function connectOnce(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const onError = (err: Error) => done(err);
+    const timer = setTimeout(() => done(new Error(`Redis not ready after ${timeoutMs} ms`)), timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+  });
 }
 
 /**
@@ -112,7 +137,7 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   const redis = producerConnection(config.REDIS_URL, { commandTimeout: 30_000 });
   redis.on('error', () => undefined);
   try {
-    await waitReady(redis, 5_000);
+    await connectOnce(redis, 5_000);
   } catch {
     redis.disconnect();
     const where = config.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@');

@@ -20,6 +20,8 @@ import { startScanWorker, type ScanWorker } from '../queue/worker.js';
 import { createScanner } from '../scanner/engine.js';
 import type { Scanner } from '../scanner/types.js';
 import { startDlqRuntime, type DlqRuntime } from './dlq.js';
+import { startEventsRuntime } from './events.js';
+import { bindIntegrationGauges, startIntegrations, type Integrations } from './integrations.js';
 import { policyOf, scannerConfigOf } from './scanner-config.js';
 
 export interface ServiceOptions {
@@ -28,8 +30,8 @@ export interface ServiceOptions {
   /** Scan concurrency of the worker in this process; 0 runs no worker. */
   workerConcurrency: number;
   env: Record<string, string | undefined>;
-  /** Called once fleet-wide per scan captured into the DLQ (wcagai_dlq_captured_total). */
-  onDlqCapture?: (entry: DlqEntry) => void;
+  /** Told of each DLQ capture this process observes; `writtenHere` is true in the one process that wrote it. */
+  onDlqCapture?: (entry: DlqEntry, info: { writtenHere: boolean }) => void;
 }
 
 /** A running API and/or worker with everything it owns, closed in order by `close`. */
@@ -71,12 +73,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
   let dlq: DlqRuntime | null = null;
   let metrics: Metrics | null = null;
   let reporter: ErrorReporter | null = null;
+  let integrations: Integrations | null = null;
   try {
     await waitReady(redis, 10_000);
     reporter = await initErrorReporting({ dsn: config.SENTRY_DSN, release: `wcagai@${toolInfo().version}`, environment: config.NODE_ENV, logger });
     // Capture runs in every process; retention's worker only where scans run.
     dlq = await startDlqRuntime(config, logger, { redis, queue, keys, store, producer, runsWorkers: options.workerConcurrency > 0, ...(options.onDlqCapture ? { onCapture: options.onDlqCapture } : {}) });
     const dlqOps = dlq.dlq;
+    // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
+    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: workerConnection(config.REDIS_URL), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
       workerRedis = workerConnection(config.REDIS_URL);
@@ -92,6 +97,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
         scanTimeoutMs: config.SCAN_TIMEOUT,
         withContext: (ctx, fn) => runWithContext(ctx, fn),
         onReplayCompleted: (dlqId) => dlqOps.replayCompleted(dlqId),
+        hooks: integ.hooks,
+        outcomes: integ.outcomes,
+        heartbeatExtra: integ.heartbeatExtra,
         ...(config.WORKER_LOCK_DURATION ? { lockDurationMs: config.WORKER_LOCK_DURATION } : {}),
         ...(config.WORKER_STALLED_INTERVAL ? { stalledIntervalMs: config.WORKER_STALLED_INTERVAL } : {}),
       });
@@ -102,17 +110,37 @@ export async function startService(config: Config, logger: Logger, options: Serv
       const dlqOps = dlq.dlq;
       metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size() });
       const stopScanMetrics = scanEventsToMetrics(waiter.events, metrics);
-      owned.push(async () => stopScanMetrics());
-      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner, metrics, reporter, healthSections: [dlq.healthSection], extend: [dlq.routes] });
+      const counted = metrics;
+      // Every API process sees every capture once, like scan outcomes: dashboards take max by code.
+      const stopDlqCount = dlq.onCapture((entry) => counted.dlqCaptured.inc({ code: entry.code }));
+      owned.push(async () => {
+        stopScanMetrics();
+        stopDlqCount();
+      });
+      const unbindGauges = bindIntegrationGauges(metrics, integ.clients.registry, integ.alerts);
+      owned.push(async () => unbindGauges());
+      const healthSections = [dlq.healthSection, integ.healthSection];
+      // `wcagai top`: GET /admin/events and /admin/snapshot (throughput counted from this process's QueueEvents).
+      const events = startEventsRuntime({
+        health: { redis, keys, store, producer, scanner, healthSections },
+        waiter,
+        logger,
+        breakers: { processId: integ.processId, snapshot: () => integ.clients.registry.snapshot() },
+        dlq: dlqOps,
+        alerts: integ.alerts,
+      });
+      app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner, metrics, reporter, healthSections, extend: [dlq.routes, integ.routes, events.routes] });
     }
+    integ.start();
   } catch (err) {
-    await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close()]);
+    await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close(), integrations?.close()]);
     redis.disconnect();
     workerRedis?.disconnect();
     throw err;
   }
 
   const dlqRuntime = dlq;
+  const integrationsRuntime = integrations;
   let closing: Promise<{ released: boolean }> | null = null;
   return {
     config,
@@ -127,6 +155,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       closing ??= (async () => {
         const started = Date.now();
         const left = () => Math.max(1_000, deadlineMs - (Date.now() - started));
+        // Alerts and breaker control first: nothing is evaluated or applied while the process winds down.
+        await integrationsRuntime.close();
         // Stop accepting first; in-flight requests (including Prefer: wait) are answered.
         if (app) await Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]);
         const { released } = worker ? await worker.close(left()) : { released: false };

@@ -2,7 +2,7 @@ import { type Command, CommanderError, Option } from 'commander';
 
 type SetExit = (code: 0 | 1) => void;
 
-const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const repeat = (value: string, previous: string[] = []) => [...previous, value.trim()];
 const limit = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 1_000) throw new CommanderError(1, 'wcagai.usage', `--limit must be an integer from 1 to 1000, got "${value}"`);
@@ -51,8 +51,8 @@ export function registerIntegrationCommands(program: Command, setExit: SetExit):
     .command('prospect')
     .description('find company websites with Apollo and queue their scans as one batch')
     .requiredOption('--query <keywords>', 'keywords describing the companies (comma-separated)')
-    .option('--industry <names>', 'industries (comma-separated, repeatable)', collect)
-    .option('--location <places>', 'headquarters locations (comma-separated, repeatable)', collect)
+    .option('--industry <name>', 'an industry (repeatable)', repeat)
+    .option('--location <place>', 'a headquarters location such as "Berlin, Germany" (repeatable)', repeat)
     .option('--limit <n>', 'at most this many companies (1-1000)', limit, 25)
     .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
     .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { toolInfo } from '../domain/version.js';
+import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
@@ -91,7 +92,20 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
       setExit(runConfigCheck(opts) as ExitCode);
     });
 
+  program
+    .command('top')
+    .description('live dashboard of a running server: queue, breakers, workers, DLQ and alerts, with operator actions')
+    .option('--url <url>', 'the server (default WCAGAI_URL or http://127.0.0.1:8080)')
+    .option('--token <token>', 'its admin token (default ADMIN_TOKEN)')
+    .option('--once', 'print one snapshot and exit (no terminal needed)')
+    .option('--json', 'with --once: print the snapshot as JSON')
+    .action(async (opts: { url?: string; token?: string; once?: boolean; json?: boolean }) => {
+      const { runTop } = await import('../commands/top.js');
+      setExit((await runTop(opts)) as ExitCode);
+    });
+
   registerDlqCommands(program, setExit);
+  registerDiagnosticsCommands(program, setExit);
   registerIntegrationCommands(program, setExit);
 
   return program;

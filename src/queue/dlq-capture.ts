@@ -126,11 +126,17 @@ export interface DlqCaptureOptions {
   store: DlqStore;
   results: ResultStore;
   logger: Logger;
-  /** Called once fleet-wide per capture (only the process whose write won), e.g. to count it. */
-  onCapture?: (entry: DlqEntry) => void;
+  /** Same as a listener added with `onCapture`. */
+  onCapture?: CaptureListener;
   /** On start, look at this many of the most recent failed jobs for ones missed while no process ran (0: none). */
   sweep?: number;
 }
+
+/**
+ * Told of every capture this process observes, once per failed job: `writtenHere` is true in the
+ * one process (fleet-wide) whose write made or updated the entry, false in the others.
+ */
+export type CaptureListener = (entry: DlqEntry, info: { writtenHere: boolean }) => void;
 
 export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry } | { outcome: 'duplicate' | 'missing' };
 
@@ -143,6 +149,7 @@ export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry }
 export class DlqCapture {
   private readonly events: QueueEvents;
   private readonly running = new Set<Promise<unknown>>();
+  private readonly listeners = new Set<CaptureListener>();
   private closed = false;
 
   constructor(private readonly options: DlqCaptureOptions) {
@@ -150,6 +157,32 @@ export class DlqCapture {
     this.events = new QueueEvents(keys.queueName, { connection, prefix: keys.bullPrefix });
     this.events.on('failed', ({ jobId, failedReason }) => this.track(jobId, failedReason));
     this.events.on('error', (err) => logger.debug({ event: 'dlq.capture.error', err: err.message }, 'DLQ capture event stream error'));
+    if (options.onCapture) this.listeners.add(options.onCapture);
+  }
+
+  /** Adds a capture listener (metrics, for instance); returns its remover. */
+  onCapture(listener: CaptureListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(entry: DlqEntry, writtenHere: boolean): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(entry, { writtenHere });
+      } catch (err) {
+        this.options.logger.warn({ event: 'dlq.listener.failed', err }, 'a DLQ capture listener threw');
+      }
+    }
+  }
+
+  /** Another process wrote the capture of `jobId`: tell the listeners what it wrote. */
+  private async observed(dlqId: string | null): Promise<CaptureOutcome> {
+    if (dlqId && this.listeners.size) {
+      const stored = await this.options.store.read(dlqId);
+      if (stored) this.tell(stored.entry, false);
+    }
+    return { outcome: 'duplicate' };
   }
 
   private track(jobId: string, reason?: string): void {
@@ -183,7 +216,8 @@ export class DlqCapture {
   /** Captures one failed job (idempotent). */
   async capture(jobId: string, eventReason?: string): Promise<CaptureOutcome> {
     const { store, queue, logger } = this.options;
-    if (await store.capturedAs(jobId)) return { outcome: 'duplicate' };
+    const seen = await store.capturedAs(jobId);
+    if (seen) return this.observed(seen);
     const job = await Job.fromId<ScanJobData>(queue, jobId);
     if (!job) {
       logger.warn({ event: 'dlq.capture.missing', jobId }, 'failed job vanished before the DLQ could read it');
@@ -211,19 +245,19 @@ export class DlqCapture {
         if (!stored) break; // deleted meanwhile: it failed for good again, so it gets a new entry
         const next = entryAfterFailedReplay(structuredClone(stored.entry), facts);
         const written = await store.write(dlqId, next, stored.rev, jobId);
-        if (written.status === 'dup') return { outcome: 'duplicate' };
+        if (written.status === 'dup') return this.observed(written.existing);
         if (written.status === 'ok') {
           logger.warn({ event: 'dlq.replay.failed', dlqId, jobId, code: next.code }, `DLQ replay failed again: ${next.code}`);
-          this.options.onCapture?.(next);
+          this.tell(next, true);
           return { outcome: 'updated', entry: next };
         }
       }
     }
     const entry = entryFromJob(newDlqId(), facts);
     const written = await store.write(entry.id, entry, '', jobId);
-    if (written.status !== 'ok') return { outcome: 'duplicate' };
+    if (written.status !== 'ok') return this.observed(written.status === 'dup' ? written.existing : null);
     logger.warn({ event: 'dlq.captured', dlqId: entry.id, jobId, code: entry.code, url: entry.request.url, attempts: entry.attemptsMade }, `scan moved to the DLQ: ${entry.code}`);
-    this.options.onCapture?.(entry);
+    this.tell(entry, true);
     return { outcome: 'created', entry };
   }
 

@@ -32,34 +32,48 @@ end
 `;
 
 /**
- * KEYS: entry, time index, code counts, host counts, day counts, job marker.
- * ARGV: code index prefix, host index prefix, expected rev ('' = must not exist), id,
- * json ('' = delete), code, host, day, t, status, marker value ('' = none), marker TTL ms.
- * Returns {'ok', rev}, {'dup', existing marker value} or {'conflict', current rev}.
+ * Writes entries, each only if its stored revision is the expected one.
+ * KEYS: time index, code counts, host counts, day counts.
+ * ARGV: entry prefix, job marker prefix, code index prefix, host index prefix, marker TTL ms, then
+ * per entry: expected rev ('' = must not exist), id, json ('' = delete), code, host, day, t,
+ * status, job id to mark ('' = none).
+ * Returns per entry 'ok', rev | 'dup', existing marker value | 'conflict', current rev.
  */
 const WRITE_SCRIPT = `${UNINDEX}
-local id = ARGV[4]
-if ARGV[11] ~= '' then
-  local seen = redis.call('GET', KEYS[6])
-  if seen then return {'dup', seen} end
+local out = {}
+for i = 6, #ARGV, 9 do
+  local expected, id, json, code, host, day, t, status, jobId = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local entryKey = ARGV[1] .. id
+  local seen = jobId ~= '' and redis.call('GET', ARGV[2] .. jobId)
+  local rev = redis.call('HGET', entryKey, 'rev')
+  if seen then
+    out[#out + 1] = 'dup'
+    out[#out + 1] = seen
+  elseif (rev or '') ~= expected then
+    out[#out + 1] = 'conflict'
+    out[#out + 1] = rev or ''
+  else
+    if rev then unindex(entryKey, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4]) end
+    if jobId ~= '' then redis.call('SET', ARGV[2] .. jobId, id, 'PX', ARGV[5]) end
+    if json == '' then
+      redis.call('DEL', entryKey)
+      out[#out + 1] = 'ok'
+      out[#out + 1] = '0'
+    else
+      local nextRev = tostring((rev and tonumber(rev) or 0) + 1)
+      redis.call('HSET', entryKey, 'json', json, 'code', code, 'host', host, 'day', day, 't', t, 'status', status, 'rev', nextRev)
+      redis.call('ZADD', KEYS[1], t, id)
+      redis.call('ZADD', ARGV[3] .. code, t, id)
+      redis.call('ZADD', ARGV[4] .. host, t, id)
+      redis.call('HINCRBY', KEYS[2], code, 1)
+      redis.call('HINCRBY', KEYS[3], host, 1)
+      redis.call('HINCRBY', KEYS[4], day, 1)
+      out[#out + 1] = 'ok'
+      out[#out + 1] = nextRev
+    end
+  end
 end
-local rev = redis.call('HGET', KEYS[1], 'rev')
-if (rev or '') ~= ARGV[3] then return {'conflict', rev or ''} end
-unindex(KEYS[1], id, KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
-if ARGV[11] ~= '' then redis.call('SET', KEYS[6], ARGV[11], 'PX', ARGV[12]) end
-if ARGV[5] == '' then
-  redis.call('DEL', KEYS[1])
-  return {'ok', '0'}
-end
-local nextRev = tostring((rev and tonumber(rev) or 0) + 1)
-redis.call('HSET', KEYS[1], 'json', ARGV[5], 'code', ARGV[6], 'host', ARGV[7], 'day', ARGV[8], 't', ARGV[9], 'status', ARGV[10], 'rev', nextRev)
-redis.call('ZADD', KEYS[2], ARGV[9], id)
-redis.call('ZADD', ARGV[1] .. ARGV[6], ARGV[9], id)
-redis.call('ZADD', ARGV[2] .. ARGV[7], ARGV[9], id)
-redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
-redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
-redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
-return {'ok', nextRev}
+return out
 `;
 
 /**
@@ -101,7 +115,7 @@ export interface StoredEntry {
 }
 
 type Scripted = {
-  wcagaiDlqWrite(...args: Array<string | number>): Promise<[string, string]>;
+  wcagaiDlqWrite(...args: Array<string | number>): Promise<string[]>;
   wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number]>;
 };
 
@@ -140,34 +154,19 @@ export class DlqStore {
     readonly redis: Redis,
     private readonly keys: Keys,
   ) {
-    redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 6, lua: WRITE_SCRIPT });
+    redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });
     redis.defineCommand('wcagaiDlqDelete', { numberOfKeys: 4, lua: DELETE_SCRIPT });
     this.r = redis as unknown as Scripted;
   }
 
-  private writeArgs(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Array<string | number> {
+  private writeHead(): Array<string | number> {
     const k = this.keys.dlq;
-    const json = entry ? JSON.stringify(entry) : '';
-    return [
-      k.entry(id),
-      k.time,
-      k.counts('code'),
-      k.counts('host'),
-      k.counts('day'),
-      markerJobId ? k.job(markerJobId) : k.job(''),
-      k.byCode(''),
-      k.byHost(''),
-      expectedRev,
-      id,
-      json,
-      entry?.code ?? '',
-      entry?.host ?? '',
-      entry ? dayOf(entry.lastFailedAt) : '',
-      entry ? Date.parse(entry.lastFailedAt) : 0,
-      entry?.status ?? '',
-      markerJobId ? id : '',
-      MARKER_TTL_MS,
-    ];
+    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), k.entry(''), k.job(''), k.byCode(''), k.byHost(''), MARKER_TTL_MS];
+  }
+
+  private static writeArgs(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Array<string | number> {
+    if (!entry) return [expectedRev, id, '', '', '', '', 0, '', markerJobId ?? ''];
+    return [expectedRev, id, JSON.stringify(entry), entry.code, entry.host, dayOf(entry.lastFailedAt), Date.parse(entry.lastFailedAt), entry.status, markerJobId ?? ''];
   }
 
   /**
@@ -175,15 +174,21 @@ export class DlqStore {
    * entry). With `markerJobId`, the write happens only once per job id: a second call is 'dup'.
    */
   async write(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Promise<WriteOutcome> {
-    const [status, value] = await this.r.wcagaiDlqWrite(...this.writeArgs(id, entry, expectedRev, markerJobId));
-    if (status === 'ok') return { status: 'ok', rev: value };
-    if (status === 'dup') return { status: 'dup', existing: value };
+    const [status, value] = await this.r.wcagaiDlqWrite(...this.writeHead(), ...DlqStore.writeArgs(id, entry, expectedRev, markerJobId));
+    if (status === 'ok') return { status: 'ok', rev: value! };
+    if (status === 'dup') return { status: 'dup', existing: value! };
     return { status: 'conflict' };
   }
 
-  /** Queues the insertion of a new entry on a pipeline (bulk loads; same script as `write`). */
-  insertInto(pipeline: ChainableCommander, entry: DlqEntry, markerJobId?: string): void {
-    (pipeline as unknown as Scripted).wcagaiDlqWrite(...this.writeArgs(entry.id, entry, '', markerJobId));
+  /**
+   * Queues the insertion of new entries on a pipeline, through the same script as `write`, many
+   * per call (bulk loads and tests). Each entry is marked as the capture of its job id.
+   */
+  insertInto(pipeline: ChainableCommander, entries: readonly DlqEntry[]): void {
+    for (let i = 0; i < entries.length; i += 500) {
+      const args = entries.slice(i, i + 500).flatMap((e) => DlqStore.writeArgs(e.id, e, '', e.jobId));
+      (pipeline as unknown as Scripted).wcagaiDlqWrite(...this.writeHead(), ...args);
+    }
   }
 
   /** The DLQ id captured for a job, if it was. */

@@ -17,6 +17,8 @@ export interface Keys {
   paused: string;
   prioritized: string;
   active: string;
+  /** BullMQ's hash of one job of the scan queue. */
+  job(id: string): string;
   /** Admitted jobs not yet added to BullMQ (ZSET of job ids scored by expiry); they count towards queue depth. */
   admitting: string;
   /** Dead-letter queue keys (layout in queue/dlq-store.ts). */
@@ -59,6 +61,7 @@ export function keysFor(prefix: string): Keys {
     paused: `${q}:paused`,
     prioritized: `${q}:prioritized`,
     active: `${q}:active`,
+    job: (id) => `${q}:${id}`,
     admitting: `${p}:admitting`,
     dlq: {
       entry: (id) => `${p}:dlq:e:${id}`,

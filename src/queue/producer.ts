@@ -15,11 +15,12 @@ import type { ResultStore } from './store.js';
  * Jobs are added by BullMQ after this script returns, so the queue lists alone would let
  * concurrent submissions all see the same free room. Each admitted job therefore holds a
  * reservation in KEYS[5] (score: its expiry) until the producer has added it, and reservations
- * count towards the depth. An expired reservation (a producer that died in between) stops counting.
+ * count towards the depth: unless the job already exists (then the lists count it, and the
+ * reservation is dropped), or the reservation expired (a producer that died in between).
  *
- * KEYS: wait, paused, prioritized, active, reservations, result key prefix, then a cache key and
- * an in-flight key per request. ARGV: in-flight TTL, max depth, reservation TTL, skip lookups
- * ("1" for fresh submissions), then one new id per request.
+ * KEYS: wait, paused, prioritized, active, reservations, result key prefix, job key prefix, then a
+ * cache key and an in-flight key per request. ARGV: in-flight TTL, max depth, reservation TTL,
+ * skip lookups ("1" for fresh submissions), then one new id per request.
  * Returns {'full', depth} or {'ok', outcome1, id1, outcome2, id2, ...}.
  */
 const ADMIT_SCRIPT = `
@@ -32,7 +33,7 @@ local out = {'ok'}
 local news = {}
 local seen = {}
 for i = 1, n do
-  local cacheKey, inflightKey = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  local cacheKey, inflightKey = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
   local outcome, value = nil, nil
   if seen[inflightKey] then
     outcome, value = 'inflight', seen[inflightKey]
@@ -54,11 +55,15 @@ for i = 1, n do
   out[#out + 1] = value
 end
 if #news > 0 then
-  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[5])
+  local reserved = 0
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+    if redis.call('EXISTS', KEYS[7] .. id) == 1 then redis.call('ZREM', KEYS[5], id) else reserved = reserved + 1 end
+  end
+  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + reserved
   if depth + #news > tonumber(ARGV[2]) then return {'full', tostring(depth)} end
   local expires = now + tonumber(ARGV[3])
   for _, i in ipairs(news) do
-    redis.call('SET', KEYS[6 + 2 * i], ARGV[4 + i], 'PX', ARGV[1])
+    redis.call('SET', KEYS[7 + 2 * i], ARGV[4 + i], 'PX', ARGV[1])
     redis.call('ZADD', KEYS[5], expires, ARGV[4 + i])
   end
 end
@@ -128,7 +133,7 @@ export class ScanProducer {
    */
   private async decide(requests: readonly Request[], fresh: boolean): Promise<Array<{ id: string; outcome: SubmitOutcome }>> {
     const k = this.keys;
-    const keys = [k.wait, k.paused, k.prioritized, k.active, k.admitting, k.result('')];
+    const keys = [k.wait, k.paused, k.prioritized, k.active, k.admitting, k.result(''), k.job('')];
     for (const r of requests) keys.push(k.cache(r.cacheKey), k.inflight(r.cacheKey));
     const args = [this.settings.inflightTtlMs, this.settings.maxQueueDepth, RESERVATION_TTL_MS, fresh ? '1' : '0', ...requests.map((r) => r.id)];
     const reply = await this.redisCall(() => this.admit(keys, args));
@@ -196,18 +201,26 @@ export class ScanProducer {
   async submitMany(urls: readonly string[], options: ScanOptions, ctx: SubmitContext): Promise<Array<{ id: string; outcome: SubmitOutcome }>> {
     const requests = urls.map((url) => ({ url, cacheKey: cacheKeyOf(url, options), id: newScanId() }));
     const decisions = await this.decide(requests, ctx.fresh === true);
-    const bulk = requests
-      .filter((_, i) => decisions[i]!.outcome === 'new')
-      .map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
-    if (bulk.length) {
-      try {
-        await this.queue.addBulk(bulk);
-      } catch (err) {
-        await this.redis.del(...bulk.map((b) => this.keys.inflight(b.data.cacheKey))).catch(() => 0);
-        throw toRedisError(err);
-      } finally {
-        await this.release(bulk.map((b) => b.opts.jobId));
+    const admitted = () => requests.filter((_, i) => decisions[i]!.outcome === 'new');
+    try {
+      // As in submit: a marker can outlive its job (failed by BullMQ without a final record, or
+      // removed). Those requests are decided again instead of joining a job that will never finish.
+      const stale = (await Promise.all(decisions.map(async (d, i) => (d.outcome === 'inflight' && !(await this.isLive(d.id)) ? i : -1)))).filter((i) => i >= 0);
+      if (stale.length) {
+        await this.redisCall(() => this.redis.del(...stale.map((i) => this.keys.inflight(requests[i]!.cacheKey))));
+        const again = await this.decide(stale.map((i) => requests[i]!), ctx.fresh === true);
+        stale.forEach((i, j) => {
+          decisions[i] = again[j]!;
+        });
       }
+      const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
+      if (bulk.length) await this.queue.addBulk(bulk);
+    } catch (err) {
+      const news = admitted();
+      if (news.length) await this.redis.del(...news.map((r) => this.keys.inflight(r.cacheKey))).catch(() => 0);
+      throw toRedisError(err);
+    } finally {
+      await this.release(admitted().map((r) => r.id));
     }
     return decisions;
   }

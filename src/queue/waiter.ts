@@ -13,6 +13,9 @@ export class CompletionWaiter {
 
   /** `connection` must be dedicated and blocking-capable (maxRetriesPerRequest null, no command timeout). */
   constructor(private readonly connection: Redis, keys: Keys) {
+    // The connection is this waiter's alone: without a listener, ioredis prints every failed
+    // reconnection attempt of a Redis outage as "Unhandled error event". QueueEvents reconnects by itself.
+    connection.on('error', () => undefined);
     this.events = new QueueEvents(keys.queueName, { connection, prefix: keys.bullPrefix });
     const settle = ({ jobId }: { jobId: string }) => {
       const set = this.waiters.get(jobId);

@@ -1,0 +1,51 @@
+import { type Command, CommanderError, Option } from 'commander';
+
+type SetExit = (code: 0 | 1 | 2 | 99) => void;
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(1, 'wcagai.usage', `${name} must be a positive integer, got "${value}"`);
+  return n;
+};
+const nonNegativeInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new CommanderError(1, 'wcagai.usage', `${name} must be an integer >= 0, got "${value}"`);
+  return n;
+};
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** `wcagai stress` and `wcagai leak`: their modules load only when they run. */
+export function registerDiagnosticsCommands(program: Command, setExit: SetExit): void {
+  program
+    .command('stress')
+    .description('load-test the scan service with a scenario (default 100-concurrent-scans); exit 99 when a threshold fails')
+    .option('--scenario <file>', 'scenario file, or the name of a shipped one (100-concurrent-scans, enqueue-burst, soak, spike)')
+    .option('--concurrent <n>', "connections (replaces the scenario's)", positiveInt('--concurrent'))
+    .addOption(new Option('--duration <duration>', "load duration such as 60s or 10m (replaces the scenario's)").conflicts('amount'))
+    .option('--amount <n>', 'stop after this many requests instead of a duration', positiveInt('--amount'))
+    .option('--url <url>', 'drive this deployment instead of a self-contained stack on loopback')
+    .option('--token <token>', 'API key for --url, sent as Authorization: Bearer')
+    .option('--json', 'print the result as JSON')
+    .option('--out <file>', 'also write the JSON result to this file')
+    .action(async (opts) => {
+      const { runStressCommand } = await import('../commands/stress.js');
+      setExit(await runStressCommand(opts));
+    });
+
+  program
+    .command('leak')
+    .description('scan in-process for many cycles and judge post-GC memory growth; exit 99 on a leak')
+    .option('--concurrent <n>', 'scans at once in each cycle', positiveInt('--concurrent'), 10)
+    .option('--cycles <n>', 'rounds of concurrent scans', positiveInt('--cycles'), 100)
+    .option('--url <url>', 'scan these pages instead of the fixture site (repeatable, or comma-separated)', collect)
+    .option('--max-growth <size>', 'post-GC heap growth that fails the run', '50MB')
+    .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')
+    .option('--warmup <n>', 'cycles before the baseline sample (default a tenth of the run, 1-50)', nonNegativeInt('--warmup'))
+    .option('--heap-snapshots <dir>', 'write a first and a last heap snapshot here (open them in DevTools)')
+    .option('--report <file>', 'write an HTML report with the chart')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts) => {
+      const { runLeakCommand } = await import('../commands/leak.js');
+      setExit(await runLeakCommand(opts));
+    });
+}

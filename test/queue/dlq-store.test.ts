@@ -1,0 +1,331 @@
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DlqEntry } from '../../src/domain/dlq.js';
+import type { PageResult, ScanOptions } from '../../src/domain/scan.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { DeadLetterQueue } from '../../src/queue/dlq.js';
+import { DlqCapture } from '../../src/queue/dlq-capture.js';
+import { startDlqRetention } from '../../src/queue/dlq-retention.js';
+import { DlqStore } from '../../src/queue/dlq-store.js';
+import { keysFor, type Keys } from '../../src/queue/keys.js';
+import { producerConnection, waitReady, workerConnection } from '../../src/queue/redis.js';
+import { ResultStore } from '../../src/queue/store.js';
+import { startScanWorker, type ScanWorker } from '../../src/queue/worker.js';
+import type { Scanner } from '../../src/scanner/types.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { LogSink, startTestService, uniquePrefix, waitFor, type TestService } from '../support/service.js';
+
+/**
+ * The DLQ's store, capture and retention without Chromium: scans are failed by a stub scanner
+ * through the real processor and BullMQ worker, entries are seeded through the store's own
+ * write path. Real Redis.
+ */
+
+const TOKEN = 'dlq-store-admin-token-0123456789';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const OPTIONS: ScanOptions = { wcagLevel: 'AA', wcagVersion: '2.2', bestPractice: false };
+const CODES = ['HTTP_SERVER_ERROR', 'HTTP_CLIENT_ERROR', 'NAVIGATION_TIMEOUT', 'DNS_FAILURE', 'STALLED'];
+
+let redis: RedisServer;
+const closers: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close().catch(() => undefined);
+  await redis?.close();
+});
+
+async function apiService(prefix = uniquePrefix('dlq')): Promise<TestService> {
+  const svc = await startTestService({ redisUrl: redis.url, prefix, settings: { ADMIN_TOKEN: TOKEN } });
+  closers.push(() => svc.close());
+  return svc;
+}
+
+/** A store on its own prefix and connection. */
+async function storeFor(prefix = uniquePrefix('dlqs')): Promise<{ store: DlqStore; keys: Keys; dlq: DeadLetterQueue }> {
+  const keys = keysFor(prefix);
+  const conn = producerConnection(redis.url, { commandTimeout: 30_000 });
+  closers.push(async () => conn.disconnect());
+  await waitReady(conn);
+  const store = new DlqStore(conn, keys);
+  const dlq = new DeadLetterQueue({ store, submit: async () => ({ id: 'scan_unused' }), isLive: async () => false });
+  return { store, keys, dlq };
+}
+
+let seq = 0;
+/** An entry as capture would write it. */
+function entry(fields: { code: string; host: string; at: number; url?: string }): DlqEntry {
+  const n = ++seq;
+  const at = new Date(fields.at).toISOString();
+  const url = fields.url ?? `https://${fields.host}/page-${n}`;
+  return {
+    id: `dlq_seed${String(n).padStart(7, '0')}`,
+    jobId: `scan_seed${n}`,
+    request: { url, options: OPTIONS, priority: 'normal' },
+    host: fields.host,
+    code: fields.code,
+    message: `${url} failed`,
+    retryable: true,
+    attemptsMade: 1,
+    attempts: [{ attempt: 1, jobId: `scan_seed${n}`, code: fields.code, message: `${url} failed`, at }],
+    firstFailedAt: at,
+    lastFailedAt: at,
+    retries: [],
+    status: 'dead',
+  };
+}
+
+/** Fails every scan: URLs containing "perm" permanently (404), the others retryably with a message per call. */
+function failingScanner(): Scanner & { calls: number } {
+  const scanner = {
+    calls: 0,
+    async scan(url: string): Promise<PageResult> {
+      scanner.calls++;
+      const permanent = url.includes('perm');
+      return {
+        url,
+        finalUrl: url,
+        status: 'error',
+        httpStatus: permanent ? 404 : 503,
+        error: permanent ? { code: 'HTTP_CLIENT_ERROR', message: `${url} answered 404`, retryable: false } : { code: 'HTTP_SERVER_ERROR', message: `${url} answered 503 (call ${scanner.calls})`, retryable: true },
+        timings: { navigationMs: 1, settleMs: 0, axeMs: 0, totalMs: 1 },
+        rules: { axeVersion: 'stub', tags: [], ran: [] },
+        violations: [],
+      };
+    },
+    stats: () => ({ concurrency: 4, active: 0, scansDone: scanner.calls, browserRestarts: 0, browserPid: 1 }),
+    close: async () => undefined,
+  };
+  return scanner;
+}
+
+describe('DLQ capture', () => {
+  it('makes one entry per failed job however many captures observe it (two QueueEvents connections in one process)', async () => {
+    const svc = await apiService();
+    const { keys } = svc.service;
+    const sink = new LogSink();
+    const logger = createLogger({ level: 'info', destination: sink });
+    const told: Array<{ jobId: string; writtenHere: boolean }> = [];
+    const second = new DlqCapture({
+      connection: workerConnection(redis.url),
+      queue: svc.service.queue,
+      keys,
+      store: new DlqStore(svc.service.redis, keys),
+      results: new ResultStore(svc.service.redis, keys, 60_000, 0),
+      logger,
+      onCapture: (e, { writtenHere }) => told.push({ jobId: e.jobId, writtenHere }),
+    });
+    await second.ready();
+    closers.push(() => second.close());
+
+    const urls = ['http://127.0.0.1:9/perm-1', 'http://127.0.0.1:9/perm-2', 'http://127.0.0.1:9/perm-3', 'http://127.0.0.1:9/retry-1', 'http://127.0.0.1:9/retry-2'];
+    const ids: string[] = [];
+    for (const url of urls) {
+      const res = await svc.post('/api/scans', { url });
+      expect(res.status, res.body).toBe(202);
+      ids.push(res.json.id);
+    }
+    const workerConn = workerConnection(redis.url);
+    const worker: ScanWorker = startScanWorker({ connection: workerConn, keys, scanner: failingScanner(), store: new ResultStore(workerConn, keys, 60_000, 0), logger, concurrency: 4, scanTimeoutMs: 5_000 });
+    closers.push(async () => {
+      await worker.close(2_000);
+      workerConn.disconnect();
+    });
+
+    const entries = await waitFor(
+      async () => {
+        const res = await svc.get('/admin/dlq/jobs?limit=100', AUTH);
+        return res.json.entries.length >= urls.length ? (res.json.entries as DlqEntry[]) : undefined;
+      },
+      { timeoutMs: 20_000, what: 'five DLQ entries' },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await svc.get('/admin/dlq/stats', AUTH)).json.total).toBe(urls.length);
+    expect(entries.map((e) => e.jobId).sort()).toEqual([...ids].sort());
+    // Each capture was written once, by one of the two observers.
+    const captured = [...svc.logs.events('dlq.captured'), ...sink.events('dlq.captured')];
+    expect(captured.map((e) => e.jobId).sort()).toEqual([...ids].sort());
+    // Its listener heard of every capture once, as written here only for those it wrote.
+    expect(told.map((t) => t.jobId).sort()).toEqual([...ids].sort());
+    expect(told.filter((t) => t.writtenHere).map((t) => t.jobId).sort()).toEqual(sink.events('dlq.captured').map((e) => e.jobId as string).sort());
+
+    const retryable = entries.filter((e) => e.request.url.includes('retry'));
+    for (const e of retryable) {
+      expect(e).toMatchObject({ code: 'HTTP_SERVER_ERROR', attemptsMade: 3, retryable: true });
+      // Every attempt kept its own error message.
+      expect(new Set(e.attempts.map((a) => a.message)).size).toBe(3);
+    }
+    for (const e of entries.filter((x) => x.request.url.includes('perm'))) expect(e).toMatchObject({ code: 'HTTP_CLIENT_ERROR', attemptsMade: 1, retryable: false });
+    // Capturing again (a late observer, the start-up sweep) changes nothing.
+    expect(await second.capture(ids[0]!)).toEqual({ outcome: 'duplicate' });
+    expect(await second.sweep(100)).toBe(0);
+  });
+});
+
+describe('DLQ store', () => {
+  it('groups stats by code, host and day from its counters, and keeps them right through updates and deletes', async () => {
+    const { store, dlq } = await storeFor();
+    const day = (d: number, h = 12) => Date.UTC(2026, 0, d, h);
+    const seeded = [
+      entry({ code: 'HTTP_SERVER_ERROR', host: 'a.example', at: day(1) }),
+      entry({ code: 'HTTP_SERVER_ERROR', host: 'a.example', at: day(2) }),
+      entry({ code: 'HTTP_SERVER_ERROR', host: 'b.example', at: day(2, 13) }),
+      entry({ code: 'DNS_FAILURE', host: 'c.example', at: day(3) }),
+      entry({ code: 'HTTP_CLIENT_ERROR', host: 'a.example', at: day(3, 14) }),
+    ];
+    for (const e of seeded) expect(await store.write(e.id, e, '', e.jobId)).toMatchObject({ status: 'ok' });
+    expect(await dlq.stats()).toEqual({
+      total: 5,
+      byCode: { HTTP_SERVER_ERROR: 3, DNS_FAILURE: 1, HTTP_CLIENT_ERROR: 1 },
+      byHost: { 'a.example': 3, 'b.example': 1, 'c.example': 1 },
+      byDay: { '2026-01-01': 1, '2026-01-02': 2, '2026-01-03': 2 },
+      oldest: new Date(day(1)).toISOString(),
+      newest: new Date(day(3, 14)).toISOString(),
+    });
+    // A second write for the same job is refused: capture is idempotent.
+    const again = entry({ code: 'HTTP_SERVER_ERROR', host: 'a.example', at: day(4) });
+    expect(await store.write(again.id, again, '', seeded[0]!.jobId)).toEqual({ status: 'dup', existing: seeded[0]!.id });
+
+    // Filters and order.
+    expect((await dlq.list({ code: 'HTTP_SERVER_ERROR' })).entries.map((e) => e.id)).toEqual([seeded[2]!.id, seeded[1]!.id, seeded[0]!.id]);
+    expect((await dlq.list({ host: 'a.example' })).entries.map((e) => e.id)).toEqual([seeded[4]!.id, seeded[1]!.id, seeded[0]!.id]);
+    expect((await dlq.list({ code: 'HTTP_SERVER_ERROR', host: 'a.example' })).entries.map((e) => e.id)).toEqual([seeded[1]!.id, seeded[0]!.id]);
+
+    // An entry failing again with another code on another day moves between counters.
+    await store.update(seeded[0]!.id, (e) => ({ ...e, code: 'NAVIGATION_TIMEOUT', lastFailedAt: new Date(day(5)).toISOString() }));
+    await dlq.remove(seeded[3]!.id);
+    await expect(dlq.remove(seeded[3]!.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await dlq.stats()).toEqual({
+      total: 4,
+      byCode: { HTTP_SERVER_ERROR: 2, HTTP_CLIENT_ERROR: 1, NAVIGATION_TIMEOUT: 1 },
+      byHost: { 'a.example': 3, 'b.example': 1 },
+      byDay: { '2026-01-02': 2, '2026-01-03': 1, '2026-01-05': 1 },
+      oldest: new Date(day(2)).toISOString(),
+      newest: new Date(day(5)).toISOString(),
+    });
+    expect((await dlq.list({})).entries[0]!.id).toBe(seeded[0]!.id);
+  });
+
+  it('pages newest first with a cursor, through ties and entries leaving between pages', async () => {
+    const { store, dlq } = await storeFor();
+    const at = Date.UTC(2026, 1, 1);
+    // 25 entries, in groups of five with the same failure time.
+    const seeded = Array.from({ length: 25 }, (_, i) => entry({ code: 'HTTP_SERVER_ERROR', host: 'p.example', at: at + Math.floor(i / 5) * 1000 }));
+    const pipeline = store.redis.pipeline();
+    store.insertInto(pipeline, seeded);
+    await pipeline.exec();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let pageNo = 0; pageNo < 10; pageNo++) {
+      const page = await dlq.list({ limit: 7, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.entries.map((e) => e.id));
+      // The last entry of the page leaves before the next page is read: paging carries on after it.
+      if (pageNo === 1 && page.entries.length) await dlq.remove(page.entries[page.entries.length - 1]!.id);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    expect(seen).toHaveLength(25);
+    expect(new Set(seen).size).toBe(25);
+    const times = seen.map((id) => seeded.find((e) => e.id === id)!.lastFailedAt);
+    expect(times).toEqual([...times].sort().reverse());
+  });
+
+  it('purges by age, updating every counter', async () => {
+    const { dlq, store } = await storeFor();
+    const now = Date.now();
+    const old = Array.from({ length: 1_200 }, (_, i) => entry({ code: CODES[i % 2]!, host: `old${i % 3}.example`, at: now - 40 * 86_400_000 - i * 1000 }));
+    const recent = Array.from({ length: 3 }, () => entry({ code: 'HTTP_SERVER_ERROR', host: 'new.example', at: now - 60_000 }));
+    const pipeline = store.redis.pipeline();
+    store.insertInto(pipeline, [...old, ...recent]);
+    await pipeline.exec();
+    expect((await dlq.stats()).total).toBe(1_203);
+    expect(await dlq.purge({ olderThanMs: 30 * 86_400_000 })).toEqual({ removed: 1_200 });
+    const stats = await dlq.stats();
+    expect(stats).toMatchObject({ total: 3, byCode: { HTTP_SERVER_ERROR: 3 }, byHost: { 'new.example': 3 } });
+    expect(Object.values(stats.byDay)).toEqual([3]);
+    expect(await dlq.purge({ olderThanMs: 30 * 86_400_000 })).toEqual({ removed: 0 });
+  });
+
+  it('removes entries past DLQ_RETENTION through the BullMQ job scheduler', async () => {
+    const prefix = uniquePrefix('dlqr');
+    const { store, keys, dlq } = await storeFor(prefix);
+    const now = Date.now();
+    const old = entry({ code: 'HTTP_SERVER_ERROR', host: 'r.example', at: now - 2 * 3_600_000 });
+    const fresh = entry({ code: 'HTTP_SERVER_ERROR', host: 'r.example', at: now - 60_000 });
+    for (const e of [old, fresh]) await store.write(e.id, e, '', e.jobId);
+    const conn = producerConnection(redis.url);
+    await waitReady(conn);
+    const sink = new LogSink();
+    const retention = await startDlqRetention({ connection: conn, workerConnection: workerConnection(redis.url), keys, dlq, retentionMs: 3_600_000, logger: createLogger({ level: 'info', destination: sink }) });
+    closers.push(async () => {
+      await retention.close();
+      conn.disconnect();
+    });
+    await waitFor(async () => (await dlq.stats()).total === 1, { timeoutMs: 15_000, what: 'retention to remove the old entry' });
+    expect((await dlq.list({})).entries.map((e) => e.id)).toEqual([fresh.id]);
+    expect(sink.events('dlq.retention')).toHaveLength(1);
+    const maintenance = new Queue(keys.maintenanceQueueName, { connection: conn, prefix: keys.bullPrefix });
+    const scheduler = await maintenance.getJobScheduler('dlq-retention');
+    expect(scheduler).toMatchObject({ every: 900_000 });
+    await maintenance.close();
+  });
+});
+
+describe('DLQ at 100,000 entries', () => {
+  it('keeps stats and a page of the list fast', async () => {
+    const svc = await apiService();
+    const { store, dlq } = await storeFor(svc.prefix);
+    const N = 100_000;
+    const now = Date.now();
+    let started = performance.now();
+    for (let base = 0; base < N; base += 5_000) {
+      const pipeline = store.redis.pipeline();
+      const batch = Array.from({ length: 5_000 }, (_, j) => base + j).map((i) => entry({ code: CODES[i % CODES.length]!, host: `h${i % 40}.example`, at: now - (i % 30) * 86_400_000 - i }));
+      store.insertInto(pipeline, batch);
+      const replies = (await pipeline.exec()) ?? [];
+      expect(replies.every(([err]) => err === null)).toBe(true);
+    }
+    const seedMs = performance.now() - started;
+
+    started = performance.now();
+    const stats = await dlq.stats();
+    const statsMs = performance.now() - started;
+    expect(stats.total).toBe(N);
+    expect(Object.values(stats.byCode).reduce((a, b) => a + b, 0)).toBe(N);
+    expect(Object.keys(stats.byHost)).toHaveLength(40);
+    expect(Object.keys(stats.byDay).length).toBeGreaterThanOrEqual(30);
+
+    started = performance.now();
+    const first = await dlq.list({ limit: 50 });
+    const listMs = performance.now() - started;
+    expect(first.entries).toHaveLength(50);
+    started = performance.now();
+    const second = await dlq.list({ limit: 50, cursor: first.nextCursor! });
+    const cursorMs = performance.now() - started;
+    expect(second.entries[0]!.lastFailedAt <= first.entries[49]!.lastFailedAt).toBe(true);
+    started = performance.now();
+    const filtered = await dlq.list({ limit: 50, code: 'DNS_FAILURE', host: 'h3.example' });
+    const filteredMs = performance.now() - started;
+    expect(filtered.entries.length).toBe(50);
+    expect(filtered.entries.every((e) => e.code === 'DNS_FAILURE' && e.host === 'h3.example')).toBe(true);
+
+    const httpStats = await svc.get('/admin/dlq/stats', AUTH);
+    const httpList = await svc.get('/admin/dlq/jobs?limit=50&code=STALLED', AUTH);
+    const health = await svc.get('/health/detailed');
+    expect(httpStats.json).toEqual(stats);
+    expect(httpList.json.entries).toHaveLength(50);
+    expect(health.json.dlq.size).toBe(N);
+
+    started = performance.now();
+    expect(await dlq.purge({ olderThanMs: 0 })).toEqual({ removed: N });
+    const purgeMs = performance.now() - started;
+    expect(await dlq.stats()).toMatchObject({ total: 0, byCode: {}, byHost: {}, byDay: {} });
+
+    const timings = { seedMs, statsMs, listMs, cursorMs, filteredMs, httpStatsMs: httpStats.ms, httpListMs: httpList.ms, healthMs: health.ms, purgeMs };
+    console.log(`DLQ at ${N} entries (ms): ${Object.entries(timings).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')}`);
+    for (const ms of [statsMs, listMs, cursorMs, filteredMs, httpStats.ms, httpList.ms]) expect(ms).toBeLessThan(1_000);
+  });
+});
