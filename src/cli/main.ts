@@ -98,7 +98,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--url <url>', 'the server (default WCAGAI_URL or http://127.0.0.1:8080)')
     .option('--token <token>', 'its admin token (default ADMIN_TOKEN)')
     .option('--once', 'print one snapshot and exit (no terminal needed)')
-    .option('--json', 'with --once: print the snapshot as JSON')
+    .option('--json', 'print one snapshot as JSON and exit (implies --once)')
     .action(async (opts: { url?: string; token?: string; once?: boolean; json?: boolean }) => {
       const { runTop } = await import('../commands/top.js');
       setExit((await runTop(opts)) as ExitCode);

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { WcagaiError } from '../errors/catalogue.js';
 import type { BreakerRegistry, BreakerSnapshot } from './registry.js';
 
 const messageSchema = z.object({ action: z.enum(['reset', 'isolate']), name: z.string(), origin: z.string() });
@@ -68,8 +69,13 @@ export class BreakerFleet {
   async act(action: Action, name: string): Promise<FleetAnswer> {
     const breaker = this.apply(action, name);
     const { publisher, isolatedKey, channel, origin } = this.options;
-    await (action === 'isolate' ? publisher.sadd(isolatedKey, name) : publisher.srem(isolatedKey, name));
-    const reached = await publisher.publish(channel, JSON.stringify({ action, name, origin }));
+    let reached: number;
+    try {
+      await (action === 'isolate' ? publisher.sadd(isolatedKey, name) : publisher.srem(isolatedKey, name));
+      reached = await publisher.publish(channel, JSON.stringify({ action, name, origin }));
+    } catch (err) {
+      throw new WcagaiError('REDIS_UNAVAILABLE', `circuit breaker ${name}: ${action} applied in this process only; it could not be published to the fleet: ${(err as Error).message}`, { cause: err });
+    }
     this.options.logger.warn({ event: `breaker.${action}`, breaker: name, reached }, `circuit breaker ${name}: ${action} (published to ${reached} subscriber(s))`);
     // The publisher's own subscription is among those reached.
     return { name, breaker, reached: Math.max(0, reached - 1) };

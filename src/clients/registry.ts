@@ -39,6 +39,8 @@ export class ManagedBreaker {
   private isolation: { dispose(): void } | null = null;
   private state: BreakerState = 'CLOSED';
   private cause: BreakerChange['cause'] = 'call';
+  /** Set while reset() passes through ISOLATED: listeners hear one change, not two. */
+  private quiet = false;
   private readonly listeners = new Set<(change: BreakerChange) => void>();
 
   constructor(
@@ -63,8 +65,6 @@ export class ManagedBreaker {
       if (!this.quiet) this.moveTo(STATES[s]);
     });
   }
-
-  private quiet = false;
 
   private moveTo(to: BreakerState): void {
     const from = this.state;

@@ -58,13 +58,16 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       ...(options.name ? { name: options.name } : {}),
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      mixin: () => {
+      mixin: (_object, _level, logger) => {
         const ctx = currentContext();
         if (!ctx) return {};
+        // A child logger may already bind these (Fastify's request logger, the processor's job logger):
+        // adding them again would write the key twice in one JSON line, which some log stores refuse.
+        const bound = String((logger as unknown as Record<symbol, unknown>)[pino.symbols.chindingsSym] ?? '');
         const out: Record<string, string> = {};
-        if (ctx.requestId) out.requestId = ctx.requestId;
-        if (ctx.traceId) out.traceId = ctx.traceId;
-        if (ctx.jobId) out.jobId = ctx.jobId;
+        if (ctx.requestId && !bound.includes('"requestId":')) out.requestId = ctx.requestId;
+        if (ctx.traceId && !bound.includes('"traceId":')) out.traceId = ctx.traceId;
+        if (ctx.jobId && !bound.includes('"jobId":')) out.jobId = ctx.jobId;
         return out;
       },
       timestamp: pino.stdTimeFunctions.isoTime,

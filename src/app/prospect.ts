@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Config } from '../config/schema.js';
+import { WcagaiError, isWcagaiError } from '../errors/catalogue.js';
+import type { ScanOptions } from '../domain/scan.js';
+import { WcagaiApi } from '../clients/wcagai-api.js';
+import { keysFor } from '../queue/keys.js';
+import { ScanProducer } from '../queue/producer.js';
+import { producerConnection, waitReady } from '../queue/redis.js';
+import { ResultStore } from '../queue/store.js';
+import { admitUrl } from '../queue/submission.js';
+import { policyOf } from './scanner-config.js';
+
+export interface QueuedBatch {
+  id: string;
+  total: number;
+  /** Where the batch went: a server's API, or straight into the queue at REDIS_URL. */
+  via: 'api' | 'redis';
+  /** URLs the target policy refused (direct mode only; the API refuses the whole batch). */
+  refused: Array<{ url: string; reason: string }>;
+}
+
+/** Queues `urls` as one batch, through the API at `url` when given, else directly through the producer. */
+export async function queueBatch(config: Config, urls: readonly string[], options: ScanOptions, via: { url?: string | undefined; apiKey?: string | undefined; requestId: string }): Promise<QueuedBatch> {
+  if (via.url) {
+    const api = new WcagaiApi({ url: via.url, token: via.apiKey });
+    const answer = await api.call<{ id: string; total: number }>('POST', '/api/batches', { urls, wcagLevel: options.wcagLevel, wcagVersion: options.wcagVersion, priority: 'low' });
+    return { id: answer.id, total: answer.total, via: 'api', refused: [] };
+  }
+  const keys = keysFor(config.QUEUE_PREFIX);
+  const redis = producerConnection(config.REDIS_URL, { commandTimeout: 30_000 });
+  redis.on('error', () => undefined);
+  const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', () => undefined);
+  try {
+    try {
+      await waitReady(redis, 5_000);
+    } catch {
+      throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${config.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@')} (set REDIS_URL, or --url to go through a server)`);
+    }
+    const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
+    const producer = new ScanProducer(queue, redis, keys, store, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF, maxQueueDepth: config.MAX_QUEUE_DEPTH, inflightTtlMs: 3_600_000 });
+    const policy = policyOf(config);
+    const admitted: string[] = [];
+    const refused: QueuedBatch['refused'] = [];
+    for (const raw of urls) {
+      try {
+        admitted.push(await admitUrl(raw, policy));
+      } catch (err) {
+        if (!isWcagaiError(err)) throw err;
+        refused.push({ url: raw, reason: err.message });
+      }
+    }
+    if (admitted.length === 0) throw new WcagaiError('USAGE', 'no website found is allowed as a scan target');
+    const id = `batch_${randomBytes(12).toString('base64url')}`;
+    const submitted = await producer.submitMany(admitted, options, { priority: 'low', requestId: via.requestId, batchId: id });
+    await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId: via.requestId });
+    return { id, total: admitted.length, via: 'redis', refused };
+  } finally {
+    await queue.close().catch(() => undefined);
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}

@@ -1,0 +1,46 @@
+import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
+
+export interface WcagaiApiOptions {
+  /** The server's base URL, e.g. http://127.0.0.1:8080 (WCAGAI_URL). */
+  url: string;
+  /** Bearer token: ADMIN_TOKEN for /admin paths, an API key for /api paths. */
+  token?: string | undefined;
+  timeoutMs?: number;
+}
+
+/** A running wcagai server's HTTP API, for the CLI's remote commands (breakers, prospect). */
+export class WcagaiApi {
+  private readonly base: string;
+
+  constructor(private readonly options: WcagaiApiOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+  }
+
+  /** Calls `path`; a problem answer becomes a WcagaiError with the server's code and detail. */
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${this.base}: ${cause}`, { cause: err });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const problem = (json ?? {}) as { code?: string; detail?: string };
+      const code = (problem.code && problem.code in ERRORS ? problem.code : res.status === 404 ? 'NOT_FOUND' : 'INTERNAL') as ErrorCode;
+      throw new WcagaiError(code, `${method} ${path}: ${problem.detail ?? `answered ${res.status}`}`);
+    }
+    if (json === undefined) throw new WcagaiError('INTERNAL', `${method} ${path} answered ${res.status} without JSON`);
+    return json as T;
+  }
+}

@@ -1,0 +1,209 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keysFor } from '../../src/queue/keys.js';
+import { runCli } from '../cli/run-cli.js';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { baseEnv, startTestService, TEST_SETTINGS, uniquePrefix, waitFor, type TestService } from '../support/service.js';
+
+/**
+ * Two `wcagai serve` processes (API only) of one deployment: alerts are sent once for the fleet,
+ * and breaker resets and isolations reach the other process through Redis pub/sub.
+ */
+
+const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
+const TOKEN = 'fleet-admin-token-0123456789';
+const ROUTING_KEY = 'R0UTINGKEY0123456789';
+const SLACK_PATH = '/services/T0000/B0000/SLACKSECRET42';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+interface Serve {
+  proc: ChildProcess;
+  base: string;
+  output(): string;
+  events(event: string): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+let redis: RedisServer;
+let slack: FakeUpstream;
+let pagerduty: FakeUpstream;
+const prefix = uniquePrefix('fleet');
+let a: Serve;
+let b: Serve;
+const extra: TestService[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+const settings = (): Record<string, string> => ({
+  ...TEST_SETTINGS,
+  REDIS_URL: redis.url,
+  QUEUE_PREFIX: prefix,
+  ADMIN_TOKEN: TOKEN,
+  ALERTS_INTERVAL: '250ms',
+  ALERT_QUEUE_DEPTH_THRESHOLD: '3',
+  ALERT_WORKERS_MISSING_ENABLED: 'false',
+  SLACK_WEBHOOK_URL: slack.url(SLACK_PATH),
+  PAGERDUTY_ROUTING_KEY: ROUTING_KEY,
+  PAGERDUTY_EVENTS_URL: pagerduty.url('/v2/enqueue'),
+});
+
+async function startServe(): Promise<Serve> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [BIN, 'serve', '--no-worker'], { env: { ...baseEnv(), ...settings(), PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  proc.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${base}/health/ready`)).ok, { timeoutMs: 30_000, intervalMs: 100, what: `serve to be ready:\n${output}` });
+  return {
+    proc,
+    base,
+    output: () => output,
+    events: (event) =>
+      output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.event === event),
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+async function http(server: Serve, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${server.base}${path}`, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  return { status: res.status, json: (await res.json()) as Record<string, any> };
+}
+
+beforeAll(async () => {
+  [redis, slack, pagerduty] = await Promise.all([startRedisServer(), startFakeUpstream(), startFakeUpstream()]);
+  slack.on(SLACK_PATH, () => ({ text: 'ok' }));
+  pagerduty.on('/v2/enqueue', (req) => ({ status: 202, json: { status: 'success', message: 'Event processed', dedup_key: req.body?.dedup_key } }));
+  [a, b] = await Promise.all([startServe(), startServe()]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([a?.stop(), b?.stop(), ...extra.map((s) => s.close())]);
+  await Promise.allSettled([redis?.close(), slack?.close(), pagerduty?.close()]);
+});
+
+const triggers = () => pagerduty.requestsTo('/v2/enqueue').filter((r) => r.body.event_action === 'trigger');
+const resolves = () => pagerduty.requestsTo('/v2/enqueue').filter((r) => r.body.event_action === 'resolve');
+
+describe('alerts across two serve processes', () => {
+  it('queue depth over the threshold: one Slack message and one PagerDuty trigger for the fleet, then a resolve when it clears', async () => {
+    // One batch: the four scans enter the queue together (no worker runs, so they stay waiting).
+    const res = await http(a, 'POST', '/api/batches', { urls: [0, 1, 2, 3].map((i) => `http://127.0.0.1:9/depth-${i}.html`) });
+    expect(res.status).toBe(202);
+    await waitFor(() => slack.requestsTo(SLACK_PATH).length >= 1 && triggers().length >= 1, { timeoutMs: 10_000, what: 'the first notifications' });
+    // Both processes evaluate every 250 ms for two more seconds: nothing more is sent within the cooldown.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(slack.requestsTo(SLACK_PATH)).toHaveLength(1);
+    expect(triggers()).toHaveLength(1);
+
+    const message = slack.requestsTo(SLACK_PATH)[0]!.body;
+    expect(message.text).toMatch(/^\[critical\] 4 scans waiting in the queue \(threshold 3\)/);
+    const trigger = triggers()[0]!.body;
+    expect(trigger).toMatchObject({
+      routing_key: ROUTING_KEY,
+      event_action: 'trigger',
+      dedup_key: `wcagai/${prefix}/queue_depth`,
+      payload: { summary: '4 scans waiting in the queue (threshold 3)', severity: 'critical', component: 'wcagai', custom_details: { value: 4, threshold: 3, waiting: 4 } },
+    });
+    expect(typeof trigger.payload.source).toBe('string');
+
+    // Either process shows the fleet's alerts.
+    const view = await http(b, 'GET', '/admin/alerts', undefined, auth);
+    expect(view.status).toBe(200);
+    expect(view.json.firing.map((f: any) => [f.id, f.severity, f.value])).toEqual([['queue_depth', 'critical', 4]]);
+    expect(view.json.notifications.map((n: any) => `${n.channel}:${n.action}:${String(n.ok)}`).sort()).toEqual(['pagerduty:trigger:true', 'slack:trigger:true']);
+
+    // Clear the queue: both channels hear the resolution once, under the same dedup key.
+    const keys = keysFor(prefix);
+    const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(keys.queueName, { connection: conn, prefix: keys.bullPrefix });
+    await queue.obliterate({ force: true });
+    await queue.close();
+    conn.disconnect();
+    await waitFor(() => resolves().length >= 1 && slack.requestsTo(SLACK_PATH).length >= 2, { timeoutMs: 10_000, what: 'the resolve' });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(resolves()).toHaveLength(1);
+    expect(resolves()[0]!.body).toEqual({ routing_key: ROUTING_KEY, event_action: 'resolve', dedup_key: `wcagai/${prefix}/queue_depth` });
+    expect(slack.requestsTo(SLACK_PATH)).toHaveLength(2);
+    expect(slack.requestsTo(SLACK_PATH)[1]!.body.text).toMatch(/^\[resolved\] /);
+    expect((await http(a, 'GET', '/admin/alerts', undefined, auth)).json.firing).toEqual([]);
+    // Four notifications in all, whichever process sent each.
+    expect(a.events('alerts.notified').length + b.events('alerts.notified').length).toBe(4);
+    // The webhook's secret path never reaches a log line.
+    expect(a.output() + b.output()).not.toContain('SLACKSECRET42');
+  });
+});
+
+describe('breaker control across the fleet', () => {
+  it('isolate through the CLI on one process reaches the other through pub/sub, and processes started later', async () => {
+    const run = await runCli(['breakers', 'isolate', 'ai', '--url', a.base, '--token', TOKEN], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('circuit breaker ai: isolated, now ISOLATED; reached 1 other process(es)\n');
+    const seen = await waitFor(
+      async () => {
+        const res = await http(b, 'GET', '/admin/breakers', undefined, auth);
+        return res.json.process.breakers.ai.state === 'ISOLATED' ? res.json : undefined;
+      },
+      { timeoutMs: 5_000, what: 'the isolation to reach the other process' },
+    );
+    expect(seen.process.breakers.hubspot.state).toBe('CLOSED');
+    const health = await http(b, 'GET', '/health/detailed');
+    expect(health.json.circuitBreakers.healthy).toBe(false);
+    expect(health.json.circuitBreakers.services.ai).toMatchObject({ state: 'ISOLATED', failures: 0 });
+    expect(b.events('breaker.isolate').length).toBeGreaterThanOrEqual(1);
+
+    // A process started after the isolation joins isolated.
+    const late = await startTestService({ redisUrl: redis.url, prefix, settings: { ADMIN_TOKEN: TOKEN, ALERTS_ENABLED: 'false' } });
+    extra.push(late);
+    expect((await late.get('/admin/breakers', auth)).json.process.breakers.ai.state).toBe('ISOLATED');
+  });
+
+  it('reset through the admin route on one process closes the breaker everywhere; the CLI lists it', async () => {
+    const res = await http(b, 'POST', '/admin/breakers/ai/reset', undefined, auth);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ action: 'reset', name: 'ai', breaker: { state: 'CLOSED', failures: 0 } });
+    expect(res.json.reached).toBe(2);
+    await waitFor(async () => (await http(a, 'GET', '/admin/breakers', undefined, auth)).json.process.breakers.ai.state === 'CLOSED', { timeoutMs: 5_000, what: 'the reset to reach A' });
+    await waitFor(async () => (await extra[0]!.get('/admin/breakers', auth)).json.process.breakers.ai.state === 'CLOSED', { timeoutMs: 5_000, what: 'the reset to reach the in-process service' });
+
+    const list = await runCli(['breakers', 'list'], { env: { WCAGAI_URL: a.base, ADMIN_TOKEN: TOKEN } });
+    expect(list.code, list.stderr).toBe(0);
+    const rows = list.stdout.trim().split('\n');
+    expect(rows[0]).toMatch(/^PROCESS\s+SERVICE\s+STATE\s+FAILURES\s+LAST FAILURE\s+OPENED AT$/);
+    expect(rows.filter((r) => / ai\s+CLOSED\s+0 /.test(r))).toHaveLength(1);
+    expect(rows).toHaveLength(6);
+  });
+
+  it('answers 404 for an unknown breaker and 401 without the admin token', async () => {
+    const unknown = await runCli(['breakers', 'reset', 'nope', '--url', a.base, '--token', TOKEN]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no circuit breaker named "nope"; known: ai, apollo, hubspot, slack, pagerduty/);
+    const anonymous = await http(a, 'POST', '/admin/breakers/ai/isolate');
+    expect(anonymous.status).toBe(401);
+    expect((await http(a, 'GET', '/admin/breakers', undefined, auth)).json.process.breakers.ai.state).toBe('CLOSED');
+  });
+});

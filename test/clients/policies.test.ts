@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { callUpstream, parseRetryAfter, UpstreamError } from '../../src/clients/http.js';
+import { DEFAULT_POLICY, ServicePolicy, type PolicySettings } from '../../src/clients/policies.js';
+import { BreakerRegistry, type BreakerChange } from '../../src/clients/registry.js';
+import { runWithContext } from '../../src/observability/context.js';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+
+const SECRET = 'sk-live-0123456789abcdef';
+const okSchema = z.object({ ok: z.literal(true) });
+
+let fake: FakeUpstream;
+beforeAll(async () => {
+  fake = await startFakeUpstream();
+});
+afterAll(async () => {
+  await fake?.close();
+});
+
+function policy(settings: Partial<PolicySettings> = {}, name = 'ai'): ServicePolicy {
+  return new ServicePolicy(name, { ...DEFAULT_POLICY, backoffMs: 20, timeoutMs: 2_000, ...settings });
+}
+
+/** One call through `p` to `path` on the fake, as the clients make it. */
+function call(p: ServicePolicy, path: string, signal?: AbortSignal) {
+  return p.execute(
+    (s) => callUpstream({ service: p.name, method: 'POST', url: fake.url(path), headers: { authorization: `Bearer ${SECRET}` }, body: { q: 1 }, schema: okSchema, signal: s, secrets: [SECRET] }),
+    signal,
+  );
+}
+
+async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(UpstreamError);
+    return err as UpstreamError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('resilience policy (real HTTP on loopback)', () => {
+  it('honours Retry-After on 429: the retry waits the delay the service asked for', async () => {
+    let n = 0;
+    fake.on('/rate', () => (++n === 1 ? { status: 429, headers: { 'retry-after': '1' }, json: { error: 'slow down' } } : { json: { ok: true } }));
+    const answer = await call(policy({ attempts: 3 }), '/rate');
+    expect(answer.value).toEqual({ ok: true });
+    const [first, second] = fake.requestsTo('/rate');
+    const waited = second!.at - first!.at;
+    // Retry-After 1 s, plus at most 10 % jitter; the exponential backoff alone would be ~20 ms.
+    expect(waited).toBeGreaterThanOrEqual(990);
+    expect(waited).toBeLessThan(2_000);
+  });
+
+  it('does not wait for a Retry-After longer than its longest backoff: fails at once with UPSTREAM_RATE_LIMITED', async () => {
+    fake.on('/rate-long', () => ({ status: 429, headers: { 'retry-after': '120' }, text: 'quota' }));
+    const err = await failure(call(policy({ attempts: 3, maxBackoffMs: 5_000 }), '/rate-long'));
+    expect(err.code).toBe('UPSTREAM_RATE_LIMITED');
+    expect(err.retryAfterMs).toBe(120_000);
+    expect(fake.requestsTo('/rate-long')).toHaveLength(1);
+  });
+
+  it('retries 5xx a bounded number of times with growing, jittered delays', async () => {
+    fake.on('/down', () => ({ status: 503, text: 'maintenance' }));
+    const p = policy({ attempts: 4, backoffMs: 40, breakerFailures: 100 });
+    const delays: number[] = [];
+    p.onRetry((e) => delays.push(e.delayMs));
+    const err = await failure(call(p, '/down'));
+    expect(err.code).toBe('UPSTREAM_UNAVAILABLE');
+    expect(err.httpStatus).toBe(503);
+    expect(err.message).toContain('answered 503: maintenance');
+    expect(fake.requestsTo('/down')).toHaveLength(4);
+    // Equal jitter: retry n waits between half and all of 40 * 2^(n-1) ms.
+    expect(delays).toHaveLength(3);
+    delays.forEach((d, i) => {
+      expect(d).toBeGreaterThanOrEqual(20 * 2 ** i);
+      expect(d).toBeLessThanOrEqual(40 * 2 ** i);
+    });
+  });
+
+  it('neither retries nor counts a 4xx refusal, and never shows a secret the service echoes back', async () => {
+    fake.on('/refuse', (req) => ({ status: 401, json: { error: `invalid key ${String(req.headers.authorization)}` } }));
+    const p = policy({ attempts: 3 });
+    const err = await failure(call(p, '/refuse'));
+    expect(err.code).toBe('UPSTREAM_REJECTED');
+    expect(err.message).toContain('answered 401');
+    expect(err.message).not.toContain(SECRET);
+    expect(err.message).toContain('[redacted]');
+    expect(fake.requestsTo('/refuse')).toHaveLength(1);
+    expect(p.breaker.snapshot().failures).toBe(0);
+  });
+
+  it('enforces the timeout of an attempt', async () => {
+    fake.on('/hang', () => ({ hang: true }));
+    const started = performance.now();
+    const err = await failure(call(policy({ attempts: 1, timeoutMs: 300 }), '/hang'));
+    const ms = performance.now() - started;
+    expect(err.code).toBe('UPSTREAM_TIMEOUT');
+    expect(err.message).toBe('ai: no answer within 300 ms');
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThan(1_500);
+  });
+
+  it('turns an answer of the wrong shape into UPSTREAM_INVALID_RESPONSE naming the field, and forwards X-Request-ID', async () => {
+    fake.on('/odd', () => ({ json: { ok: 'yes' } }));
+    const err = await failure(runWithContext({ requestId: 'req-odd-1' }, () => call(policy({ attempts: 3 }), '/odd')));
+    expect(err.code).toBe('UPSTREAM_INVALID_RESPONSE');
+    expect(err.message).toMatch(/unexpected body \(ok: /);
+    const sent = fake.requestsTo('/odd');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.headers['x-request-id']).toBe('req-odd-1');
+    expect(sent[0]!.headers['user-agent']).toMatch(/^wcagai\//);
+  });
+
+  it('opens the breaker after the configured consecutive failures, fails fast while open, half-opens and closes when the service recovers', async () => {
+    let healthy = false;
+    fake.on('/flaky', () => (healthy ? { json: { ok: true } } : { status: 500, text: 'boom' }));
+    const p = policy({ attempts: 1, breakerFailures: 3, halfOpenAfterMs: 400 });
+    const registry = new BreakerRegistry();
+    registry.add(p.breaker);
+    const changes: BreakerChange[] = [];
+    registry.onChange((c) => changes.push(c));
+
+    for (let i = 0; i < 3; i++) expect((await failure(call(p, '/flaky'))).code).toBe('UPSTREAM_UNAVAILABLE');
+    const open = registry.snapshot().ai!;
+    expect(open).toMatchObject({ state: 'OPEN', failures: 3 });
+    expect(open.lastFailure).toMatch(/^UPSTREAM_UNAVAILABLE: ai: POST .* answered 500: boom$/);
+    expect(Date.parse(open.openedAt!)).not.toBeNaN();
+    expect(registry.healthy()).toBe(false);
+
+    const fast = await failure(call(p, '/flaky'));
+    expect(fast.code).toBe('CIRCUIT_OPEN');
+    expect(fast.message).toMatch(/circuit breaker open after 3 consecutive failures/);
+    expect(fake.requestsTo('/flaky')).toHaveLength(3);
+
+    healthy = true;
+    await new Promise((r) => setTimeout(r, 450));
+    expect((await call(p, '/flaky')).value).toEqual({ ok: true });
+    expect(registry.snapshot().ai).toMatchObject({ state: 'CLOSED', failures: 0, openedAt: null });
+    expect(changes.map((c) => `${c.from}>${c.to}`)).toEqual(['CLOSED>OPEN', 'OPEN>HALF_OPEN', 'HALF_OPEN>CLOSED']);
+  });
+
+  it('a half-open trial that fails opens the breaker again', async () => {
+    fake.on('/still-down', () => ({ status: 502, text: 'bad gateway' }));
+    const p = policy({ attempts: 1, breakerFailures: 1, halfOpenAfterMs: 150 });
+    await failure(call(p, '/still-down'));
+    expect(p.breaker.snapshot().state).toBe('OPEN');
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await failure(call(p, '/still-down'))).code).toBe('UPSTREAM_UNAVAILABLE');
+    expect(p.breaker.snapshot().state).toBe('OPEN');
+    expect(fake.requestsTo('/still-down')).toHaveLength(2);
+  });
+
+  it('reset closes an open breaker; isolate holds it open until reset', async () => {
+    fake.on('/ok', () => ({ json: { ok: true } }));
+    fake.on('/err', () => ({ status: 500 }));
+    const p = policy({ attempts: 1, breakerFailures: 1, halfOpenAfterMs: 60_000 });
+    const registry = new BreakerRegistry();
+    registry.add(p.breaker);
+    const changes: string[] = [];
+    registry.onChange((c) => changes.push(`${c.from}>${c.to}:${c.cause}`));
+    await failure(call(p, '/err'));
+    expect(registry.reset('ai')).toMatchObject({ state: 'CLOSED', failures: 0, openedAt: null });
+    expect((await call(p, '/ok')).value).toEqual({ ok: true });
+
+    expect(registry.isolate('ai').state).toBe('ISOLATED');
+    const held = await failure(call(p, '/ok'));
+    expect(held.code).toBe('CIRCUIT_OPEN');
+    expect(held.message).toMatch(/isolated by an operator/);
+    expect(registry.reset('ai').state).toBe('CLOSED');
+    expect((await call(p, '/ok')).value).toEqual({ ok: true });
+    expect(changes).toEqual(['CLOSED>OPEN:call', 'OPEN>CLOSED:reset', 'CLOSED>ISOLATED:isolate', 'ISOLATED>CLOSED:reset']);
+    expect(() => registry.reset('nope')).toThrow(/no circuit breaker named "nope"; known: ai/);
+  });
+
+  it('limits concurrent calls with the bulkhead', async () => {
+    fake.on('/slow', () => ({ json: { ok: true }, delayMs: 200 }));
+    const p = policy({ concurrency: 1, queue: 0 });
+    const [first, second] = await Promise.allSettled([call(p, '/slow'), call(p, '/slow')]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+    expect((second as PromiseRejectedResult).reason).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED' });
+  });
+
+  it("stops at once when the caller's signal aborts", async () => {
+    fake.on('/hang2', () => ({ hang: true }));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const started = performance.now();
+    const err = await failure(call(policy({ attempts: 3, timeoutMs: 5_000 }), '/hang2', controller.signal));
+    expect(err.message).toBe('ai: call cancelled');
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(fake.requestsTo('/hang2')).toHaveLength(1);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    expect(parseRetryAfter('2')).toBe(2_000);
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter(null)).toBeUndefined();
+  });
+});
