@@ -4,7 +4,7 @@ import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { findBrowser } from './browser.js';
 import { axeRunSpec, validateScanOptions } from './options.js';
-import { axeVersion, preloadScript } from './page-script.js';
+import { axeVersion, preloadScript, websocketGuardScript } from './page-script.js';
 import { BrowserPool, type Slot } from './pool.js';
 import { toViolations, type RawAxeResult } from './results.js';
 import { checkTarget, createCachingResolver, parseTargetUrl } from './target-guard.js';
@@ -44,15 +44,18 @@ const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
 /** Per-scan state the request guard and the frame tracker write and the scan reads. */
 interface ScanState {
   blocked: WcagaiError | null;
-  /** http(s) origins of every document the scan loaded, in any frame. */
-  origins: Set<string>;
   /**
-   * Storage keys of those documents. A cross-site frame's storage is partitioned by the top-level
-   * site (`http://b.test/^0http://a.test`), which clearing by origin does not reach.
+   * Storage keys of every http(s) document the scan loaded, in any frame. A cross-site frame's
+   * storage is partitioned by the top-level site (`http://b.test/^0http://a.test`), which clearing
+   * by origin does not reach.
    */
   storageKeys: Set<string>;
+  /** Origins of the documents whose storage key could not be read: cleared by origin instead. */
+  origins: Set<string>;
   /** Storage-key look-ups still in flight. */
   lookups: Set<Promise<void>>;
+  /** The document URL each frame was last looked up for. */
+  tracked: WeakMap<Frame, string>;
 }
 
 /** Enough for any real page; a page that keeps spawning frames is cleaned by origin past this. */
@@ -222,7 +225,7 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    this.states.set(page, { blocked: null, origins: new Set(), storageKeys: new Set(), lookups: new Set() });
+    this.states.set(page, { blocked: null, origins: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap() });
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
@@ -231,6 +234,8 @@ export class ScanEngine implements Scanner {
     ]);
     page.setDefaultNavigationTimeout(this.config.navigationTimeoutMs);
     if (!this.config.policy.allowPrivate) {
+      // WebSocket handshakes never reach request interception: refuse them in the page instead.
+      await page.evaluateOnNewDocument(websocketGuardScript());
       await page.setRequestInterception(true);
       page.on('request', (req) => void this.guardRequest(page, req));
     }
@@ -241,11 +246,15 @@ export class ScanEngine implements Scanner {
   private trackFrame(page: Page, session: CDPSession, frame: Frame): void {
     const state = this.states.get(page);
     const origin = frameOrigin(frame);
-    if (!state || origin === null) return;
-    state.origins.add(origin);
-    if (state.storageKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) return;
+    if (!state || origin === null || state.tracked.get(frame) === frame.url()) return;
+    state.tracked.set(frame, frame.url());
+    if (state.storageKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) {
+      state.origins.add(origin);
+      return;
+    }
     const lookup = storageKeyOf(session, frame).then((key) => {
       if (key) state.storageKeys.add(key);
+      else state.origins.add(origin);
     });
     state.lookups.add(lookup);
     void lookup.finally(() => state.lookups.delete(lookup));
@@ -275,6 +284,7 @@ export class ScanEngine implements Scanner {
     ]);
     state.origins.clear();
     state.storageKeys.clear();
+    state.tracked = new WeakMap();
   }
 
   /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */
@@ -305,6 +315,7 @@ export class ScanEngine implements Scanner {
     state.blocked = null;
     state.origins.clear();
     state.storageKeys.clear();
+    state.tracked = new WeakMap();
     const timings: PageTimings = result.timings;
     const viewport = options.viewport ?? DEFAULT_VIEWPORT;
     const current = page.viewport();

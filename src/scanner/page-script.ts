@@ -91,3 +91,59 @@ export function preloadScript(): string {
   preload ??= `if (!(window === window.top && location.href === 'about:blank')) {\n${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\n${SETTLE_TRACKER}\n}`;
   return preload;
 }
+
+/**
+ * Refuses WebSockets in every frame: their handshakes bypass request interception (CDP's Fetch domain
+ * never sees them), so the target guard cannot check where they go. A page sees what it would see
+ * for a socket that could not connect: an `error` then a `close` (1006) event. Used when private
+ * targets are not allowed. Dedicated and shared workers keep their own WebSocket: this runs in
+ * documents only.
+ */
+const WEBSOCKET_GUARD = `(() => {
+  if (typeof WebSocket !== 'function') return;
+  const fire = (target, event) => {
+    target.dispatchEvent(event);
+    const handler = target['on' + event.type];
+    if (typeof handler === 'function') handler.call(target, event);
+  };
+  class BlockedWebSocket extends EventTarget {
+    constructor(url, protocols) {
+      super();
+      const parsed = new URL(String(url), location.href);
+      if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
+      if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
+      if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+        throw new DOMException("The URL's scheme must be either 'http', 'https', 'ws', or 'wss'.", 'SyntaxError');
+      }
+      this.url = parsed.href;
+      this.readyState = 0;
+      this.protocol = '';
+      this.extensions = '';
+      this.bufferedAmount = 0;
+      this.binaryType = 'blob';
+      this.onopen = this.onerror = this.onclose = this.onmessage = null;
+      void protocols;
+      setTimeout(() => {
+        this.readyState = 3;
+        fire(this, new Event('error'));
+        fire(this, new CloseEvent('close', { code: 1006, reason: '', wasClean: false }));
+      }, 0);
+    }
+    send() {
+      if (this.readyState === 0) throw new DOMException('Still in CONNECTING state.', 'InvalidStateError');
+    }
+    close() {}
+  }
+  for (const [name, value] of [['CONNECTING', 0], ['OPEN', 1], ['CLOSING', 2], ['CLOSED', 3]]) {
+    Object.defineProperty(BlockedWebSocket, name, { value });
+    Object.defineProperty(BlockedWebSocket.prototype, name, { value });
+  }
+  Object.defineProperty(BlockedWebSocket, 'name', { value: 'WebSocket' });
+  Object.defineProperty(window, 'WebSocket', { value: BlockedWebSocket, writable: true, configurable: true });
+  if ('WebSocketStream' in window) delete window.WebSocketStream;
+})();`;
+
+/** The script that refuses WebSockets in every frame of a page (see WEBSOCKET_GUARD). */
+export function websocketGuardScript(): string {
+  return WEBSOCKET_GUARD;
+}

@@ -147,7 +147,8 @@ export class BrowserPool {
     const { maxScansPerBrowser, maxBrowserRssBytes } = this.options;
     if (maxScansPerBrowser > 0 && this.scansOnBrowser >= maxScansPerBrowser) {
       this.recycleReason = `recycle after ${this.scansOnBrowser} scans`;
-    } else if (maxBrowserRssBytes > 0 && this.scansOnBrowser % RSS_CHECK_EVERY === 0) {
+    } else if (maxBrowserRssBytes > 0 && this.scansOnBrowser > 0 && this.scansOnBrowser % RSS_CHECK_EVERY === 0) {
+      // Not at 0: warm-up releases count no scan, and recycling then would throw the warm pages away.
       const pid = this.browser.process()?.pid;
       const rss = pid ? processTreeRss(pid) : 0;
       if (rss > maxBrowserRssBytes) this.recycleReason = `recycle at ${Math.round(rss / 2 ** 20)} MiB`;

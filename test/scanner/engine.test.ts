@@ -1,0 +1,566 @@
+/**
+ * The scan engine against real Chromium and pages served on loopback: isolation between scans,
+ * adaptive settle, deadlines, error codes, frames and shadow DOM, options, crash recovery and
+ * recycling. No mocks: every page is a real HTTP response from test/support/fixture-server.ts.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SCAN_OPTIONS, type PageResult, type ScanOptions } from '../../src/domain/scan.js';
+import { tagsFor } from '../../src/domain/wcag.js';
+import { createScanner, DEFAULT_SCANNER_CONFIG, type ScannerConfig } from '../../src/scanner/engine.js';
+import { defaultResolver } from '../../src/scanner/target-guard.js';
+import type { Scanner } from '../../src/scanner/types.js';
+import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { browserTree, isAlive, ourChromiumProcesses, waitForExit } from '../support/processes.js';
+
+const CONFIG: ScannerConfig = {
+  ...DEFAULT_SCANNER_CONFIG,
+  concurrency: 1,
+  navigationTimeoutMs: 3_000,
+  scanTimeoutMs: 6_000,
+  settleMaxMs: 3_000,
+  axeTimeoutMs: 5_000,
+  policy: { allowPrivate: true, allowedHosts: [], resolve: defaultResolver },
+};
+
+/** How long the SPA fixtures' API takes to answer; settle must outwait it. */
+const API_DELAY_MS = 800;
+
+const GIF = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
+const GIF_URI = `data:image/gif;base64,${GIF.toString('base64')}`;
+const NO_ALT_IMG = `<img src="${GIF_URI}" width="20" height="20">`;
+
+/** A logger that keeps the events the engine logs (pino-style: fields object first). */
+function recordingLogger(): { logger: Logger; events: string[] } {
+  const events: string[] = [];
+  const record = (fields: unknown): void => {
+    const event = (fields as { event?: unknown } | null)?.event;
+    if (typeof event === 'string') events.push(event);
+  };
+  const logger = { trace: record, debug: record, info: record, warn: record, error: record, fatal: record, child: () => logger };
+  return { logger: logger as unknown as Logger, events };
+}
+
+function ok(result: PageResult): PageResult {
+  expect(result.error, `${result.url}: ${JSON.stringify(result.error)}`).toBeUndefined();
+  expect(result.status).toBe('ok');
+  return result;
+}
+
+function ruleIds(result: PageResult): string[] {
+  return result.violations.map((v) => v.id).sort();
+}
+
+function nodesOf(result: PageResult, rule: string) {
+  return result.violations.find((v) => v.id === rule)?.nodes ?? [];
+}
+
+function opts(overrides: Partial<ScanOptions> = {}): ScanOptions {
+  return { ...DEFAULT_SCAN_OPTIONS, ...overrides };
+}
+
+/** A port nothing listens on: bound once, then closed. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Isolation fixtures
+
+/**
+ * Looks for state left by an earlier scan. When it finds any it adds an <img> without alt, so axe
+ * reports image-alt iff state leaked; it then reports what it saw to /iso/report. The page's
+ * /iso/gate image is held by the server until that report arrives, so `load` (and the scan) waits
+ * for the check to finish.
+ */
+const DETECT = `
+async function detect(page) {
+  const found = [];
+  if (document.cookie) found.push('cookie=' + document.cookie);
+  if (localStorage.length) found.push('localStorage=' + Object.keys(localStorage).join(','));
+  if (sessionStorage.length) found.push('sessionStorage=' + Object.keys(sessionStorage).join(','));
+  const dbs = await indexedDB.databases();
+  if (dbs.length) found.push('indexedDB=' + dbs.map((d) => d.name).join(','));
+  document.getElementById('found').textContent = found.join('; ') || 'nothing';
+  if (found.length) {
+    const img = document.createElement('img');
+    img.id = 'leak';
+    img.src = '${GIF_URI}';
+    document.querySelector('main').append(img);
+  }
+  await fetch('/iso/report?page=' + page + '&found=' + encodeURIComponent(found.join('; ')));
+}`;
+
+const WRITE_STATE = `
+async function writeState(tag) {
+  document.cookie = 'js' + tag + '=1; path=/; max-age=3600';
+  localStorage.setItem('ls' + tag, 'v');
+  sessionStorage.setItem('ss' + tag, 'v');
+  await new Promise((resolve, reject) => {
+    const req = indexedDB.open('db' + tag, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('store').put('v', 'k');
+    req.onsuccess = () => resolve(req.result); // the connection stays open, as a real app's would
+    req.onerror = () => reject(req.error);
+  });
+}`;
+
+function isolationPage(name: string, script: string): string {
+  return page(`<h1>${name}</h1><p id="found">checking</p><img src="/iso/gate?page=${name}" alt="">`, `<script>${DETECT}${WRITE_STATE}</script>`).replace(
+    '</main>',
+    `</main><script>${script}</script>`,
+  );
+}
+
+function installIsolationRoutes(server: FixtureServer): Map<string, string> {
+  const reports = new Map<string, string>();
+  const gates = new Map<string, () => void>();
+  server.route('/iso/report', (req, res) => {
+    const q = new URL(req.url ?? '', 'http://x').searchParams;
+    const name = q.get('page') ?? '';
+    reports.set(name, q.get('found') ?? '');
+    res.writeHead(204).end();
+    gates.get(name)?.();
+  });
+  server.route('/iso/gate', (req, res) => {
+    const name = new URL(req.url ?? '', 'http://x').searchParams.get('page') ?? '';
+    const release = (): void => {
+      clearTimeout(timer);
+      gates.delete(name);
+      if (!res.destroyed) res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(GIF);
+    };
+    const timer = setTimeout(release, 2_000);
+    if (reports.has(name)) release();
+    else gates.set(name, release);
+  });
+  server.html('/iso/writer1', isolationPage('writer1', `writeState('1').then(() => detect('writer1'));`), {
+    headers: { 'set-cookie': 'srv1=1; Path=/; Max-Age=3600' },
+  });
+  for (const name of ['reader1', 'reader2']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
+  // Keeps writing after the scan's checks are done, until the page is navigated away, and writes
+  // again while it is being unloaded (as analytics code does on pagehide).
+  server.html(
+    '/iso/writer-busy',
+    isolationPage(
+      'writer-busy',
+      `for (const type of ['beforeunload', 'pagehide', 'unload', 'visibilitychange']) {
+        addEventListener(type, () => {
+          document.cookie = 'on' + type + '=1; path=/';
+          localStorage.setItem('on' + type, 'v');
+          sessionStorage.setItem('on' + type, 'v');
+        });
+      }
+      writeState('busy').then(() => detect('writer-busy')).then(() => {
+        let n = 0;
+        setInterval(() => {
+          n++;
+          document.cookie = 'late' + n + '=1; path=/';
+          localStorage.setItem('late' + n, 'v');
+          sessionStorage.setItem('late' + n, 'v');
+          if (n === 1) indexedDB.open('late-db', 1);
+        }, 5);
+      });`,
+    ),
+    { headers: { 'set-cookie': 'srvbusy=1; Path=/' } },
+  );
+  server.html('/iso/reader-busy', isolationPage('reader-busy', `detect('reader-busy');`));
+  // Runs as a cross-site frame (localhost under a 127.0.0.1 page); reader2 reads back in the same position.
+  server.html('/iso/frame-writer', isolationPage('frame-writer', `writeState('frame').then(() => detect('frame-writer'));`));
+  return reports;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('ScanEngine on loopback pages', () => {
+  let server: FixtureServer;
+  let engine: Scanner;
+  let reports: Map<string, string>;
+  const log = recordingLogger();
+
+  beforeAll(async () => {
+    server = await startFixtureServer();
+    reports = installIsolationRoutes(server);
+
+    server.html('/static', page(`<h1>Static</h1><p>Nothing happens here after load.</p>`));
+    server.html(
+      '/spa',
+      page(
+        `<h1>SPA</h1><div id="app">loading</div>`,
+        `<script>addEventListener('load', () => {
+          fetch('/api/data').then((r) => r.json()).then((d) => {
+            document.getElementById('app').innerHTML = d.html;
+          });
+        });</script>`,
+      ),
+    );
+    server.body('/api/data', 'application/json', JSON.stringify({ html: `<p>Loaded</p>${NO_ALT_IMG}` }), { delayMs: API_DELAY_MS });
+    // Headers at once, the body half a second later: a slow or streamed API answer.
+    server.html(
+      '/spa-slow-body',
+      page(
+        `<h1>SPA</h1><div id="app">loading</div>`,
+        `<script>addEventListener('load', () => {
+          fetch('/api/slow-body').then((r) => r.json()).then((d) => {
+            document.getElementById('app').innerHTML = d.html;
+          });
+        });</script>`,
+      ),
+    );
+    server.route('/api/slow-body', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.flushHeaders();
+      setTimeout(() => res.end(JSON.stringify({ html: `<p>Loaded</p>${NO_ALT_IMG}` })), API_DELAY_MS);
+    });
+    server.html(
+      '/spa-xhr',
+      page(
+        `<h1>SPA</h1><div id="app">loading</div>`,
+        `<script>addEventListener('load', () => {
+          const xhr = new XMLHttpRequest();
+          xhr.open('GET', '/api/data');
+          xhr.onload = () => { document.getElementById('app').innerHTML = JSON.parse(xhr.responseText).html; };
+          xhr.send();
+        });</script>`,
+      ),
+    );
+
+    server.hang('/hang');
+    server.html('/hang-image', page(`<h1>Never loads</h1><img src="/hang" alt="stuck">`));
+    server.html('/not-found-page', page('<h1>Gone</h1>'), { status: 404 });
+    server.html('/server-error', page('<h1>Broken</h1>'), { status: 500 });
+    server.body('/doc.pdf', 'application/pdf', '%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+    server.body('/notes.txt', 'text/plain; charset=utf-8', 'just text, <img src=x> is not markup here');
+
+    server.html('/frame-inner', page(`<h1>Inner</h1>${NO_ALT_IMG}`));
+    server.html(
+      '/frames',
+      page(
+        `<h1>Frames and shadow DOM</h1>
+        <iframe id="same" title="same origin" src="/frame-inner"></iframe>
+        <iframe id="cross" title="cross origin" src="${server.url('/frame-inner', 'localhost')}"></iframe>
+        <x-widget></x-widget>`,
+        `<script>customElements.define('x-widget', class extends HTMLElement {
+          constructor() { super(); this.attachShadow({ mode: 'open' }).innerHTML = '<div class="inside"><button id="nameless"></button></div>'; }
+        });</script>`,
+      ),
+    );
+
+    server.html(
+      '/two-images',
+      page(`<h1>Images</h1><div id="a"><img id="img-a" src="${GIF_URI}"></div><div id="b"><img id="img-b" src="${GIF_URI}"><button></button></div>`),
+    );
+    // #767676 on white is 4.54:1: passes AA (4.5:1) and fails AAA (7:1) for normal text.
+    server.html('/contrast', page(`<h1>Contrast</h1><p style="color:#767676;background:#fff;font-size:14px">Grey but AA text</p>`));
+
+    engine = await createScanner({ ...CONFIG, logger: log.logger });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    await server?.close();
+  });
+
+  describe('isolation between scans on one reused page', () => {
+    it('leaves no cookie, localStorage, sessionStorage or IndexedDB for the next scan of the same origin', async () => {
+      const writer = ok(await engine.scan(server.url('/iso/writer1'), DEFAULT_SCAN_OPTIONS));
+      // The writer really stored everything, and its own check (the detector) saw it.
+      const seen = reports.get('writer1') ?? '';
+      expect(seen).toMatch(/cookie=.*srv1=1/);
+      expect(seen).toMatch(/cookie=.*js1=1/);
+      expect(seen).toContain('localStorage=ls1');
+      expect(seen).toContain('sessionStorage=ss1');
+      expect(seen).toContain('indexedDB=db1');
+      expect(ruleIds(writer)).toContain('image-alt');
+
+      const before = server.requests.length;
+      const reader = ok(await engine.scan(server.url('/iso/reader1'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('reader1')).toBe('');
+      expect(ruleIds(reader)).not.toContain('image-alt');
+      const readerRequests = server.requests.slice(before);
+      expect(readerRequests.map((r) => r.path)).toEqual(expect.arrayContaining(['/iso/reader1', '/iso/gate', '/iso/report']));
+      for (const r of readerRequests) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+      // The reader really ran on the writer's page and context: one browser, no slot thrown away.
+      expect(engine.stats().browserRestarts).toBe(0);
+      expect(log.events.filter((e) => e === 'browser.launch')).toHaveLength(1);
+      expect(log.events).not.toContain('slot.cleanup_failed');
+      expect(log.events).not.toContain('scan.error');
+    });
+
+    it('also drops state a page writes after its checks: on timers and while it unloads', async () => {
+      ok(await engine.scan(server.url('/iso/writer-busy'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('writer-busy')).toContain('localStorage=lsbusy');
+      const before = server.requests.length;
+      const reader = ok(await engine.scan(server.url('/iso/reader-busy'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('reader-busy')).toBe('');
+      expect(log.events).not.toContain('slot.cleanup_failed');
+      expect(ruleIds(reader)).not.toContain('image-alt');
+      for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+    });
+
+    it('drops the (partitioned) state of a cross-origin frame too', async () => {
+      // Both top-level pages are on 127.0.0.1 and frame localhost, so the frames share one storage partition.
+      server.html('/iso/host-writer', page(`<h1>Host</h1><iframe title="writer" src="${server.url('/iso/frame-writer', 'localhost')}"></iframe>`));
+      server.html('/iso/host-reader', page(`<h1>Host</h1><iframe id="reader" title="reader" src="${server.url('/iso/reader2', 'localhost')}"></iframe>`));
+      const writer = ok(await engine.scan(server.url('/iso/host-writer'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('frame-writer')).toContain('localStorage=lsframe');
+      expect(reports.get('frame-writer')).toContain('indexedDB=dbframe');
+      // The detector inside the frame is seen by the scan of the top page.
+      expect(nodesOf(writer, 'image-alt').map((n) => n.target)).toEqual([['iframe', '#leak']]);
+
+      const before = server.requests.length;
+      const reader = ok(await engine.scan(server.url('/iso/host-reader'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('reader2')).toBe('');
+      expect(log.events).not.toContain('slot.cleanup_failed');
+      expect(ruleIds(reader)).not.toContain('image-alt');
+      for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+    });
+  });
+
+  describe('adaptive settle', () => {
+    it('waits for a fetch started on load and scans what it rendered', async () => {
+      const result = ok(await engine.scan(server.url('/spa'), DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(result)).toContain('image-alt');
+      expect(nodesOf(result, 'image-alt')).toHaveLength(1);
+      expect(nodesOf(result, 'image-alt')[0]?.html).toContain('data:image/gif');
+      // Measured from when load fired, so a little less than the API's delay; the finding is the proof.
+      expect(result.timings.settleMs).toBeGreaterThanOrEqual(API_DELAY_MS / 2);
+      expect(result.timings.settleMs).toBeLessThan(CONFIG.settleMaxMs);
+    });
+
+    it('waits for an XMLHttpRequest started on load', async () => {
+      const result = ok(await engine.scan(server.url('/spa-xhr'), DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(result)).toContain('image-alt');
+      expect(result.timings.settleMs).toBeGreaterThanOrEqual(API_DELAY_MS / 2);
+    });
+
+    it('waits for a response body that arrives after its headers', async () => {
+      const result = ok(await engine.scan(server.url('/spa-slow-body'), DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(result)).toContain('image-alt');
+      expect(result.timings.settleMs).toBeGreaterThanOrEqual(API_DELAY_MS / 2);
+    });
+
+    it('settles a static page at once', async () => {
+      const result = ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+      expect(result.violations).toEqual([]);
+      expect(result.timings.settleMs).toBeLessThan(300);
+      expect(result.finalUrl).toBe(server.url('/static'));
+      expect(result.httpStatus).toBe(200);
+    });
+  });
+
+  describe('deadlines and error codes', () => {
+    for (const path of ['/hang', '/hang-image']) {
+      it(`ends a page that never finishes loading (${path}) within the deadline, and stays usable`, async () => {
+        const started = performance.now();
+        const result = await engine.scan(server.url(path), DEFAULT_SCAN_OPTIONS);
+        const elapsed = performance.now() - started;
+        expect(result.status).toBe('error');
+        expect(['NAVIGATION_TIMEOUT', 'SCAN_TIMEOUT']).toContain(result.error?.code);
+        expect(result.error?.retryable).toBe(true);
+        expect(result.violations).toEqual([]);
+        expect(elapsed).toBeGreaterThanOrEqual(CONFIG.navigationTimeoutMs - 100);
+        expect(elapsed).toBeLessThan(CONFIG.scanTimeoutMs + 2_000);
+        ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+      });
+    }
+
+    it('reports a 404 document as HTTP_CLIENT_ERROR, not retryable', async () => {
+      const result = await engine.scan(server.url('/not-found-page'), DEFAULT_SCAN_OPTIONS);
+      expect(result).toMatchObject({ status: 'error', httpStatus: 404, error: { code: 'HTTP_CLIENT_ERROR', retryable: false }, violations: [] });
+    });
+
+    it('reports a 500 document as HTTP_SERVER_ERROR, retryable', async () => {
+      const result = await engine.scan(server.url('/server-error'), DEFAULT_SCAN_OPTIONS);
+      expect(result).toMatchObject({ status: 'error', httpStatus: 500, error: { code: 'HTTP_SERVER_ERROR', retryable: true } });
+    });
+
+    it('refuses a PDF and a text/plain document as NON_HTML_DOCUMENT', async () => {
+      for (const path of ['/doc.pdf', '/notes.txt']) {
+        const result = await engine.scan(server.url(path), DEFAULT_SCAN_OPTIONS);
+        expect(result.status, path).toBe('error');
+        expect(result.error, path).toMatchObject({ code: 'NON_HTML_DOCUMENT', retryable: false });
+      }
+      ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+    });
+
+    it('reports a refused connection as CONNECTION_FAILED, retryable', async () => {
+      const port = await closedPort();
+      const started = performance.now();
+      const result = await engine.scan(`http://127.0.0.1:${port}/`, DEFAULT_SCAN_OPTIONS);
+      expect(result).toMatchObject({ status: 'error', httpStatus: null, error: { code: 'CONNECTION_FAILED', retryable: true } });
+      expect(performance.now() - started).toBeLessThan(CONFIG.navigationTimeoutMs);
+    });
+
+    it('refuses unknown rule ids as INVALID_OPTIONS before loading anything', async () => {
+      const before = server.requests.length;
+      for (const field of ['rules', 'disableRules'] as const) {
+        const result = await engine.scan(server.url('/static'), opts({ [field]: ['image-alt', 'no-such-rule'] }));
+        expect(result.status).toBe('error');
+        expect(result.error).toMatchObject({ code: 'INVALID_OPTIONS', retryable: false });
+        expect(result.error?.message).toContain('no-such-rule');
+      }
+      expect(server.requests.length).toBe(before);
+    });
+  });
+
+  describe('frames and shadow DOM', () => {
+    it('finds violations in same-origin and cross-origin iframes and in open shadow roots, with their paths', async () => {
+      const result = ok(await engine.scan(server.url('/frames'), DEFAULT_SCAN_OPTIONS));
+      const images = nodesOf(result, 'image-alt').map((n) => n.target);
+      expect(images).toHaveLength(2);
+      expect(images).toEqual(expect.arrayContaining([['#same', 'img'], ['#cross', 'img']]));
+      const buttons = nodesOf(result, 'button-name').map((n) => n.target);
+      expect(buttons).toHaveLength(1);
+      expect(buttons[0]).toHaveLength(1);
+      expect(buttons[0]![0]).toMatch(/^x-widget >>> .*#nameless/);
+      // Every finding has a distinct fingerprint.
+      const fingerprints = result.violations.flatMap((v) => v.nodes.map((n) => n.fingerprint));
+      expect(new Set(fingerprints).size).toBe(fingerprints.length);
+    });
+  });
+
+  describe('rule manifest and options', () => {
+    it('records the axe version, the tags of the WCAG level and the rules that ran', async () => {
+      const result = ok(await engine.scan(server.url('/two-images'), DEFAULT_SCAN_OPTIONS));
+      expect(result.rules.axeVersion).toMatch(/^4\.11\.\d+$/);
+      expect(result.rules.tags).toEqual(tagsFor(DEFAULT_SCAN_OPTIONS));
+      expect(result.rules.ran.length).toBeGreaterThan(20);
+      expect(result.rules.ran).toEqual([...result.rules.ran].sort());
+      expect(result.rules.ran).toEqual(expect.arrayContaining(['image-alt', 'button-name', 'color-contrast', 'target-size']));
+      expect(result.rules.ran).not.toContain('color-contrast-enhanced');
+      expect(ruleIds(result)).toEqual(['button-name', 'image-alt']);
+      for (const v of result.violations) expect(v.wcag.length).toBeGreaterThan(0);
+      expect(nodesOf(result, 'image-alt').find((n) => n.target[0] === '#img-a')?.html).toContain('id="img-a"');
+    });
+
+    it('runs only the named rules', async () => {
+      const result = ok(await engine.scan(server.url('/two-images'), opts({ rules: ['image-alt'] })));
+      expect(result.rules.ran).toEqual(['image-alt']);
+      expect(ruleIds(result)).toEqual(['image-alt']);
+      expect(nodesOf(result, 'image-alt')).toHaveLength(2);
+    });
+
+    it('leaves out disabled rules', async () => {
+      const result = ok(await engine.scan(server.url('/two-images'), opts({ disableRules: ['image-alt'] })));
+      expect(result.rules.ran).not.toContain('image-alt');
+      expect(result.rules.ran).toContain('button-name');
+      expect(ruleIds(result)).toEqual(['button-name']);
+    });
+
+    it('limits the nodes to include and exclude selectors', async () => {
+      const included = ok(await engine.scan(server.url('/two-images'), opts({ include: ['#a'] })));
+      expect(ruleIds(included)).toEqual(['image-alt']);
+      expect(nodesOf(included, 'image-alt').map((n) => n.target)).toEqual([['#img-a']]);
+
+      const excluded = ok(await engine.scan(server.url('/two-images'), opts({ exclude: ['#a'] })));
+      expect(ruleIds(excluded)).toEqual(['button-name', 'image-alt']);
+      expect(nodesOf(excluded, 'image-alt').map((n) => n.target)).toEqual([['#img-b']]);
+    });
+
+    it('adds the AAA rules at level AAA', async () => {
+      const aa = ok(await engine.scan(server.url('/contrast'), DEFAULT_SCAN_OPTIONS));
+      expect(aa.violations).toEqual([]);
+      expect(aa.rules.ran).not.toContain('color-contrast-enhanced');
+
+      const aaa = ok(await engine.scan(server.url('/contrast'), opts({ wcagLevel: 'AAA' })));
+      expect(aaa.rules.tags).toEqual(tagsFor({ ...DEFAULT_SCAN_OPTIONS, wcagLevel: 'AAA' }));
+      expect(aaa.rules.tags).toContain('wcag2aaa');
+      expect(ruleIds(aaa)).toEqual(['color-contrast-enhanced']);
+      expect(aaa.violations[0]?.tags).toContain('wcag2aaa');
+      expect(aaa.violations[0]?.wcag).toEqual(['1.4.6']);
+    });
+
+    it('gives a finding the same fingerprint on every scan, and different findings different ones', async () => {
+      const first = ok(await engine.scan(server.url('/two-images'), DEFAULT_SCAN_OPTIONS));
+      const second = ok(await engine.scan(server.url('/two-images'), DEFAULT_SCAN_OPTIONS));
+      const prints = (r: PageResult) => r.violations.flatMap((v) => v.nodes.map((n) => `${v.id} ${n.target.join('|')} ${n.fingerprint}`));
+      expect(prints(second)).toEqual(prints(first));
+      const images = nodesOf(first, 'image-alt').map((n) => n.fingerprint);
+      expect(images).toHaveLength(2);
+      expect(images[0]).not.toBe(images[1]);
+      for (const fp of prints(first)) expect(fp).toMatch(/ [0-9a-f]{24}$/);
+    });
+  });
+});
+
+describe('ScanEngine browser lifecycle', () => {
+  let server: FixtureServer;
+
+  beforeAll(async () => {
+    server = await startFixtureServer();
+    server.html('/page', page(`<h1>Page</h1>${NO_ALT_IMG}`));
+    server.html('/slow', page('<h1>Slow</h1>'), { delayMs: 2_500 });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('survives a browser crash mid-scan: a retryable error, then a relaunched browser', async () => {
+    const engine = await createScanner(CONFIG);
+    const pids: number[] = [];
+    try {
+      const first = engine.stats().browserPid;
+      expect(first).toBeTypeOf('number');
+      ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
+      const oldTree = browserTree(first!);
+      pids.push(...oldTree);
+      expect(oldTree.length).toBeGreaterThan(1);
+
+      const inFlight = engine.scan(server.url('/slow'), DEFAULT_SCAN_OPTIONS);
+      const until = Date.now() + 5_000;
+      while (server.requestsTo('/slow').length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(server.requestsTo('/slow')).toHaveLength(1);
+      process.kill(first!, 'SIGKILL');
+      const crashed = await inFlight;
+      expect(crashed.status).toBe('error');
+      expect(crashed.error).toMatchObject({ code: 'BROWSER_CRASHED', retryable: true });
+
+      const next = ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(next)).toEqual(['image-alt']);
+      const stats = engine.stats();
+      expect(stats.browserRestarts).toBeGreaterThanOrEqual(1);
+      expect(stats.browserPid).not.toBe(first);
+      pids.push(...browserTree(stats.browserPid!));
+      // Nothing of the crashed browser survives the relaunch.
+      expect(await waitForExit(oldTree)).toEqual([]);
+    } finally {
+      await engine.close();
+    }
+    expect(await waitForExit(pids)).toEqual([]);
+    expect(ourChromiumProcesses()).toEqual([]);
+  });
+
+  it('recycles the browser every maxScansPerBrowser scans without losing a page', async () => {
+    const engine = await createScanner({ ...CONFIG, maxScansPerBrowser: 3 });
+    const pids = new Set<number>();
+    const browsers = new Set<number>();
+    try {
+      for (let i = 0; i < 7; i++) {
+        const result = ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
+        expect(ruleIds(result)).toEqual(['image-alt']);
+        const pid = engine.stats().browserPid!;
+        browsers.add(pid);
+        for (const p of browserTree(pid)) pids.add(p);
+      }
+      const stats = engine.stats();
+      expect(stats.browserRestarts).toBeGreaterThanOrEqual(2);
+      expect(stats.scansDone).toBe(7);
+      expect(browsers.size).toBeGreaterThanOrEqual(2);
+      // Recycled browsers are gone, only the current one lives.
+      const current = stats.browserPid!;
+      const retired = [...browsers].filter((p) => p !== current);
+      expect(await waitForExit(retired)).toEqual([]);
+      expect(isAlive(current)).toBe(true);
+    } finally {
+      await engine.close();
+    }
+    expect(await waitForExit([...pids])).toEqual([]);
+    expect(ourChromiumProcesses()).toEqual([]);
+  });
+});

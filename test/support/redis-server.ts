@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A private `redis-server` child for one test file: no persistence, loopback only. */
+export interface RedisServer {
+  /** `redis://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** The child's pid while it runs, else null. */
+  readonly pid: number | null;
+  /** Kills the server (SIGKILL: clients see the connection drop at once, as in a crash). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port, empty (nothing is persisted), and waits for PING. */
+  restart(): Promise<void>;
+  /** Stops it for good and removes its directory. */
+  close(): Promise<void>;
+}
+
+const BINARY = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+
+// Every child of this process, killed on exit even when a test file crashes before its afterAll.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** A port that was free a moment ago (the server binding it may still lose a race: start() retries). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING over a raw socket: true on +PONG. */
+function ping(port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let answer = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      answer += chunk.toString('utf8');
+      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Starts `redis-server` on a free port in its own temp dir and resolves once it answers PING. */
+export async function startRedisServer(): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'wcagai-redis-'));
+  let child: ChildProcess | null = null;
+  let output = '';
+
+  const launch = async (port: number): Promise<boolean> => {
+    output = '';
+    const proc = spawn(
+      BINARY,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
+    // Keep the pipes drained (a full pipe would block the server); the tail explains a failed start.
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString('utf8')).slice(-4_000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    let exited = false;
+    proc.once('exit', () => {
+      exited = true;
+    });
+    proc.once('error', (err) => {
+      exited = true;
+      output += `\n${err.message}`;
+    });
+    const until = Date.now() + 10_000;
+    while (Date.now() < until && !exited) {
+      if (await ping(port)) {
+        child = proc;
+        return true;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    proc.kill('SIGKILL');
+    await waitExit(proc);
+    return false;
+  };
+
+  let port = 0;
+  for (let attempt = 0; attempt < 5 && !child; attempt++) {
+    port = await freePort();
+    await launch(port);
+  }
+  if (!child) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`redis-server did not start:\n${output}`);
+  }
+
+  const stop = async () => {
+    const proc = child;
+    child = null;
+    if (!proc) return;
+    proc.kill('SIGKILL');
+    await waitExit(proc);
+  };
+
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child?.pid ?? null;
+    },
+    stop,
+    async restart() {
+      await stop();
+      // The port was ours a moment ago; a stranger taking it in between is not worth handling.
+      for (let attempt = 0; attempt < 3; attempt++) if (await launch(port)) return;
+      throw new Error(`redis-server did not restart on port ${port}:\n${output}`);
+    },
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
