@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startTestService, totalJobs, waitFor, type JsonResponse, type TestService } from '../support/service.js';
+
+const GIF = 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==';
+
+let redis: RedisServer;
+let fixture: FixtureServer;
+/** Stands for a service on the internal network that a sitemap must not make the API fetch. */
+let internal: FixtureServer;
+let svc: TestService;
+const others: TestService[] = [];
+
+const urlset = (locs: string[]) =>
+  `<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">${locs.map((l) => `<url><loc>${l}</loc></url>`).join('')}</urlset>`;
+const sitemapindex = (locs: string[]) =>
+  `<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">${locs.map((l) => `<sitemap><loc>${l}</loc></sitemap>`).join('')}</sitemapindex>`;
+
+beforeAll(async () => {
+  [redis, fixture, internal] = await Promise.all([startRedisServer(), startFixtureServer(), startFixtureServer()]);
+  for (const name of ['a', 'b', 'c', 's1', 's2']) fixture.html(`/${name}.html`, page(`<h1>Page ${name}</h1><img src="${GIF}">`));
+  fixture
+    .body('/sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html'), fixture.url('/s2.html'), fixture.url('/s1.html')]))
+    .body('/bad-sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html'), 'http://169.254.169.254/latest/meta-data/']))
+    .body('/not-a-sitemap.xml', 'text/html', page('<h1>Not XML</h1>'))
+    .body('/index-to-internal.xml', 'application/xml', sitemapindex([internal.url('/sitemap.xml')]))
+    .redirect('/redirect-to-internal.xml', internal.url('/sitemap.xml'));
+  internal.body('/sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html')]));
+  svc = await startTestService({ redisUrl: redis.url, worker: 2, settings: { MAX_BATCH_URLS: '5' } });
+});
+
+afterAll(async () => {
+  await Promise.allSettled([svc?.close(), ...others.map((o) => o.close())]);
+  await redis?.close();
+  await fixture?.close();
+  await internal?.close();
+});
+
+/** Polls GET /api/batches/:id until every scan finished. */
+async function batchFinished(id: string): Promise<Record<string, any>> {
+  return waitFor(
+    async () => {
+      const res = await svc.get(`/api/batches/${id}`);
+      if (res.status !== 200) throw new Error(`GET /api/batches/${id} answered ${res.status}: ${res.body}`);
+      return res.json.status === 'completed' ? res.json : undefined;
+    },
+    { timeoutMs: 45_000, what: `batch ${id}` },
+  );
+}
+
+function expectFieldProblem(res: JsonResponse, field: string, code = 'VALIDATION_FAILED'): void {
+  expect(res.status, res.body).toBe(400);
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+  expect(res.json.code).toBe(code);
+  expect((res.json.errors as Array<{ field: string }>).map((e) => e.field)).toContain(field);
+}
+
+describe('POST /api/batches and GET /api/batches/:id', () => {
+  it('queues three URLs as one batch and counts them until all three completed', async () => {
+    const urls = ['/a.html', '/b.html', '/c.html'].map((p) => fixture.url(p));
+    const res = await svc.post('/api/batches', { urls, wcagLevel: 'A' });
+    expect(res.status, res.body).toBe(202);
+    expect(res.json.id).toMatch(/^batch_[A-Za-z0-9_-]+$/);
+    expect(res.json).toMatchObject({ status: 'queued', total: 3, links: { self: `/api/batches/${res.json.id}` } });
+    expect(res.headers.location).toBe(`/api/batches/${res.json.id}`);
+
+    const batch = await batchFinished(res.json.id);
+    expect(batch).toMatchObject({ id: res.json.id, status: 'completed', total: 3, counts: { queued: 0, active: 0, completed: 3, failed: 0 } });
+    expect(batch.scans.map((s: { url: string }) => s.url)).toEqual(urls);
+    for (const scan of batch.scans as Array<{ id: string; status: string }>) {
+      expect(scan.id).toMatch(/^scan_/);
+      expect(scan.status).toBe('completed');
+      // Each scan is a scan like any other, tied to its batch, with the batch's options.
+      const view = (await svc.get(`/api/scans/${scan.id}`)).json;
+      expect(view).toMatchObject({ status: 'completed', batchId: res.json.id, options: { wcagLevel: 'A' } });
+      expect(view.result.violations.map((v: { id: string }) => v.id)).toEqual(['image-alt']);
+    }
+  });
+
+  it('reads the URLs of a sitemap served by the target site (duplicates once)', async () => {
+    const res = await svc.post('/api/batches', { sitemap: fixture.url('/sitemap.xml') });
+    expect(res.status, res.body).toBe(202);
+    expect(res.json.total).toBe(2);
+    const batch = await batchFinished(res.json.id);
+    expect(batch.counts).toMatchObject({ completed: 2, failed: 0 });
+    expect(batch.scans.map((s: { url: string }) => s.url)).toEqual([fixture.url('/s1.html'), fixture.url('/s2.html')]);
+    expect(fixture.requestsTo('/sitemap.xml')).toHaveLength(1);
+  });
+
+  it('refuses more than MAX_BATCH_URLS, an invalid URL by its index, and malformed bodies, queueing nothing', async () => {
+    const jobs = await totalJobs(svc.service);
+    const six = Array.from({ length: 6 }, (_, i) => fixture.url(`/many-${i}.html`));
+    const tooMany = await svc.post('/api/batches', { urls: six });
+    expectFieldProblem(tooMany, 'urls');
+    expect(tooMany.json.detail).toMatch(/at most 5/);
+
+    expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), 'not a url', fixture.url('/b.html')] }), 'urls[1]', 'INVALID_URL');
+    expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), fixture.url('/b.html'), 'ftp://example.com/'] }), 'urls[2]', 'UNSUPPORTED_SCHEME');
+    expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), 7] }), 'urls[1]');
+    expectFieldProblem(await svc.post('/api/batches', { urls: [] }), 'urls');
+    expectFieldProblem(await svc.post('/api/batches', {}), 'urls');
+    expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html')], sitemap: fixture.url('/sitemap.xml') }), 'urls');
+    expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html')], rules: ['nope-rule'] }), 'rules', 'INVALID_OPTIONS');
+    expectFieldProblem(await svc.post('/api/batches', { sitemap: fixture.url('/not-a-sitemap.xml') }), 'sitemap');
+    expectFieldProblem(await svc.post('/api/batches', { sitemap: fixture.url('/no-such-sitemap.xml') }), 'sitemap');
+    expect(await totalJobs(svc.service)).toBe(jobs);
+    expect(await svc.service.redis.keys(svc.service.keys.inflight('*'))).toEqual([]);
+  });
+
+  it('answers 404 for an unknown batch id', async () => {
+    for (const id of ['batch_doesnotexist', 'not-a-batch']) {
+      const res = await svc.get(`/api/batches/${id}`);
+      expect(res.status).toBe(404);
+      expect(res.json.code).toBe('NOT_FOUND');
+    }
+  });
+});
+
+describe('sitemaps under the production target policy', () => {
+  let guarded: TestService;
+
+  beforeAll(async () => {
+    // Private targets refused, the fixture site (only) allowed by name and port.
+    guarded = await startTestService({
+      redisUrl: redis.url,
+      settings: { ALLOW_PRIVATE_TARGETS: 'false', SCAN_ALLOWED_HOSTS: `127.0.0.1:${fixture.port}` },
+    });
+    others.push(guarded);
+  });
+
+  it('names a blocked page of the sitemap by its index', async () => {
+    const res = await guarded.post('/api/batches', { sitemap: fixture.url('/bad-sitemap.xml') });
+    expectFieldProblem(res, 'sitemap[1]', 'BLOCKED_TARGET');
+    expect(await totalJobs(guarded.service)).toBe(0);
+  });
+
+  it('does not fetch a nested sitemap or a redirect target the policy refuses', async () => {
+    const before = internal.requests.length;
+    expectFieldProblem(await guarded.post('/api/batches', { sitemap: fixture.url('/index-to-internal.xml') }), 'sitemap');
+    expectFieldProblem(await guarded.post('/api/batches', { sitemap: fixture.url('/redirect-to-internal.xml') }), 'sitemap');
+    expect(internal.requests.slice(before).map((r) => r.path)).toEqual([]);
+    expect(await totalJobs(guarded.service)).toBe(0);
+  });
+
+  it('refuses a sitemap on a private address outright', async () => {
+    expectFieldProblem(await guarded.post('/api/batches', { sitemap: internal.url('/sitemap.xml') }), 'sitemap', 'BLOCKED_TARGET');
+  });
+});

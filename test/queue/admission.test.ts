@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
+import { cacheKeyOf } from '../../src/queue/job.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startTestService, totalJobs, type TestService } from '../support/service.js';
+
+// No worker runs in this file: nothing is ever fetched, so the targets need not exist.
+const target = (n: number | string) => `http://127.0.0.1:9/page-${n}.html`;
+
+let redis: RedisServer;
+const services: TestService[] = [];
+
+async function apiOnly(settings: Record<string, string> = {}): Promise<TestService> {
+  const svc = await startTestService({ redisUrl: redis.url, settings: { MAX_QUEUE_DEPTH: '5', ...settings } });
+  services.push(svc);
+  return svc;
+}
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(services.map((s) => s.close()));
+  await redis?.close();
+});
+
+function expectQueueFull(res: { status: number; headers: Record<string, unknown>; json: Record<string, any> }): void {
+  expect(res.status).toBe(503);
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+  expect(res.headers['retry-after']).toBe('5');
+  expect(res.json).toMatchObject({ status: 503, code: 'QUEUE_FULL', type: 'urn:wcagai:problem:queue-full' });
+  expect(res.json.detail).toMatch(/limit is 5/);
+}
+
+describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
+  it('queues five scans, refuses the sixth with 503 and Retry-After, and reports the queue as critical', async () => {
+    const svc = await apiOnly();
+    for (let i = 0; i < 5; i++) {
+      const res = await svc.post('/api/scans', { url: target(i) });
+      expect(res.status, res.body).toBe(202);
+      // Each admitted request holds its in-flight marker (what dedup answers from).
+      expect(await svc.service.redis.get(svc.service.keys.inflight(cacheKeyOf(target(i), DEFAULT_SCAN_OPTIONS)))).toBe(res.json.id);
+    }
+    const sixth = await svc.post('/api/scans', { url: target(5) });
+    expectQueueFull(sixth);
+    expect(await totalJobs(svc.service)).toBe(5);
+    // The refused request left no in-flight marker that would make its next try look deduplicated.
+    expect(await svc.service.redis.exists(svc.service.keys.inflight(cacheKeyOf(target(5), DEFAULT_SCAN_OPTIONS)))).toBe(0);
+
+    const queue = await svc.get('/api/queue');
+    expect(queue.status).toBe(200);
+    expect(queue.json).toMatchObject({ waiting: 5, active: 0, maxCapacity: 5, utilizationPercent: 100, state: 'critical', paused: false });
+
+    // A request already in the queue is still answered (it costs no room), without a new job.
+    const again = await svc.post('/api/scans', { url: target(2) });
+    expect(again.status).toBe(202);
+    expect(again.json.deduplicated).toBe(true);
+    // A batch that does not fit is refused whole.
+    const batch = await svc.post('/api/batches', { urls: [target('b1'), target('b2')] });
+    expectQueueFull(batch);
+    expect(await totalJobs(svc.service)).toBe(5);
+    expect(await svc.service.redis.keys(svc.service.keys.batch('*'))).toEqual([]);
+  });
+
+  it('reports utilization below the limit as healthy, then warning', async () => {
+    const svc = await apiOnly();
+    expect((await svc.get('/api/queue')).json).toMatchObject({ waiting: 0, utilizationPercent: 0, state: 'healthy' });
+    for (let i = 0; i < 4; i++) expect((await svc.post('/api/scans', { url: target(i) })).status).toBe(202);
+    expect((await svc.get('/api/queue')).json).toMatchObject({ waiting: 4, utilizationPercent: 80, state: 'warning' });
+  });
+
+  it('admits exactly MAX_QUEUE_DEPTH of many concurrent submissions', async () => {
+    const svc = await apiOnly();
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => svc.post('/api/scans', { url: target(`c${i}`) })));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 202)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(7);
+    expect(await totalJobs(svc.service)).toBe(5);
+    // Admitted jobs hold a reservation only until they are in the queue.
+    expect(await svc.service.redis.zcard(svc.service.keys.admitting)).toBe(0);
+  });
+
+  it('admits concurrent batches only while they fit', async () => {
+    const svc = await apiOnly();
+    const answers = await Promise.all(Array.from({ length: 4 }, (_, i) => svc.post('/api/batches', { urls: [target(`b${i}a`), target(`b${i}b`)] })));
+    // Two batches of two fit in five; a third would make six.
+    expect(answers.filter((a) => a.status === 202)).toHaveLength(2);
+    expect(answers.filter((a) => a.status === 503)).toHaveLength(2);
+    expect(await totalJobs(svc.service)).toBe(4);
+  });
+
+  it('does not let an in-flight marker whose job is gone capture new requests, single or batched', async () => {
+    // A job failed by BullMQ itself (stall limit) or removed never wrote a final record: its marker lingers.
+    const svc = await apiOnly();
+    const { redis: r, keys } = svc.service;
+    const marker = (n: string) => keys.inflight(cacheKeyOf(target(n), DEFAULT_SCAN_OPTIONS));
+    await r.set(marker('stale-1'), 'scan_gone1', 'PX', 60_000);
+    await r.set(marker('stale-2'), 'scan_gone2', 'PX', 60_000);
+
+    const single = await svc.post('/api/scans', { url: target('stale-1') });
+    expect(single.status, single.body).toBe(202);
+    expect(single.json.id).not.toBe('scan_gone1');
+    expect(single.json.deduplicated).toBeUndefined();
+    expect(await r.get(marker('stale-1'))).toBe(single.json.id);
+
+    const batch = await svc.post('/api/batches', { urls: [target('stale-2'), target('fresh-3')] });
+    expect(batch.status, batch.body).toBe(202);
+    const view = await svc.get(`/api/batches/${batch.json.id}`);
+    expect(view.json.scans.map((s: { id: string }) => s.id)).not.toContain('scan_gone2');
+    expect(view.json.counts).toEqual({ queued: 2, active: 0, completed: 0, failed: 0 });
+    expect(await r.get(marker('stale-2'))).toBe(view.json.scans[0].id);
+    expect(await totalJobs(svc.service)).toBe(3);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+  });
+});
