@@ -2,11 +2,25 @@ import type { Logger } from 'pino';
 import { currentContext } from '../observability/context.js';
 
 /**
+ * What a shutdown may take beyond SHUTDOWN_TIMEOUT (the deadline of in-flight requests and active scans):
+ * releasing scans, closing the browser, Redis and the error reporter. Past it, `serve` and `worker` exit anyway.
+ */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface ProcessHandlerOptions {
+  /**
+   * Backstop for a shutdown that never finishes (a close waiting on an unreachable Redis, say):
+   * past this many ms after it started, log `shutdown.timeout` and exit 1.
+   */
+  forceAfterMs?: number;
+}
+
+/**
  * Process safety for long-running commands: SIGTERM/SIGINT start the ordered shutdown (a second
  * signal forces exit); an uncaught exception is logged with 💥 and shuts down with exit 1;
  * an unhandled rejection is logged with 💥 and the process carries on.
  */
-export function installProcessHandlers(logger: Logger, shutdown: (reason: string) => Promise<void>, onError?: (err: unknown) => void): () => void {
+export function installProcessHandlers(logger: Logger, shutdown: (reason: string) => Promise<void>, onError?: (err: unknown) => void, options: ProcessHandlerOptions = {}): () => void {
   let stopping = false;
   const stop = (reason: string, code: number) => {
     if (stopping) {
@@ -16,6 +30,14 @@ export function installProcessHandlers(logger: Logger, shutdown: (reason: string
     }
     stopping = true;
     logger.info({ event: 'shutdown.start', reason }, 'shutting down');
+    const { forceAfterMs } = options;
+    if (forceAfterMs !== undefined) {
+      setTimeout(() => {
+        logger.error({ event: 'shutdown.timeout', reason, forceAfterMs }, `shutdown did not finish within ${forceAfterMs} ms: exiting`);
+        logger.flush?.();
+        setTimeout(() => process.exit(1), 100).unref();
+      }, forceAfterMs).unref();
+    }
     shutdown(reason)
       .then(() => {
         logger.info({ event: 'shutdown.done', reason }, 'shutdown complete');

@@ -1,4 +1,4 @@
-import { installProcessHandlers } from '../app/lifecycle.js';
+import { installProcessHandlers, SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
 import { runtimeFromEnv } from '../app/runtime.js';
 import { startService } from '../app/service.js';
 
@@ -12,7 +12,7 @@ export async function runWorker(flags: { concurrency?: number }): Promise<number
       if (reason === 'uncaughtException') exitCode = 1;
       await service.close();
       resolve();
-    });
+    }, undefined, { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
   });
   return exitCode;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -11,6 +11,7 @@ import type { ResultStore } from '../queue/store.js';
 import type { CompletionWaiter } from '../queue/waiter.js';
 import type { Scanner, TargetPolicy } from '../scanner/types.js';
 import type { Metrics } from '../observability/metrics.js';
+import { WcagaiError } from '../errors/catalogue.js';
 import { noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { authPlugin, presentedApiKey } from './plugins/auth.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -53,6 +54,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    // The same key as the context mixin and the worker: the "incoming request" line (logged before any
+    // hook runs) carries requestId too, so one grep follows a request from arrival to completion.
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: config.BODY_LIMIT,
     // Prefer: wait holds a request up to 120 s without traffic; slow senders are bounded by requestTimeout.
     requestTimeout: 30_000,
@@ -93,8 +97,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ...(config.MAX_HEAP_MB ? { maxHeapUsedBytes: config.MAX_HEAP_MB * 2 ** 20 } : {}),
     ...(config.MAX_RSS_MB ? { maxRssBytes: config.MAX_RSS_MB * 2 ** 20 } : {}),
     retryAfter: 10,
-    pressureHandler: (request, reply, type, value) => {
-      void sendProblem(reply, problem(request, 'OVERLOADED', `the server is under pressure (${type}: ${Math.round(Number(value))}); retry later`), { 'retry-after': '10' });
+    // A rejected promise ends the request through the error handler (problem+json, Retry-After).
+    // Sending here and returning nothing would let under-pressure call next(): the route would still run.
+    pressureHandler: async (_request, _reply, type, value) => {
+      throw new WcagaiError('OVERLOADED', `the server is under pressure (${type}: ${Math.round(Number(value))}); retry later`, { details: { retryAfterSeconds: 10 } });
     },
   });
 

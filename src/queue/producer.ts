@@ -303,5 +303,5 @@ export class ScanProducer {
 /** Redis failures become REDIS_UNAVAILABLE (503) so clients know to retry. */
 export function toRedisError(err: unknown): Error {
   if (err instanceof WcagaiError) return err;
-  return new WcagaiError('REDIS_UNAVAILABLE', `queue store unavailable: ${(err as Error).message}`, { cause: err });
+  return new WcagaiError('REDIS_UNAVAILABLE', `queue store unavailable: ${(err as Error).message}`, { cause: err, details: { retryAfterSeconds: 5 } });
 }

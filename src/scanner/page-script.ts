@@ -24,8 +24,32 @@ export function axeVersion(): string {
  */
 const SETTLE_TRACKER = `(() => {
   if (window !== window.top || window.__wcagaiSettle) return;
-  const state = { pending: 0, last: 0, afterLoad: false, loaded: false };
+  const state = { pending: 0, last: 0, afterLoad: false, loaded: false, live: false };
   const now = () => performance.now();
+  // "Live": the page's own code scheduled something that could still run after the scan (timers,
+  // lifecycle handlers, workers, sockets, IndexedDB). Only such pages need parking on about:blank
+  // before their storage is cleared; a page without them cannot write anything afterwards.
+  const setTimeout = window.setTimeout.bind(window);
+  const markLive = (target, name) => {
+    const orig = target && target[name];
+    if (typeof orig !== 'function') return;
+    target[name] = function (...args) { state.live = true; return orig.apply(this, args); };
+  };
+  for (const name of ['setTimeout', 'setInterval', 'requestAnimationFrame', 'requestIdleCallback']) markLive(window, name);
+  if (typeof indexedDB === 'object' && indexedDB) markLive(indexedDB, 'open');
+  for (const name of ['Worker', 'SharedWorker', 'WebSocket', 'EventSource', 'BroadcastChannel']) {
+    const Orig = window[name];
+    if (typeof Orig !== 'function') continue;
+    const Wrapped = new Proxy(Orig, { construct(t, a, n) { state.live = true; return Reflect.construct(t, a, n); } });
+    Object.defineProperty(window, name, { value: Wrapped, writable: true, configurable: true });
+  }
+  const LIFECYCLE = new Set(['unload', 'pagehide', 'beforeunload', 'visibilitychange', 'freeze']);
+  const addListener = EventTarget.prototype.addEventListener;
+  EventTarget.prototype.addEventListener = function (type, ...rest) {
+    if ((this === window || this === document) && LIFECYCLE.has(String(type))) state.live = true;
+    return addListener.call(this, type, ...rest);
+  };
+  const lifecycleHandlers = () => !!(window.onunload || window.onpagehide || window.onbeforeunload || document.onvisibilitychange || document.querySelector('meta[http-equiv="refresh" i]'));
   const touch = () => { state.last = now(); if (state.loaded) state.afterLoad = true; };
   const origFetch = window.fetch;
   if (typeof origFetch === 'function') {
@@ -70,7 +94,8 @@ const SETTLE_TRACKER = `(() => {
   Object.defineProperty(window, '__wcagaiSettle', { value: (quietMs, maxMs) => new Promise((resolve) => {
     const start = now();
     // The observer stops once settled, so axe-core's own DOM work is not tracked.
-    const done = (settled, t) => { if (observer) observer.disconnect(); resolve({ settled, ms: t - start }); };
+    // Liveness is read here, before axe-core runs: axe's own timers must not count.
+    const done = (settled, t) => { if (observer) observer.disconnect(); resolve({ settled, ms: t - start, live: state.live || state.pending > 0 || lifecycleHandlers() }); };
     const check = () => {
       const t = now();
       if (t - start >= maxMs) return done(false, t);

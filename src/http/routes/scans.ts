@@ -92,7 +92,8 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       reply.header('preference-applied', `wait=${wait}`);
       if (finished) {
         const view = await producer.view(id);
-        if (view) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+        // A waiter woken by shutdown sees an unfinished scan: that is a 202, not a result.
+        if (view && (view.status === 'completed' || view.status === 'failed')) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
       }
     }
     return accepted(reply, id, outcome === 'inflight' ? { deduplicated: true } : {});

@@ -1,0 +1,150 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { DEFAULT_SCAN_OPTIONS } from '../domain/scan.js';
+import { HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../diagnostics/fixture-site.js';
+import { runLeak, type LeakProbes, type LeakResult } from '../diagnostics/leak.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { processTreeRss } from '../scanner/browser.js';
+import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
+import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
+
+export interface LeakFlags {
+  concurrent: number;
+  cycles: number;
+  url?: string[];
+  maxGrowth: number;
+  tolerance: number;
+  heapSnapshots?: string;
+  warmup?: number;
+}
+
+/** Set in the child that `leak` re-executes with --expose-gc, so it never re-executes again. */
+const CHILD_MARK = 'WCAGAI_LEAK_CHILD';
+/**
+ * Test-only: when set, every scan result is kept for the whole run (plus this many bytes of
+ * padding per result, default 1 MiB), so the detector can be shown a real leak. Read here only.
+ */
+const RETAIN_HOOK = 'WCAGAI_LEAK_TEST_RETAIN';
+
+type Gc = () => void;
+
+function exposedGc(): Gc | null {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  return typeof gc === 'function' ? (gc as Gc) : null;
+}
+
+/**
+ * Without `global.gc`, runs this same command again under `node --expose-gc` and resolves to the
+ * child's exit code; resolves null when gc is already there (or the child cannot be made).
+ */
+export async function reexecWithGc(): Promise<number | null> {
+  if (exposedGc()) return null;
+  if (process.env[CHILD_MARK]) return null;
+  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, [CHILD_MARK]: '1' },
+  });
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    return await new Promise<number>((resolvePromise, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolvePromise(code ?? (signal ? 1 : 0)));
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+/** gc() when exposed; otherwise the flag is set at run time and gc taken from a fresh context. */
+function gcFunction(): Gc {
+  const gc = exposedGc();
+  if (gc) return gc;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as Gc;
+}
+
+function probesOf(snapshotDir: string | undefined): LeakProbes {
+  const gc = gcFunction();
+  const dir = snapshotDir ? resolve(snapshotDir) : undefined;
+  if (dir) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new WcagaiError('USAGE', `cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return {
+    gc,
+    memory: () => {
+      const m = process.memoryUsage();
+      return { heapUsed: m.heapUsed, external: m.external, rss: m.rss };
+    },
+    handles: () => process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length,
+    treeRss: processTreeRss,
+    ...(dir ? { snapshot: (label: 'first' | 'last') => writeHeapSnapshot(join(dir, `wcagai-leak-${process.pid}-${label}.heapsnapshot`)) } : {}),
+  };
+}
+
+/** The retaining test hook, when its variable is set. */
+function retainHook(): ((result: unknown) => void) | undefined {
+  const raw = process.env[RETAIN_HOOK];
+  if (!raw) return undefined;
+  const padding = /^\d+$/.test(raw) && Number(raw) > 1 ? Number(raw) : 2 ** 20;
+  const kept: unknown[] = [];
+  // Numbers in a plain array: on the V8 heap (a Buffer would be external memory).
+  return (result) => kept.push({ result, padding: new Array<number>(Math.ceil(padding / 8)).fill(kept.length + 0.5) });
+}
+
+/** `wcagai leak`: the real scan engine in this process against the fixture site (or --url pages). */
+export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<typeof runLeak>[2]['onProgress']): Promise<LeakResult> {
+  const urls = (flags.url ?? []).map((u) => parseTargetUrl(u).href);
+  let site: FixtureSite | null = null;
+  const probes = probesOf(flags.heapSnapshots);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  try {
+    if (urls.length === 0) {
+      site = await startFixtureSite();
+      urls.push(...HEALTHY_PAGES.map((p) => site!.url(p)));
+    }
+    const scanner = await createScanner({
+      ...DEFAULT_SCANNER_CONFIG,
+      concurrency: flags.concurrent,
+      env: process.env,
+      // Loopback fixture pages are the default target; ALLOW_PRIVATE_TARGETS=false still refuses them.
+      policy: policyFromEnv(process.env, { allowPrivate: true }),
+    });
+    try {
+      const retain = retainHook();
+      return await runLeak(
+        { scan: (url) => scanner.scan(url, DEFAULT_SCAN_OPTIONS), browserPid: () => scanner.stats().browserPid },
+        probes,
+        {
+          concurrent: flags.concurrent,
+          cycles: flags.cycles,
+          urls,
+          maxGrowthBytes: flags.maxGrowth,
+          toleranceBytes: flags.tolerance,
+          ...(flags.warmup !== undefined ? { warmupCycles: flags.warmup } : {}),
+          ...(retain ? { retain } : {}),
+          ...(onProgress ? { onProgress } : {}),
+          signal: abort.signal,
+        },
+      );
+    } finally {
+      await scanner.close();
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    await site?.close();
+  }
+}

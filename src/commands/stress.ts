@@ -1,0 +1,22 @@
+import { writeFile } from 'node:fs/promises';
+import { stressFromFlags, type StressFlags } from '../app/stress.js';
+import { stressTable } from '../diagnostics/stress-report.js';
+import { WcagaiError } from '../errors/catalogue.js';
+
+export interface StressCommandFlags extends StressFlags {
+  json?: boolean;
+  out?: string;
+}
+
+/** `wcagai stress`: 0 when every threshold holds, 99 when one fails (1 on a tool error, thrown). */
+export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 99> {
+  const result = await stressFromFlags(flags, process.stderr);
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  if (flags.out) {
+    await writeFile(flags.out, json).catch((err: NodeJS.ErrnoException) => {
+      throw new WcagaiError('USAGE', `cannot write ${flags.out}: ${err.code ?? err.message}`);
+    });
+  }
+  process.stdout.write(flags.json ? json : stressTable(result));
+  return result.passed ? 0 : 99;
+}

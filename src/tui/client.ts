@@ -1,0 +1,143 @@
+import type { Snapshot } from '../domain/snapshot.js';
+
+/** A server answer that is not a success, with what its problem document says. */
+export class AdminApiError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status; 0 when the server could not be reached. */
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'AdminApiError';
+  }
+}
+
+export interface AdminClientOptions {
+  /** The server's base URL, e.g. http://127.0.0.1:8080. */
+  url: string;
+  token?: string | undefined;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** What an operator action did, for the status line. */
+export interface ActionResult {
+  ok: boolean;
+  message: string;
+}
+
+/** Reads a problem+json answer into an AdminApiError. */
+export async function problemOf(res: Response, what: string): Promise<AdminApiError> {
+  let code = res.status === 401 ? 'UNAUTHORIZED' : res.status === 404 ? 'NOT_FOUND' : `HTTP_${res.status}`;
+  let detail = `${what} answered ${res.status}`;
+  try {
+    const body = (await res.json()) as { code?: unknown; detail?: unknown };
+    if (typeof body.code === 'string') code = body.code;
+    if (typeof body.detail === 'string') detail = body.detail;
+  } catch {
+    // not a problem document
+  }
+  return new AdminApiError(detail, res.status, code);
+}
+
+/** The message of a failed fetch: the socket error's code (ECONNREFUSED…) when there is one. */
+export function networkMessage(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return 'timed out';
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+/** The admin API calls `wcagai top` makes. Never loads React: `top --once` uses it alone. */
+export class AdminClient {
+  readonly base: string;
+
+  constructor(private readonly options: AdminClientOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+  }
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}), ...extra };
+  }
+
+  get fetch(): typeof fetch {
+    return this.options.fetch ?? fetch;
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await this.fetch(`${this.base}${path}`, {
+        method,
+        headers: this.headers({ accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }),
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+      });
+    } catch (err) {
+      throw new AdminApiError(`cannot reach ${this.base}: ${networkMessage(err)}`, 0, 'CONNECTION_FAILED');
+    }
+    if (!res.ok) throw await problemOf(res, `${method} ${path}`);
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  snapshot(): Promise<Snapshot> {
+    return this.call('GET', '/admin/snapshot');
+  }
+
+  private async act(run: () => Promise<string>): Promise<ActionResult> {
+    try {
+      return { ok: true, message: await run() };
+    } catch (err) {
+      const e = err as AdminApiError;
+      return { ok: false, message: e.code && e.status !== 0 ? `${e.code}: ${e.message}` : e.message };
+    }
+  }
+
+  retryDlq(id: string): Promise<ActionResult> {
+    return this.act(async () => {
+      const r = await this.call<{ jobId: string }>('POST', `/admin/dlq/retry/${encodeURIComponent(id)}`);
+      return `${id} retried as scan ${r.jobId}`;
+    });
+  }
+
+  /** Retries each entry by id (the bulk route takes a code, host or all, not a list), four at a time. */
+  retryDlqMany(ids: readonly string[]): Promise<ActionResult> {
+    return this.act(async () => {
+      const failures = new Map<string, number>();
+      let retried = 0;
+      let next = 0;
+      const worker = async () => {
+        while (next < ids.length) {
+          const id = ids[next++]!;
+          try {
+            await this.call('POST', `/admin/dlq/retry/${encodeURIComponent(id)}`);
+            retried++;
+          } catch (err) {
+            const code = (err as AdminApiError).code ?? 'ERROR';
+            failures.set(code, (failures.get(code) ?? 0) + 1);
+            if (code === 'CONNECTION_FAILED' || code === 'UNAUTHORIZED') next = ids.length;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(4, ids.length) }, worker));
+      const skipped = [...failures].map(([code, n]) => `${n} ${code}`).join(', ');
+      if (retried === 0 && failures.size) throw new AdminApiError(`no entry retried (${skipped})`, 400, [...failures.keys()][0]!);
+      return `retried ${retried} of ${ids.length} entries${skipped ? `; not retried: ${skipped}` : ''}`;
+    });
+  }
+
+  resetBreaker(name: string): Promise<ActionResult> {
+    return this.act(async () => {
+      const r = await this.call<{ breaker?: { state?: string }; reached?: number }>('POST', `/admin/breakers/${encodeURIComponent(name)}/reset`);
+      return `breaker ${name} reset (${r.breaker?.state ?? 'CLOSED'} here, ${r.reached ?? 0} other process(es) told)`;
+    });
+  }
+
+  setPaused(paused: boolean): Promise<ActionResult> {
+    return this.act(async () => {
+      await this.call('POST', `/admin/queue/${paused ? 'pause' : 'resume'}`);
+      return paused ? 'queue paused: workers take no new scans' : 'queue resumed';
+    });
+  }
+}

@@ -1,0 +1,75 @@
+import { Box, Text } from 'ink';
+import type { ReactNode } from 'react';
+import type { BreakerRow } from '../../domain/snapshot.js';
+import { age, clock, fit, windowStart } from '../format.js';
+import { BREAKER_COLOR, Dim, Paint } from '../theme.js';
+import { Empty, Row, Title } from './Title.js';
+
+export interface BreakersPanelProps {
+  /** Undefined: the server reports no breakers. */
+  breakers: BreakerRow[] | undefined;
+  rows: number;
+  width: number;
+  focused: boolean;
+  selected: number;
+  wide: boolean;
+  now: number;
+}
+
+/** `host-1234-a1b2c3` (host, pid, random suffix) -> `host:1234`; other ids as they are. */
+export function processLabel(id: string): string {
+  const m = /^(.+)-(\d+)-[0-9a-f]{6}$/.exec(id);
+  return m ? `${m[1]}:${m[2]}` : id;
+}
+
+function State({ state }: { state: BreakerRow['state'] }) {
+  return <Paint color={BREAKER_COLOR[state]} bold={state !== 'CLOSED'}>{state.padEnd(9)}</Paint>;
+}
+
+/** Every service's breaker (the worst state in the fleet), with each process's state when they differ. */
+export function BreakersPanel({ breakers, rows, width, focused, selected, wide, now }: BreakersPanelProps) {
+  const lines: ReactNode[] = [];
+  if (!breakers) lines.push(<Empty key="none" text="no breaker figures from this server" />);
+  else if (breakers.length === 0) lines.push(<Empty key="none" text="no breakers" />);
+  else {
+    // Each breaker is one line, plus one for its processes when they disagree.
+    const body = rows - 1;
+    const start = windowStart(selected, Math.max(1, body), breakers.length);
+    for (let i = start; i < breakers.length && lines.length < body; i++) {
+      const b = breakers[i]!;
+      const opened = b.openedAt ? `opened ${clock(b.openedAt)} (${age(b.openedAt, now)} ago)` : '';
+      lines.push(
+        <Row key={b.name} selected={i === selected} focused={focused}>
+          {fit(b.name, 11, true)}
+          <State state={b.state} />
+          {` ${String(b.failures).padStart(3)} fail  `}
+          {opened}
+          {wide && b.lastFailure ? <Dim>{`  last: ${fit(b.lastFailure, Math.max(10, width - 60))}`}</Dim> : null}
+        </Row>,
+      );
+      if (!b.uniform && lines.length < body) {
+        const per = b.processes.map((p) => `${processLabel(p.process)} ${p.state}${p.failures ? `(${p.failures})` : ''}`).join(', ');
+        lines.push(
+          <Text key={`${b.name}/p`} wrap="truncate-end">
+            {'    ↳ '}
+            <Dim>{`per process: ${per}`}</Dim>
+          </Text>,
+        );
+      }
+    }
+  }
+  const open = breakers?.filter((b) => b.state !== 'CLOSED').length ?? 0;
+  return (
+    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+      <Title name="BREAKERS" focused={focused}>
+        {breakers ? (
+          <Text>
+            {`${breakers.length} services`}
+            {open ? <Paint color="red" bold>{` · ${open} not closed`}</Paint> : <Paint color="green">{' · all closed'}</Paint>}
+          </Text>
+        ) : null}
+      </Title>
+      {lines}
+    </Box>
+  );
+}

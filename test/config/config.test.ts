@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, maskedConfig } from '../../src/config/load.js';
+import { SECRET_KEYS } from '../../src/config/schema.js';
+import { baseEnv } from '../support/service.js';
+
+const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
+
+/** Bad values and what the message must say about each. */
+const BAD: Record<string, [string, RegExp]> = {
+  PORT: ['eighty', /integer/],
+  REDIS_URL: ['http://127.0.0.1:6379', /redis:\/\//],
+  SHUTDOWN_TIMEOUT: ['soon', /duration/],
+  LOG_LEVEL: ['loud', /fatal|info/],
+  ALLOW_PRIVATE_TARGETS: ['maybe', /true or false/],
+  WORKER_CONCURRENCY: ['0', />= 1/],
+  ADMIN_TOKEN: ['short', /16 characters/],
+  SENTRY_DSN: ['not a url', /URL/],
+  NODE_ENV: ['staging', /production|development|test/],
+};
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('reports every bad value at once, naming each variable and the expected form', () => {
+    const env = Object.fromEntries(Object.entries(BAD).map(([k, [v]]) => [k, v]));
+    const problems = problemsOf(() => loadConfig(env));
+    expect(problems).toHaveLength(Object.keys(BAD).length);
+    for (const [name, [value, expected]] of Object.entries(BAD)) {
+      const line = problems.find((p) => p.startsWith(`${name}=`));
+      expect(line, `${name} in ${problems.join('\n')}`).toBeDefined();
+      expect(line).toMatch(expected);
+      // Secrets are named but never shown.
+      if ((SECRET_KEYS as readonly string[]).includes(name)) expect(line).not.toContain(value);
+      else expect(line).toContain(JSON.stringify(value));
+    }
+    // The message, as printed, has one line per variable.
+    expect(() => loadConfig(env)).toThrow(/invalid configuration:\n(\s+\w+=.*\n?){9}$/);
+  });
+
+  it('applies defaults, parses durations and lists, and treats empty strings as unset', () => {
+    const config = loadConfig({ PORT: '', SHUTDOWN_TIMEOUT: '15s', RATE_LIMIT_WINDOW: '1500ms', API_KEYS: ' a-key , b-key ,, ', ALLOW_PRIVATE_TARGETS: 'yes' });
+    expect(config.PORT).toBe(8080);
+    expect(config.SHUTDOWN_TIMEOUT).toBe(15_000);
+    expect(config.RATE_LIMIT_WINDOW).toBe(1_500);
+    expect(config.API_KEYS).toEqual(['a-key', 'b-key']);
+    expect(config.ALLOW_PRIVATE_TARGETS).toBe(true);
+    expect(config.BODY_LIMIT).toBe(65_536);
+    expect(config.HOST).toBe('127.0.0.1');
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(loadConfig({}).SHUTDOWN_TIMEOUT).toBe(30_000);
+  });
+
+  it('masks secrets, the Redis password included', () => {
+    const masked = maskedConfig(
+      loadConfig({ ADMIN_TOKEN: 'admin-token-123456789', API_KEYS: 'k1-secret,k2-secret', METRICS_TOKEN: 'metrics-secret', REDIS_URL: 'redis://user:pa55word@redis.internal:6380/2' }),
+    );
+    expect(masked).toMatchObject({ ADMIN_TOKEN: '***', API_KEYS: ['***', '***'], METRICS_TOKEN: '***', REDIS_URL: 'redis://***@redis.internal:6380/2' });
+    const text = JSON.stringify(masked);
+    for (const secret of ['admin-token-123456789', 'k1-secret', 'k2-secret', 'metrics-secret', 'pa55word']) expect(text).not.toContain(secret);
+  });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function run(args: string[], env: Record<string, string | undefined>, cwd: string): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env, cwd, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: unknown }).code as number | null) : 0;
+      resolve({ code: typeof code === 'number' ? code : null, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('the CLI and the configuration', () => {
+  let cwd: string;
+  let trap: Server;
+  let trapPort: number;
+  let connections = 0;
+
+  beforeAll(async () => {
+    // No .env of the repository: each run starts in an empty directory.
+    cwd = mkdtempSync(join(tmpdir(), 'wcagai-config-'));
+    // A TCP listener standing in for Redis: a process that validated its configuration first never connects.
+    trap = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', () => resolve()));
+    trapPort = (trap.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => trap?.close(() => resolve()));
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
+  });
+
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+
+  function listening(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  }
+
+  it('`serve` and `worker` with bad settings exit 1 listing every bad variable, before anything starts', async () => {
+    const bad = { SHUTDOWN_TIMEOUT: 'soon', LOG_LEVEL: 'loud', ADMIN_TOKEN: 'short', WORKER_CONCURRENCY: '0', RATE_LIMIT_MAX: '-3' };
+    for (const command of ['serve', 'worker']) {
+      const port = await freePort();
+      const env = { ...baseEnv(), REDIS_URL: `redis://127.0.0.1:${trapPort}`, PORT: String(port), ...bad };
+      const res = await run([command], env, cwd);
+      expect(res.code, `${command}: ${res.stderr}`).toBe(1);
+      for (const name of Object.keys(bad)) expect(res.stderr, command).toMatch(new RegExp(`^\\s+${name}=`, 'm'));
+      expect(res.stderr).not.toContain('short');
+      expect(res.stderr).not.toMatch(/\bat .+:\d+:\d+/);
+      expect(res.stdout).toBe('');
+      expect(await listening(port)).toBe(false);
+    }
+    expect(connections).toBe(0);
+  });
+
+  it('`config check` prints the effective configuration with secrets masked', async () => {
+    const env = {
+      ...baseEnv(),
+      ADMIN_TOKEN: 'adm-secret-0123456789',
+      API_KEYS: 'key-secret-one,key-secret-two',
+      METRICS_TOKEN: 'metrics-secret-x',
+      REDIS_URL: 'redis://default:redis-pa55@127.0.0.1:6390/1',
+      PORT: '9191',
+      SHUTDOWN_TIMEOUT: '15s',
+    };
+    const secrets = ['adm-secret-0123456789', 'key-secret-one', 'key-secret-two', 'metrics-secret-x', 'redis-pa55'];
+    const text = await run(['config', 'check'], env, cwd);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^PORT\s+9191$/m);
+    expect(text.stdout).toMatch(/^SHUTDOWN_TIMEOUT\s+15000$/m);
+    expect(text.stdout).toMatch(/^ADMIN_TOKEN\s+\*\*\*$/m);
+    expect(text.stdout).toMatch(/^REDIS_URL\s+redis:\/\/\*\*\*@127\.0\.0\.1:6390\/1$/m);
+    expect(text.stdout).toMatch(/^RATE_LIMIT_MAX\s+600$/m);
+    expect(text.stdout).toMatch(/configuration is valid/);
+    for (const secret of secrets) expect(text.stdout + text.stderr).not.toContain(secret);
+
+    const json = await run(['config', 'check', '--json'], env, cwd);
+    expect(json.code, json.stderr).toBe(0);
+    const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(parsed).toMatchObject({ PORT: 9191, SHUTDOWN_TIMEOUT: 15_000, ADMIN_TOKEN: '***', API_KEYS: ['***', '***'], METRICS_TOKEN: '***', REDIS_URL: 'redis://***@127.0.0.1:6390/1' });
+    for (const secret of secrets) expect(json.stdout).not.toContain(secret);
+  });
+
+  it('`config check` reads .env, and fails with exit 1 on bad values', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wcagai-dotenv-'));
+    try {
+      writeFileSync(join(dir, '.env'), 'PORT=7171\nRATE_LIMIT_MAX=42\n');
+      const ok = await run(['config', 'check', '--json'], baseEnv(), dir);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ PORT: 7171, RATE_LIMIT_MAX: 42 });
+
+      const bad = await run(['config', 'check'], { ...baseEnv(), PORT: '70000', REDIS_URL: 'localhost:6379' }, dir);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/^\s+PORT="70000": .*65535/m);
+      expect(bad.stderr).toMatch(/^\s+REDIS_URL=/m);
+      expect(bad.stdout).not.toMatch(/configuration is valid/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

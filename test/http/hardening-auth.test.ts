@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startTestService, uniquePrefix, type JsonResponse, type TestService } from '../support/service.js';
+
+let redis: RedisServer;
+const services: TestService[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(services.map((s) => s.close()));
+  await redis?.close();
+});
+
+async function service(settings: Record<string, string>, prefix?: string): Promise<TestService> {
+  const svc = await startTestService({ redisUrl: redis.url, settings, ...(prefix ? { prefix } : {}) });
+  services.push(svc);
+  return svc;
+}
+
+function expectUnauthorized(res: JsonResponse, what: string): void {
+  expect(res.status, `${what}: ${res.body}`).toBe(401);
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+  expect(res.headers['www-authenticate'], what).toMatch(/^Bearer realm=/);
+  expect(res.json).toMatchObject({ status: 401, code: 'UNAUTHORIZED', type: 'urn:wcagai:problem:unauthorized' });
+  expect(res.json.requestId).toBe(res.headers['x-request-id']);
+}
+
+const ADMIN_TOKEN = 'adm1n-T0ken-4f9c2e7b1d';
+const KEY_A = 'key-alpha-93kd02';
+const KEY_B = 'key-bravo-17xq55';
+
+describe('admin routes', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await service({ ADMIN_TOKEN, API_KEYS: `${KEY_A},${KEY_B}` });
+  });
+
+  it('refuse without a token, with a wrong one and with near misses, and leave the queue running', async () => {
+    const last = ADMIN_TOKEN.at(-1)!;
+    const attempts: Array<[string, Record<string, string>]> = [
+      ['no token', {}],
+      ['wrong token', { authorization: 'Bearer totally-wrong-token-value' }],
+      ['one character off', { authorization: `Bearer ${ADMIN_TOKEN.slice(0, -1)}${last === 'd' ? 'e' : 'd'}` }],
+      ['prefix', { authorization: `Bearer ${ADMIN_TOKEN.slice(0, -1)}` }],
+      ['longer', { authorization: `Bearer ${ADMIN_TOKEN}x` }],
+      ['other case', { authorization: `Bearer ${ADMIN_TOKEN.toUpperCase()}` }],
+      ['empty bearer', { authorization: 'Bearer ' }],
+      ['no scheme', { authorization: ADMIN_TOKEN }],
+      ['basic scheme', { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` }],
+      ['as X-API-Key', { 'x-api-key': ADMIN_TOKEN }],
+      ['an API key', { authorization: `Bearer ${KEY_A}` }],
+    ];
+    for (const [what, headers] of attempts) {
+      expectUnauthorized(await svc.request({ method: 'POST', url: '/admin/queue/pause', headers }), what);
+      expectUnauthorized(await svc.request({ method: 'POST', url: '/admin/queue/resume', headers }), `${what} (resume)`);
+    }
+    expectUnauthorized(await svc.request({ method: 'POST', url: `/admin/queue/pause?token=${ADMIN_TOKEN}` }), 'token in the query');
+    expect(await svc.service.queue.isPaused()).toBe(false);
+    expect(svc.logs.events('admin.queue.pause')).toEqual([]);
+  });
+
+  it('pause and resume the queue with the right token', async () => {
+    const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const paused = await svc.request({ method: 'POST', url: '/admin/queue/pause', headers: auth });
+    expect(paused.status, paused.body).toBe(200);
+    expect(paused.json).toEqual({ paused: true });
+    expect(await svc.service.queue.isPaused()).toBe(true);
+    // A paused queue still accepts scans; they wait.
+    const accepted = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/while-paused' }, { 'x-api-key': KEY_A });
+    expect(accepted.status, accepted.body).toBe(202);
+    expect(await svc.service.queue.count()).toBe(1);
+
+    const resumed = await svc.request({ method: 'POST', url: '/admin/queue/resume', headers: auth });
+    expect(resumed.status, resumed.body).toBe(200);
+    expect(resumed.json).toEqual({ paused: false });
+    expect(await svc.service.queue.isPaused()).toBe(false);
+    expect(svc.logs.events('admin.queue.pause')).toHaveLength(1);
+    expect(svc.logs.events('admin.queue.resume')).toHaveLength(1);
+    // The admin routes take POST only.
+    const get = await svc.request({ method: 'GET', url: '/admin/queue/pause', headers: auth });
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+  });
+});
+
+describe('API keys', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await service({ API_KEYS: ` ${KEY_A} , ${KEY_B} ` });
+  });
+
+  it('/api/* needs a key, by Bearer or X-API-Key', async () => {
+    expectUnauthorized(await svc.post('/api/scans', { url: 'http://127.0.0.1:9/a' }), 'no key');
+    expectUnauthorized(await svc.post('/api/scans', { url: 'http://127.0.0.1:9/a' }, { 'x-api-key': 'key-alpha-93kd0' }), 'prefix of a key');
+    expectUnauthorized(await svc.post('/api/scans', { url: 'http://127.0.0.1:9/a' }, { authorization: `Bearer ${KEY_A},${KEY_B}` }), 'the list itself');
+    expectUnauthorized(await svc.get('/api/scans/scan_abc'), 'read without key');
+    expectUnauthorized(await svc.get('/api/queue'), 'queue without key');
+    expect(await svc.service.queue.count()).toBe(0);
+
+    const bearer = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/bearer' }, { authorization: `Bearer ${KEY_A}` });
+    expect(bearer.status, bearer.body).toBe(202);
+    const header = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/header' }, { 'x-api-key': KEY_B });
+    expect(header.status, header.body).toBe(202);
+    const read = await svc.get(`/api/scans/${bearer.json.id}`, { 'x-api-key': KEY_A });
+    expect(read.status, read.body).toBe(200);
+  });
+
+  it('health and metrics stay open without METRICS_TOKEN', async () => {
+    for (const url of ['/health', '/health/live', '/health/ready', '/health/detailed', '/metrics']) {
+      const res = await svc.get(url);
+      expect(res.status, `${url}: ${res.body}`).toBe(200);
+    }
+  });
+
+  it('METRICS_TOKEN protects /metrics only', async () => {
+    const token = 'metrics-t0ken-83hf';
+    const guarded = await service({ API_KEYS: KEY_A, METRICS_TOKEN: token });
+    for (const headers of [{}, { authorization: 'Bearer nope' } as Record<string, string>, { authorization: `Bearer ${token}x` }, { authorization: `Bearer ${KEY_A}` }]) {
+      const res = await guarded.get('/metrics', headers);
+      expect(res.status, JSON.stringify(headers)).toBe(401);
+      expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(res.body).not.toContain('wcagai_');
+    }
+    const ok = await guarded.get('/metrics', { authorization: `Bearer ${token}` });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain('wcagai_http_requests_total');
+    expect((await guarded.get('/health')).status).toBe(200);
+    expect((await guarded.get('/health/live')).status).toBe(200);
+  });
+});
+
+describe('rate limit', () => {
+  it('answers the 6th request of a window with 429 problem+json and Retry-After; health stays open', async () => {
+    const svc = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m' });
+    for (let i = 1; i <= 5; i++) {
+      const res = await svc.get('/api/scans/scan_none');
+      expect(res.status, `request ${i}`).toBe(404);
+      expect(res.headers['x-ratelimit-remaining']).toBe(String(5 - i));
+    }
+    const refused = await svc.get('/api/scans/scan_none');
+    expect(refused.status).toBe(429);
+    expect(refused.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(refused.json).toMatchObject({ status: 429, code: 'RATE_LIMITED', type: 'urn:wcagai:problem:rate-limited', instance: '/api/scans/scan_none' });
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect((await svc.post('/api/scans', { url: 'http://127.0.0.1:9/limited' })).status).toBe(429);
+    expect(await svc.service.queue.count()).toBe(0);
+    for (const url of ['/health', '/health/live', '/health/ready', '/metrics']) expect((await svc.get(url)).status, url).toBe(200);
+  });
+
+  it('shares the count between two server processes on the same Redis', async () => {
+    const prefix = uniquePrefix('rl');
+    const one = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m' }, prefix);
+    const two = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m' }, prefix);
+    const statuses: number[] = [];
+    for (const svc of [one, two, one, two, one]) statuses.push((await svc.get('/api/scans/scan_none')).status);
+    expect(statuses).toEqual([404, 404, 404, 404, 404]);
+    const sixth = await two.get('/api/scans/scan_none');
+    expect(sixth.status).toBe(429);
+    expect(sixth.headers['retry-after']).toBeDefined();
+    expect((await one.get('/api/scans/scan_none')).status).toBe(429);
+  });
+
+  it('counts per API key when one is presented', async () => {
+    const svc = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m', API_KEYS: `${KEY_A},${KEY_B}` });
+    for (let i = 0; i < 5; i++) expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_A })).status).toBe(404);
+    expect((await svc.get('/api/scans/scan_none', { authorization: `Bearer ${KEY_A}` })).status).toBe(429);
+    expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_B })).status).toBe(404);
+  });
+});

@@ -1,0 +1,262 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { baseEnv, LogSink, TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
+
+const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SECRETS = { bearer: 'sekritBearer7Q2vX9', cookie: 'sekritCookie4Lm8Zp', apiKey: 'sekritApiKey3Rt6Wd' };
+
+interface Child {
+  proc: ChildProcess;
+  pid: number;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function spawnCli(args: string[], env: Record<string, string | undefined>): Child {
+  const proc = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-200_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, pid: proc.pid!, output: () => output, exited };
+}
+
+async function stopChild(child: Child | undefined): Promise<void> {
+  if (!child || child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+type Line = Record<string, unknown> & { raw: string };
+
+let redis: RedisServer;
+let fixture: FixtureServer;
+let dir: string;
+let logFile: string;
+let serve: Child;
+let worker: Child;
+let base: string;
+
+function logLines(): Line[] {
+  if (!existsSync(logFile)) return [];
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((raw) => ({ ...(JSON.parse(raw) as Record<string, unknown>), raw }));
+}
+
+beforeAll(async () => {
+  [redis, fixture] = await Promise.all([startRedisServer(), startFixtureServer()]);
+  fixture.html('/traced.html', page('<h1>Traced</h1>'));
+  dir = mkdtempSync(join(tmpdir(), 'wcagai-trace-'));
+  // The app creates logs/ itself.
+  logFile = join(dir, 'logs', 'combined.log');
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env = {
+    ...baseEnv(),
+    ...TEST_SETTINGS,
+    ALLOW_PRIVATE_TARGETS: 'true',
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: uniquePrefix('trace'),
+    PORT: String(port),
+    LOG_FILE: logFile,
+    WORKER_CONCURRENCY: '1',
+  };
+  serve = spawnCli(['serve', '--no-worker'], env);
+  worker = spawnCli(['worker'], env);
+  await waitFor(async () => (await fetch(`${base}/health/live`)).ok, { timeoutMs: 30_000, intervalMs: 100, what: `serve to listen:\n${serve.output()}` });
+  // The worker is ready once its browser is warm and it has said so.
+  await waitFor(() => logLines().some((l) => l.event === 'worker.start' && l.pid === worker.pid), { timeoutMs: 45_000, intervalMs: 200, what: `the worker to start:\n${worker.output()}` });
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.allSettled([stopChild(serve), stopChild(worker)]);
+  await redis?.close();
+  await fixture?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('correlation ids across serve and worker processes', () => {
+  it('one grep for the request id shows the request, the queue add, the worker start and the completion, from both processes', async () => {
+    const res = await fetch(`${base}/api/scan`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'test123', prefer: 'wait=30', traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` },
+      body: JSON.stringify({ url: fixture.url('/traced.html') }),
+    });
+    const body = (await res.json()) as Record<string, any>;
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('test123');
+    expect(body).toMatchObject({ status: 'completed', requestId: 'test123' });
+    const jobId = String(body.id);
+
+    // Both processes write asynchronously: wait for the last lines of each to reach the file.
+    const lines = await waitFor(
+      () => {
+        const all = logLines().filter((l) => l.raw.includes('test123'));
+        const done = all.some((l) => l.event === 'scan.completed') && all.some((l) => l.msg === 'request completed');
+        return done ? all : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the trace lines to be flushed' },
+    );
+    // A grep for the id finds only lines that carry it as requestId, each key written once.
+    for (const l of lines) {
+      expect(l.requestId, l.raw).toBe('test123');
+      expect(l.raw.match(/"requestId":/g), l.raw).toHaveLength(1);
+      expect(l.raw.match(/"jobId":/g)?.length ?? 0, l.raw).toBeLessThanOrEqual(1);
+    }
+    const find = (what: string, pred: (l: Line) => boolean) => {
+      const hit = lines.find(pred);
+      expect(hit, `${what} in:\n${lines.map((l) => l.raw).join('\n')}`).toBeDefined();
+      return hit!;
+    };
+    const incoming = find('incoming request', (l) => l.msg === 'incoming request');
+    expect(incoming).toMatchObject({ pid: serve.pid, req: { method: 'POST', url: '/api/scan' } });
+    const queued = find('queue add', (l) => l.event === 'scan.queued');
+    expect(queued).toMatchObject({ pid: serve.pid, jobId, traceId: TRACE_ID });
+    const start = find('worker start', (l) => l.event === 'scan.start');
+    expect(start).toMatchObject({ pid: worker.pid, jobId, url: fixture.url('/traced.html') });
+    const completed = find('completion', (l) => l.event === 'scan.completed');
+    expect(completed).toMatchObject({ pid: worker.pid, jobId });
+    const answered = find('response', (l) => l.msg === 'request completed');
+    expect(answered).toMatchObject({ pid: serve.pid, traceId: TRACE_ID, res: { statusCode: 200 } });
+    expect(new Set(lines.map((l) => l.pid))).toEqual(new Set([serve.pid, worker.pid]));
+    // In order: arrival, queue add, worker start, completion, answer.
+    const at = (l: Line) => Date.parse(String(l.time));
+    expect(at(incoming)).toBeLessThanOrEqual(at(queued));
+    expect(at(queued)).toBeLessThanOrEqual(at(start));
+    expect(at(start)).toBeLessThanOrEqual(at(completed));
+    expect(at(completed)).toBeLessThanOrEqual(at(answered));
+  });
+
+  it('keeps a well-formed X-Request-ID (up to 128 characters) and replaces any other with req_…', async () => {
+    const longest = `a.b:c-d_${'x'.repeat(120)}`;
+    expect(longest).toHaveLength(128);
+    const kept = await fetch(`${base}/health/live`, { headers: { 'x-request-id': longest } });
+    expect(kept.headers.get('x-request-id')).toBe(longest);
+
+    const invalid = ['y'.repeat(129), 'z'.repeat(200), 'has spaces in it', 'semi;colon', 'quote"d', 'ünïcode', '<script>'];
+    const given = new Set<string>();
+    for (const id of invalid) {
+      for (const url of ['/health/live', '/api/nothing']) {
+        const res = await fetch(`${base}${url}`, { headers: { 'x-request-id': id } });
+        const echoed = res.headers.get('x-request-id')!;
+        expect(echoed, id).toMatch(/^req_[A-Za-z0-9_-]{8,}$/);
+        expect(given.has(echoed)).toBe(false);
+        given.add(echoed);
+        if (res.status === 404) expect(((await res.json()) as { requestId: string }).requestId).toBe(echoed);
+      }
+    }
+    const logged = await waitFor(() => {
+      const lines = logLines().filter((l) => given.has(String(l.requestId)));
+      return lines.length >= given.size ? lines : undefined;
+    });
+    for (const l of logged) for (const id of invalid) expect(l.raw).not.toContain(`"requestId":${JSON.stringify(id)}`);
+  });
+
+  it('takes the trace id of a valid traceparent only', async () => {
+    const cases: Array<[string, string | undefined]> = [
+      [`00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`, TRACE_ID],
+      [`00-${'0'.repeat(32)}-00f067aa0ba902b7-01`, undefined],
+      [`00-${TRACE_ID}-zzzz-01`, undefined],
+      ['garbage', undefined],
+    ];
+    for (const [i, [traceparent]] of cases.entries()) {
+      const res = await fetch(`${base}/api/nothing`, { headers: { traceparent, 'x-request-id': `tp-${i}` } });
+      expect(res.status).toBe(404);
+    }
+    const lines = await waitFor(() => {
+      const mine = logLines().filter((l) => String(l.requestId).startsWith('tp-') && l.msg === 'request completed');
+      return mine.length >= cases.length ? mine : undefined;
+    });
+    for (const [i, [, expected]] of cases.entries()) {
+      const line = lines.find((l) => l.requestId === `tp-${i}`)!;
+      if (expected) expect(line.traceId).toBe(expected);
+      else expect(line).not.toHaveProperty('traceId');
+    }
+  });
+
+  it('echoes X-Request-ID on every answer, errors and 405 included', async () => {
+    for (const [method, url] of [
+      ['GET', '/health'],
+      ['DELETE', '/api/scans'],
+      ['GET', '/missing'],
+      ['POST', '/admin/queue/pause'],
+    ] as const) {
+      const res = await fetch(`${base}${url}`, { method, headers: { 'x-request-id': `echo-${method}-${url.length}` } });
+      expect(res.headers.get('x-request-id'), `${method} ${url}`).toBe(`echo-${method}-${url.length}`);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+  });
+
+  it('never writes authorization, cookies or API keys to the log file', async () => {
+    const headers = { authorization: `Bearer ${SECRETS.bearer}`, cookie: `session=${SECRETS.cookie}`, 'x-api-key': SECRETS.apiKey, 'x-request-id': 'redact-1' };
+    const requests: Array<[string, string, string?]> = [
+      ['GET', '/health'],
+      ['GET', '/nowhere'],
+      ['POST', '/api/scans', JSON.stringify({ url: 5 })],
+      ['POST', '/api/scans', '{"url": '],
+      ['POST', '/admin/queue/pause'],
+      ['DELETE', '/api/scans'],
+    ];
+    for (const [method, url, body] of requests) {
+      await fetch(`${base}${url}`, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body } : {}) });
+    }
+    const lines = await waitFor(() => {
+      const mine = logLines().filter((l) => l.requestId === 'redact-1');
+      return mine.filter((l) => l.msg === 'request completed').length >= requests.length ? mine : undefined;
+    });
+    expect(lines.length).toBeGreaterThanOrEqual(requests.length * 2);
+    const text = readFileSync(logFile, 'utf8');
+    for (const secret of Object.values(SECRETS)) {
+      expect(text.includes(secret), `${secret} in the log file`).toBe(false);
+      expect(serve.output().includes(secret), `${secret} on stdout`).toBe(false);
+    }
+  });
+});
+
+describe('log redaction', () => {
+  it('censors credentials wherever headers or settings are logged', () => {
+    const sink = new LogSink();
+    const logger = createLogger({ level: 'info', destination: sink });
+    const headers = { authorization: `Bearer ${SECRETS.bearer}`, cookie: `s=${SECRETS.cookie}`, 'x-api-key': SECRETS.apiKey, accept: 'application/json' };
+    logger.info({ req: { method: 'GET', url: '/x', headers } }, 'request with headers');
+    logger.info({ headers }, 'outgoing call');
+    logger.info({ res: { headers: { 'set-cookie': `s=${SECRETS.cookie}` } } }, 'response');
+    logger.info({ config: { ADMIN_TOKEN: SECRETS.bearer, API_KEYS: [SECRETS.apiKey], PORT: 8080 } }, 'settings');
+    logger.info({ client: { token: SECRETS.bearer, apiKey: SECRETS.apiKey } }, 'client');
+    logger.flush();
+    const text = JSON.stringify(sink.entries);
+    for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
+    expect(sink.entries[0]).toMatchObject({ req: { headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]', accept: 'application/json' } } });
+    expect(sink.entries[3]).toMatchObject({ config: { PORT: 8080 } });
+  });
+});
