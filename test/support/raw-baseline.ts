@@ -39,16 +39,21 @@ export class RawBaseline {
         while (next < urls.length) {
           const i = next++;
           const url = urls[i]!;
-          try {
-            await page.goto(url, { waitUntil: 'load' });
-            const counts = await page.evaluate(async (values) => {
-              const axe = (window as unknown as { axe: { run(c: unknown, o: unknown): Promise<{ violations: Array<{ id: string; nodes: unknown[] }> }> } }).axe;
-              const r = await axe.run(document, { runOnly: { type: 'tag', values }, resultTypes: ['violations'] });
-              return Object.fromEntries(r.violations.map((v) => [v.id, v.nodes.length]));
-            }, tags as string[]);
-            out[i] = { url, counts };
-          } catch (err) {
-            out[i] = { url, error: (err as Error).message, counts: {} };
+          // The reference must be complete: on a loaded machine a page can miss puppeteer's 30 s
+          // default, so a failed page is tried once more before it counts as an error.
+          for (let attempt = 1; attempt <= 2; attempt++) {
+            try {
+              await page.goto(url, { waitUntil: 'load' });
+              const counts = await page.evaluate(async (values) => {
+                const axe = (window as unknown as { axe: { run(c: unknown, o: unknown): Promise<{ violations: Array<{ id: string; nodes: unknown[] }> }> } }).axe;
+                const r = await axe.run(document, { runOnly: { type: 'tag', values }, resultTypes: ['violations'] });
+                return Object.fromEntries(r.violations.map((v) => [v.id, v.nodes.length]));
+              }, tags as string[]);
+              out[i] = { url, counts };
+              break;
+            } catch (err) {
+              out[i] = { url, error: (err as Error).message, counts: {} };
+            }
           }
         }
       }),
