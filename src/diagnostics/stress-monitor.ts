@@ -4,6 +4,8 @@ export interface HealthSample {
   t: number;
   /** healthy, degraded, unhealthy, or unreachable when there was no readable answer. */
   status: string;
+  /** The answer was the detailed view (queue, memory, sections), not the plain /health. */
+  detailed: boolean;
   rssMb: number | null;
   heapMb: number | null;
   /** waiting + active scans. */
@@ -35,6 +37,7 @@ export function readHealth(body: unknown, t: number): HealthSample {
   return {
     t,
     status: typeof b.status === 'string' ? b.status : 'unreachable',
+    detailed: obj(b.system) !== null || 'queue' in b,
     rssMb: num(memory?.rss),
     heapMb: num(memory?.heapUsed),
     queueDepth: waiting !== null || active !== null ? (waiting ?? 0) + (active ?? 0) : null,
@@ -119,19 +122,26 @@ export interface Recovery {
   last: HealthSample | null;
 }
 
-/** Polls every `intervalMs` until the queue is empty and health is healthy, or the deadline passes. */
-export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>, deadlineMs: number, intervalMs = 250): Promise<Recovery> {
+/**
+ * Polls every `intervalMs` until the queue is empty and health is healthy, or the deadline passes.
+ * With `detailed`, a deployment that answered /health/detailed before must answer it again: a
+ * plain or unreadable answer in between (a timeout under load) is not taken for recovery.
+ */
+export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>, deadlineMs: number, options: { intervalMs?: number; detailed?: boolean } = {}): Promise<Recovery> {
+  const intervalMs = options.intervalMs ?? 250;
   const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
   let drainedMs: number | null = null;
   let healthyMs: number | null = null;
   let last: HealthSample | null = null;
   for (;;) {
-    const elapsed = () => Math.round(performance.now() - started);
-    last = await probe(elapsed());
-    if (drainedMs === null && last.queueDepth === 0) drainedMs = elapsed();
-    if (healthyMs === null && last.status === 'healthy') healthyMs = elapsed();
-    const queueKnown = last.queueDepth !== null;
-    if ((drainedMs !== null || !queueKnown) && healthyMs !== null) break;
+    const sample = await probe(elapsed());
+    if (!options.detailed || sample.detailed) {
+      last = sample;
+      if (drainedMs === null && sample.queueDepth === 0) drainedMs = elapsed();
+      if (healthyMs === null && sample.status === 'healthy') healthyMs = elapsed();
+      if ((drainedMs !== null || sample.queueDepth === null) && healthyMs !== null) break;
+    }
     if (elapsed() >= deadlineMs) break;
     await new Promise((r) => setTimeout(r, intervalMs));
   }

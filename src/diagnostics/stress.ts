@@ -157,7 +157,7 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
       tty.write('\n');
     }
   }
-  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs);
+  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs, { detailed: before.detailed || monitor.samples.some((s) => s.detailed) });
   const after: HealthSample | null = recovery.last;
 
   const samples = monitor.samples;

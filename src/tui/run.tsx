@@ -22,6 +22,7 @@ export interface DashboardOptions {
 const ENTER_ALT_SCREEN = '\x1b[?1049h\x1b[H';
 const LEAVE_ALT_SCREEN = '\x1b[?1049l';
 const SHOW_CURSOR = '\x1b[?25h';
+const CLEAR_SCREEN = '\x1b[2J\x1b[H';
 
 /**
  * Runs the live dashboard until q, Ctrl-C or `signal`, on the alternate screen so the shell's
@@ -45,6 +46,10 @@ export async function runDashboard(options: DashboardOptions): Promise<number> {
     </ColorContext.Provider>,
     { stdin: options.stdin, stdout, stderr: options.stderr, exitOnCtrlC: false, patchConsole: true, maxFps: 10 },
   );
+  // Ink redraws the old layout on a resize before React draws the new one; a frame taller or
+  // wider than the new size scrolls the screen and leaves debris. Wipe it: the next frame starts clean.
+  const wipe = () => stdout.write(CLEAR_SCREEN);
+  stdout.on('resize', wipe);
   const quit = () => instance.unmount();
   options.signal?.addEventListener('abort', quit, { once: true });
   try {
@@ -52,6 +57,7 @@ export async function runDashboard(options: DashboardOptions): Promise<number> {
     return 0;
   } finally {
     options.signal?.removeEventListener('abort', quit);
+    stdout.off('resize', wipe);
     feed.stop();
     instance.cleanup();
     restore();

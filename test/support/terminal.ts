@@ -20,6 +20,8 @@ export interface Terminal {
   panePid(): Promise<number>;
   /** The visible screen as text (with escapes when `ansi`). */
   screen(ansi?: boolean): Promise<string>;
+  /** The scrollback and the screen. */
+  history(): Promise<string>;
   /** tmux key names (`Tab`, `Down`, `C-c`) or literal text with `literal`. */
   send(keys: string, literal?: boolean): Promise<void>;
   /** A pane variable: `pane_dead`, `pane_dead_status`, `alternate_on`, `cursor_flag`… */
@@ -34,7 +36,7 @@ export interface Terminal {
  * Starts `command` (a shell command line) in a `columns`x`rows` tmux pane with `env`. The pane
  * stays after the command exits (remain-on-exit), so the final screen and exit status can be read.
  */
-export async function startTerminal(command: string, options: { columns: number; rows: number; env?: Record<string, string> }): Promise<Terminal> {
+export async function startTerminal(command: string, options: { columns: number; rows: number; env?: Record<string, string>; /** Record every byte the pane receives here. */ log?: string }): Promise<Terminal> {
   const socket = `wcagai-test-${randomBytes(4).toString('hex')}`;
   const tmux = (...args: string[]) => run('tmux', ['-L', socket, '-f', '/dev/null', ...args], { env: { ...process.env, TERM: 'xterm-256color' } });
   const envArgs = Object.entries(options.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
@@ -42,11 +44,13 @@ export async function startTerminal(command: string, options: { columns: number;
   await tmux('set-option', '-g', 'remain-on-exit', 'on');
   await tmux('set-option', '-g', 'status', 'off');
   await tmux('respawn-pane', '-k', '-t', 'top', ...envArgs, command);
+  if (options.log) await tmux('pipe-pane', '-t', 'top', `cat >> '${options.log}'`);
   const variable = async (name: string) => (await tmux('display-message', '-p', '-t', 'top', `#{${name}}`)).stdout.trim();
   const screen = async (ansi = false) => (await tmux('capture-pane', '-p', ...(ansi ? ['-e'] : []), '-t', 'top')).stdout;
   return {
     panePid: async () => Number(await variable('pane_pid')),
     screen,
+    history: async () => (await tmux('capture-pane', '-p', '-S', '-', '-t', 'top')).stdout,
     variable,
     async send(keys, literal = false) {
       await tmux('send-keys', '-t', 'top', ...(literal ? ['-l'] : []), keys);

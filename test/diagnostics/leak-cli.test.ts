@@ -1,0 +1,75 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
+import type { LeakResult } from '../../src/diagnostics/leak.js';
+import { runCli } from '../cli/run-cli.js';
+
+/** `wcagai leak` end to end: the compiled CLI re-executes itself with --expose-gc and scans the fixture site. */
+
+let tmp: string;
+let site: FixtureSite;
+beforeAll(async () => {
+  [tmp, site] = await Promise.all([mkdtemp(join(tmpdir(), 'wcagai-leak-')), startFixtureSite()]);
+});
+afterAll(async () => {
+  await site?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe('wcagai leak usage', () => {
+  it('refuses a bad size in one line', async () => {
+    const run = await runCli(['leak', '--max-growth', 'lots']);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe('wcagai: --max-growth expects a size such as 50MB, 512KB or bytes, got "lots"');
+  });
+});
+
+describe.concurrent('wcagai leak', () => {
+  it('passes on the fixture site, with a report and first/last heap snapshots', { timeout: 240_000 }, async () => {
+    const report = join(tmp, 'leak.html');
+    const snapshots = join(tmp, 'snapshots');
+    // No --url: the command serves the fixture site itself.
+    const run = await runCli(['leak', '--concurrent', '2', '--cycles', '5', '--json', '--report', report, '--heap-snapshots', snapshots], { timeoutMs: 240_000 });
+    expect(run.code, `${run.stderr}${run.stdout.slice(0, 2_000)}`).toBe(0);
+    const r = JSON.parse(run.stdout) as LeakResult;
+    expect(r, JSON.stringify(r.errorCodes)).toMatchObject({ verdict: 'pass', reasons: [], cycles: 5, concurrent: 2, scans: 10 });
+    expect(r.errorRate).toBeLessThanOrEqual(0.1);
+    expect(r.heap).toEqual({
+      startBytes: expect.any(Number),
+      endBytes: expect.any(Number),
+      growthBytes: r.heap.endBytes - r.heap.startBytes,
+      slopeBytesPerCycle: expect.any(Number),
+      slopeCi: [expect.any(Number), expect.any(Number)],
+      r2: expect.any(Number),
+      projectedGrowthBytes: expect.any(Number),
+      samples: r.samples.length,
+    });
+    expect(r.heap.slopeCi[0]!).toBeLessThanOrEqual(r.heap.slopeBytesPerCycle);
+    expect(r.heap.slopeCi[1]!).toBeGreaterThanOrEqual(r.heap.slopeBytesPerCycle);
+    expect(r.heap.startBytes).toBeGreaterThan(5 * 2 ** 20);
+    expect(r.rss.maxBytes).toBeGreaterThan(r.heap.endBytes);
+    expect(r.chromiumRss?.maxBytes).toBeGreaterThan(20 * 2 ** 20);
+    expect(r.handles.end).toBeGreaterThan(0);
+    expect(r.samples.every((s) => s.chromiumRss !== null)).toBe(true);
+    const html = await readFile(report, 'utf8');
+    expect(html).toMatch(/<h1>wcagai leak: <span class="pass">PASS<\/span><\/h1>/);
+    expect(html).toMatch(/<svg [^>]*role="img"[\s\S]*<\/svg>/);
+    expect(r.snapshots).toHaveLength(2);
+    expect(readdirSync(snapshots).filter((f) => f.endsWith('.heapsnapshot'))).toHaveLength(2);
+    for (const s of r.snapshots) expect(existsSync(s)).toBe(true);
+  });
+
+  it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
+    const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
+    const run = await runCli(['leak', '--concurrent', '2', '--cycles', '6', '--json', '--url', urls.join(',')], { env: { WCAGAI_LEAK_TEST_RETAIN: '1' }, timeoutMs: 240_000 });
+    expect(run.code, run.stderr).toBe(99);
+    const r = JSON.parse(run.stdout) as LeakResult;
+    expect(r.verdict).toBe('leak');
+    expect(r.heap.slopeCi[0]!).toBeGreaterThan(0);
+    expect(r.heap.growthBytes).toBeGreaterThan(5 * 2 ** 20);
+    expect(r.reasons.join('\n')).toMatch(/heap grows .*above the 5\.0 MB tolerance/);
+  });
+});

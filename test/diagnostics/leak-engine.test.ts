@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { defaultWarmup, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
+import { heapChart, leakHtml, leakText } from '../../src/diagnostics/leak-report.js';
+
+const MB = 2 ** 20;
+
+/** A scanner and memory probes that model a heap: each scan leaves `leakPerScan` bytes behind, plus noise. */
+function model(leakPerScan: number, failEvery = 0): { scanner: LeakScanner; probes: LeakProbes; gcs: () => number } {
+  let scans = 0;
+  let gcs = 0;
+  const noise = [0.3, -0.2, 0.5, -0.4, 0.1, -0.1, 0.2, -0.3];
+  return {
+    scanner: {
+      scan: async () => {
+        scans++;
+        return failEvery && scans % failEvery === 0 ? { status: 'error', error: { code: 'NAVIGATION_TIMEOUT' } } : { status: 'ok' };
+      },
+      browserPid: () => 1234,
+    },
+    probes: {
+      gc: () => {
+        gcs++;
+      },
+      memory: () => ({ heapUsed: 40 * MB + scans * leakPerScan + noise[scans % noise.length]! * MB, external: 2 * MB, rss: 150 * MB }),
+      handles: () => 7,
+      treeRss: () => 300 * MB,
+    },
+    gcs: () => gcs,
+  };
+}
+
+const options = { concurrent: 5, cycles: 60, urls: ['http://a.test/', 'http://b.test/'], maxGrowthBytes: 50 * MB, toleranceBytes: 5 * MB };
+
+describe('runLeak', () => {
+  it('passes a flat heap and samples after GC on a schedule', async () => {
+    const { scanner, probes, gcs } = model(0);
+    const r = await runLeak(scanner, probes, options);
+    expect(r.verdict).toBe('pass');
+    expect(r.reasons).toEqual([]);
+    expect(r.scans).toBe(300);
+    expect(r.warmupCycles).toBe(defaultWarmup(60));
+    expect(r.samples[0]!.cycle).toBe(6);
+    expect(r.samples.at(-1)!.cycle).toBe(60);
+    expect(r.samples).toHaveLength(55);
+    expect(gcs()).toBe(2 * r.samples.length);
+    expect(r.heap.slopeCi[0]!).toBeLessThan(0);
+    expect(r.heap.slopeCi[1]!).toBeGreaterThan(0);
+    expect(r.chromiumRss).toEqual({ startBytes: 300 * MB, endBytes: 300 * MB, maxBytes: 300 * MB });
+    expect(r.handles).toEqual({ start: 7, end: 7, max: 7 });
+  });
+
+  it('judges a steady 100 KB per scan a leak by its trend, well before the growth cap', async () => {
+    const { scanner, probes } = model(100 * 1024);
+    const r = await runLeak(scanner, probes, options);
+    expect(r.verdict).toBe('leak');
+    expect(r.heap.slopeCi[0]!).toBeGreaterThan(0);
+    expect(r.heap.slopeBytesPerCycle).toBeGreaterThan(400 * 1024);
+    expect(r.heap.growthBytes).toBeLessThan(50 * MB);
+    expect(r.heap.r2).toBeGreaterThan(0.9);
+    expect(r.reasons.join()).toMatch(/above the 5\.0 MB tolerance/);
+  });
+
+  it('ignores a significant but tiny trend and fails on growth past the cap or too many errors', async () => {
+    const tiny = model(512);
+    expect((await runLeak(tiny.scanner, tiny.probes, { ...options, toleranceBytes: 5 * MB })).verdict).toBe('pass');
+    const big = model(100 * 1024);
+    const capped = await runLeak(big.scanner, big.probes, { ...options, toleranceBytes: 1_000 * MB, maxGrowthBytes: 10 * MB });
+    expect(capped.reasons).toEqual([expect.stringMatching(/grew .* above the 10\.0 MB maximum/)]);
+    const failing = model(0, 5);
+    const errors = await runLeak(failing.scanner, failing.probes, options);
+    expect(errors.errorRate).toBeCloseTo(0.2, 5);
+    expect(errors.errorCodes).toEqual({ NAVIGATION_TIMEOUT: 60 });
+    expect(errors.verdict).toBe('leak');
+    expect(errors.reasons).toEqual([expect.stringMatching(/20\.0% of scans failed/)]);
+  });
+
+  it('takes first and last heap snapshots and stops early when aborted', async () => {
+    const { scanner, probes } = model(0);
+    const labels: string[] = [];
+    const abort = new AbortController();
+    const r = await runLeak(scanner, { ...probes, snapshot: (l) => (labels.push(l), `/tmp/${l}.heapsnapshot`) }, {
+      ...options,
+      onProgress: (p) => p.cycle === 20 && abort.abort(),
+      signal: abort.signal,
+    });
+    expect(labels).toEqual(['first', 'last']);
+    expect(r.snapshots).toEqual(['/tmp/first.heapsnapshot', '/tmp/last.heapsnapshot']);
+    expect(r.cycles).toBe(20);
+    expect(r.samples.at(-1)!.cycle).toBe(20);
+  });
+
+  it('renders a terminal chart, text and an HTML page with an inline SVG', async () => {
+    const { scanner, probes } = model(100 * 1024);
+    const r = await runLeak(scanner, probes, { ...options, cycles: 12 });
+    const chart = heapChart(r.samples);
+    expect(chart.split('\n').length).toBeGreaterThanOrEqual(12);
+    expect(chart).toMatch(/\*/);
+    expect(leakText(r)).toMatch(/^LEAK: /m);
+    const html = leakHtml(r, '2026-01-01T00:00:00.000Z');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toMatch(/<svg [^>]*role="img"/);
+    expect(html).toMatch(/<path d="M/);
+    expect(html).toContain('LEAK');
+  });
+});

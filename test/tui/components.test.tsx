@@ -1,0 +1,196 @@
+import { renderToString } from 'ink';
+import { render } from 'ink-testing-library';
+import { describe, expect, it } from 'vitest';
+import type { Snapshot } from '../../src/domain/snapshot.js';
+import { Dashboard, type DashboardProps } from '../../src/tui/components/Dashboard.js';
+import { Header } from '../../src/tui/components/Header.js';
+import type { FeedState } from '../../src/tui/feed.js';
+import { allocateRows, PANELS, type PanelName } from '../../src/tui/layout.js';
+import { breakerOpenSnapshot, dlqSnapshot, healthySnapshot, iso, NOW, worker } from './fixtures.js';
+
+/**
+ * The components are pure functions of a snapshot: each case renders the dashboard from a
+ * fixture (ink-testing-library's fake terminal, 100 columns; wider layouts through Ink's
+ * renderToString, which takes a width) and reads the visible text.
+ */
+
+const URL = 'http://127.0.0.1:8080';
+const none = Object.fromEntries(PANELS.map((p) => [p, 0])) as Record<PanelName, number>;
+const live = (snapshot: Snapshot | null): FeedState => ({ snapshot, receivedAt: NOW - 1_000, connection: { kind: 'live', via: 'stream', since: NOW - 60_000 } });
+
+function props(feed: FeedState, over: Partial<DashboardProps> = {}): DashboardProps {
+  return { feed, url: URL, now: NOW, size: { columns: 80, rows: 24 }, focus: 'dlq', selected: none, status: null, prompt: null, help: false, ...over };
+}
+
+/** Renders in ink-testing-library's terminal and returns the frame's lines. */
+function frame(p: DashboardProps): string[] {
+  const { lastFrame, unmount } = render(<Dashboard {...p} />);
+  const text = lastFrame() ?? '';
+  unmount();
+  return text.split('\n');
+}
+
+/** Renders at any width (Ink's renderToString). */
+function wideFrame(p: DashboardProps): string[] {
+  return renderToString(<Dashboard {...p} />, { columns: p.size.columns }).split('\n');
+}
+
+describe('dashboard at 80x24', () => {
+  it('healthy: status, version, uptime, URL, update age; queue figures, sparkline and p95; every breaker closed', () => {
+    const lines = frame(props(live(healthySnapshot())));
+    const text = lines.join('\n');
+    // The frame fills the terminal but one line, and no line is wider than 80 columns.
+    expect(lines).toHaveLength(23);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    expect(lines[0]).toContain('● HEALTHY');
+    expect(lines[0]).toContain('v0.1.0');
+    expect(lines[0]).toContain('up 2h05m');
+    expect(lines[0]).toContain(URL);
+    expect(lines[0]).toContain('updated 1s ago');
+    expect(lines[1]).toContain('live (stream) · 2 workers · DLQ 0 · no alerts');
+    expect(text).toMatch(/QUEUE waiting 12 {2}active 5 {2}delayed 1 {2}failed 3 {2}completed 1,234/);
+    expect(text).toMatch(/util [█░]{10} +1\.7%/);
+    expect(text).toMatch(/scans\/min +[▁▂▃▄▅▆▇█]+ 29\/min {2}p95 4\.2s/);
+    expect(text).toContain('BREAKERS 5 services · all closed');
+    expect(text).toMatch(/ai +CLOSED +0 fail/);
+    expect(text).toContain('DLQ 0 entries');
+    expect(text).toContain('empty: no scan failed for good');
+    expect(text).toContain('ALERTS none firing');
+    expect(lines[22]).toContain('Tab focus');
+  });
+
+  it('breaker open: OPEN and ISOLATED with failures and opened at, per-process states when they differ, the alert firing', () => {
+    const text = frame(props(live(breakerOpenSnapshot()), { focus: 'breakers' })).join('\n');
+    expect(text).toContain('● DEGRADED');
+    expect(text).toContain('BREAKERS 5 services · 2 not closed');
+    expect(text).toMatch(/apollo +OPEN +5 fail {2}opened \d\d:\d\d:\d\d \(1m30s ago\)/);
+    expect(text).toMatch(/hubspot +ISOLATED/);
+    expect(text).toContain('per process: api-1 OPEN(5), worker-host-1:1001 CLOSED(1)');
+    expect(text).toMatch(/CRITICAL +circuit breaker apollo is OPEN/);
+    expect(text).toContain('1 alert firing');
+    expect(text).toContain('x reset');
+  });
+
+  it('server down: keeps the last snapshot and says since when it is disconnected and when it retries', () => {
+    const feed: FeedState = { snapshot: healthySnapshot(), receivedAt: NOW - 42_000, connection: { kind: 'down', since: NOW - 40_000, reason: 'ECONNREFUSED', retryAt: NOW + 3_000, attempts: 4 } };
+    const lines = frame(props(feed));
+    expect(lines[0]).toContain('updated 42s ago');
+    expect(lines[1]).toMatch(/✖ disconnected since \d\d:\d\d:\d\d \(ECONNREFUSED\), retrying in 3s/);
+    // The panels still show the last figures.
+    expect(lines.join('\n')).toContain('QUEUE waiting 12');
+  });
+
+  it('unauthorized, before any snapshot: says so and what to check', () => {
+    const feed: FeedState = { snapshot: null, receivedAt: null, connection: { kind: 'unauthorized', since: NOW - 5_000, reason: 'admin routes need Authorization: Bearer <ADMIN_TOKEN>', retryAt: NOW + 8_000 } };
+    const lines = frame(props(feed));
+    expect(lines[0]).toContain('○ UNKNOWN');
+    expect(lines[0]).toContain('no data yet');
+    expect(lines[1]).toContain('✖ unauthorized: check --token / ADMIN_TOKEN');
+    expect(lines.join('\n')).toContain(`waiting for the first snapshot from ${URL}`);
+  });
+
+  it('an empty DLQ and a 1,000-entry DLQ (50 newest shown, a window around the selection)', () => {
+    expect(frame(props(live(dlqSnapshot(0)))).join('\n')).toContain('empty: no scan failed for good');
+    const big = frame(props(live(dlqSnapshot(1_000)), { selected: { ...none, dlq: 30 } })).join('\n');
+    expect(big).toContain('DLQ 1,000 entries · 60 in the last hour');
+    expect(big).toMatch(/ · \d+-\d+ of 50 newest/);
+    // The selected entry is in view and marked; the first ones scrolled away.
+    expect(big).toMatch(/› dlq_entry00030 +site-2\.example +NAVIGATION_TIMEOUT +31m/);
+    expect(big).not.toContain('dlq_entry00000');
+    expect(big).toContain('r retry · R retry shown');
+    // All 1,000 in the snapshot: still only a window of rows is drawn, around the last one.
+    const all = frame(props(live(dlqSnapshot(1_000, 1_000)), { selected: { ...none, dlq: 999 } }));
+    expect(all.join('\n')).toMatch(/ · \d+-1000 of 1000 newest/);
+    expect(all.join('\n')).toContain('› dlq_entry00999');
+    expect(all).toHaveLength(23);
+  });
+
+  it('10 workers: id, host, active/concurrency, scans done, restarts, RSS, heartbeat age; a stale one marked', () => {
+    const workers = Array.from({ length: 10 }, (_, i) => worker(i + 1, i === 9 ? { stale: true, heartbeatAgeMs: 31_000 } : {}));
+    const text = frame(props(live(healthySnapshot({ workers })), { focus: 'workers', selected: { ...none, workers: 9 } })).join('\n');
+    expect(text).toContain('WORKERS 10 live · 10/40 busy · 1 stale');
+    expect(text).toMatch(/WORKER +HOST +ACTIVE +DONE +RESTARTS +RSS +BEAT/);
+    expect(text).toMatch(/worker-host-9-1009-… scan-node-9 +0\/4 +900 +0 +390M +2s/);
+    expect(text).toMatch(/› worker-host-10-1010… scan-node-10 +1\/4 +1,000 +0 +400M +31s STALE/);
+    // Scrolled to keep the selection in view.
+    expect(text).toMatch(/ · \d+-10 of 10/);
+  });
+
+  it('no live worker, no queue figures, no DLQ and no alerting: each panel says so instead of failing', () => {
+    const s = healthySnapshot({ workers: [], queue: null });
+    delete s.dlq;
+    delete s.alerts;
+    delete s.breakers;
+    const text = frame(props(live(s))).join('\n');
+    expect(text).toContain('no live workers: nothing is scanning');
+    expect(text).toContain('queue figures unavailable');
+    expect(text).toContain('no DLQ on this server');
+    expect(text).toContain('alerting is off on this server');
+    expect(text).toContain('no breaker figures from this server');
+  });
+
+  it('help, a confirmation prompt and an action result', () => {
+    expect(frame(props(live(healthySnapshot()), { help: true })).join('\n')).toMatch(/R +DLQ: retry every entry shown \(asks y\/n\)/);
+    expect(frame(props(live(healthySnapshot()), { prompt: 'Pause the queue?' }))[21]).toBe('Pause the queue? (y/n)');
+    expect(frame(props(live(healthySnapshot()), { status: { text: 'NOT_FOUND: no DLQ entry with id dlq_x', tone: 'error' } }))[21]).toBe('NOT_FOUND: no DLQ entry with id dlq_x');
+  });
+
+  it('a terminal smaller than 80x24 gets a message instead of a broken layout', () => {
+    const lines = frame(props(live(healthySnapshot()), { size: { columns: 70, rows: 20 } }));
+    expect(lines[0]).toBe('wcagai top needs a 80x24 terminal; this one is 70x20.');
+  });
+});
+
+describe('dashboard on wide terminals', () => {
+  it('150x40: one column, more per row (pid, uptime, browser; DLQ status and URL; last breaker failure)', () => {
+    const s = breakerOpenSnapshot();
+    s.dlq = dlqSnapshot(3).dlq!;
+    const lines = wideFrame(props(live(s), { size: { columns: 150, rows: 40 } }));
+    const text = lines.join('\n');
+    expect(lines).toHaveLength(39);
+    expect(text).toMatch(/PID +UP BROWSER/);
+    expect(text).toMatch(/worker-host-1-1001-a1b2c3 +scan-node-1 .* 1001 +1h00m up/);
+    expect(text).toMatch(/STATUS +URL/);
+    expect(text).toContain('https://site-0.example/page/0');
+    expect(text).toContain('last: HTTP_SERVER_ERROR: apollo answered 503');
+  });
+
+  it('220x50: two columns, queue/breakers/alerts beside workers/DLQ', () => {
+    const lines = wideFrame(props(live(dlqSnapshot(1_000)), { size: { columns: 220, rows: 50 } }));
+    const row = lines.find((l) => l.includes('QUEUE'))!;
+    expect(row).toMatch(/QUEUE .* WORKERS 2 live/);
+    expect(lines.find((l) => l.includes('BREAKERS'))).toBeDefined();
+    expect(lines.some((l) => /dlq_entry00000 .*https:\/\/site-0\.example\/page\/0/.test(l))).toBe(true);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(220);
+  });
+});
+
+describe('header alone', () => {
+  it('connecting', () => {
+    const { lastFrame } = render(<Header snapshot={null} connection={{ kind: 'connecting', since: NOW }} receivedAt={null} url={URL} now={NOW} width={80} />);
+    expect(lastFrame()).toContain(`connecting to ${URL}…`);
+  });
+
+  it('polling fallback and a paused queue', () => {
+    const s = healthySnapshot();
+    s.queue!.paused = true;
+    const { lastFrame } = render(<Header snapshot={s} connection={{ kind: 'live', via: 'poll', since: NOW }} receivedAt={NOW} url={URL} now={NOW} width={100} />);
+    expect(lastFrame()).toContain('live (polling)');
+    expect(lastFrame()).toContain('QUEUE PAUSED');
+  });
+});
+
+describe('row allocation', () => {
+  it('gives every panel its minimum at 80x24 and the focused list more', () => {
+    const snapshot = dlqSnapshot(1_000);
+    const panels = ['queue', 'breakers', 'workers', 'dlq', 'alerts'] as const;
+    const dlqFocused = allocateRows(19, panels, snapshot, 'dlq');
+    expect(Object.values(dlqFocused).reduce((a, b) => a + b, 0)).toBe(19);
+    for (const p of panels) expect(dlqFocused[p]).toBeGreaterThanOrEqual(p === 'queue' ? 2 : p === 'workers' || p === 'dlq' ? 3 : 2);
+    const breakersFocused = allocateRows(19, panels, snapshot, 'breakers');
+    expect(dlqFocused.dlq).toBeGreaterThan(breakersFocused.dlq);
+    expect(breakersFocused.breakers).toBeGreaterThan(dlqFocused.breakers);
+    // Since ages are in the fixture relative to NOW.
+    expect(iso(0)).toBe(new Date(NOW).toISOString());
+  });
+});
