@@ -32,6 +32,19 @@ export interface ProcessorDeps {
   onReplayCompleted?(dlqId: string, jobId: string): Promise<unknown>;
 }
 
+/** A job's return value as QueueEvents delivers it (a JSON string or an object); undefined when unreadable. */
+export function parseJobOutcome(returnvalue: unknown): Partial<ScanJobOutcome> | undefined {
+  let value = returnvalue;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return undefined;
+    }
+  }
+  return value && typeof value === 'object' ? (value as Partial<ScanJobOutcome>) : undefined;
+}
+
 /** The job's return value: small, and read fleet-wide from QueueEvents by the API's metrics. */
 export interface ScanJobOutcome {
   status: 'completed';

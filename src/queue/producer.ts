@@ -1,6 +1,7 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Priority } from '../domain/request.js';
+import type { QueueFigures } from '../domain/snapshot.js';
 import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId, PRIORITY, type ScanJobData, type ScanStatus, type ScanView } from './job.js';
@@ -91,15 +92,8 @@ export interface ProducerSettings {
   inflightTtlMs: number;
 }
 
-export interface Capacity {
-  waiting: number;
-  active: number;
-  delayed: number;
-  failed: number;
-  completed: number;
-  paused: boolean;
-  maxCapacity: number;
-  utilizationPercent: number;
+/** Queue figures for health, the API and the dashboard (the snapshot's QueueFigures, with a typed state). */
+export interface Capacity extends QueueFigures {
   state: 'healthy' | 'warning' | 'critical';
 }
 

@@ -1,5 +1,6 @@
 import type { QueueEvents } from 'bullmq';
 import { percentile, type Throughput } from '../domain/snapshot.js';
+import { parseJobOutcome } from './processor.js';
 
 export interface ThroughputOptions {
   /** Window kept, in seconds (default 600: ten minutes). */
@@ -12,15 +13,7 @@ export interface ThroughputOptions {
 }
 
 function durationOf(returnvalue: unknown): number | undefined {
-  let value = returnvalue;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return undefined;
-    }
-  }
-  const total = (value as { timings?: { totalMs?: unknown } } | null | undefined)?.timings?.totalMs;
+  const total: unknown = parseJobOutcome(returnvalue)?.timings?.totalMs;
   return typeof total === 'number' && Number.isFinite(total) ? total : undefined;
 }
 

@@ -3,6 +3,7 @@ import type { QueueEvents } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type Metrics, observeScan, type ScanTimings } from '../../observability/metrics.js';
 import { PROBLEM_CONTENT_TYPE, problem, sendProblem } from '../problem.js';
+import { parseJobOutcome } from '../../queue/processor.js';
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -74,21 +75,8 @@ export function metricsPlugin(app: FastifyInstance, metrics: Metrics, opts: Metr
   });
 }
 
-/** The processor's return value, as far as metrics care. */
-interface CompletedValue {
-  timings?: Partial<ScanTimings>;
-}
-
 function timingsOf(returnvalue: unknown): ScanTimings | undefined {
-  let value = returnvalue;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return undefined;
-    }
-  }
-  const t = (value as CompletedValue | null | undefined)?.timings;
+  const t: Partial<ScanTimings> | undefined = parseJobOutcome(returnvalue)?.timings;
   if (!t || typeof t !== 'object') return undefined;
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
   // observeScan skips NaN phases, so a partial record still yields the phases it has.
