@@ -19,6 +19,8 @@ export interface LeakFlags {
   tolerance: number;
   heapSnapshots?: string;
   warmup?: number;
+  /** The run stops after this long, whatever --cycles says (the result says how many ran). */
+  maxDurationMs: number;
 }
 
 /** Set in the child that `leak` re-executes with --expose-gc, so it never re-executes again. */
@@ -137,7 +139,7 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
           ...(flags.warmup !== undefined ? { warmupCycles: flags.warmup } : {}),
           ...(retain ? { retain } : {}),
           ...(onProgress ? { onProgress } : {}),
-          signal: abort.signal,
+          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(flags.maxDurationMs)]),
         },
       );
     } finally {

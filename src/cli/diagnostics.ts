@@ -41,6 +41,7 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .option('--max-growth <size>', 'post-GC heap growth that fails the run', '50MB')
     .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')
     .option('--warmup <n>', 'cycles before the baseline sample (default a tenth of the run, 1-50)', nonNegativeInt('--warmup'))
+    .option('--max-duration <duration>', 'stop after this long whatever --cycles says (the result tells how many ran)', '1h')
     .option('--heap-snapshots <dir>', 'write a first and a last heap snapshot here (open them in DevTools)')
     .option('--report <file>', 'write an HTML report with the chart')
     .option('--json', 'print the result as JSON')

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { leakFromFlags, reexecWithGc } from '../app/leak.js';
 import { leakHtml, leakText } from '../diagnostics/leak-report.js';
+import { parseDuration } from '../config/schema.js';
 import { WcagaiError } from '../errors/catalogue.js';
 
 export interface LeakCommandFlags {
@@ -10,6 +11,7 @@ export interface LeakCommandFlags {
   maxGrowth: string;
   tolerance: string;
   warmup?: number;
+  maxDuration: string;
   heapSnapshots?: string;
   report?: string;
   json?: boolean;
@@ -29,19 +31,22 @@ export function parseSize(value: string, flag: string): number {
 export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 99> {
   const maxGrowth = parseSize(flags.maxGrowth, '--max-growth');
   const tolerance = parseSize(flags.tolerance, '--tolerance');
+  const maxDurationMs = parseDuration(flags.maxDuration);
+  if (maxDurationMs === null || maxDurationMs <= 0) throw new WcagaiError('USAGE', `--max-duration expects a duration such as 30m or 2h, got "${flags.maxDuration}"`);
   const child = await reexecWithGc();
   if (child !== null) return (child === 0 || child === 99 ? child : 1) as 0 | 1 | 99;
   const tty = process.stderr.isTTY === true;
   const result = await leakFromFlags(
-    { concurrent: flags.concurrent, cycles: flags.cycles, maxGrowth, tolerance, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
+    { concurrent: flags.concurrent, cycles: flags.cycles, maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
     tty
       ? (p) => {
           const heap = p.last ? `${(p.last.heapUsed / 2 ** 20).toFixed(1)} MB` : '-';
           const chromium = p.last?.chromiumRss ? `${Math.round(p.last.chromiumRss / 2 ** 20)} MB` : '-';
-          process.stderr.write(`\r\x1b[2Kleak cycle ${p.cycle}/${p.cycles}  scans ${p.scans}  errors ${p.errors}  heap ${heap}  chromium ${chromium}${p.cycle === p.cycles ? '\n' : ''}`);
+          process.stderr.write(`\r\x1b[2Kleak cycle ${p.cycle}/${p.cycles}  scans ${p.scans}  errors ${p.errors}  heap ${heap}  chromium ${chromium}`);
         }
       : undefined,
   );
+  if (tty) process.stderr.write('\r\x1b[2K');
   if (flags.report) {
     await writeFile(flags.report, leakHtml(result)).catch((err: NodeJS.ErrnoException) => {
       throw new WcagaiError('USAGE', `cannot write ${flags.report}: ${err.code ?? err.message}`);

@@ -8,6 +8,8 @@ export interface TopFlags {
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
+/** Quit like q, so the terminal is restored (Ctrl-C in the dashboard is a key, not SIGINT). */
+const SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
 
 /**
  * `wcagai top`: a live dashboard of a running server (GET /admin/events). `--once` prints one
@@ -42,6 +44,7 @@ export async function runTop(flags: TopFlags): Promise<number> {
       process.stdout.write(`${JSON.stringify(snapshot, null, 2)}\n`);
       return 0;
     }
+    process.env.NODE_ENV ??= 'production';
     const { renderSnapshot } = await import('../tui/run.js');
     const tty = process.stdout.isTTY === true;
     process.stdout.write(`${renderSnapshot(snapshot, { url: client.base, columns: tty ? process.stdout.columns || 100 : 100, rows: tty ? Math.max(24, process.stdout.rows || 40) : 40, color: color && tty })}\n`);
@@ -52,13 +55,15 @@ export async function runTop(flags: TopFlags): Promise<number> {
     process.stderr.write('wcagai: top needs a terminal; use --once (with --json for scripts) to print one snapshot\n');
     return 1;
   }
+  // React's development build is several times slower and records timings that pile up in memory.
+  process.env.NODE_ENV ??= 'production';
   const { runDashboard } = await import('../tui/run.js');
   const controller = new AbortController();
   const quit = () => controller.abort();
-  for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.once(sig, quit);
+  for (const sig of SIGNALS) process.once(sig, quit);
   try {
     return await runDashboard({ url, token, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, color, signal: controller.signal });
   } finally {
-    for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.off(sig, quit);
+    for (const sig of SIGNALS) process.off(sig, quit);
   }
 }

@@ -36,7 +36,7 @@ export function heapChart(samples: readonly LeakSample[], width = 60, height = 1
 /** The verdict and figures, for a terminal. */
 export function leakText(r: LeakResult): string {
   const lines = [
-    `wcagai leak: ${r.cycles} cycle(s) x ${r.concurrent} concurrent scan(s) = ${r.scans} scans in ${(r.durationMs / 1_000).toFixed(1)} s (warm-up ${r.warmupCycles} cycle(s), ${r.heap.samples} samples after GC)`,
+    `wcagai leak: ${r.cycles}${r.cycles < r.plannedCycles ? ` of ${r.plannedCycles} planned (stopped early)` : ''} cycle(s) x ${r.concurrent} concurrent scan(s) = ${r.scans} scans in ${(r.durationMs / 1_000).toFixed(1)} s (warm-up ${r.warmupCycles} cycle(s), ${r.heap.samples} samples after GC)`,
     '',
     heapChart(r.samples).trimEnd(),
     '',

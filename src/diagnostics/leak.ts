@@ -58,7 +58,9 @@ export interface LeakResult {
   verdict: 'pass' | 'leak';
   /** Why the verdict is leak (empty on pass). */
   reasons: string[];
+  /** Cycles run (fewer than planned when stopped by a deadline or a signal). */
   cycles: number;
+  plannedCycles: number;
   concurrent: number;
   warmupCycles: number;
   scans: number;
@@ -168,6 +170,7 @@ export async function runLeak(scanner: LeakScanner, probes: LeakProbes, options:
     verdict: reasons.length ? 'leak' : 'pass',
     reasons,
     cycles: ran,
+    plannedCycles: cycles,
     concurrent,
     warmupCycles: warmup,
     scans,

@@ -56,13 +56,22 @@ function useTerminalSize(fixed: Size | undefined): Size {
   return fixed ?? size;
 }
 
-function useNow(clock: () => number, tickMs: number): number {
+/**
+ * The clock, repainted every `tickMs` only while nothing else repaints (a snapshot a second
+ * already does): ages and countdowns move when disconnected without doubling the renders when live.
+ */
+function useNow(clock: () => number, tickMs: number, lastChange: number | null): number {
   const [now, setNow] = useState(clock);
+  const last = useRef(lastChange);
+  last.current = lastChange;
   useEffect(() => {
-    const timer = setInterval(() => setNow(clock()), tickMs);
+    const timer = setInterval(() => {
+      const t = clock();
+      if (last.current === null || t - last.current >= tickMs * 0.9) setNow(t);
+    }, tickMs);
     return () => clearInterval(timer);
   }, [clock, tickMs]);
-  return now;
+  return Math.max(now, lastChange ?? 0);
 }
 
 interface Pending {
@@ -75,9 +84,7 @@ export function App({ feed, actions, url, size: fixedSize, clock = Date.now, tic
   const { exit } = useApp();
   const state = useFeed(feed);
   const size = useTerminalSize(fixedSize);
-  const tick = useNow(clock, tickMs);
-  // A new snapshot repaints too; the clock read then keeps ages exact.
-  const now = Math.max(tick, state.receivedAt ?? 0);
+  const now = useNow(clock, tickMs, state.receivedAt);
   const [focus, setFocus] = useState<PanelName>('dlq');
   const [selection, setSelection] = useState<Record<PanelName, Selection>>(() => Object.fromEntries(PANELS.map((p) => [p, { key: null, index: 0 }])) as Record<PanelName, Selection>);
   const [help, setHelp] = useState(false);

@@ -20,7 +20,7 @@ export function AlertsPanel({ alerts, rows, width, focused, selected, now }: Ale
   const list = alerts ?? [];
   const start = windowStart(selected, Math.max(1, body), list.length);
   return (
-    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+    <Box flexDirection="column" height={rows} width={width} overflowY="hidden">
       <Title name="ALERTS" focused={focused}>
         {alerts ? <Paint color={list.length ? 'red' : 'green'} bold={list.length > 0}>{list.length ? `${list.length} firing` : 'none firing'}</Paint> : null}
       </Title>

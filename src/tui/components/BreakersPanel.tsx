@@ -60,7 +60,7 @@ export function BreakersPanel({ breakers, rows, width, focused, selected, wide, 
   }
   const open = breakers?.filter((b) => b.state !== 'CLOSED').length ?? 0;
   return (
-    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+    <Box flexDirection="column" height={rows} width={width} overflowY="hidden">
       <Title name="BREAKERS" focused={focused}>
         {breakers ? (
           <Text>

@@ -26,7 +26,7 @@ export function DlqPanel({ dlq, rows, width, focused, selected, wide, now }: Dlq
   const urlWidth = Math.max(10, width - (2 + idWidth + hostWidth + codeWidth + 7 + 10 + 6));
   const header = `${fit('ID', idWidth, true)} ${fit('HOST', hostWidth, true)} ${fit('CODE', codeWidth, true)} ${'AGE'.padStart(6)}${wide ? `  ${fit('STATUS', 8, true)} URL` : ''}`;
   return (
-    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+    <Box flexDirection="column" height={rows} width={width} overflowY="hidden">
       <Title name="DLQ" focused={focused}>
         {dlq ? (
           <Text>

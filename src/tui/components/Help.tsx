@@ -14,7 +14,7 @@ const KEYS: Array<[string, string]> = [
 /** The key reference, shown instead of the panels while `?` is on. */
 export function Help({ rows, width }: { rows: number; width: number }) {
   return (
-    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+    <Box flexDirection="column" height={rows} width={width} overflowY="hidden">
       <Text bold>{'  KEYS'}</Text>
       {KEYS.map(([key, what]) => (
         <Text key={key} wrap="truncate-end">

@@ -26,7 +26,7 @@ export function WorkersPanel({ workers, rows, width, focused, selected, wide, no
   const busy = list.reduce((n, w) => n + w.active, 0);
   const slots = list.reduce((n, w) => n + w.concurrency, 0);
   return (
-    <Box flexDirection="column" height={rows} width={width} overflow="hidden">
+    <Box flexDirection="column" height={rows} width={width} overflowY="hidden">
       <Title name="WORKERS" focused={focused}>
         {workers ? (
           <Text>
