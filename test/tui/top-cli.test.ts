@@ -143,5 +143,5 @@ describe.skipIf(!hasTmux())('wcagai top in a real terminal (tmux)', () => {
     expect(await term.variable('cursor_flag')).toBe('1');
     expect(end).not.toContain('BREAKERS');
     expect(readFileSync(after, 'utf8')).toBe(readFileSync(before, 'utf8'));
-  });
+  }, 180_000);
 });
