@@ -81,7 +81,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     dlq = await startDlqRuntime(config, logger, { redis, queue, keys, store, producer, runsWorkers: options.workerConcurrency > 0, ...(options.onDlqCapture ? { onCapture: options.onDlqCapture } : {}) });
     const dlqOps = dlq.dlq;
     // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
-    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: workerConnection(config.REDIS_URL), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
+    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: quietConnection(workerConnection(config.REDIS_URL), logger), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
       workerRedis = workerConnection(config.REDIS_URL);
@@ -170,4 +170,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
       return closing;
     },
   };
+}
+
+/** A connection whose errors are logged at debug level (ioredis otherwise prints each failed reconnect during an outage). */
+function quietConnection(redis: Redis, logger: Logger): Redis {
+  redis.on('error', (err: Error) => logger.debug({ event: 'redis.error', err: err.message }, 'redis connection error'));
+  return redis;
 }
