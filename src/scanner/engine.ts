@@ -356,7 +356,7 @@ export class ScanEngine implements Scanner {
     );
     timings.settleMs = Math.round(performance.now() - t);
     // Pages with frames are always treated as live: their frames' code is out of the top's sight.
-    state.live = settled.live !== false || page.frames().length > 1;
+    state.live = settled?.live !== false || page.frames().length > 1;
 
     const spec = axeRunSpec(options);
     t = performance.now();
