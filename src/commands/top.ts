@@ -57,6 +57,10 @@ export async function runTop(flags: TopFlags): Promise<number> {
   }
   // React's development build is several times slower and records timings that pile up in memory.
   process.env.NODE_ENV ??= 'production';
+  // Ink renders only a final frame when it believes it runs in CI (it reads CI at import time);
+  // on a real terminal the dashboard must be live, whatever the environment says.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   const { runDashboard } = await import('../tui/run.js');
   const controller = new AbortController();
   const quit = () => controller.abort();
