@@ -57,20 +57,21 @@ function useTerminalSize(fixed: Size | undefined): Size {
 }
 
 /**
- * The clock, repainted every `tickMs` only while nothing else repaints (a snapshot a second
- * already does): ages and countdowns move when disconnected without doubling the renders when live.
+ * The clock, repainted every `tickMs` only once no snapshot has arrived for a while: a live
+ * stream repaints every second already, and a timer of its own would double the renders
+ * (the server's schedule starts when we connect, so the two would stay in step).
  */
 function useNow(clock: () => number, tickMs: number, lastChange: number | null): number {
   const [now, setNow] = useState(clock);
-  const last = useRef(lastChange);
-  last.current = lastChange;
   useEffect(() => {
-    const timer = setInterval(() => {
-      const t = clock();
-      if (last.current === null || t - last.current >= tickMs * 0.9) setNow(t);
-    }, tickMs);
-    return () => clearInterval(timer);
-  }, [clock, tickMs]);
+    let timer: NodeJS.Timeout;
+    const tick = () => {
+      setNow(clock());
+      timer = setTimeout(tick, tickMs);
+    };
+    timer = setTimeout(tick, tickMs * 1.5);
+    return () => clearTimeout(timer);
+  }, [clock, tickMs, lastChange]);
   return Math.max(now, lastChange ?? 0);
 }
 

@@ -1,11 +1,15 @@
 /** Text helpers of the dashboard: pure, so the components stay small. */
 
-/** `42s`, `5m`, `3h12m`, `2d4h`. */
+/**
+ * `42s`, `5m`, `3h12m`, `2d4h`: seconds only under a minute. Coarse on purpose: a line whose
+ * text changes every second is a new string every second, and Ink caches the size of every
+ * string it has measured for the life of the process.
+ */
 export function duration(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${s % 60 ? `${String(s % 60).padStart(2, '0')}s` : ''}`;
+  if (m < 60) return `${m}m`;
   const h = Math.floor(m / 60);
   if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
   const d = Math.floor(h / 24);
@@ -42,10 +46,14 @@ export function millis(ms: number | null): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
 }
 
-/** Cuts `text` to `width` columns with an ellipsis; pads it when `pad`. */
+/**
+ * Cuts `text` to `width` columns, marking the cut with `~`; pads it when `pad`. An ASCII mark on
+ * purpose: Ink measures a line with any non-ASCII character through Intl.Segmenter, and one `…`
+ * per table row made every frame half again as expensive to draw.
+ */
 export function fit(text: string, width: number, pad = false): string {
   if (width <= 0) return '';
-  const cut = text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text;
+  const cut = text.length > width ? `${text.slice(0, Math.max(0, width - 1))}~` : text;
   return pad ? cut.padEnd(width) : cut;
 }
 

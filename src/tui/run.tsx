@@ -1,4 +1,4 @@
-import { render, renderToString } from 'ink';
+import { render, renderToString, type Instance } from 'ink';
 import type { Snapshot } from '../domain/snapshot.js';
 import { App } from './App.js';
 import { AdminClient } from './client.js';
@@ -15,7 +15,7 @@ export interface DashboardOptions {
   stderr: NodeJS.WriteStream;
   /** False under NO_COLOR. */
   color: boolean;
-  /** Aborting it quits like q (the command wires SIGTERM and SIGHUP to it). */
+  /** Aborting it quits like q (the command wires SIGTERM, SIGHUP and SIGINT to it). */
   signal?: AbortSignal;
 }
 
@@ -39,27 +39,28 @@ export async function runDashboard(options: DashboardOptions): Promise<number> {
     stdout.write(SHOW_CURSOR + LEAVE_ALT_SCREEN);
   };
   stdout.write(ENTER_ALT_SCREEN);
-  feed.start();
-  const instance = render(
-    <ColorContext.Provider value={options.color}>
-      <App feed={feed} actions={client} url={client.base} />
-    </ColorContext.Provider>,
-    { stdin: options.stdin, stdout, stderr: options.stderr, exitOnCtrlC: false, patchConsole: true, maxFps: 10 },
-  );
   // Ink redraws the old layout on a resize before React draws the new one; a frame taller or
   // wider than the new size scrolls the screen and leaves debris. Wipe it: the next frame starts clean.
   const wipe = () => stdout.write(CLEAR_SCREEN);
-  stdout.on('resize', wipe);
-  const quit = () => instance.unmount();
-  options.signal?.addEventListener('abort', quit, { once: true });
+  let instance: Instance | null = null;
+  const quit = () => instance?.unmount();
   try {
+    feed.start();
+    instance = render(
+      <ColorContext.Provider value={options.color}>
+        <App feed={feed} actions={client} url={client.base} />
+      </ColorContext.Provider>,
+      { stdin: options.stdin, stdout, stderr: options.stderr, exitOnCtrlC: false, patchConsole: true, maxFps: 10 },
+    );
+    stdout.on('resize', wipe);
+    options.signal?.addEventListener('abort', quit, { once: true });
     await instance.waitUntilExit();
     return 0;
   } finally {
     options.signal?.removeEventListener('abort', quit);
     stdout.off('resize', wipe);
     feed.stop();
-    instance.cleanup();
+    instance?.cleanup();
     restore();
   }
 }

@@ -3,7 +3,7 @@
  * 10 workers' heartbeats (written here every 5 s, as live workers would) and 1,000 DLQ entries;
  * then `top` in a real terminal (tmux) plus 4 more /admin/events clients for `--seconds` (60).
  * Reports top's CPU (share of one core) and RSS at start and end (sampled every 10 s), and the
- * server's CPU with the 5 clients against the same server idle.
+ * server's CPU with the 5 clients against the same server idle (before and after, averaged).
  * Usage: `npm run bench:top [-- --seconds 60] [--idle 20] [--json]`.
  */
 import { spawn } from 'node:child_process';
@@ -101,14 +101,14 @@ async function main(): Promise<void> {
     log(`server idle for ${IDLE_SECONDS} s…`);
     const idle0 = cpuSeconds(serve.pid!);
     await sleep(IDLE_SECONDS * 1000);
-    const serverIdle = ((cpuSeconds(serve.pid!) - idle0) / IDLE_SECONDS) * 100;
+    const serverIdleBefore = ((cpuSeconds(serve.pid!) - idle0) / IDLE_SECONDS) * 100;
 
     term = await startTerminal(`exec node ${BIN} top --url ${url} --token ${TOKEN}`, { columns: 120, rows: 40, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' } });
     const topPid = await term.panePid();
     await term.waitFor(/live \(stream\)/, 30_000);
     for (let i = 0; i < 4; i++) readers.push(reader(`${url}/admin/events`));
-    // Warm-up: JIT, first layouts, the readers' first snapshots.
-    await sleep(5_000);
+    // Warm-up: module loading, JIT, first layouts, the readers' first snapshots.
+    await sleep(15_000);
     log(`top and 4 more event-stream clients for ${SECONDS} s…`);
     const top0 = cpuSeconds(topPid);
     const server0 = cpuSeconds(serve.pid!);
@@ -124,12 +124,21 @@ async function main(): Promise<void> {
     const serverBusy = ((cpuSeconds(serve.pid!) - server0) / elapsed) * 100;
     const perClient = readers.map((r, i) => (r.events() - events0[i]!) / elapsed);
     const screen = await term.screen();
+    // The server idle again (top and the readers gone): the baseline is the mean of before and after.
+    await term.send('q', true);
+    for (const r of readers) r.close();
+    await sleep(3_000);
+    const idle1 = cpuSeconds(serve.pid!);
+    await sleep(IDLE_SECONDS * 1000);
+    const serverIdleAfter = ((cpuSeconds(serve.pid!) - idle1) / IDLE_SECONDS) * 100;
+    const serverIdle = (serverIdleBefore + serverIdleAfter) / 2;
     const result = {
       seconds: Math.round(elapsed),
       fleet: { workers: 10, dlqEntries: 1_000 },
       top: { cpuPercentOfOneCore: Math.round(topCpu * 100) / 100, rssMbStart: rss[0], rssMbEnd: rss[rss.length - 1], rssMbSamples: rss, budget: { cpuPercent: 5 } },
       server: {
         idleCpuPercent: Math.round(serverIdle * 100) / 100,
+        idleCpuPercentBeforeAfter: [Math.round(serverIdleBefore * 100) / 100, Math.round(serverIdleAfter * 100) / 100],
         withClientsCpuPercent: Math.round(serverBusy * 100) / 100,
         extraCpuPercent: Math.round((serverBusy - serverIdle) * 100) / 100,
         clients: 5,
@@ -145,7 +154,7 @@ async function main(): Promise<void> {
           `wcagai top, ${result.seconds} s at one snapshot a second, 10 workers, 1,000 DLQ entries`,
           `  top CPU            ${result.top.cpuPercentOfOneCore}% of one core (budget 5%)`,
           `  top RSS            ${result.top.rssMbStart} MB -> ${result.top.rssMbEnd} MB (samples every 10 s: ${rss.join(', ')})`,
-          `  server CPU idle    ${result.server.idleCpuPercent}%`,
+          `  server CPU idle    ${result.server.idleCpuPercent}% (before ${result.server.idleCpuPercentBeforeAfter[0]}%, after ${result.server.idleCpuPercentBeforeAfter[1]}%)`,
           `  server CPU, 5 SSE  ${result.server.withClientsCpuPercent}% (extra ${result.server.extraCpuPercent}%, budget 2%); ${result.server.snapshotsPerSecondPerClient} snapshots/s per client`,
           `  screen             ${result.screenOk ? 'showed the fleet' : 'DID NOT show the fleet'}`,
           '',
