@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { CDPSession, Frame, HTTPRequest, Page } from 'puppeteer-core';
 import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
@@ -58,9 +59,11 @@ interface ScanState {
   lookups: Set<Promise<void>>;
   /** The document URL each frame was last looked up for. */
   tracked: WeakMap<Frame, string>;
+  /** More storage keys than are worth clearing one by one: the slot's whole context is discarded instead. */
+  overflow: boolean;
 }
 
-/** Enough for any real page; a page that keeps spawning frames is cleaned by origin past this. */
+/** Enough for any real page; a page that keeps spawning frames costs its slot a fresh context instead. */
 const MAX_TRACKED_STORAGE_KEYS = 200;
 
 /** Races a promise against a deadline; the loser's rejection is swallowed so it cannot go unhandled. */
@@ -116,20 +119,57 @@ function frameOrigin(frame: Frame): string | null {
   }
 }
 
-/** The storage key of a frame's current document (CDP frame ids are browser-wide, OOPIFs included). */
-async function storageKeyOf(session: CDPSession, frame: Frame): Promise<string | null> {
+/** True when `key` is the storage key of a document of `origin` (first-party or partitioned). */
+function keyBelongsTo(key: string, origin: string): boolean {
+  return key === `${origin}/` || key.startsWith(`${origin}/^`);
+}
+
+/**
+ * The storage key of a frame's document of `origin`, or null when the browser cannot say. Asked
+ * while a cross-site frame is still committing, the browser answers for the initial empty document
+ * it replaces, whose key is the parent's: such an answer is not the frame's, so it is asked again.
+ */
+async function storageKeyOf(session: CDPSession, frame: Frame, origin: string): Promise<string | null> {
   // puppeteer keeps the CDP frame id on `_id`; it is not part of its typed API.
   const frameId = (frame as unknown as { _id?: unknown })._id;
   if (typeof frameId !== 'string') return null;
-  try {
-    return (await session.send('Storage.getStorageKeyForFrame', { frameId })).storageKey;
-  } catch {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+    if (frame.detached) return null;
+    let key: string;
     try {
-      return (await session.send('Storage.getStorageKey', { frameId })).storageKey;
+      key = (await session.send('Storage.getStorageKeyForFrame', { frameId })).storageKey;
     } catch {
-      return null;
+      try {
+        key = (await session.send('Storage.getStorageKey', { frameId })).storageKey;
+      } catch {
+        return null;
+      }
     }
+    if (keyBelongsTo(key, origin)) return key;
   }
+  return null;
+}
+
+/**
+ * The keys a document of `origin` may have stored under when the browser could not name it:
+ * first-party, and partitioned under the top-level site, which is the top origin's scheme with
+ * its registrable domain. Without a public-suffix list every suffix of the top host stands in for
+ * that domain: clearing a key nothing was stored under costs one call and changes nothing.
+ */
+export function candidateStorageKeys(origin: string, topOrigin: string | null): string[] {
+  const keys = [`${origin}/`];
+  if (topOrigin === null) return keys;
+  const top = new URL(topOrigin);
+  const host = top.hostname;
+  const labels = host.split('.');
+  const sites = isIP(host.replace(/^\[|\]$/g, '')) !== 0 || labels.length < 2 ? [host] : labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
+  for (const site of sites) {
+    const partition = `${top.protocol}//${site}`;
+    // `^0` names the top-level site; `^31` marks a same-site frame below a cross-site ancestor.
+    keys.push(`${origin}/^0${partition}`, `${origin}/^0${partition}^31`);
+  }
+  return keys;
 }
 
 /**
@@ -203,7 +243,7 @@ export class ScanEngine implements Scanner {
         // The result stands either way; a slot that could not be cleaned is thrown away instead.
         const isolateMs = Math.min(this.config.navigationTimeoutMs, 5_000);
         const reusable = await deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
-          () => true,
+          (clean) => clean,
           (err: unknown) => {
             this.config.logger?.warn({ event: 'slot.cleanup_failed', url, err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
             return false;
@@ -227,7 +267,7 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    this.states.set(page, { blocked: null, live: true, origins: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap() });
+    this.states.set(page, { blocked: null, live: true, origins: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false });
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
@@ -251,12 +291,14 @@ export class ScanEngine implements Scanner {
     if (!state || origin === null || state.tracked.get(frame) === frame.url()) return;
     state.tracked.set(frame, frame.url());
     if (state.storageKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) {
-      state.origins.add(origin);
+      state.overflow = true;
       return;
     }
-    const lookup = storageKeyOf(session, frame).then((key) => {
-      if (key) state.storageKeys.add(key);
-      else state.origins.add(origin);
+    const top = frameOrigin(page.mainFrame());
+    const lookup = storageKeyOf(session, frame, origin).then((key) => {
+      if (key) return void state.storageKeys.add(key);
+      state.origins.add(origin);
+      for (const candidate of candidateStorageKeys(origin, top)) state.storageKeys.add(candidate);
     });
     state.lookups.add(lookup);
     void lookup.finally(() => state.lookups.delete(lookup));
@@ -266,13 +308,14 @@ export class ScanEngine implements Scanner {
    * Makes a slot's page clean for the next scan. The page is parked on about:blank first, so its
    * timers, workers, requests and open IndexedDB connections (its frames' too) stop and nothing
    * writes after the clear; then the context's cookies and the storage of every partition the scan
-   * touched are cleared.
+   * touched are cleared. False when the slot is not worth cleaning: its context is discarded.
    */
-  private async isolate(slot: Slot): Promise<void> {
+  private async isolate(slot: Slot): Promise<boolean> {
     const { page, session } = slot;
     const state = this.states.get(page)!;
     for (const frame of page.frames()) this.trackFrame(page, session, frame);
     await Promise.all(state.lookups);
+    if (state.overflow) return false;
     // Navigated from inside the page: a browser-initiated about:blank would swap renderer processes
     // twice per scan (there and back), costing more than the scan's own navigation.
     // A page that left nothing running (no timers, lifecycle handlers, workers, sockets, frames)
@@ -291,6 +334,7 @@ export class ScanEngine implements Scanner {
     state.origins.clear();
     state.storageKeys.clear();
     state.tracked = new WeakMap();
+    return true;
   }
 
   /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */
@@ -323,6 +367,7 @@ export class ScanEngine implements Scanner {
     state.origins.clear();
     state.storageKeys.clear();
     state.tracked = new WeakMap();
+    state.overflow = false;
     const timings: PageTimings = result.timings;
     const viewport = options.viewport ?? DEFAULT_VIEWPORT;
     const current = page.viewport();

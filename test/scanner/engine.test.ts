@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult, type ScanOptions } from '../../src/domain/scan.js';
 import { tagsFor } from '../../src/domain/wcag.js';
-import { createScanner, DEFAULT_SCANNER_CONFIG, type ScannerConfig } from '../../src/scanner/engine.js';
+import { candidateStorageKeys, createScanner, DEFAULT_SCANNER_CONFIG, type ScannerConfig } from '../../src/scanner/engine.js';
 import { defaultResolver } from '../../src/scanner/target-guard.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
@@ -18,10 +18,11 @@ import { browserTree, isAlive, ourChromiumProcesses, waitForExit } from '../supp
 const CONFIG: ScannerConfig = {
   ...DEFAULT_SCANNER_CONFIG,
   concurrency: 1,
-  navigationTimeoutMs: 3_000,
-  scanTimeoutMs: 6_000,
+  // Generous for a loaded CI machine: only the deadline tests wait for them.
+  navigationTimeoutMs: 8_000,
+  scanTimeoutMs: 16_000,
   settleMaxMs: 3_000,
-  axeTimeoutMs: 5_000,
+  axeTimeoutMs: 10_000,
   policy: { allowPrivate: true, allowedHosts: [], resolve: defaultResolver },
 };
 
@@ -175,6 +176,24 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+describe('storage keys cleared when the browser cannot name a frame\'s', () => {
+  it('covers first-party and every partition the top-level site could be', () => {
+    // The partitioned form is what Chromium answers for a cross-site frame (see the isolation tests).
+    expect(candidateStorageKeys('http://localhost:8080', 'http://127.0.0.1:9000')).toEqual([
+      'http://localhost:8080/',
+      'http://localhost:8080/^0http://127.0.0.1',
+      'http://localhost:8080/^0http://127.0.0.1^31',
+    ]);
+    const keys = candidateStorageKeys('https://cdn.test', 'https://www.shop.example.co.uk');
+    expect(keys[0]).toBe('https://cdn.test/');
+    // The registrable domain is one of the host's suffixes; without a public-suffix list all are tried.
+    for (const site of ['www.shop.example.co.uk', 'shop.example.co.uk', 'example.co.uk', 'co.uk']) expect(keys).toContain(`https://cdn.test/^0https://${site}`);
+    expect(keys).not.toContain('https://cdn.test/^0https://uk');
+    expect(candidateStorageKeys('http://[::1]:81', 'http://[::1]:80')).toContain('http://[::1]:81/^0http://[::1]');
+    expect(candidateStorageKeys('http://a.test', null)).toEqual(['http://a.test/']);
+  });
+});
 
 describe('ScanEngine on loopback pages', () => {
   let server: FixtureServer;
@@ -347,7 +366,8 @@ describe('ScanEngine on loopback pages', () => {
     it('settles a static page at once', async () => {
       const result = ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
       expect(result.violations).toEqual([]);
-      expect(result.timings.settleMs).toBeLessThan(300);
+      // Far below the settle ceiling: nothing was pending, so settle did not wait for quiet to time out.
+      expect(result.timings.settleMs).toBeLessThan(CONFIG.settleMaxMs / 2);
       expect(result.finalUrl).toBe(server.url('/static'));
       expect(result.httpStatus).toBe(200);
     });
