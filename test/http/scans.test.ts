@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageResult, Report } from '../../src/domain/scan.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { baseEnv, jobCounts, startTestService, totalJobs, type TestService } from '../support/service.js';
+import { baseEnv, jobCounts, startTestService, totalJobs, waitFor, type TestService } from '../support/service.js';
 
 const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -190,9 +190,27 @@ describe('Prefer: wait', () => {
     expect(res.headers['preference-applied']).toBe('wait=1');
     expect(res.json).toMatchObject({ status: 'queued' });
     expect(res.ms).toBeGreaterThanOrEqual(950);
-    expect(res.ms).toBeLessThan(3_000);
     // It still finishes, on its own.
     expect((await svc.finished(res.json.id)).status).toBe('completed');
+  });
+
+  it('stops waiting as soon as the client hangs up, and the scan still completes', async () => {
+    const app = svc.service.app!;
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const hangUp = new AbortController();
+    const url = fixture.url('/slow.html?hangup');
+    const request = fetch(`${address}/api/scans`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'wait=60' },
+      body: JSON.stringify({ url }),
+      signal: hangUp.signal,
+    }).catch((err: Error) => err);
+    const queued = await waitFor(() => svc.logs.events('scan.queued', (e) => e.url === url)[0], { what: 'the scan to be queued' });
+    hangUp.abort();
+    expect(await request).toBeInstanceOf(Error);
+    // Abandoned on the hang-up, not when wait=60 runs out (the test's own timeout is 60 s).
+    await waitFor(() => svc.logs.events('scan.wait_abandoned', (e) => e.jobId === queued.jobId)[0], { what: 'the wait to be abandoned', timeoutMs: 20_000 });
+    expect((await svc.finished(String(queued.jobId))).status).toBe('completed');
   });
 });
 

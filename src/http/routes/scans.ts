@@ -88,7 +88,20 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const v = await producer.view(id);
         return v?.status === 'completed' || v?.status === 'failed';
       };
-      const finished = await waiter.wait(id, wait * 1_000, isDone);
+      // A client that hangs up stops the wait at once: its waiter is not held for up to 120 s.
+      const gone = new AbortController();
+      const hangUp = () => gone.abort();
+      reply.raw.once('close', hangUp);
+      let finished: boolean;
+      try {
+        finished = await waiter.wait(id, wait * 1_000, isDone, gone.signal);
+      } finally {
+        reply.raw.off('close', hangUp);
+      }
+      if (gone.signal.aborted) {
+        request.log.info({ event: 'scan.wait_abandoned', jobId: id }, 'client closed the connection while waiting; the scan goes on');
+        return accepted(reply, id);
+      }
       reply.header('preference-applied', `wait=${wait}`);
       if (finished) {
         const view = await producer.view(id);
