@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Scanner } from '../scanner/types.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { ScanJobData } from './job.js';
 import type { Keys } from './keys.js';
 import { createScanProcessor, type ProcessorDeps, type ScanJobOutcome } from './processor.js';
+import type { RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
 export interface ScanWorkerOptions {
-  connection: Redis;
+  connection: RedisClient;
   keys: Keys;
   scanner: Scanner;
   store: ResultStore;
@@ -44,17 +44,28 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const { scanner, logger } = options;
   const lockDuration = options.lockDurationMs ?? Math.max(30_000, options.scanTimeoutMs + 15_000);
+  const processScan = createScanProcessor({
+    scanner,
+    store: options.store,
+    logger,
+    ...(options.withContext ? { withContext: options.withContext } : {}),
+    ...(options.onReplayCompleted ? { onReplayCompleted: options.onReplayCompleted } : {}),
+    ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.outcomes ? { outcomes: options.outcomes } : {}),
+  });
+  // Counted around the processor itself: a job released at shutdown or whose lock moved to another
+  // worker fires neither `completed` nor `failed`, and event counting drifted on such jobs.
+  let active = 0;
   const worker = new Worker<ScanJobData, ScanJobOutcome>(
     options.keys.queueName,
-    createScanProcessor({
-      scanner,
-      store: options.store,
-      logger,
-      ...(options.withContext ? { withContext: options.withContext } : {}),
-      ...(options.onReplayCompleted ? { onReplayCompleted: options.onReplayCompleted } : {}),
-      ...(options.hooks ? { hooks: options.hooks } : {}),
-      ...(options.outcomes ? { outcomes: options.outcomes } : {}),
-    }),
+    async (job, token, signal) => {
+      active++;
+      try {
+        return await processScan(job, token, signal);
+      } finally {
+        active--;
+      }
+    },
     {
       connection: options.connection,
       prefix: options.keys.bullPrefix,
@@ -68,13 +79,6 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     },
   );
   worker.on('error', (err) => logger.error({ event: 'worker.error', err }, 'worker error'));
-  let active = 0;
-  worker.on('active', () => active++);
-  const done = () => {
-    active = Math.max(0, active - 1);
-  };
-  worker.on('completed', done);
-  worker.on('failed', done);
   const heartbeat = startHeartbeat(
     options.connection,
     options.keys,
