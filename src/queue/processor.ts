@@ -84,6 +84,15 @@ export function createScanProcessor(deps: ProcessorDeps) {
     const run = async () => {
       const log = deps.logger.child({ jobId: job.id, ...(data.requestId ? { requestId: data.requestId } : {}) });
       const startedAt = Date.now();
+      // A run that stored its result and died before BullMQ recorded the completion (killed
+      // worker) leaves the job to be stalled and run again: answer with the stored result instead
+      // of scanning and storing a second one.
+      const earlier = await deps.store.get(job.id!);
+      if (earlier?.status === 'completed' && earlier.result) {
+        log.warn({ event: 'scan.recovered', url: data.url }, 'result already stored by an earlier run of this scan: not scanning again');
+        if (data.dlqId && deps.onReplayCompleted) await deps.onReplayCompleted(data.dlqId, job.id!).catch(() => undefined);
+        return { status: 'completed' as const, violations: earlier.result.violations.length, timings: earlier.result.timings };
+      }
       log.info({ event: 'scan.start', url: data.url, attempt: job.attemptsMade + 1 }, 'scan started');
       const result = await deps.scanner.scan(data.url, data.options, signal ? { signal } : {});
       if (signal?.aborted && token) {

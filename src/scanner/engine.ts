@@ -252,7 +252,11 @@ export class ScanEngine implements Scanner {
         return { value: result, reusable };
       });
     } catch (err) {
-      this.fail(result, toWcagaiError(err));
+      // Outside a scan's phases the browser going away shows as a bare protocol error (opening a
+      // page on a dead browser): the same crash, so the same code, not INTERNAL.
+      const error = toWcagaiError(err);
+      const crashed = error.code === 'INTERNAL' && /Target closed|Session closed|Connection closed|Protocol error/i.test(error.message);
+      this.fail(result, crashed ? new WcagaiError('BROWSER_CRASHED', `browser went away: ${error.message.split('\n')[0]}`, { cause: err }) : error);
       return result;
     } finally {
       result.timings.totalMs = Math.round(performance.now() - started);
