@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { evaluateRules } from './rules.js';
 import { plan, recordSend, type AlertRecord, type AlertState, type Send } from './state.js';
 import { SEVERITIES, type AlertSettings, type Figures, type NotificationRecord, type Notifier, type Severity } from './types.js';
 
 export interface AlertManagerOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   /** Prefix of the manager's keys, e.g. `{wcagai}:alerts`. */
   keyPrefix: string;
   settings: AlertSettings;

@@ -1,6 +1,5 @@
 import { Job, Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -15,11 +14,11 @@ import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js'
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, workerConnection } from '../queue/redis.js';
+import { describeRedisTarget, producerConnection, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running. */
-export function deadLetterQueueOf(redis: Redis, queue: Queue, keys: Keys, producer: ScanProducer): DeadLetterQueue {
+export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer): DeadLetterQueue {
   return new DeadLetterQueue({
     store: new DlqStore(redis, keys),
     submit: (url, options, ctx) => producer.submit(url, options, ctx),
@@ -33,7 +32,7 @@ export function deadLetterQueueOf(redis: Redis, queue: Queue, keys: Keys, produc
 }
 
 export interface DlqRuntimeOptions {
-  redis: Redis;
+  redis: RedisClient;
   queue: Queue;
   keys: Keys;
   store: ResultStore;
@@ -62,7 +61,8 @@ export interface DlqRuntime {
 export async function startDlqRuntime(config: Config, logger: Logger, options: DlqRuntimeOptions): Promise<DlqRuntime> {
   const { redis, queue, keys } = options;
   const dlq = deadLetterQueueOf(redis, queue, keys, options.producer);
-  const captureConnection = workerConnection(config.REDIS_URL);
+  const target = redisTargetOf(config);
+  const captureConnection = workerConnection(target);
   captureConnection.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'DLQ capture redis error'));
   const capture = new DlqCapture({
     connection: captureConnection,
@@ -77,7 +77,7 @@ export async function startDlqRuntime(config: Config, logger: Logger, options: D
   let retention: DlqRetention | null = null;
   try {
     await capture.ready();
-    const maintenance = options.runsWorkers ? workerConnection(config.REDIS_URL) : null;
+    const maintenance = options.runsWorkers ? workerConnection(target) : null;
     maintenance?.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'maintenance redis error'));
     retention = await startDlqRetention({ connection: redis, workerConnection: maintenance, keys, dlq, retentionMs: config.DLQ_RETENTION, logger });
   } catch (err) {
@@ -99,7 +99,7 @@ export async function startDlqRuntime(config: Config, logger: Logger, options: D
 }
 
 /** Resolves when `redis` is ready; rejects at its first connection error (a one-shot command does not wait for reconnects). */
-function connectOnce(redis: Redis, timeoutMs: number): Promise<void> {
+function connectOnce(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
     const done = (err?: Error) => {
@@ -119,7 +119,7 @@ function connectOnce(redis: Redis, timeoutMs: number): Promise<void> {
 
 /**
  * The DLQ for `wcagai dlq`: through a server's admin API when a URL is given, else straight
- * from Redis (REDIS_URL, QUEUE_PREFIX), so it works with no server running.
+ * from Redis (REDIS_URL or its Sentinel/Cluster settings, QUEUE_PREFIX), so it works with no server running.
  */
 export async function openDlq(flags: { url?: string; token?: string }): Promise<{ dlq: DlqOperations; close(): Promise<void> }> {
   try {
@@ -134,14 +134,14 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
     return { dlq: new RemoteDlq({ url, ...(token ? { token } : {}) }), close: async () => undefined };
   }
   const keys = keysFor(config.QUEUE_PREFIX);
-  const redis = producerConnection(config.REDIS_URL, { commandTimeout: 30_000 });
+  const target = redisTargetOf(config);
+  const redis = producerConnection(target, { commandTimeout: 30_000 });
   redis.on('error', () => undefined);
   try {
     await connectOnce(redis, 5_000);
   } catch {
     redis.disconnect();
-    const where = config.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@');
-    throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where} (set REDIS_URL, or --url to use a server)`);
+    throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${describeRedisTarget(target)} (set REDIS_URL, or --url to use a server)`);
   }
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AlertManager } from '../alerts/manager.js';
 import { alertSettingsOf } from '../alerts/settings.js';
@@ -26,6 +25,7 @@ import { createScanHooks, type ScanHooks } from '../queue/hooks.js';
 import type { Keys } from '../queue/keys.js';
 import { OutcomeCounter } from '../queue/outcomes.js';
 import type { Capacity } from '../queue/producer.js';
+import type { RedisClient } from '../queue/redis.js';
 
 /** One service's policy settings from <PREFIX>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN, _CONCURRENCY. */
 export function policySettingsOf(config: Config, prefix: ServicePrefix): PolicySettings {
@@ -82,9 +82,9 @@ export function alertSourceOf(config: Config): string {
 }
 
 export interface IntegrationOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated connection for the breaker control channel (owned and closed here). */
-  subscriber: Redis;
+  subscriber: RedisClient;
   keys: Keys;
   /** Queue figures of the deployment. */
   capacity(): Promise<Capacity>;

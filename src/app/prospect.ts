@@ -6,7 +6,7 @@ import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiApi } from '../clients/wcagai-api.js';
 import { keysFor } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, waitReady } from '../queue/redis.js';
+import { describeRedisTarget, producerConnection, redisTargetOf, waitReady } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { admitUrl } from '../queue/submission.js';
 import { policyOf } from './scanner-config.js';
@@ -28,7 +28,8 @@ export async function queueBatch(config: Config, urls: readonly string[], option
     return { id: answer.id, total: answer.total, via: 'api', refused: [] };
   }
   const keys = keysFor(config.QUEUE_PREFIX);
-  const redis = producerConnection(config.REDIS_URL, { commandTimeout: 30_000 });
+  const target = redisTargetOf(config);
+  const redis = producerConnection(target, { commandTimeout: 30_000 });
   redis.on('error', () => undefined);
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);
@@ -36,7 +37,7 @@ export async function queueBatch(config: Config, urls: readonly string[], option
     try {
       await waitReady(redis, 5_000);
     } catch {
-      throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${config.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@')} (set REDIS_URL, or --url to go through a server)`);
+      throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${describeRedisTarget(target)} (set REDIS_URL, or --url to go through a server)`);
     }
     const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
     const producer = new ScanProducer(queue, redis, keys, store, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF, maxQueueDepth: config.MAX_QUEUE_DEPTH, inflightTtlMs: 3_600_000 });

@@ -1,6 +1,5 @@
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { DlqEntry } from '../domain/dlq.js';
@@ -13,7 +12,7 @@ import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer, toRedisError } from '../queue/producer.js';
-import { producerConnection, waitReady, workerConnection } from '../queue/redis.js';
+import { producerConnection, redisTargetOf, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
 import { startScanWorker, type ScanWorker } from '../queue/worker.js';
@@ -42,7 +41,7 @@ export interface Service {
   worker: ScanWorker | null;
   scanner: Scanner | null;
   queue: Queue;
-  redis: Redis;
+  redis: RedisClient;
   /** The dead-letter queue (its size() feeds wcagai_dlq_size). */
   dlq: DeadLetterQueue;
   /** Ordered shutdown: stop accepting, finish in-flight requests, drain or release scans, close browser and Redis. */
@@ -52,7 +51,8 @@ export interface Service {
 /** Composition root of `serve` and `worker`: builds every dependency from the configuration. */
 export async function startService(config: Config, logger: Logger, options: ServiceOptions): Promise<Service> {
   const keys = keysFor(config.QUEUE_PREFIX);
-  const redis = producerConnection(config.REDIS_URL);
+  const target = redisTargetOf(config);
+  const redis = producerConnection(target);
   redis.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'redis connection error'));
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);
@@ -69,7 +69,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   let waiter: CompletionWaiter | null = null;
   let scanner: Scanner | null = null;
   let worker: ScanWorker | null = null;
-  let workerRedis: Redis | null = null;
+  let workerRedis: RedisClient | null = null;
   let dlq: DlqRuntime | null = null;
   let metrics: Metrics | null = null;
   let reporter: ErrorReporter | null = null;
@@ -81,10 +81,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
     dlq = await startDlqRuntime(config, logger, { redis, queue, keys, store, producer, runsWorkers: options.workerConcurrency > 0, ...(options.onDlqCapture ? { onCapture: options.onDlqCapture } : {}) });
     const dlqOps = dlq.dlq;
     // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
-    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: quietConnection(workerConnection(config.REDIS_URL), logger), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
+    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: quietConnection(workerConnection(target), logger), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
-      workerRedis = workerConnection(config.REDIS_URL);
+      workerRedis = workerConnection(target);
       workerRedis.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'worker redis error'));
       const workerStore = new ResultStore(workerRedis, keys, config.RESULT_TTL, config.CACHE_TTL);
       worker = startScanWorker({
@@ -105,7 +105,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
     }
     if (options.api) {
-      waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
+      waiter = new CompletionWaiter(workerConnection(target), keys);
       await waiter.ready();
       const dlqOps = dlq.dlq;
       metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size() });
@@ -173,7 +173,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
 }
 
 /** A connection whose errors are logged at debug level (ioredis otherwise prints each failed reconnect during an outage). */
-function quietConnection(redis: Redis, logger: Logger): Redis {
+function quietConnection(redis: RedisClient, logger: Logger): RedisClient {
   redis.on('error', (err: Error) => logger.debug({ event: 'redis.error', err: err.message }, 'redis connection error'));
   return redis;
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -9,7 +10,7 @@ import type { StressResult } from '../diagnostics/stress-report.js';
 import { isWcagaiError, WcagaiError } from '../errors/catalogue.js';
 import { createLogger } from '../observability/logger.js';
 import { keysFor } from '../queue/keys.js';
-import { producerConnection } from '../queue/redis.js';
+import { keyHolders, producerConnection, redisTargetOf, waitReady, type RedisTarget } from '../queue/redis.js';
 import { processTreeRss } from '../scanner/browser.js';
 import { startService, type Service } from './service.js';
 
@@ -50,30 +51,33 @@ class LogTally {
   }
 }
 
-/** Deletes every key of a private prefix (SCAN + UNLINK); returns how many were removed and how many remain. */
-export async function removePrefix(redisUrl: string, prefix: string): Promise<{ removed: number; left: number }> {
+/**
+ * Deletes every key of a private prefix (SCAN + UNLINK on every server that holds keys: each
+ * master of a Cluster); returns how many were removed and how many remain.
+ */
+export async function removePrefix(target: RedisTarget | string, prefix: string): Promise<{ removed: number; left: number }> {
   const { pattern } = keysFor(prefix);
-  const redis = producerConnection(redisUrl, { commandTimeout: 10_000, enableOfflineQueue: true });
+  const redis = producerConnection(target, { commandTimeout: 10_000, enableOfflineQueue: true });
   redis.on('error', () => undefined);
   let removed = 0;
   try {
-    // Bounded: a prefix holds at most a few hundred thousand keys in any run this tool makes.
-    for (let pass = 0; pass < 3; pass++) {
+    await waitReady(redis, 10_000);
+    const count = async (node: Redis, unlink: boolean): Promise<number> => {
+      let n = 0;
       let cursor = '0';
       let rounds = 0;
+      // Bounded: a prefix holds at most a few hundred thousand keys in any run this tool makes.
       do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
         cursor = next;
-        if (keys.length) removed += await redis.unlink(...keys);
+        // One UNLINK per batch is safe on a Cluster node: every key of a prefix shares its hash tag (one slot).
+        n += unlink ? (keys.length ? await node.unlink(...keys) : 0) : keys.length;
       } while (cursor !== '0' && ++rounds < 100_000);
-    }
+      return n;
+    };
+    for (let pass = 0; pass < 3; pass++) for (const node of keyHolders(redis)) removed += await count(node, true);
     let left = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
-      cursor = next;
-      left += keys.length;
-    } while (cursor !== '0');
+    for (const node of keyHolders(redis)) left += await count(node, false);
     return { removed, left };
   } finally {
     await redis.quit().catch(() => redis.disconnect());
@@ -112,7 +116,7 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
   try {
     service = await startService(config, logger, { api: true, workerConcurrency: workers, env: process.env });
   } catch (err) {
-    await removePrefix(config.REDIS_URL, prefix).catch(() => undefined);
+    await removePrefix(redisTargetOf(config), prefix).catch(() => undefined);
     const message = err instanceof Error ? err.message : String(err);
     if (isWcagaiError(err)) throw err;
     throw new WcagaiError('REDIS_UNAVAILABLE', `cannot start the self-contained stack: ${message.split('\n')[0]}`);
@@ -122,7 +126,7 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
     baseUrl = await service.app!.listen({ port: 0, host: '127.0.0.1' });
   } catch (err) {
     await service.close(5_000);
-    await removePrefix(config.REDIS_URL, prefix).catch(() => undefined);
+    await removePrefix(redisTargetOf(config), prefix).catch(() => undefined);
     throw err;
   }
   const info: Record<string, unknown> = { prefix, workers, maxQueueDepth: config.MAX_QUEUE_DEPTH, baseUrl, siteOrigin: site.origin };
@@ -139,7 +143,7 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
     info,
     async close() {
       await service.close(10_000);
-      const keys = await removePrefix(config.REDIS_URL, prefix);
+      const keys = await removePrefix(redisTargetOf(config), prefix);
       Object.assign(info, { removedKeys: keys.removed, keysLeft: keys.left, logWarnings: tally.warnings, logErrors: tally.errors, lastErrors: tally.last });
     },
   };

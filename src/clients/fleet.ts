@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { WcagaiError } from '../errors/catalogue.js';
@@ -9,9 +9,9 @@ type Action = z.output<typeof messageSchema>['action'];
 
 export interface FleetOptions {
   /** A regular connection: publishes, and keeps the set of isolated breakers. */
-  publisher: Redis;
+  publisher: Redis | Cluster;
   /** A dedicated connection: once subscribed it can do nothing else. */
-  subscriber: Redis;
+  subscriber: Redis | Cluster;
   /** Pub/sub channel of this deployment. */
   channel: string;
   /** Set of isolated breaker names, so processes started later isolate them too. */

@@ -17,6 +17,12 @@ const list = z
   .default('')
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const optionalSecret = z.string().min(1).optional();
+/** Comma list of `host:port` (IPv6 in brackets: `[::1]:26379`). */
+const hostPorts = list.pipe(
+  z.array(
+    z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected a comma list of host:port'),
+  ),
+);
 
 /** Durations like 30d, 15m, 10s, 500ms, or plain milliseconds. */
 export function parseDuration(value: string): number | null {
@@ -96,6 +102,12 @@ export const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(8080, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  /** Sentinel mode: the sentinels to ask for the master of REDIS_SENTINEL_NAME (REDIS_URL then gives only credentials, db and TLS). */
+  REDIS_SENTINELS: hostPorts,
+  REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
+  REDIS_SENTINEL_PASSWORD: optionalSecret,
+  /** Cluster mode: seed nodes (REDIS_URL then gives only credentials and TLS). */
+  REDIS_CLUSTER_NODES: hostPorts,
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, _ . -').default('wcagai'),
   WORKER_CONCURRENCY: int(2, 1, 64),
   SCAN_ATTEMPTS: int(3, 1, 20),
@@ -169,9 +181,18 @@ export const envSchema = z.object({
   ...alertRule('DLQ_GROWTH', { threshold: 10, severity: 'error' }),
   ...alertRule('RSS', { threshold: 1024, severity: 'warning' }),
   ...alertRule('WORKERS_MISSING', { threshold: 1, severity: 'critical' }),
+}).superRefine((env, ctx) => {
+  // Checked once every field parsed: both need the other settings' final values.
+  if (env.REDIS_SENTINELS.length && env.REDIS_CLUSTER_NODES.length) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both (Sentinel and Cluster are different deployments)' });
+  }
+  const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(env.REDIS_URL)?.[1];
+  if (env.REDIS_CLUSTER_NODES.length && db !== undefined && Number(db) !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'Redis Cluster has only database 0: drop the /db part of REDIS_URL' });
+  }
 });
 
 export type Config = Readonly<z.output<typeof envSchema>>;
 
 /** Names of settings whose values must never be printed or logged. */
-export const SECRET_KEYS = ['ADMIN_TOKEN', 'API_KEYS', 'METRICS_TOKEN', 'SENTRY_DSN', 'REDIS_URL', 'AI_API_KEY', 'APOLLO_API_KEY', 'HUBSPOT_TOKEN', 'SLACK_WEBHOOK_URL', 'PAGERDUTY_ROUTING_KEY'] as const;
+export const SECRET_KEYS = ['ADMIN_TOKEN', 'API_KEYS', 'METRICS_TOKEN', 'SENTRY_DSN', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AI_API_KEY', 'APOLLO_API_KEY', 'HUBSPOT_TOKEN', 'SLACK_WEBHOOK_URL', 'PAGERDUTY_ROUTING_KEY'] as const;

@@ -33,6 +33,8 @@ export const REDACT_PATHS = [
   'config.API_KEYS',
   'config.METRICS_TOKEN',
   'config.SENTRY_DSN',
+  'config.REDIS_URL',
+  'config.REDIS_SENTINEL_PASSWORD',
   'config.AI_API_KEY',
   'config.APOLLO_API_KEY',
   'config.HUBSPOT_TOKEN',

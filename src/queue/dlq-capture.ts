@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { Job, QueueEvents, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DlqAttempt, DlqEntry } from '../domain/dlq.js';
 import type { Priority } from '../domain/request.js';
@@ -11,6 +10,7 @@ import type { DlqStore } from './dlq-store.js';
 import { PRIORITY, type ScanJobData, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
 import { parseFailedReason } from './processor.js';
+import type { RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
 /** BullMQ's failedReason for a job failed by the stall check (maxStalledCount exceeded). */
@@ -119,7 +119,7 @@ export function entryAfterFailedReplay(entry: DlqEntry, facts: FailedJobFacts): 
 
 export interface DlqCaptureOptions {
   /** Dedicated, blocking-capable connection (QueueEvents reads the event stream with XREAD BLOCK). */
-  connection: Redis;
+  connection: RedisClient;
   /** The scan queue (job look-ups). */
   queue: Queue;
   keys: Keys;

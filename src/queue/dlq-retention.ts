@@ -1,8 +1,8 @@
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DeadLetterQueue } from './dlq.js';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 export const DLQ_RETENTION_JOB = 'dlq-retention';
 
@@ -13,9 +13,9 @@ export function retentionEvery(retentionMs: number): number {
 
 export interface DlqRetentionOptions {
   /** The service's ordinary connection (for the maintenance queue). */
-  connection: Redis;
+  connection: RedisClient;
   /** A dedicated blocking connection for the maintenance worker; null in processes that run no worker. */
-  workerConnection: Redis | null;
+  workerConnection: RedisClient | null;
   keys: Keys;
   dlq: DeadLetterQueue;
   retentionMs: number;

@@ -1,6 +1,7 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import type { DlqEntry, DlqPage, DlqStats, DlqSummary } from '../domain/dlq.js';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * Storage of the dead-letter queue, under the deployment's hash tag:
@@ -151,7 +152,7 @@ export class DlqStore {
   private readonly r: Scripted;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {
     redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /** What a worker reports of itself on each beat. */
 export interface HeartbeatFigures {
@@ -21,7 +21,7 @@ export interface WorkerHeartbeat extends HeartbeatFigures {
 }
 
 /** Publishes a worker's heartbeat every `intervalMs`; the key expires three beats after the worker dies. */
-export function startHeartbeat(redis: Redis, keys: Keys, id: string, read: () => HeartbeatFigures, intervalMs = 5_000) {
+export function startHeartbeat(redis: RedisClient, keys: Keys, id: string, read: () => HeartbeatFigures, intervalMs = 5_000) {
   const startedAt = new Date().toISOString();
   const beat = async () => {
     const mem = process.memoryUsage();
@@ -41,7 +41,7 @@ export function startHeartbeat(redis: Redis, keys: Keys, id: string, read: () =>
 }
 
 /** Live workers' heartbeats; ids whose key expired are dropped from the set. */
-export async function listWorkers(redis: Redis, keys: Keys): Promise<WorkerHeartbeat[]> {
+export async function listWorkers(redis: RedisClient, keys: Keys): Promise<WorkerHeartbeat[]> {
   const ids = await redis.smembers(keys.workers);
   if (ids.length === 0) return [];
   const raws = await redis.mget(ids.map((id) => keys.worker(id)));

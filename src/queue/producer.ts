@@ -1,11 +1,11 @@
 import { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Priority } from '../domain/request.js';
 import type { QueueFigures } from '../domain/snapshot.js';
 import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId, PRIORITY, type ScanJobData, type ScanStatus, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
 /**
@@ -110,7 +110,7 @@ export class ScanProducer {
 
   constructor(
     readonly queue: Queue,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly store: ResultStore,
     private readonly settings: ProducerSettings,
@@ -268,6 +268,12 @@ export class ScanProducer {
     if (!job) return null;
     const state = await this.redisCall(() => job.getState());
     const status: ScanStatus = state === 'active' ? 'active' : state === 'completed' ? 'completed' : state === 'failed' ? 'failed' : 'queued';
+    if (status === 'completed' || status === 'failed') {
+      // The worker stores the final record before the job finishes, so a job that finished after the
+      // first read has its record now; without this re-read a poller sees a made-up SCAN_FAILED.
+      const final = await this.redisCall(() => this.store.get(id));
+      if (final) return final;
+    }
     const iso = (t?: number) => (t ? new Date(t).toISOString() : null);
     return {
       id,

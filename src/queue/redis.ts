@@ -1,33 +1,145 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Config } from '../config/schema.js';
 
-/**
- * The API's connection: fails fast (no offline queue, one retry per command) so a Redis
- * outage becomes a 503 within a second instead of a request that hangs; reconnects by itself.
- */
-export function producerConnection(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 1_000,
-    commandTimeout: 2_000,
-    lazyConnect: false,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
-    ...extra,
-  });
+/** A connection to wherever the deployment's Redis is: one server (or a Sentinel-watched master), or a Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export interface HostPort {
+  host: string;
+  port: number;
 }
 
-/** A worker's connection: BullMQ requires maxRetriesPerRequest null for its blocking commands. */
-export function workerConnection(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, {
+/**
+ * Where Redis is, from the configuration. `url` always carries the credentials, database and TLS
+ * (`rediss://`); in Sentinel and Cluster mode its host and port are not used.
+ */
+export type RedisTarget =
+  | { mode: 'standalone'; url: string }
+  | { mode: 'sentinel'; url: string; sentinels: HostPort[]; name: string; sentinelPassword?: string | undefined }
+  | { mode: 'cluster'; url: string; nodes: HostPort[] };
+
+/** Per-call tuning that callers may change; everything else follows from the connection's role. */
+export interface RedisTuning {
+  /** Milliseconds before a command without an answer fails (producer default 2 s). */
+  commandTimeout?: number;
+  /** Queue commands while (re)connecting instead of failing them at once (producer default false). */
+  enableOfflineQueue?: boolean;
+}
+
+type TargetSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_CLUSTER_NODES'>;
+
+/** `host:port` or `[v6]:port` -> { host, port }. */
+export function parseHostPort(value: string): HostPort {
+  const colon = value.lastIndexOf(':');
+  return { host: value.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(value.slice(colon + 1)) };
+}
+
+/** The Redis target of a configuration (the schema refuses Sentinel and Cluster at once). */
+export function redisTargetOf(config: TargetSettings): RedisTarget {
+  if (config.REDIS_CLUSTER_NODES.length) return { mode: 'cluster', url: config.REDIS_URL, nodes: config.REDIS_CLUSTER_NODES.map(parseHostPort) };
+  if (config.REDIS_SENTINELS.length) {
+    return { mode: 'sentinel', url: config.REDIS_URL, sentinels: config.REDIS_SENTINELS.map(parseHostPort), name: config.REDIS_SENTINEL_NAME, sentinelPassword: config.REDIS_SENTINEL_PASSWORD };
+  }
+  return { mode: 'standalone', url: config.REDIS_URL };
+}
+
+/** The target for messages and logs, password masked. */
+export function describeRedisTarget(target: RedisTarget): string {
+  const url = target.url.replace(/\/\/([^@/]*)@/, '//***@');
+  const list = (nodes: HostPort[]) => nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(',');
+  if (target.mode === 'sentinel') return `Sentinel master "${target.name}" via ${list(target.sentinels)}`;
+  if (target.mode === 'cluster') return `Redis Cluster via ${list(target.nodes)}`;
+  return url;
+}
+
+/** Credentials, database and TLS of a redis:// or rediss:// URL, for modes that do not connect to its host. */
+function urlOptions(url: string): RedisOptions {
+  const u = new URL(url);
+  const out: RedisOptions = {};
+  if (u.username) out.username = decodeURIComponent(u.username);
+  if (u.password) out.password = decodeURIComponent(u.password);
+  const db = Number(u.pathname.slice(1));
+  if (u.pathname.length > 1 && Number.isInteger(db)) out.db = db;
+  if (u.protocol === 'rediss:') out.tls = {};
+  return out;
+}
+
+const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000);
+
+/** Options of one server connection in a role (for Cluster: of each node connection). */
+function roleOptions(role: 'producer' | 'worker', tuning: RedisTuning): RedisOptions {
+  if (role === 'producer') {
+    return { enableOfflineQueue: tuning.enableOfflineQueue ?? false, maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: tuning.commandTimeout ?? 2_000, lazyConnect: false };
+  }
+  return {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
-    ...extra,
-  });
+    ...(tuning.enableOfflineQueue !== undefined ? { enableOfflineQueue: tuning.enableOfflineQueue } : {}),
+    ...(tuning.commandTimeout !== undefined ? { commandTimeout: tuning.commandTimeout } : {}),
+  };
+}
+
+/**
+ * The one place a Redis connection is made. `producer`: the API's connection, failing fast (no
+ * offline queue, one retry per command) so a Redis outage becomes a 503 within a second;
+ * `worker`: BullMQ's blocking commands need maxRetriesPerRequest null. Both reconnect by
+ * themselves; with Sentinel they follow a failover to the new master, with Cluster slot moves.
+ */
+export function connectRedis(target: RedisTarget | string, role: 'producer' | 'worker', tuning: RedisTuning = {}): RedisClient {
+  const t: RedisTarget = typeof target === 'string' ? { mode: 'standalone', url: target } : target;
+  const options = roleOptions(role, tuning);
+  if (t.mode === 'standalone') return new Redis(t.url, { ...options, retryStrategy: reconnect });
+  const fromUrl = urlOptions(t.url);
+  if (t.mode === 'sentinel') {
+    const tls = fromUrl.tls !== undefined;
+    return new Redis({
+      ...fromUrl,
+      ...options,
+      sentinels: t.sentinels,
+      name: t.name,
+      ...(t.sentinelPassword ? { sentinelPassword: t.sentinelPassword } : {}),
+      // rediss:// means TLS to the sentinels and to the master they name.
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      retryStrategy: reconnect,
+      sentinelRetryStrategy: reconnect,
+    });
+  }
+  const { enableOfflineQueue, enableReadyCheck, lazyConnect, db: _db, ...perNode } = { ...fromUrl, ...options };
+  const cluster: ClusterOptions = {
+    redisOptions: perNode,
+    clusterRetryStrategy: reconnect,
+    // Cluster-level: a producer fails at once while no slot map is known, as with one server.
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    enableReadyCheck: enableReadyCheck ?? true,
+    ...(lazyConnect !== undefined ? { lazyConnect } : {}),
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    slotsRefreshTimeout: 2_000,
+  };
+  return new Cluster(t.nodes, cluster);
+}
+
+/** The API's fail-fast connection (see connectRedis); a URL gives a plain server connection. */
+export function producerConnection(target: string, tuning?: RedisTuning): Redis;
+export function producerConnection(target: RedisTarget | string, tuning?: RedisTuning): RedisClient;
+export function producerConnection(target: RedisTarget | string, tuning: RedisTuning = {}): RedisClient {
+  return connectRedis(target, 'producer', tuning);
+}
+
+/** A worker's connection (see connectRedis); a URL gives a plain server connection. */
+export function workerConnection(target: string, tuning?: RedisTuning): Redis;
+export function workerConnection(target: RedisTarget | string, tuning?: RedisTuning): RedisClient;
+export function workerConnection(target: RedisTarget | string, tuning: RedisTuning = {}): RedisClient {
+  return connectRedis(target, 'worker', tuning);
+}
+
+/** The servers that hold keys: the connection itself, or every master of a Cluster (SCAN runs per node). */
+export function keyHolders(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export async function waitReady(redis: Redis, timeoutMs = 5_000): Promise<void> {
+export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {

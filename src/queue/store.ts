@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { ScanView } from './job.js';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 export interface BatchRecord {
   id: string;
@@ -12,7 +12,7 @@ export interface BatchRecord {
 /** Final scan records and batches in Redis, kept for RESULT_TTL. */
 export class ResultStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly ttlMs: number,
     private readonly cacheTtlMs: number,

@@ -1,6 +1,6 @@
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * Lets requests wait for their scan to finish (`Prefer: wait=N`). One QueueEvents stream per
@@ -12,7 +12,7 @@ export class CompletionWaiter {
   private readonly waiters = new Map<string, Set<() => void>>();
 
   /** `connection` must be dedicated and blocking-capable (maxRetriesPerRequest null, no command timeout). */
-  constructor(private readonly connection: Redis, keys: Keys) {
+  constructor(private readonly connection: RedisClient, keys: Keys) {
     // The connection is this waiter's alone: without a listener, ioredis prints every failed
     // reconnection attempt of a Redis outage as "Unhandled error event". QueueEvents reconnects by itself.
     connection.on('error', () => undefined);

@@ -72,6 +72,22 @@ describe('loadConfig', () => {
     const text = JSON.stringify(masked);
     for (const secret of ['admin-token-123456789', 'k1-secret', 'k2-secret', 'metrics-secret', 'pa55word']) expect(text).not.toContain(secret);
   });
+
+  it('reads Sentinel and Cluster settings, refuses both at once and a Cluster database other than 0', () => {
+    const sentinel = loadConfig({ REDIS_SENTINELS: ' 10.0.0.1:26379, sentinel-b:26380,[::1]:26381 ', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' });
+    expect(sentinel.REDIS_SENTINELS).toEqual(['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381']);
+    expect(sentinel.REDIS_SENTINEL_NAME).toBe('mymaster');
+    expect(sentinel.REDIS_CLUSTER_NODES).toEqual([]);
+    expect(JSON.stringify(maskedConfig(sentinel))).not.toContain('sentinel-secret');
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,b:7001' }).REDIS_CLUSTER_NODES).toEqual(['a:7000', 'b:7001']);
+
+    const both = problemsOf(() => loadConfig({ REDIS_SENTINELS: 'a:26379', REDIS_CLUSTER_NODES: 'b:7000' }));
+    expect(both).toHaveLength(1);
+    expect(both[0]).toMatch(/^REDIS_CLUSTER_NODES=.*REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both/);
+    expect(problemsOf(() => loadConfig({ REDIS_CLUSTER_NODES: 'b:7000', REDIS_URL: 'redis://:pw@x:6379/3' }))[0]).toMatch(/^REDIS_URL=\(secret\): .*database 0/);
+    expect(problemsOf(() => loadConfig({ REDIS_SENTINELS: 'no-port' }))[0]).toMatch(/^REDIS_SENTINELS=.*host:port/);
+    expect(problemsOf(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:7000' }))[0]).toMatch(/^REDIS_CLUSTER_NODES=.*host:port/);
+  });
 });
 
 interface Run {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/queue/redis.js';
 import type { DlqEntry } from '../../src/domain/dlq.js';
 import type { BreakerRow, DlqRow, Snapshot, WorkerRow } from '../../src/domain/snapshot.js';
 import { DlqStore } from '../../src/queue/dlq-store.js';
@@ -92,7 +92,7 @@ export function dlqSnapshot(size: number, shown = Math.min(size, 50)): Snapshot 
 }
 
 /** Writes `n` fake worker heartbeats (with breakers) into Redis, as live workers would. */
-export async function writeHeartbeats(redis: Redis, keys: Keys, n: number, ttlMs = 15_000): Promise<string[]> {
+export async function writeHeartbeats(redis: RedisClient, keys: Keys, n: number, ttlMs = 15_000): Promise<string[]> {
   const ids: string[] = [];
   const multi = redis.multi();
   for (let i = 1; i <= n; i++) {
@@ -119,7 +119,7 @@ export async function writeHeartbeats(redis: Redis, keys: Keys, n: number, ttlMs
 }
 
 /** Writes `n` DLQ entries through the DLQ store, as capture would. */
-export async function seedDlq(redis: Redis, keys: Keys, n: number, url = (i: number) => `http://127.0.0.1:9/seeded/${i}`): Promise<DlqEntry[]> {
+export async function seedDlq(redis: RedisClient, keys: Keys, n: number, url = (i: number) => `http://127.0.0.1:9/seeded/${i}`): Promise<DlqEntry[]> {
   const store = new DlqStore(redis, keys);
   const entries: DlqEntry[] = [];
   const base = Date.now() - n * 1_000;
