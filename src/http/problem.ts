@@ -65,6 +65,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
   FST_ERR_VALIDATION: 'VALIDATION_FAILED',
   FST_ERR_BAD_URL: 'BAD_REQUEST',
+  // Every id the API hands out is far shorter than maxParamLength: a longer one names nothing.
+  FST_ERR_MAX_PARAM_LENGTH: 'NOT_FOUND',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
   FST_ERR_NOT_FOUND: 'NOT_FOUND',
 };

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Keys } from '../queue/keys.js';
 import type { ScanProducer } from '../queue/producer.js';
+import type { RedisClient } from '../queue/redis.js';
 import type { ResultStore } from '../queue/store.js';
 import type { CompletionWaiter } from '../queue/waiter.js';
 import type { Scanner, TargetPolicy } from '../scanner/types.js';
@@ -18,6 +18,7 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { errorReportingPlugin } from './plugins/sentry.js';
 import { requestIdFrom, requestIdPlugin } from './plugins/request-id.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
+import { clientErrorProblem } from './client-error.js';
 import { classifyHttpError, problem, sendProblem } from './problem.js';
 import { adminQueueRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batches.js';
@@ -29,7 +30,7 @@ import { workerRoutes } from './routes/workers.js';
 export interface ServerDeps {
   config: Config;
   logger: Logger;
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   producer: ScanProducer;
   store: ResultStore;
@@ -48,11 +49,42 @@ export interface ServerDeps {
 
 const OPEN_PATHS = /^\/(health|metrics)(\/|$|\?)/;
 
+/** Query parameters whose values are credentials (`token`, `access_token`, `api_key`, `password`, …). */
+const SECRET_QUERY = /(token|secret|password|passwd|api[-_]?key|^key$|^auth|signature|^sig$|session|dsn)/i;
+
+/** A URL for the log: the values of credential-like query parameters masked. */
+function urlForLog(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const masked = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      let name = pair.slice(0, eq);
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // a malformed escape: judge the raw name
+      }
+      return SECRET_QUERY.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair;
+    });
+  return `${url.slice(0, q + 1)}${masked.join('&')}`;
+}
+
+/** What the "incoming request" line shows of a request (Fastify's fields, with the URL masked). */
+function requestForLog(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return { method: req.method, url: urlForLog(String(req.url ?? '')), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
 /** Builds the API without listening (only `serve` listens; tests use `inject`). */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Fastify's own `req` serializer logs the URL as sent, query string included; a client that puts
+    // a token there (`?token=…`) would write it into every "incoming request" line.
+    loggerInstance: deps.logger.child({}, { serializers: { req: requestForLog } }) as FastifyBaseLogger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     // The same key as the context mixin and the worker: the "incoming request" line (logged before any
     // hook runs) carries requestId too, so one grep follows a request from arrival to completion.
@@ -64,8 +96,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     keepAliveTimeout: 5_000,
     maxRequestsPerSocket: 10_000,
     return503OnClosing: false,
-    http: { headersTimeout: 10_000, maxHeaderSize: 16_384 },
+    // Node's own missing-Host refusal is an empty 400; the onRequest hook below refuses it as a problem.
+    // Node enforces headersTimeout and requestTimeout only when it sweeps its connections (every 30 s
+    // by default), so an idle or slow-loris connection lived ~40 s, not 10; a 1 s sweep keeps them near the limit.
+    http: { headersTimeout: 10_000, maxHeaderSize: 16_384, requireHostHeader: false, connectionsCheckingInterval: 1_000 },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Parser-level refusals (400, 408, 431) are problems too, not Fastify's plain JSON.
+    clientErrorHandler: clientErrorProblem,
+    // Router refusals (a malformed %-escape, a path parameter over maxParamLength) happen before any
+    // route or hook; without this Fastify answers them in its own plain JSON.
+    frameworkErrors: (err, request, reply) => {
+      const { code, detail } = classifyHttpError(err);
+      reply.header('x-request-id', request.id);
+      return sendProblem(reply, problem(request, code, detail));
+    },
   });
   requestIdPlugin(app);
   securityHeadersPlugin(app);
@@ -73,6 +117,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   errorReportingPlugin(app, deps.reporter ?? noopReporter);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
   app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) return sendProblem(reply, problem(request, 'BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+  });
 
   let closing = false;
   app.addHook('preClose', async () => {

@@ -35,16 +35,33 @@ function unauthorized(what: string): WcagaiError {
  * Access control: `/admin/*` needs the admin token (and does not exist without one: 404, never
  * open); `/api/*` needs an API key when API_KEYS is set. Health and metrics are handled elsewhere.
  */
+/**
+ * True when a request targets `prefix` (`/admin`, `/api`) by any reading of its path: the route the
+ * router matched, the raw path, or the path with %-escapes decoded. The router decodes escapes
+ * before matching, so `/%61dmin/queue/pause` runs the `/admin/queue/pause` handler: a check on the
+ * raw URL alone would let it through without a token.
+ */
+export function targets(request: FastifyRequest, prefix: string): boolean {
+  const under = (path: string | undefined) => path !== undefined && (path === prefix || path.startsWith(`${prefix}/`));
+  const raw = request.url.split('?')[0] ?? '';
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    // a malformed escape: the raw path and the route decide
+  }
+  return under(request.routeOptions.url) || under(raw) || under(decoded);
+}
+
 export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
   app.addHook('onRequest', async (request) => {
-    const path = request.url;
-    if (path === '/admin' || path.startsWith('/admin/')) {
+    if (targets(request, '/admin')) {
       if (!options.adminToken) throw new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them');
       const token = bearerToken(request);
       if (!token || !secretEquals(token, options.adminToken)) throw unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
       return;
     }
-    if (options.apiKeys.length && (path === '/api' || path.startsWith('/api/'))) {
+    if (options.apiKeys.length && targets(request, '/api')) {
       const key = presentedApiKey(request);
       if (!key || !options.apiKeys.some((k) => secretEquals(key, k))) throw unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>');
     }

@@ -1,0 +1,35 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ERRORS, type ErrorCode } from '../errors/catalogue.js';
+import { requestIdFrom } from './plugins/request-id.js';
+import { PROBLEM_CONTENT_TYPE, problemType } from './problem.js';
+
+const DETAILS: Record<'REQUEST_TIMEOUT' | 'HEADERS_TOO_LARGE' | 'BAD_REQUEST', string> = {
+  REQUEST_TIMEOUT: 'the request was not received within the server timeout',
+  HEADERS_TOO_LARGE: 'the request header fields exceed the server limit',
+  BAD_REQUEST: 'the request is not valid HTTP/1.1',
+};
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses (malformed framing, headers
+ * over `maxHeaderSize`, headers or body not received in time) never reach a route or hook, and
+ * Fastify's default answer is plain JSON. This answers them as problem+json like every other error,
+ * then closes the connection: a parser that gave up cannot read the next request on it.
+ */
+export function clientErrorProblem(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: keyof typeof DETAILS = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+  const spec = ERRORS[code satisfies ErrorCode];
+  const requestId = requestIdFrom(undefined);
+  // No request line was read reliably, so the problem names the root as its instance.
+  const body = JSON.stringify({ type: problemType(code), title: spec.title, status: spec.status, detail: DETAILS[code], instance: '/', code, requestId, timestamp: new Date().toISOString() });
+  // A HEAD answer has no body (a client would read one as garbage), when the parser got as far as the method.
+  const raw = (err as NodeJS.ErrnoException & { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    );
+  }
+  socket.destroy(err);
+}
