@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, redisPing as ping } from './net.js';
 
-/** A private `redis-server` child for one test file: no persistence, loopback only. */
+/** A private `redis-server` child for one test file: loopback only, no persistence unless asked for. */
 export interface RedisServer {
   /** `redis://127.0.0.1:PORT`. */
   url: string;
@@ -13,7 +13,7 @@ export interface RedisServer {
   readonly pid: number | null;
   /** Kills the server (SIGKILL: clients see the connection drop at once, as in a crash). */
   stop(): Promise<void>;
-  /** Starts it again on the same port, empty (nothing is persisted), and waits for PING. */
+  /** Starts it again on the same port and waits for PING: empty, or with what the AOF kept when `appendOnly` is on. */
   restart(): Promise<void>;
   /** Stops it for good and removes its directory. */
   close(): Promise<void>;
@@ -27,47 +27,23 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** A port that was free a moment ago (the server binding it may still lose a race: start() retries). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-/** One PING over a raw socket: true on +PONG. */
-function ping(port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    let answer = '';
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      answer += chunk.toString('utf8');
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
-    });
-    socket.on('error', () => done(false));
-  });
-}
 
 function waitExit(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+export interface RedisServerOptions {
+  /** Persist every write to an append-only file in the server's directory, reloaded by `restart()`. */
+  appendOnly?: boolean;
+  /** `appendfsync` with `appendOnly` (default `everysec`, Redis's own default). */
+  appendFsync?: 'always' | 'everysec' | 'no';
+}
+
 /** Starts `redis-server` on a free port in its own temp dir and resolves once it answers PING. */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', options.appendFsync ?? 'everysec'] : ['--appendonly', 'no'];
   const dir = mkdtempSync(join(tmpdir(), 'wcagai-redis-'));
   let child: ChildProcess | null = null;
   let output = '';
@@ -76,7 +52,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     output = '';
     const proc = spawn(
       BINARY,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     running.add(proc);
@@ -95,6 +71,7 @@ export async function startRedisServer(): Promise<RedisServer> {
       exited = true;
       output += `\n${err.message}`;
     });
+    // PING answers -LOADING until an append-only file has been read back: wait for +PONG.
     const until = Date.now() + 10_000;
     while (Date.now() < until && !exited) {
       if (await ping(port)) {

@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { uniquePrefix } from '../support/service.js';
+import { recordResult } from './results.js';
+import { HttpLedger, sleep } from './support/faults-http.js';
+import { sampleMemory, trendOf } from './support/faults-memory.js';
+import { closedLoop, isFinal, pollUntilFinal, scanAndWait, uniqueUrl, type ScanTrack } from './support/faults-scans.js';
+import { DEFAULT_DEADLINES, errorLines, startServe, type ServeProcess } from './support/faults-serve.js';
+
+/**
+ * Scenario 6: a soak. Moderate, steady load through the real API with the embedded worker for
+ * SOAK_SECONDS (default 600), sampling the RSS of the Node process and of its Chromium trees.
+ * Guarantees: no error of any kind, and memory that does not trend towards its ceiling.
+ */
+
+const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 600) * 1_000;
+// Moderate: two scans in flight keep the embedded worker (concurrency 2) busy without a backlog,
+// leaving room for the reliability file that runs beside this one.
+const CLIENTS = 2;
+const SAMPLE_MS = Math.min(5_000, Math.max(1_000, Math.round(SOAK_MS / 120)));
+// Start-up growth (V8 heap sizing, JIT code, Chromium caches filling) is not a trend: the fit skips it.
+const WARMUP_MS = Math.min(60_000, SOAK_MS / 5);
+
+/**
+ * The flat-trend bound. Memory may rise and fall; what must not happen is a steady climb that would
+ * take the process to its ceiling within an hour of this load: the `RSS` alert threshold for Node
+ * (ALERT_RSS_THRESHOLD, 1024 MB by default) and the browser recycling limit for Chromium
+ * (BROWSER_MAX_RSS_MB, 2048 MB by default, the pool's own PSS measure). So the limit is the
+ * headroom left at the end of the run spread over 60 minutes, and the upper end of the slope's
+ * 95 % confidence interval must lie below it: the data must rule out such a climb, not merely fail
+ * to show one. An hour is generous on purpose: the soak is ten minutes on a shared machine, and a
+ * slower leak is what `wcagai leak` (post-GC heap, many cycles) is for.
+ */
+const HORIZON_MIN = 60;
+// A slope fitted over less than this measures the warm-up (the pool's pages and Chromium's caches
+// still filling), not a trend: shorter runs (SOAK_SECONDS for local work) record it without judging it.
+const MIN_TREND_MS = 300_000;
+const NODE_CEILING_MB = 1024;
+const CHROMIUM_CEILING_MB = 2048;
+
+let redis: RedisServer;
+let site: FixtureSite;
+let server: ServeProcess | undefined;
+
+beforeAll(async () => {
+  [redis, site] = await Promise.all([startRedisServer(), startFixtureSite()]);
+});
+
+afterAll(async () => {
+  server?.kill();
+  await Promise.allSettled([redis?.close(), site?.close()]);
+});
+
+describe('scenario 6: soak', () => {
+  it(`holds ${SOAK_MS / 1000} s of moderate load with no error and flat Node and Chromium memory`, async () => {
+    const started = Date.now();
+    server = await startServe({
+      redisUrl: redis.url,
+      prefix: uniquePrefix('rel_soak'),
+      settings: { ...DEFAULT_DEADLINES, WORKER_CONCURRENCY: '2', LOG_LEVEL: 'info' },
+    });
+    const srv = server;
+    const http = new HttpLedger(srv.base, 'soak');
+    const tracks: ScanTrack[] = [];
+    const stop = new AbortController();
+    const memory = sampleMemory(srv.pid, SAMPLE_MS);
+    const loadStart = Date.now();
+
+    let seq = 0;
+    const scans = closedLoop(CLIENTS, stop.signal, 100_000, async () => {
+      const n = seq++;
+      tracks.push(await scanAndWait(http, uniqueUrl(site.origin, HEALTHY_PAGES[n % HEALTHY_PAGES.length]!, `soak-${n}`), { waitS: 60, deadlineMs: 120_000 }));
+    });
+    // Reads beside the scans, as operators and clients make them: a scan's record, health, the queue.
+    const queueDepths: number[] = [];
+    const reader = (async () => {
+      for (let i = 0; i < 100_000 && !stop.signal.aborted; i++) {
+        const done = tracks.at(-1 - (i % 5));
+        if (i % 3 === 0) {
+          const q = await http.get('/api/queue', { timeoutMs: 20_000 });
+          if (typeof q.json?.waiting === 'number') queueDepths.push(q.json.waiting as number);
+        } else if (i % 3 === 1 && done?.id) await http.get(`/api/scans/${done.id}`, { timeoutMs: 20_000 });
+        else await http.get('/health', { timeoutMs: 20_000 });
+        await sleep(1_000, stop.signal);
+      }
+    })();
+
+    await sleep(SOAK_MS);
+    stop.abort();
+    const loadMs = Date.now() - loadStart;
+    const samples = memory.stop();
+    // The scans in flight finish (their Prefer: wait ends, then their record is polled).
+    await Promise.all([scans, reader]);
+    await Promise.all(tracks.filter((t) => t.id && !isFinal(t.view)).map((t) => pollUntilFinal(http, t, Date.now() + 60_000)));
+
+    const accepted = tracks.filter((t) => t.id);
+    const completed = accepted.filter((t) => t.view?.status === 'completed');
+    const failed = accepted.filter((t) => t.view?.status === 'failed');
+    const node = trendOf(samples, (s) => s.nodeMb, WARMUP_MS);
+    const chromium = trendOf(samples, (s) => s.chromiumMb, WARMUP_MS);
+    const nodeLimit = (NODE_CEILING_MB - node.endMb) / HORIZON_MIN;
+    const chromiumLimit = (CHROMIUM_CEILING_MB - chromium.endMb) / HORIZON_MIN;
+    const health = await http.get('/health/detailed');
+    const errors = errorLines(srv);
+    // A call with no answer that the server never logged as received lost the HTTP/1.1 keep-alive race
+    // (the server closed an idle connection as the client reused it): counted, not the service's error.
+    // One the server did receive and never answered is an error.
+    const received = new Set(srv.lines().filter((l) => l.msg === 'incoming request').map((l) => String(l.requestId)));
+    const receivedUnanswered = http.unanswered().filter((c) => received.has(c.requestId));
+    const resetBeforeReceipt = http.unanswered().filter((c) => !received.has(c.requestId));
+    const retried = srv.events('scan.failed');
+    const launches = srv.events('browser.launch').length;
+    const seconds = Number(process.env.SOAK_SECONDS ?? 600);
+    const judged = loadMs - WARMUP_MS >= MIN_TREND_MS;
+
+    recordResult('soak', {
+      load: `${CLIENTS} closed-loop clients submitting scans (Prefer: wait) of the fixture site's healthy pages, plus a status/health/queue read every second, through serve with an embedded worker (concurrency 2)`,
+      faults: 'none: steady load',
+      soakSeconds: Math.round(loadMs / 1000),
+      samples: samples.length,
+      sampleEverySeconds: SAMPLE_MS / 1000,
+      warmupSeconds: WARMUP_MS / 1000,
+      scans: accepted.length,
+      scansPerSecond: round(completed.length / (loadMs / 1000)),
+      completed: completed.length,
+      failed: failed.length,
+      lost: accepted.length - completed.length - failed.length,
+      attemptsRetried: retried.length,
+      retriedCodes: countBy(retried.map((l) => `${String(l.code)} ${pathOf(String(l.url))}`)),
+      failedCodes: countBy(failed.map((t) => `${String(t.view?.error?.code)} ${pathOf(t.url)}`)),
+      requests: http.calls.length,
+      http5xx: http.serverErrors().length,
+      http5xxCodes: countBy(http.serverErrors().map((c) => `${c.status} ${String(c.json?.code)}`)),
+      unanswered: receivedUnanswered.length,
+      resetBeforeReceipt: resetBeforeReceipt.map((c) => `${c.method} ${c.path} ${c.error}`),
+      errorsLogged: errors.length,
+      queueWaitingMax: Math.max(0, ...queueDepths),
+      browserLaunches: launches,
+      trendJudged: judged,
+      nodeRss: { ...node, limitMbPerMin: round(nodeLimit) },
+      chromiumRss: { ...chromium, limitMbPerMin: round(chromiumLimit) },
+      // One sample a minute (or so), enough to see a plateau or a climb in RELIABILITY.md.
+      memoryByMinute: samples.filter((_, i) => i % Math.max(1, Math.round(60_000 / SAMPLE_MS)) === 0).map((x) => [Math.round(x.t / 1000), Math.round(x.nodeMb), Math.round(x.chromiumMb)]),
+      durationSeconds: Math.round((Date.now() - started) / 1000),
+      command: `SOAK_SECONDS=${seconds} npx vitest run --config vitest.reliability.config.ts test/reliability/soak.test.ts`,
+    });
+
+    // The run exercised something (how much depends on the machine: the figures above say).
+    expect(accepted.length).toBeGreaterThanOrEqual(5);
+    expect(samples.length).toBeGreaterThanOrEqual(10);
+    // No error of any kind: every request answered without a 5xx, every scan completed, nothing logged as an error.
+    expect(received.size).toBeGreaterThan(0);
+    expect(receivedUnanswered.map((c) => `${c.method} ${c.path} ${c.error}`)).toEqual([]);
+    expect(http.serverErrors().map((c) => `${c.method} ${c.path} ${c.status} ${c.json?.code}`)).toEqual([]);
+    expect(failed.map((t) => [t.id, t.view?.error])).toEqual([]);
+    expect(accepted.filter((t) => !isFinal(t.view)).map((t) => t.id)).toEqual([]);
+    expect(tracks.filter((t) => !t.id && t.submit.status !== undefined).map((t) => `${t.submit.status} ${t.submit.json?.code}`)).toEqual([]);
+    expect(errors.map((l) => l.msg)).toEqual([]);
+    expect(health.json?.status).toBe('healthy');
+    // Flat memory: the slope's upper 95 % bound is below the climb that would reach the ceiling within the horizon.
+    if (judged) {
+      expect(node.ci95[1], JSON.stringify(node)).toBeLessThan(nodeLimit);
+      expect(chromium.ci95[1], JSON.stringify(chromium)).toBeLessThan(chromiumLimit);
+    }
+
+    srv.proc.kill('SIGTERM');
+    expect((await srv.exited).code).toBe(0);
+  });
+});
+
+const pathOf = (url: string) => {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url;
+  }
+};
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
