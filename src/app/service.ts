@@ -155,10 +155,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       closing ??= (async () => {
         const started = Date.now();
         const left = () => Math.max(1_000, deadlineMs - (Date.now() - started));
-        // Alerts and breaker control first: nothing is evaluated or applied while the process winds down.
+        // Stop accepting at once (new requests get 503 SHUTTING_DOWN); in-flight requests,
+        // Prefer: wait included, are answered. Alerts and breaker control stop meanwhile, so
+        // nothing is evaluated or applied while the process winds down.
+        const appClosed = app ? Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]) : Promise.resolve();
         await integrationsRuntime.close();
-        // Stop accepting first; in-flight requests (including Prefer: wait) are answered.
-        if (app) await Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]);
+        await appClosed;
         const { released } = worker ? await worker.close(left()) : { released: false };
         // After the worker: the failures of its last scans are still captured.
         await dlqRuntime.close();
