@@ -158,11 +158,12 @@ describe('scenario 5: SIGTERM to serve under load', () => {
     const perId = new Map<string, number>();
     for (const id of completions) perId.set(id, (perId.get(id) ?? 0) + 1);
     const duplicates = [...perId.values()].filter((n) => n > 1).length;
-    // SHUTTING_DOWN is the answer this scenario expects; OVERLOADED (with Retry-After) is the server
-    // shedding load when the machine starves it, an answer too, counted apart and not a failure here.
-    const expected = ['SHUTTING_DOWN', 'OVERLOADED'];
+    // SHUTTING_DOWN is the answer this scenario expects. OVERLOADED and REDIS_UNAVAILABLE (503 with
+    // Retry-After) are the server shedding load when the machine starves it (event loop, or a Redis
+    // command past its 2 s deadline): answers too, counted apart and not a failure here.
+    const expected = ['SHUTTING_DOWN', 'OVERLOADED', 'REDIS_UNAVAILABLE'];
     const serverErrors = [...http.serverErrors(expected), ...late.serverErrors(expected)];
-    const overloaded = [...http.calls, ...late.calls].filter((c) => c.status === 503 && c.json?.code === 'OVERLOADED');
+    const overloaded = [...http.calls, ...late.calls].filter((c) => c.status === 503 && (c.json?.code === 'OVERLOADED' || c.json?.code === 'REDIS_UNAVAILABLE'));
     const shuttingDown = [...http.calls, ...late.calls].filter((c: Call) => c.status === 503 && c.json?.code === 'SHUTTING_DOWN').length;
     const orphans = await waitForExit(chromium, 10_000);
     second.proc.kill('SIGTERM');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
+import { FIXTURE_PAGES, HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { uniquePrefix } from '../support/service.js';
 import { recordResult } from './results.js';
@@ -18,6 +18,10 @@ const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 600) * 1_000;
 // Moderate: two scans in flight keep the embedded worker (concurrency 2) busy without a backlog,
 // leaving room for the reliability file that runs beside this one.
 const CLIENTS = 2;
+// The fixture site's healthy pages without the heavy one: axe-core needs ~4 s for it on an idle
+// core, and past its 30 s deadline when the file beside this one starves the CPU (AXE_TIMEOUT is
+// then the right answer, but not the moderate load this scenario is about). stress and leak scan it.
+const SOAK_PAGES = HEALTHY_PAGES.filter((p) => p !== FIXTURE_PAGES.heavy);
 const SAMPLE_MS = Math.min(5_000, Math.max(1_000, Math.round(SOAK_MS / 120)));
 // Start-up growth (V8 heap sizing, JIT code, Chromium caches filling) is not a trend: the fit skips it.
 const WARMUP_MS = Math.min(60_000, SOAK_MS / 5);
@@ -70,7 +74,7 @@ describe('scenario 6: soak', () => {
     let seq = 0;
     const scans = closedLoop(CLIENTS, stop.signal, 100_000, async () => {
       const n = seq++;
-      tracks.push(await scanAndWait(http, uniqueUrl(site.origin, HEALTHY_PAGES[n % HEALTHY_PAGES.length]!, `soak-${n}`), { waitS: 60, deadlineMs: 120_000 }));
+      tracks.push(await scanAndWait(http, uniqueUrl(site.origin, SOAK_PAGES[n % SOAK_PAGES.length]!, `soak-${n}`), { waitS: 60, deadlineMs: 120_000 }));
     });
     // Reads beside the scans, as operators and clients make them: a scan's record, health, the queue.
     const queueDepths: number[] = [];
@@ -115,7 +119,7 @@ describe('scenario 6: soak', () => {
     const judged = loadMs - WARMUP_MS >= MIN_TREND_MS;
 
     recordResult('soak', {
-      load: `${CLIENTS} closed-loop clients submitting scans (Prefer: wait) of the fixture site's healthy pages, plus a status/health/queue read every second, through serve with an embedded worker (concurrency 2)`,
+      load: `${CLIENTS} closed-loop clients submitting scans (Prefer: wait) of the fixture site's healthy pages but the heavy one, plus a status/health/queue read every second, through serve with an embedded worker (concurrency 2)`,
       faults: 'none: steady load',
       soakSeconds: Math.round(loadMs / 1000),
       samples: samples.length,
