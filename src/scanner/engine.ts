@@ -24,6 +24,8 @@ export interface ScannerConfig {
   scanTimeoutMs: number;
   maxScansPerBrowser: number;
   maxBrowserRssBytes: number;
+  /** How long cleaning a slot for its next scan may take before the slot is discarded instead (default: the navigation deadline, at most 5 s). */
+  cleanupTimeoutMs?: number;
   policy: TargetPolicy;
   logger?: Logger;
 }
@@ -55,6 +57,8 @@ interface ScanState {
   storageKeys: Set<string>;
   /** Origins of the documents whose storage key could not be read: cleared by origin instead. */
   origins: Set<string>;
+  /** For those documents, every key they may have stored under (see candidateStorageKeys). */
+  guessedKeys: Set<string>;
   /** Storage-key look-ups still in flight. */
   lookups: Set<Promise<void>>;
   /** The document URL each frame was last looked up for. */
@@ -241,7 +245,7 @@ export class ScanEngine implements Scanner {
           return { value: result, reusable: false };
         }
         // The result stands either way; a slot that could not be cleaned is thrown away instead.
-        const isolateMs = Math.min(this.config.navigationTimeoutMs, 5_000);
+        const isolateMs = this.config.cleanupTimeoutMs ?? Math.min(this.config.navigationTimeoutMs, 5_000);
         const reusable = await deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
           (clean) => clean,
           (err: unknown) => {
@@ -271,7 +275,7 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    this.states.set(page, { blocked: null, live: true, origins: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false });
+    this.states.set(page, { blocked: null, live: true, origins: new Set(), guessedKeys: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false });
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
@@ -294,7 +298,7 @@ export class ScanEngine implements Scanner {
     const origin = frameOrigin(frame);
     if (!state || origin === null || state.tracked.get(frame) === frame.url()) return;
     state.tracked.set(frame, frame.url());
-    if (state.storageKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) {
+    if (state.storageKeys.size + state.guessedKeys.size + state.lookups.size >= MAX_TRACKED_STORAGE_KEYS) {
       state.overflow = true;
       return;
     }
@@ -302,7 +306,7 @@ export class ScanEngine implements Scanner {
     const lookup = storageKeyOf(session, frame, origin).then((key) => {
       if (key) return void state.storageKeys.add(key);
       state.origins.add(origin);
-      for (const candidate of candidateStorageKeys(origin, top)) state.storageKeys.add(candidate);
+      for (const candidate of candidateStorageKeys(origin, top)) state.guessedKeys.add(candidate);
     });
     state.lookups.add(lookup);
     void lookup.finally(() => state.lookups.delete(lookup));
@@ -334,9 +338,12 @@ export class ScanEngine implements Scanner {
       session.send('Network.clearBrowserCookies'),
       ...[...state.storageKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
       ...[...state.origins].map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
+      // A guess the browser finds malformed (a partition it would never make) held nothing to clear.
+      ...[...state.guessedKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES }).catch(() => undefined)),
     ]);
     state.origins.clear();
     state.storageKeys.clear();
+    state.guessedKeys.clear();
     state.tracked = new WeakMap();
     return true;
   }
@@ -370,6 +377,7 @@ export class ScanEngine implements Scanner {
     state.live = true;
     state.origins.clear();
     state.storageKeys.clear();
+    state.guessedKeys.clear();
     state.tracked = new WeakMap();
     state.overflow = false;
     const timings: PageTimings = result.timings;

@@ -23,6 +23,9 @@ const CONFIG: ScannerConfig = {
   scanTimeoutMs: 16_000,
   settleMaxMs: 3_000,
   axeTimeoutMs: 10_000,
+  // The isolation tests prove a slot is cleaned and reused: a starved machine must not make them
+  // see the safety net (discarding the slot) instead.
+  cleanupTimeoutMs: 20_000,
   policy: { allowPrivate: true, allowedHosts: [], resolve: defaultResolver },
 };
 
