@@ -34,6 +34,41 @@ function waitExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/**
+ * Spawns `redis-server args…` (killed when this process exits) and waits until it answers PING on
+ * `port` (PING answers -LOADING until an append-only file has been read back). Resolves with the
+ * child, or, when it exits or stays silent for 10 s, kills it and resolves with null and the tail
+ * of its output.
+ */
+export async function launchRedis(args: string[], port: number, cwd?: string): Promise<{ proc: ChildProcess | null; output: string }> {
+  let output = '';
+  const proc = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  // Keep the pipes drained (a full pipe would block the server); the tail explains a failed start.
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4_000);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  let exited = false;
+  proc.once('exit', () => {
+    exited = true;
+  });
+  proc.once('error', (err) => {
+    exited = true;
+    output += `\n${err.message}`;
+  });
+  const until = Date.now() + 10_000;
+  while (Date.now() < until && !exited) {
+    if (await ping(port)) return { proc, output };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  proc.kill('SIGKILL');
+  await waitExit(proc);
+  return { proc: null, output };
+}
+
 export interface RedisServerOptions {
   /** Persist every write to an append-only file in the server's directory, reloaded by `restart()`. */
   appendOnly?: boolean;
@@ -49,40 +84,13 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let output = '';
 
   const launch = async (port: number): Promise<boolean> => {
-    output = '';
-    const proc = spawn(
-      BINARY,
+    const started = await launchRedis(
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      port,
     );
-    running.add(proc);
-    proc.once('exit', () => running.delete(proc));
-    // Keep the pipes drained (a full pipe would block the server); the tail explains a failed start.
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-4_000);
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    let exited = false;
-    proc.once('exit', () => {
-      exited = true;
-    });
-    proc.once('error', (err) => {
-      exited = true;
-      output += `\n${err.message}`;
-    });
-    // PING answers -LOADING until an append-only file has been read back: wait for +PONG.
-    const until = Date.now() + 10_000;
-    while (Date.now() < until && !exited) {
-      if (await ping(port)) {
-        child = proc;
-        return true;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    proc.kill('SIGKILL');
-    await waitExit(proc);
-    return false;
+    output = started.output;
+    child = started.proc ?? child;
+    return started.proc !== null;
   };
 
   let port = 0;

@@ -1,22 +1,16 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, redisPing as ping } from './net.js';
+import { freePort } from './net.js';
+import { launchRedis } from './redis-server.js';
 
 /**
  * Redis Sentinel and Redis Cluster for one test file, built from `redis-server` children on
  * loopback (the same binary runs a sentinel with `--sentinel`), each in its own temp dir.
  */
 
-const SERVER = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 const CLI = process.env.REDIS_CLI_BIN ?? 'redis-cli';
-
-// Every child of this process, killed on exit even when a test file crashes before its afterAll.
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
 
 /** One redis-server (or sentinel) child. */
 export interface RedisNode {
@@ -68,47 +62,24 @@ async function startNode(dir: string, args: (port: number) => string[]): Promise
   let output = '';
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    output = '';
-    const proc = spawn(SERVER, args(port), { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-    running.add(proc);
-    proc.once('exit', () => running.delete(proc));
-    // Keep the pipes drained (a full pipe would block the server); the tail explains a failed start.
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-4_000);
+    const started = await launchRedis(args(port), port, dir);
+    output = started.output;
+    let child = started.proc;
+    if (!child) continue;
+    return {
+      port,
+      address: `127.0.0.1:${port}`,
+      get pid() {
+        return child?.pid ?? null;
+      },
+      async stop() {
+        const p = child;
+        child = null;
+        if (!p) return;
+        p.kill('SIGKILL');
+        await waitExit(p);
+      },
     };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    let exited = false;
-    proc.once('exit', () => {
-      exited = true;
-    });
-    proc.once('error', (err) => {
-      exited = true;
-      output += `\n${err.message}`;
-    });
-    const until = Date.now() + 10_000;
-    while (Date.now() < until && !exited) {
-      if (await ping(port)) {
-        let child: ChildProcess | null = proc;
-        return {
-          port,
-          address: `127.0.0.1:${port}`,
-          get pid() {
-            return child?.pid ?? null;
-          },
-          async stop() {
-            const p = child;
-            child = null;
-            if (!p) return;
-            p.kill('SIGKILL');
-            await waitExit(p);
-          },
-        };
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    proc.kill('SIGKILL');
-    await waitExit(proc);
   }
   throw new Error(`redis-server ${args(0).join(' ')} did not start:\n${output}`);
 }
