@@ -21,6 +21,7 @@ export function scannerConfigOf(config: Config, concurrency: number, logger: Log
     scanTimeoutMs: config.SCAN_TIMEOUT,
     maxScansPerBrowser: config.BROWSER_MAX_SCANS,
     maxBrowserRssBytes: config.BROWSER_MAX_RSS_MB * 2 ** 20,
+    gcHeapBytes: config.BROWSER_GC_HEAP_MB * 2 ** 20,
     policy: policyOf(config),
     logger,
   };

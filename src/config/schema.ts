@@ -132,6 +132,7 @@ export const envSchema = z.object({
   SETTLE_QUIET: duration('100ms'),
   BROWSER_MAX_SCANS: int(1000, 0),
   BROWSER_MAX_RSS_MB: int(2048, 0),
+  BROWSER_GC_HEAP_MB: int(128, 0),
   PUPPETEER_EXECUTABLE_PATH: z.string().optional(),
   CHROMIUM_PATH: z.string().optional(),
   // Access control and limits

@@ -29,4 +29,6 @@ export interface ScannerStats {
   scansDone: number;
   browserRestarts: number;
   browserPid: number | null;
+  /** Pages garbage-collected between scans because their heap passed the limit (engine only). */
+  heapCollections?: number;
 }

@@ -518,6 +518,8 @@ describe('ScanEngine browser lifecycle', () => {
     server = await startFixtureServer();
     server.html('/page', page(`<h1>Page</h1>${NO_ALT_IMG}`));
     server.html('/slow', page('<h1>Slow</h1>'), { delayMs: 2_500 });
+    // Holds about 160 MB of JavaScript heap while it is loaded.
+    server.html('/big-heap', page(`<h1>Big heap</h1>${NO_ALT_IMG}<script>window.ballast = new Array(20e6).fill(1.5);</script>`));
   });
 
   afterAll(async () => {
@@ -557,6 +559,25 @@ describe('ScanEngine browser lifecycle', () => {
     }
     expect(await waitForExit(pids)).toEqual([]);
     expect(ourChromiumProcesses()).toEqual([]);
+  });
+
+  it('garbage-collects a reused page whose heap passed gcHeapBytes before its next scan, and only then', async () => {
+    const engine = await createScanner({ ...CONFIG, gcHeapBytes: 128 * 2 ** 20 });
+    const off = await createScanner({ ...CONFIG, gcHeapBytes: 0 });
+    try {
+      ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
+      expect(engine.stats().heapCollections).toBe(0);
+      for (let i = 0; i < 2; i++) expect(ruleIds(ok(await engine.scan(server.url(`/big-heap?i=${i}`), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
+      expect(engine.stats().heapCollections).toBeGreaterThanOrEqual(1);
+      // The collected page is the same warm page, and scans on.
+      expect(engine.stats().browserRestarts).toBe(0);
+      expect(ruleIds(ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
+
+      ok(await off.scan(server.url('/big-heap?off'), DEFAULT_SCAN_OPTIONS));
+      expect(off.stats().heapCollections).toBe(0);
+    } finally {
+      await Promise.all([engine.close(), off.close()]);
+    }
   });
 
   it('recycles the browser every maxScansPerBrowser scans without losing a page', async () => {
