@@ -341,7 +341,9 @@ export class ScanEngine implements Scanner {
         page.evaluate(() => location.replace('about:blank')).catch(() => undefined),
       ]);
     }
-    await Promise.all([
+    // The heap is read beside the clearing, which waits on the browser process, so it costs nothing.
+    const [heap] = await Promise.all([
+      this.heapToCollect(session),
       session.send('Network.clearBrowserCookies'),
       ...[...state.storageKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
       ...[...state.origins].map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
@@ -352,7 +354,10 @@ export class ScanEngine implements Scanner {
     state.storageKeys.clear();
     state.guessedKeys.clear();
     state.tracked = new WeakMap();
-    await this.collectGarbage(session);
+    if (heap) {
+      await session.send('HeapProfiler.collectGarbage');
+      this.gcRuns++;
+    }
     return true;
   }
 
@@ -360,16 +365,14 @@ export class ScanEngine implements Scanner {
    * A reused page's renderer keeps the garbage of every scan it ran (axe-core allocates freely) and
    * its heap keeps growing towards V8's own limit, which takes hundreds of scans: about 500 MB of
    * renderer per slot on the project's soak, reached slowly enough to look like a leak. A full
-   * collection whenever the heap passes gcHeapBytes keeps each renderer near a third of that, at
-   * the cost of one collection every dozen scans or so.
+   * collection whenever the heap passes gcHeapBytes keeps each renderer near 300 MB, at the cost
+   * of one collection every twenty scans or so of the fixture site. True when it is due.
    */
-  private async collectGarbage(session: CDPSession): Promise<void> {
+  private async heapToCollect(session: CDPSession): Promise<boolean> {
     const limit = this.config.gcHeapBytes ?? DEFAULT_SCANNER_CONFIG.gcHeapBytes;
-    if (limit <= 0) return;
+    if (limit <= 0) return false;
     const heap = await session.send('Runtime.getHeapUsage');
-    if (heap.totalSize < limit) return;
-    await session.send('HeapProfiler.collectGarbage');
-    this.gcRuns++;
+    return heap.totalSize >= limit;
   }
 
   /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */
