@@ -77,7 +77,11 @@ export interface DlqListQuery {
   host?: string;
 }
 
-/** One page of entries, newest first; `nextCursor` is null on the last page. */
+/**
+ * One page of entries, newest first; `nextCursor` is null on the last page. A page filtered by
+ * both code and host may hold fewer than `limit` entries (even none) and still have a cursor: the
+ * walk through the code's index is bounded per page, and paging on reaches the older matches.
+ */
 export interface DlqPage {
   entries: DlqEntry[];
   nextCursor: string | null;

@@ -138,7 +138,7 @@ export interface DlqCaptureOptions {
  */
 export type CaptureListener = (entry: DlqEntry, info: { writtenHere: boolean }) => void;
 
-export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry } | { outcome: 'duplicate' | 'missing' };
+export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry } | { outcome: 'duplicate' | 'missing' | 'completed' };
 
 /**
  * Moves every scan that failed for good into the DLQ. It watches the queue's `failed` events
@@ -222,6 +222,17 @@ export class DlqCapture {
     if (!job) {
       logger.warn({ event: 'dlq.capture.missing', jobId }, 'failed job vanished before the DLQ could read it');
       return { outcome: 'missing' };
+    }
+    // A worker killed after storing the scan's result but before BullMQ recorded the completion
+    // leaves a job that stalls; when the stall limit fails it, the scan has in fact completed:
+    // its stored result stands and there is nothing to replay. The job goes back to the queue,
+    // where the processor finds the stored result and completes it without scanning again, so
+    // BullMQ's state agrees with the record (one process wins the move; the others see it done).
+    const stored = await this.options.results.get(jobId);
+    if (stored?.status === 'completed' && stored.result) {
+      const moved = await job.retry('failed').then(() => true, () => false);
+      logger.info({ event: 'dlq.capture.completed', jobId, reason: job.failedReason || eventReason, moved }, 'failed job had completed (its result is stored): not a dead letter; handed back to be marked completed');
+      return { outcome: 'completed' };
     }
     const { logs } = await queue.getJobLogs(jobId, 0, -1, true);
     const facts: FailedJobFacts = {

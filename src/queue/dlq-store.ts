@@ -271,9 +271,15 @@ export class DlqStore {
     // A host filter over a code index may skip many; bound the walk so a page stays cheap.
     const maxScanned = hostFilter ? query.limit * 50 + 1_000 : Number.MAX_SAFE_INTEGER;
     let scanned = 0;
+    // The last entry looked at, matching or not: where the next page starts when the walk's bound cut this one short.
+    let lastSeen: { score: number; id: string } | null = null;
+    let exhausted = false;
     while (entries.length <= query.limit && scanned < maxScanned) {
       const raw = await this.redis.zrevrange(index, start, start + batch - 1, 'WITHSCORES');
-      if (raw.length === 0) break;
+      if (raw.length === 0) {
+        exhausted = true;
+        break;
+      }
       start += raw.length / 2;
       const ids: string[] = [];
       const idScores: number[] = [];
@@ -289,20 +295,28 @@ export class DlqStore {
       const jsons = ids.length ? await this.readJsons(ids) : [];
       for (let i = 0; i < ids.length; i++) {
         const json = jsons[i];
+        if (entries.length <= query.limit) lastSeen = { score: idScores[i]!, id: ids[i]! };
         if (!json) continue;
         const entry = JSON.parse(json) as DlqEntry;
         if (hostFilter && entry.host !== hostFilter) continue;
         entries.push(entry);
         scores.push(idScores[i]!);
       }
-      if (raw.length / 2 < batch) break;
+      if (raw.length / 2 < batch) {
+        exhausted = true;
+        break;
+      }
     }
     if (entries.length > query.limit) {
       more = true;
       entries.length = query.limit;
     }
     const last = entries[entries.length - 1];
-    return { entries, nextCursor: more && last ? encodeCursor(scores[entries.length - 1]!, last.id) : null };
+    if (more && last) return { entries, nextCursor: encodeCursor(scores[entries.length - 1]!, last.id) };
+    // The walk's bound ended this page before the index did: a short page (even an empty one) with
+    // a cursor, so matches further down are reached by paging on, never hidden behind a null cursor.
+    if (!exhausted && lastSeen) return { entries, nextCursor: encodeCursor(lastSeen.score, lastSeen.id) };
+    return { entries, nextCursor: null };
   }
 
   private async readJsons(ids: readonly string[]): Promise<Array<string | null>> {
