@@ -5,9 +5,9 @@ import type { Config } from '../config/schema.js';
 import type { DlqEntry } from '../domain/dlq.js';
 import { toolInfo } from '../domain/version.js';
 import { scanEventsToMetrics } from '../http/plugins/metrics.js';
-import { buildServer } from '../http/server.js';
+import { buildHealthServer, buildServer } from '../http/server.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { initErrorReporting, type ErrorReporter } from '../observability/sentry.js';
+import { initErrorReporting, noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
@@ -29,6 +29,8 @@ export interface ServiceOptions {
   /** Scan concurrency of the worker in this process; 0 runs no worker. */
   workerConcurrency: number;
   env: Record<string, string | undefined>;
+  /** Without the API: build the health endpoints alone as `app` (a worker's WORKER_HEALTH_PORT). */
+  healthServer?: boolean;
   /** Told of each DLQ capture this process observes; `writtenHere` is true in the one process that wrote it. */
   onDlqCapture?: (entry: DlqEntry, info: { writtenHere: boolean }) => void;
 }
@@ -44,6 +46,8 @@ export interface Service {
   redis: RedisClient;
   /** The dead-letter queue (its size() feeds wcagai_dlq_size). */
   dlq: DeadLetterQueue;
+  /** Unexpected errors go here (SENTRY_DSN; a no-op without it): the process handlers' too. */
+  reporter: ErrorReporter;
   /** Ordered shutdown: stop accepting, finish in-flight requests, drain or release scans, close browser and Redis. */
   close(deadlineMs?: number): Promise<{ released: boolean }>;
 }
@@ -100,6 +104,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         hooks: integ.hooks,
         outcomes: integ.outcomes,
         heartbeatExtra: integ.heartbeatExtra,
+        reporter,
         ...(config.WORKER_LOCK_DURATION ? { lockDurationMs: config.WORKER_LOCK_DURATION } : {}),
         ...(config.WORKER_STALLED_INTERVAL ? { stalledIntervalMs: config.WORKER_STALLED_INTERVAL } : {}),
       });
@@ -130,6 +135,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
         alerts: integ.alerts,
       });
       app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner, metrics, reporter, healthSections, extend: [dlq.routes, integ.routes, events.routes] });
+    } else if (options.healthServer) {
+      app = await buildHealthServer({ logger, redis, keys, producer, store, scanner, healthSections: [dlq.healthSection, integ.healthSection] });
     }
     integ.start();
   } catch (err) {
@@ -151,6 +158,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     queue,
     redis,
     dlq: dlq.dlq,
+    reporter: reporter ?? noopReporter,
     close(deadlineMs = config.SHUTDOWN_TIMEOUT) {
       closing ??= (async () => {
         const started = Date.now();

@@ -76,7 +76,8 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .command('worker')
     .description('run scan workers against the queue at REDIS_URL')
     .option('--concurrency <n>', 'scans at once (default WORKER_CONCURRENCY)', positiveInt('--concurrency'))
-    .action(async (opts: { concurrency?: number }) => {
+    .option('--health-port <port>', 'serve /health/live, /health/ready and /health on this port (default WORKER_HEALTH_PORT; none when unset)', portNumber)
+    .action(async (opts: { concurrency?: number; healthPort?: number }) => {
       const { runWorker } = await import('../commands/worker.js');
       setExit((await runWorker(opts)) as ExitCode);
     });

@@ -23,7 +23,7 @@ export async function runServe(flags: ServeFlags): Promise<number> {
       if (reason === 'uncaughtException') exitCode = 1;
       await service.close();
       resolve();
-    }, undefined, { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
+    }, (err) => service.reporter.capture(err), { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
   });
   const address = await service.app!.listen({ port: config.PORT, host: config.HOST });
   logger.info({ event: 'serve.listening', address, worker: concurrency > 0, concurrency }, `wcagai listening on ${address}`);

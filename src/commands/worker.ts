@@ -2,17 +2,26 @@ import { installProcessHandlers, SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
 import { runtimeFromEnv } from '../app/runtime.js';
 import { startService } from '../app/service.js';
 
-/** `wcagai worker`: scan workers only, against the queue at REDIS_URL. Resolves when shut down. */
-export async function runWorker(flags: { concurrency?: number }): Promise<number> {
-  const { config, logger, env } = runtimeFromEnv({}, 'wcagai-worker');
-  const service = await startService(config, logger, { api: false, workerConcurrency: flags.concurrency ?? config.WORKER_CONCURRENCY, env });
+/**
+ * `wcagai worker`: scan workers only, against the queue at REDIS_URL, and with `--health-port`
+ * (WORKER_HEALTH_PORT) the health endpoints on HOST. Resolves when shut down.
+ */
+export async function runWorker(flags: { concurrency?: number; healthPort?: number }): Promise<number> {
+  const { config, logger, env } = runtimeFromEnv(flags.healthPort !== undefined ? { WORKER_HEALTH_PORT: String(flags.healthPort) } : {}, 'wcagai-worker');
+  const healthServer = config.WORKER_HEALTH_PORT > 0;
+  const service = await startService(config, logger, { api: false, healthServer, workerConcurrency: flags.concurrency ?? config.WORKER_CONCURRENCY, env });
   let exitCode = 0;
-  await new Promise<void>((resolve) => {
+  const finished = new Promise<void>((resolve) => {
     installProcessHandlers(logger, async (reason) => {
       if (reason === 'uncaughtException') exitCode = 1;
       await service.close();
       resolve();
-    }, undefined, { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
+    }, (err) => service.reporter.capture(err), { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
   });
+  if (healthServer && service.app) {
+    const address = await service.app.listen({ port: config.WORKER_HEALTH_PORT, host: config.HOST });
+    logger.info({ event: 'worker.health_listening', address }, `worker health on ${address}/health/ready`);
+  }
+  await finished;
   return exitCode;
 }

@@ -101,6 +101,8 @@ export const envSchema = z.object({
   // Service
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(8080, 0, 65535),
+  /** `wcagai worker`: serve /health/live, /health/ready and /health on this port (HOST) when set; 0 = none. */
+  WORKER_HEALTH_PORT: int(0, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   /** Sentinel mode: the sentinels to ask for the master of REDIS_SENTINEL_NAME (REDIS_URL then gives only credentials, db and TLS). */
   REDIS_SENTINELS: hostPorts,

@@ -184,3 +184,32 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   for (const extend of deps.extend ?? []) await extend(app);
   return app;
 }
+
+/**
+ * The health endpoints alone, for a `wcagai worker` process (WORKER_HEALTH_PORT): liveness,
+ * readiness (Redis reachable and a browser up) and the short summary, as `serve` answers them,
+ * errors in problem+json. No API, no auth: it says only whether the process can work.
+ */
+export async function buildHealthServer(deps: Pick<ServerDeps, 'logger' | 'redis' | 'keys' | 'producer' | 'store' | 'scanner' | 'healthSections'>): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'health' }, { level: 'warn' }) as FastifyBaseLogger,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    requestTimeout: 10_000,
+    http: { headersTimeout: 5_000, maxHeaderSize: 16_384, connectionsCheckingInterval: 1_000 },
+    clientErrorHandler: clientErrorProblem,
+    frameworkErrors: (err, request, reply) => {
+      const { code, detail } = classifyHttpError(err);
+      return sendProblem(reply, problem(request, code, detail));
+    },
+  });
+  requestIdPlugin(app);
+  securityHeadersPlugin(app);
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+  app.setErrorHandler((err, request, reply) => {
+    const { code, detail, extra, headers } = classifyHttpError(err);
+    return sendProblem(reply, problem(request, code, detail, extra), headers);
+  });
+  healthRoutes(app, deps);
+  return app;
+}

@@ -30,6 +30,11 @@ export interface ProcessorDeps {
   withContext?<T>(ctx: { requestId?: string; jobId: string }, fn: () => Promise<T>): Promise<T>;
   /** A DLQ replay (job data has dlqId) completed: its entry leaves the DLQ. */
   onReplayCompleted?(dlqId: string, jobId: string): Promise<unknown>;
+  /**
+   * Told of every attempt that failed for an unexpected reason (code INTERNAL: a bug, not the
+   * page's fault), with the job's ids: the error reporter (SENTRY_DSN).
+   */
+  onInternalError?(err: unknown, ids: { jobId: string; requestId?: string }): void;
 }
 
 /** A job's return value as QueueEvents delivers it (a JSON string or an object); undefined when unreadable. */
@@ -130,6 +135,10 @@ export function createScanProcessor(deps: ProcessorDeps) {
     } catch (err) {
       if (!(err instanceof WaitingError)) {
         const { code, message } = parseFailedReason(err instanceof Error ? err.message : String(err));
+        if (code === 'INTERNAL') {
+          const requestId = (job.data as { requestId?: unknown })?.requestId;
+          deps.onInternalError?.(err, { jobId: job.id!, ...(typeof requestId === 'string' ? { requestId } : {}) });
+        }
         await job.log(attemptLogLine({ attempt: job.attemptsMade + 1, code, message, at: new Date().toISOString() })).catch(() => 0);
       }
       throw err;

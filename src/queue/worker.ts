@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import type { ErrorReporter } from '../observability/sentry.js';
 import type { Scanner } from '../scanner/types.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { ScanJobData } from './job.js';
@@ -30,6 +31,8 @@ export interface ScanWorkerOptions {
   heartbeatMs?: number;
   /** Extra figures for the heartbeat (breakers, for instance). */
   heartbeatExtra?: () => Record<string, unknown>;
+  /** Where unexpected failures go (SENTRY_DSN): scans failed with INTERNAL, and the worker's own errors. */
+  reporter?: ErrorReporter;
 }
 
 export interface ScanWorker {
@@ -52,6 +55,7 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     ...(options.onReplayCompleted ? { onReplayCompleted: options.onReplayCompleted } : {}),
     ...(options.hooks ? { hooks: options.hooks } : {}),
     ...(options.outcomes ? { outcomes: options.outcomes } : {}),
+    ...(options.reporter ? { onInternalError: (err: unknown, ids: { jobId: string; requestId?: string }) => options.reporter!.capture(err, ids) } : {}),
   });
   // Counted around the processor itself: a job released at shutdown or whose lock moved to another
   // worker fires neither `completed` nor `failed`, and event counting drifted on such jobs.
@@ -78,7 +82,10 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
       autorun: true,
     },
   );
-  worker.on('error', (err) => logger.error({ event: 'worker.error', err }, 'worker error'));
+  worker.on('error', (err) => {
+    logger.error({ event: 'worker.error', err }, 'worker error');
+    options.reporter?.capture(err, { tags: { worker_id: id } });
+  });
   const heartbeat = startHeartbeat(
     options.connection,
     options.keys,

@@ -1,7 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WcagaiError } from '../../src/errors/catalogue.js';
@@ -9,64 +6,29 @@ import { errorReportingPlugin } from '../../src/http/plugins/sentry.js';
 import { classifyHttpError, problem, sendProblem } from '../../src/http/problem.js';
 import { runWithContext } from '../../src/observability/context.js';
 import { type ErrorReporter, initErrorReporting, noopReporter } from '../../src/observability/sentry.js';
-
-interface SentryEvent {
-  tags?: Record<string, string>;
-  release?: string;
-  environment?: string;
-  exception?: { values?: Array<{ type?: string; value?: string; stacktrace?: { frames?: unknown[] } }> };
-}
-
-interface Received {
-  path: string;
-  auth: string;
-  events: SentryEvent[];
-}
-
-/** A stand-in for Sentry's ingest: parses envelopes (one JSON header line, then item header + payload pairs). */
-function parseEnvelope(body: string): SentryEvent[] {
-  const lines = body.split('\n').filter(Boolean);
-  const events: SentryEvent[] = [];
-  for (let i = 1; i + 1 < lines.length; i += 2) {
-    const header = JSON.parse(lines[i]!) as { type: string };
-    if (header.type === 'event') events.push(JSON.parse(lines[i + 1]!) as SentryEvent);
-  }
-  return events;
-}
+import { type Received, type SentryIngest, startSentryIngest } from '../support/sentry-ingest.js';
 
 const silent = { info: () => undefined, warn: () => undefined };
 
-let server: Server;
+let ingest: SentryIngest;
 let dsn: string;
-const received: Received[] = [];
+let received: Received[];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let raw = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
-      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-      // The SDK authenticates in the query string (or, in older versions, an X-Sentry-Auth header).
-      const auth = url.searchParams.get('sentry_key') ?? String(req.headers['x-sentry-auth'] ?? '');
-      received.push({ path: url.pathname, auth, events: parseEnvelope(raw.toString('utf8')) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  dsn = `http://publickey@127.0.0.1:${(server.address() as AddressInfo).port}/1`;
+  ingest = await startSentryIngest();
+  dsn = ingest.dsn;
+  received = ingest.received;
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await ingest.close();
 });
 
 beforeEach(() => {
   received.length = 0;
 });
 
-const events = () => received.flatMap((r) => r.events);
+const events = () => ingest.events();
 
 describe('initErrorReporting', () => {
   it('loads @sentry/node only lazily: no static import that `wcagai --help` would pay for', () => {

@@ -2,6 +2,7 @@ import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHeartbeat } from '../../src/queue/heartbeat.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, uniquePrefix, waitFor, type TestService } from '../support/service.js';
 import { reap, spawnWorker, type WorkerProcess } from './worker-process.js';
@@ -12,6 +13,7 @@ let redis: RedisServer;
 let fixture: FixtureServer;
 let api: TestService;
 let workers: WorkerProcess[] = [];
+let healthPort: number;
 
 beforeAll(async () => {
   [redis, fixture] = await Promise.all([startRedisServer(), startFixtureServer()]);
@@ -19,7 +21,8 @@ beforeAll(async () => {
   for (let i = 0; i < SCANS; i++) fixture.html(`/page-${i}.html`, page(`<h1>Page ${i}</h1>`), { delayMs: 300 });
   const prefix = uniquePrefix('fleet');
   api = await startTestService({ redisUrl: redis.url, prefix });
-  workers = [spawnWorker(redis.url, prefix, { WORKER_CONCURRENCY: '1' }), spawnWorker(redis.url, prefix, { WORKER_CONCURRENCY: '1' })];
+  healthPort = await freePort();
+  workers = [spawnWorker(redis.url, prefix, { WORKER_CONCURRENCY: '1', WORKER_HEALTH_PORT: String(healthPort) }), spawnWorker(redis.url, prefix, { WORKER_CONCURRENCY: '1' })];
   await Promise.all(workers.map((w) => w.waitForLog((e) => e.event === 'worker.start', 45_000)));
 });
 
@@ -80,6 +83,23 @@ describe('two `wcagai worker` processes on one queue', () => {
       { timeoutMs: 15_000, what: 'heartbeats counting every scan, nothing active' },
     );
     for (const b of after) expect(b.scansDone).toBeGreaterThan(0);
+  });
+
+  it('answers health on WORKER_HEALTH_PORT: live, ready with Redis and a browser up, problem+json elsewhere', async () => {
+    const base = `http://127.0.0.1:${healthPort}`;
+    await workers[0]!.waitForLog((e) => e.event === 'worker.health_listening', 10_000);
+    const live = await fetch(`${base}/health/live`);
+    expect(live.status).toBe(200);
+    const ready = await fetch(`${base}/health/ready`, { headers: { 'x-request-id': 'health-check-1' } });
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get('x-request-id')).toBe('health-check-1');
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: { status: 'up' }, browser: { status: 'up', pages: 1 } } });
+    expect(await (await fetch(`${base}/health`)).json()).toMatchObject({ status: 'healthy' });
+    // Only health is served: no API, no admin routes on a worker.
+    const api404 = await fetch(`${base}/api/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(api404.status).toBe(404);
+    expect(api404.headers.get('content-type')).toContain('application/problem+json');
+    expect(await api404.json()).toMatchObject({ status: 404, code: 'NOT_FOUND', instance: '/api/scans' });
   });
 
   it('stops on SIGTERM: exit code 0, heartbeat withdrawn, browser gone', async () => {

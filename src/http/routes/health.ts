@@ -115,7 +115,7 @@ export function detailedHealth(deps: DetailedHealthDeps, startedAt = Date.now())
 }
 
 /** Liveness, readiness, a short summary and the detailed view operators and `top` read. */
-export function healthRoutes(app: FastifyInstance, deps: ServerDeps): void {
+export function healthRoutes(app: FastifyInstance, deps: DetailedHealthDeps): void {
   const started = Date.now();
   const detailed = detailedHealth(deps, started);
   app.addHook('onClose', async () => detailed.close());
