@@ -198,6 +198,19 @@ describe('breaker control across the fleet', () => {
     expect(rows).toHaveLength(6);
   });
 
+  it('the other way round: isolate through the admin route, reset through the CLI, each reaching the other process', async () => {
+    const isolated = await http(a, 'POST', '/admin/breakers/hubspot/isolate', undefined, auth);
+    expect(isolated.status).toBe(200);
+    expect(isolated.json).toMatchObject({ action: 'isolate', name: 'hubspot', breaker: { state: 'ISOLATED' } });
+    await waitFor(async () => (await http(b, 'GET', '/admin/breakers', undefined, auth)).json.process.breakers.hubspot.state === 'ISOLATED', { timeoutMs: 5_000, what: 'the isolation to reach B' });
+
+    const reset = await runCli(['breakers', 'reset', 'hubspot', '--url', b.base, '--token', TOKEN], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
+    expect(reset.stderr).toBe('');
+    expect(reset.code).toBe(0);
+    expect(reset.stdout).toMatch(/^circuit breaker hubspot: reset, now CLOSED; reached \d+ other process\(es\)\n$/);
+    await waitFor(async () => (await http(a, 'GET', '/admin/breakers', undefined, auth)).json.process.breakers.hubspot.state === 'CLOSED', { timeoutMs: 5_000, what: 'the reset to reach A' });
+  });
+
   it('answers 404 for an unknown breaker and 401 without the admin token', async () => {
     const unknown = await runCli(['breakers', 'reset', 'nope', '--url', a.base, '--token', TOKEN]);
     expect(unknown.code).toBe(1);

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { callUpstream, parseRetryAfter, UpstreamError } from '../../src/clients/http.js';
@@ -76,6 +78,41 @@ describe('resilience policy (real HTTP on loopback)', () => {
       expect(d).toBeGreaterThanOrEqual(20 * 2 ** i);
       expect(d).toBeLessThanOrEqual(40 * 2 ** i);
     });
+  });
+
+  it('retries network errors (a connection dropped without an answer, a port nobody listens on)', async () => {
+    // Drops the first two connections without answering, then answers.
+    let connections = 0;
+    const flaky = createServer((req, res) => {
+      connections++;
+      if (connections <= 2) return void req.socket.destroy();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}/flaky`;
+      const p = policy({ attempts: 3, breakerFailures: 100 });
+      const retries: string[] = [];
+      p.onRetry((e) => retries.push(e.error instanceof UpstreamError ? e.error.code : 'unknown'));
+      const answer = await p.execute((s) => callUpstream({ service: p.name, method: 'POST', url, body: { q: 1 }, schema: okSchema, signal: s }));
+      expect(answer).toMatchObject({ status: 200, value: { ok: true } });
+      expect(connections).toBe(3);
+      expect(retries).toEqual(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE']);
+    } finally {
+      await new Promise<void>((resolve) => flaky.close(() => resolve()));
+    }
+
+    // Nothing listens: refused every time, retried until the attempts are spent.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const p = policy({ attempts: 2, breakerFailures: 100 });
+    let retried = 0;
+    p.onRetry(() => retried++);
+    const err = await failure(p.execute((s) => callUpstream({ service: p.name, method: 'POST', url: `http://127.0.0.1:${port}/`, body: {}, schema: okSchema, signal: s })));
+    expect(err.transient).toBe(true);
+    expect(retried).toBe(1);
   });
 
   it('neither retries nor counts a 4xx refusal, and never shows a secret the service echoes back', async () => {
