@@ -25,8 +25,10 @@ const PACE_MS = 6_000;
 // then the right answer, but not the moderate load this scenario is about). stress and leak scan it.
 const SOAK_PAGES = HEALTHY_PAGES.filter((p) => p !== FIXTURE_PAGES.heavy);
 const SAMPLE_MS = Math.min(5_000, Math.max(1_000, Math.round(SOAK_MS / 120)));
-// Start-up growth (V8 heap sizing, JIT code, Chromium caches filling) is not a trend: the fit skips it.
-const WARMUP_MS = Math.min(60_000, SOAK_MS / 5);
+// Start-up growth (V8 heap sizing, JIT code, Chromium caches filling, and each warm page's heap
+// rising to BROWSER_GC_HEAP_MB before its first collection: a few dozen scans per page, about three
+// minutes at this pace) is not a trend: the fit skips it.
+const WARMUP_MS = Math.min(180_000, SOAK_MS / 3);
 
 /**
  * The flat-trend bound. Memory may rise and fall; what must not happen is a steady climb that would
