@@ -164,6 +164,12 @@ describe('DLQ capture', () => {
     // Capturing again (a late observer, the start-up sweep) changes nothing.
     expect(await second.capture(ids[0]!)).toEqual({ outcome: 'duplicate' });
     expect(await second.sweep(100)).toBe(0);
+
+    // The API process's metrics: the DLQ's size, and each capture counted once by code.
+    const metrics = (await svc.request({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^wcagai_dlq_size 5$/m);
+    expect(metrics).toMatch(/^wcagai_dlq_captured_total\{code="HTTP_CLIENT_ERROR"\} 3$/m);
+    expect(metrics).toMatch(/^wcagai_dlq_captured_total\{code="HTTP_SERVER_ERROR"\} 2$/m);
   });
 });
 
