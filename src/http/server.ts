@@ -94,7 +94,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     requestTimeout: 30_000,
     connectionTimeout: 130_000,
     keepAliveTimeout: 5_000,
-    maxRequestsPerSocket: 10_000,
+    // No cap on requests per connection: past a cap, Node answers what a keep-alive client already
+    // sent on that connection with a bare 503 of its own (not problem+json), which a client
+    // reading health 8,000 times a second over two connections met as 4,064 failed requests.
+    maxRequestsPerSocket: 0,
     return503OnClosing: false,
     // Node's own missing-Host refusal is an empty 400; the onRequest hook below refuses it as a problem.
     // Node enforces headersTimeout and requestTimeout only when it sweeps its connections (every 30 s
