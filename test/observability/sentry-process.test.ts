@@ -19,6 +19,7 @@ import { startScanWorker } from '../../src/queue/worker.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startSentryIngest, type SentryIngest } from '../support/sentry-ingest.js';
+import { stubResult } from '../support/stub-results.js';
 import { LogSink, uniquePrefix, waitFor } from '../support/service.js';
 
 let redis: RedisServer;
@@ -39,16 +40,10 @@ afterAll(async () => {
 const buggyScanner: Scanner = {
   async scan(url: string): Promise<PageResult> {
     const bug = url.includes('bug');
-    return {
-      url,
-      finalUrl: url,
-      status: 'error',
+    return stubResult(url, {
       httpStatus: bug ? 200 : 500,
       error: bug ? { code: 'INTERNAL', message: 'the engine tripped over itself', retryable: false } : { code: 'HTTP_SERVER_ERROR', message: `${url} answered 500`, retryable: false },
-      timings: { navigationMs: 1, settleMs: 0, axeMs: 0, totalMs: 1 },
-      rules: { axeVersion: 'stub', tags: [], ran: [] },
-      violations: [],
-    };
+    });
   },
   stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }),
   close: async () => undefined,

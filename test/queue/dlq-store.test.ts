@@ -14,6 +14,7 @@ import { startScanWorker, type ScanWorker } from '../../src/queue/worker.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { LogSink, startTestService, uniquePrefix, waitFor, type TestService } from '../support/service.js';
+import { stubResult } from '../support/stub-results.js';
 
 /**
  * The DLQ's store, capture and retention without Chromium: scans are failed by a stub scanner
@@ -79,27 +80,19 @@ function entry(fields: { code: string; host: string; at: number; url?: string })
 }
 
 /** Fails every scan: URLs containing "perm" permanently (404), the others retryably with a message per call. */
-function failingScanner(): Scanner & { calls: number; scanned(): PageResult } {
+function failingScanner(): Scanner & { calls: number } {
   const scanner = {
     calls: 0,
     async scan(url: string): Promise<PageResult> {
       scanner.calls++;
       const permanent = url.includes('perm');
-      return {
-        url,
-        finalUrl: url,
-        status: 'error',
+      return stubResult(url, {
         httpStatus: permanent ? 404 : 503,
         error: permanent ? { code: 'HTTP_CLIENT_ERROR', message: `${url} answered 404`, retryable: false } : { code: 'HTTP_SERVER_ERROR', message: `${url} answered 503 (call ${scanner.calls})`, retryable: true },
-        timings: { navigationMs: 1, settleMs: 0, axeMs: 0, totalMs: 1 },
-        rules: { axeVersion: 'stub', tags: [], ran: [] },
-        violations: [],
-      };
+      });
     },
     stats: () => ({ concurrency: 4, active: 0, scansDone: scanner.calls, browserRestarts: 0, browserPid: 1 }),
     close: async () => undefined,
-    /** A result as a scan of a clean page would give, for seeding. */
-    scanned: (): PageResult => ({ url: '', finalUrl: '', status: 'ok', httpStatus: 200, timings: { navigationMs: 1, settleMs: 0, axeMs: 1, totalMs: 2 }, rules: { axeVersion: 'stub', tags: [], ran: [] }, violations: [] }),
   };
   return scanner;
 }
@@ -184,7 +177,7 @@ describe('DLQ capture of a scan that had completed', () => {
     // What a worker killed between storing the result and completing the job leaves behind: the
     // completed record, then the job failed by the stall limit (taken and failed by hand here).
     const results = new ResultStore(svc.service.redis, keys, 60_000, 60_000);
-    const stored: PageResult = { ...failingScanner().scanned(), url: 'http://127.0.0.1:9/stored-then-stalled', status: 'ok' };
+    const stored = stubResult('http://127.0.0.1:9/stored-then-stalled');
     await results.putFinal({ id, status: 'completed', url: stored.url, options: OPTIONS, attempts: 1, createdAt: null, startedAt: null, finishedAt: new Date().toISOString(), cached: false, result: stored }, 'cache-key-unused');
     const manualConn = workerConnection(redis.url);
     const manual = new Worker(keys.queueName, null, { connection: manualConn, prefix: keys.bullPrefix, autorun: false });
