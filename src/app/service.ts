@@ -86,6 +86,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const dlqOps = dlq.dlq;
     // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
     const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: quietConnection(workerConnection(target), logger), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
+    const healthSections = [dlq.healthSection, integ.healthSection];
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
       workerRedis = workerConnection(target);
@@ -124,7 +125,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
       const unbindGauges = bindIntegrationGauges(metrics, integ.clients.registry, integ.alerts);
       owned.push(async () => unbindGauges());
-      const healthSections = [dlq.healthSection, integ.healthSection];
       // `wcagai top`: GET /admin/events and /admin/snapshot (throughput counted from this process's QueueEvents).
       const events = startEventsRuntime({
         health: { redis, keys, store, producer, scanner, healthSections },
@@ -136,7 +136,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
       app = await buildServer({ config, logger, redis, keys, producer, store, waiter, policy: policyOf(config), toRedisError, scanner, metrics, reporter, healthSections, extend: [dlq.routes, integ.routes, events.routes] });
     } else if (options.healthServer) {
-      app = await buildHealthServer({ logger, redis, keys, producer, store, scanner, healthSections: [dlq.healthSection, integ.healthSection] });
+      app = await buildHealthServer({ logger, redis, keys, producer, store, scanner, healthSections });
     }
     integ.start();
   } catch (err) {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Server } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Keys } from '../queue/keys.js';
@@ -78,17 +79,47 @@ function requestForLog(req: { method?: string; url?: string; host?: string; ip?:
   return { method: req.method, url: urlForLog(String(req.url ?? '')), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
 }
 
-/** Builds the API without listening (only `serve` listens; tests use `inject`). */
-export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const { config } = deps;
+/**
+ * What every wcagai HTTP server shares: request ids (taken from X-Request-ID or made, echoed, and
+ * the log's `requestId`), security headers, and every refusal as problem+json, from the parser,
+ * the router, an unknown route or a failing handler alike. `options` are the server's own limits.
+ */
+function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptions<Server>, 'bodyLimit' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'maxRequestsPerSocket' | 'return503OnClosing' | 'http' | 'routerOptions'>): FastifyInstance {
   const app = Fastify({
-    // Fastify's own `req` serializer logs the URL as sent, query string included; a client that puts
-    // a token there (`?token=…`) would write it into every "incoming request" line.
-    loggerInstance: deps.logger.child({}, { serializers: { req: requestForLog } }) as FastifyBaseLogger,
+    loggerInstance: logger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     // The same key as the context mixin and the worker: the "incoming request" line (logged before any
     // hook runs) carries requestId too, so one grep follows a request from arrival to completion.
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    ...options,
+    // Parser-level refusals (400, 408, 431) are problems too, not Fastify's plain JSON.
+    clientErrorHandler: clientErrorProblem,
+    // Router refusals (a malformed %-escape, a path parameter over maxParamLength) happen before any
+    // route or hook; without this Fastify answers them in its own plain JSON.
+    frameworkErrors: (err, request, reply) => {
+      const { code, detail } = classifyHttpError(err);
+      reply.header('x-request-id', request.id);
+      return sendProblem(reply, problem(request, code, detail));
+    },
+  });
+  requestIdPlugin(app);
+  securityHeadersPlugin(app);
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+  app.setErrorHandler((err, request, reply) => {
+    const { code, detail, extra, headers, internal } = classifyHttpError(err);
+    if (internal) request.log.error({ err, event: 'http.error' }, 'request failed');
+    else request.log.info({ event: 'http.problem', code }, detail);
+    return sendProblem(reply, problem(request, code, detail, extra), headers);
+  });
+  return app;
+}
+
+/** Builds the API without listening (only `serve` listens; tests use `inject`). */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  // Fastify's own `req` serializer logs the URL as sent, query string included; a client that puts
+  // a token there (`?token=…`) would write it into every "incoming request" line.
+  const app = problemServer(deps.logger.child({}, { serializers: { req: requestForLog } }) as FastifyBaseLogger, {
     bodyLimit: config.BODY_LIMIT,
     // Prefer: wait holds a request up to 120 s without traffic; slow senders are bounded by requestTimeout.
     requestTimeout: 30_000,
@@ -104,18 +135,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // by default), so an idle or slow-loris connection lived ~40 s, not 10; a 1 s sweep keeps them near the limit.
     http: { headersTimeout: 10_000, maxHeaderSize: 16_384, requireHostHeader: false, connectionsCheckingInterval: 1_000 },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
-    // Parser-level refusals (400, 408, 431) are problems too, not Fastify's plain JSON.
-    clientErrorHandler: clientErrorProblem,
-    // Router refusals (a malformed %-escape, a path parameter over maxParamLength) happen before any
-    // route or hook; without this Fastify answers them in its own plain JSON.
-    frameworkErrors: (err, request, reply) => {
-      const { code, detail } = classifyHttpError(err);
-      reply.header('x-request-id', request.id);
-      return sendProblem(reply, problem(request, code, detail));
-    },
   });
-  requestIdPlugin(app);
-  securityHeadersPlugin(app);
   if (deps.metrics) metricsPlugin(app, deps.metrics, config.METRICS_TOKEN ? { token: config.METRICS_TOKEN } : {});
   errorReportingPlugin(app, deps.reporter ?? noopReporter);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
@@ -133,14 +153,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (!closing) return;
     reply.header('connection', 'close');
     return sendProblem(reply, problem(request, 'SHUTTING_DOWN', 'the server is shutting down; retry on another instance'), { 'retry-after': '5' });
-  });
-
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
-  app.setErrorHandler((err, request, reply) => {
-    const { code, detail, extra, headers, internal } = classifyHttpError(err);
-    if (internal) request.log.error({ err, event: 'http.error' }, 'request failed');
-    else request.log.info({ event: 'http.problem', code }, detail);
-    return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
 
   await app.register(underPressure, {
@@ -194,24 +206,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
  * errors in problem+json. No API, no auth: it says only whether the process can work.
  */
 export async function buildHealthServer(deps: Pick<ServerDeps, 'logger' | 'redis' | 'keys' | 'producer' | 'store' | 'scanner' | 'healthSections'>): Promise<FastifyInstance> {
-  const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'health' }, { level: 'warn' }) as FastifyBaseLogger,
-    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+  const app = problemServer(deps.logger.child({ component: 'health' }, { level: 'warn' }) as FastifyBaseLogger, {
     requestTimeout: 10_000,
     http: { headersTimeout: 5_000, maxHeaderSize: 16_384, connectionsCheckingInterval: 1_000 },
-    clientErrorHandler: clientErrorProblem,
-    frameworkErrors: (err, request, reply) => {
-      const { code, detail } = classifyHttpError(err);
-      return sendProblem(reply, problem(request, code, detail));
-    },
-  });
-  requestIdPlugin(app);
-  securityHeadersPlugin(app);
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
-  app.setErrorHandler((err, request, reply) => {
-    const { code, detail, extra, headers } = classifyHttpError(err);
-    return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
   healthRoutes(app, deps);
   return app;
