@@ -13,6 +13,7 @@ export function policyOf(config: Config): TargetPolicy {
 export function scannerConfigOf(config: Config, concurrency: number, logger: Logger, env: Record<string, string | undefined>): ScannerConfig {
   return {
     concurrency,
+    contextMode: config.BROWSER_CONTEXTS,
     env,
     navigationTimeoutMs: config.NAVIGATION_TIMEOUT,
     settleQuietMs: config.SETTLE_QUIET,

@@ -41,7 +41,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--urls-file <file>', 'read URLs from a file, one a line')
     .option('--sitemap <url>', 'scan the pages a sitemap (or sitemap index) lists')
     .option('--limit <n>', 'at most this many pages from the sitemap', positiveInt('--limit'))
-    .option('--concurrency <n>', 'pages scanned at once', positiveInt('--concurrency'), 2)
+    .option('--concurrency <n>', 'pages scanned at once', positiveInt('--concurrency'), 4)
     .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
     .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))
     .option('--best-practice', 'also run axe-core best-practice rules', false)
@@ -55,6 +55,12 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only')
     .option('--timeout <ms>', 'overall deadline per page in ms', positiveInt('--timeout'))
     .option('--no-allow-private', 'refuse private and loopback targets (allowed by default for local scans)')
+    .addOption(
+      new Option('--browser-contexts <mode>', 'shared: one browser context, cleared after each scan; per-slot: one per page, so concurrent scans share nothing either')
+        .choices(['shared', 'per-slot'])
+        .env('BROWSER_CONTEXTS')
+        .default('shared'),
+    )
     .action(async (urls: string[], opts: Record<string, unknown>) => {
       const { runScanCommand } = await import('../commands/scan.js');
       setExit(await runScanCommand(urls, opts));

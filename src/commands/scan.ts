@@ -30,6 +30,7 @@ interface ScanFlags {
   baseline?: string;
   timeout?: number;
   allowPrivate: boolean;
+  browserContexts: 'shared' | 'per-slot';
 }
 
 /** The URL list from arguments, a file and a sitemap, validated before any browser starts. */
@@ -73,6 +74,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const scanner = await createScanner({
     ...DEFAULT_SCANNER_CONFIG,
     concurrency: Math.min(flags.concurrency, urls.length),
+    contextMode: flags.browserContexts,
     ...(timeout ? { scanTimeoutMs: timeout, navigationTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.navigationTimeoutMs, timeout), axeTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.axeTimeoutMs, timeout) } : {}),
     policy: policyFromEnv(process.env, { allowPrivate: flags.allowPrivate }),
   });

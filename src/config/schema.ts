@@ -111,7 +111,7 @@ export const envSchema = z.object({
   /** Cluster mode: seed nodes (REDIS_URL then gives only credentials and TLS). */
   REDIS_CLUSTER_NODES: hostPorts,
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, _ . -').default('wcagai'),
-  WORKER_CONCURRENCY: int(2, 1, 64),
+  WORKER_CONCURRENCY: int(4, 1, 64),
   SCAN_ATTEMPTS: int(3, 1, 20),
   SCAN_BACKOFF: duration('2s'),
   MAX_QUEUE_DEPTH: int(1000, 1),
@@ -135,6 +135,7 @@ export const envSchema = z.object({
   BROWSER_MAX_SCANS: int(1000, 0),
   BROWSER_MAX_RSS_MB: int(2048, 0),
   BROWSER_GC_HEAP_MB: int(128, 0),
+  BROWSER_CONTEXTS: z.enum(['shared', 'per-slot']).default('shared'),
   PUPPETEER_EXECUTABLE_PATH: z.string().optional(),
   CHROMIUM_PATH: z.string().optional(),
   // Access control and limits

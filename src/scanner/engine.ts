@@ -1,12 +1,12 @@
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import type { CDPSession, Frame, HTTPRequest, Page } from 'puppeteer-core';
+import type { CDPSession, Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core';
 import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { findBrowser } from './browser.js';
 import { axeRunSpec, validateScanOptions } from './options.js';
 import { axeVersion, preloadScript, websocketGuardScript } from './page-script.js';
-import { BrowserPool, type Slot } from './pool.js';
+import { BrowserPool, type ContextMode, type Slot } from './pool.js';
 import { toViolations, type RawAxeResult } from './results.js';
 import { checkTarget, createCachingResolver, parseTargetUrl } from './target-guard.js';
 import type { Scanner, ScannerStats, ScanRequestOptions, TargetPolicy } from './types.js';
@@ -14,6 +14,8 @@ import type { Scanner, ScannerStats, ScanRequestOptions, TargetPolicy } from './
 /** Everything the engine needs; deadlines live here and nowhere else. */
 export interface ScannerConfig {
   concurrency: number;
+  /** One browser context for every page (default), or one per page: see ContextMode. */
+  contextMode?: ContextMode;
   executablePath?: string;
   env?: Record<string, string | undefined>;
   extraArgs?: readonly string[];
@@ -36,7 +38,7 @@ export interface ScannerConfig {
 }
 
 export const DEFAULT_SCANNER_CONFIG = {
-  concurrency: 2,
+  concurrency: 4,
   navigationTimeoutMs: 30_000,
   settleQuietMs: 100,
   settleMaxMs: 5_000,
@@ -205,6 +207,7 @@ export class ScanEngine implements Scanner {
     const log = config.logger;
     const pool = new BrowserPool({
       concurrency: config.concurrency,
+      contextMode: config.contextMode ?? 'shared',
       executablePath,
       extraArgs: config.extraArgs ?? [],
       maxScansPerBrowser: config.maxScansPerBrowser,
@@ -396,6 +399,34 @@ export class ScanEngine implements Scanner {
     }
   }
 
+  /**
+   * Navigates and waits for `load`. Chromium sometimes never commits the frame of an `<object>`
+   * whose resource came back as an error while other tabs of the same context load the same site
+   * (seen on the GOV.UK corpus: about one such page in twenty at concurrency 4): `load` never comes.
+   * A stalled load (see LoadWatch) is navigated once more; a second stall scans the page as it stands.
+   */
+  private async navigate(page: Page, url: string, timeoutMs: number): Promise<HTTPResponse | null> {
+    const started = performance.now();
+    const watch = new LoadWatch(page);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const remaining = Math.max(1, timeoutMs - (performance.now() - started));
+        watch.reset();
+        const loaded = page.goto(url, { waitUntil: 'load', timeout: remaining });
+        loaded.catch(() => undefined);
+        const winner = await Promise.race([loaded.then((r) => ({ r })), watch.stalled(remaining)]);
+        if (typeof winner === 'object') return winner.r;
+        this.config.logger?.warn(
+          { event: 'navigation.load_stalled', url, attempt, pending: watch.pendingFrames() },
+          attempt === 1 ? 'load stalled on frames that never commit; navigating again' : 'load stalled again; scanning the page as it stands',
+        );
+        if (attempt === 2) return watch.response;
+      }
+    } finally {
+      watch.close();
+    }
+  }
+
   private async runPhases(slot: Slot, url: string, options: ScanOptions, result: PageResult): Promise<void> {
     const { page } = slot;
     const { navigationTimeoutMs, settleQuietMs, settleMaxMs, axeTimeoutMs } = this.config;
@@ -415,7 +446,7 @@ export class ScanEngine implements Scanner {
     let t = performance.now();
     let response;
     try {
-      response = await page.goto(url, { waitUntil: 'load', timeout: navigationTimeoutMs });
+      response = await this.navigate(page, url, navigationTimeoutMs);
     } catch (err) {
       throw state.blocked ?? classifyNavigationError(err, navigationTimeoutMs);
     }
@@ -455,6 +486,76 @@ export class ScanEngine implements Scanner {
     timings.axeMs = Math.round(performance.now() - t);
     result.violations = toViolations(raw.violations);
     result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
+  }
+}
+
+/** How long a parsed document may wait on frames alone, with no network event, before its load counts as stalled. */
+export const LOAD_STALL_MS = 2_000;
+
+/**
+ * Watches one navigation's requests. Its load has stalled when the document has parsed, every
+ * request still open is a child frame's document, and no request has started, answered or ended
+ * for LOAD_STALL_MS. A subresource still loading (an image that never arrives) is not a stall: such
+ * a page still ends in NAVIGATION_TIMEOUT.
+ */
+class LoadWatch {
+  response: HTTPResponse | null = null;
+  private readonly open = new Set<HTTPRequest>();
+  private lastEvent = performance.now();
+  private readonly listeners: Array<[string, (arg: never) => void]>;
+
+  constructor(private readonly page: Page) {
+    const touch = () => (this.lastEvent = performance.now());
+    const started = (req: HTTPRequest) => (this.open.add(req), touch());
+    const ended = (req: HTTPRequest) => (this.open.delete(req), touch());
+    const answered = (res: HTTPResponse) => {
+      if (res.request().isNavigationRequest() && res.frame() === page.mainFrame()) this.response = res;
+      touch();
+    };
+    this.listeners = [
+      ['request', started],
+      ['requestfinished', ended],
+      ['requestfailed', ended],
+      ['requestservedfromcache', ended],
+      ['response', answered],
+    ] as Array<[string, (arg: never) => void]>;
+    for (const [event, fn] of this.listeners) page.on(event as 'request', fn as never);
+  }
+
+  reset(): void {
+    this.resets++;
+    this.open.clear();
+    this.response = null;
+    this.lastEvent = performance.now();
+  }
+
+  pendingFrames(): string[] {
+    return [...this.open].map((r) => r.url()).slice(0, 5);
+  }
+
+  /** Resolves 'stalled' when the load stalls within `withinMs`; never resolves otherwise. */
+  async stalled(withinMs: number): Promise<'stalled'> {
+    const until = performance.now() + withinMs;
+    const generation = this.lastReset();
+    while (performance.now() < until && generation === this.lastReset()) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (performance.now() - this.lastEvent < LOAD_STALL_MS) continue;
+      if ([...this.open].some((r) => !(r.resourceType() === 'document' && r.frame() !== this.page.mainFrame()))) continue;
+      const readyState = await this.page.evaluate(() => document.readyState).catch(() => null);
+      if (readyState === 'interactive' && generation === this.lastReset()) return 'stalled';
+    }
+    return new Promise<never>(() => undefined);
+  }
+
+  close(): void {
+    for (const [event, fn] of this.listeners) this.page.off(event as 'request', fn as never);
+    this.closed = true;
+  }
+
+  private closed = false;
+  private resets = 0;
+  private lastReset(): number {
+    return this.closed ? -1 : this.resets;
   }
 }
 

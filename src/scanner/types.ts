@@ -29,6 +29,8 @@ export interface ScannerStats {
   scansDone: number;
   browserRestarts: number;
   browserPid: number | null;
+  /** Shared browser contexts retired because a scan in them failed or could not be cleaned. */
+  contextsRetired?: number;
   /** Pages garbage-collected between scans because their heap passed the limit (engine only). */
   heapCollections?: number;
 }

@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pino, { type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult } from '../../src/domain/scan.js';
 import { tagsFor } from '../../src/domain/wcag.js';
@@ -38,10 +39,11 @@ function rate(pages: number, ms: number): string {
 }
 
 /** Scans every URL with `concurrency` callers pulling from one list; results in input order. */
-async function scanCorpus(urls: readonly string[], concurrency: number) {
+async function scanCorpus(urls: readonly string[], concurrency: number, logger?: Logger) {
   const scanner = await createScanner({
     ...DEFAULT_SCANNER_CONFIG,
     concurrency,
+    ...(logger ? { logger } : {}),
     policy: { allowPrivate: true, allowedHosts: [], resolve: defaultResolver },
   });
   try {
@@ -121,4 +123,28 @@ describe('engine vs plain axe-core on the GOV.UK audit corpus', () => {
       RUN_TIMEOUT_MS,
     );
   }
+
+  it(
+    'scans the <object> page every time at concurrency 4, though Chromium sometimes never finishes loading it',
+    async () => {
+      // In a shared browser context about one load in twenty of this page never fires `load` (its
+      // object's frame never commits); 40 loads beside other pages of the site see that about twice.
+      const object = PAGES.findIndex((f) => f.startsWith('html-object-not-embedded'));
+      expect(object).toBeGreaterThanOrEqual(0);
+      const others = PAGES.map((_, i) => i).filter((i) => i !== object);
+      const picks = Array.from({ length: 40 }, (_, round) => [object, ...others.slice((round * 3) % others.length, (round * 3) % others.length + 3)]).flat();
+      const stalls: unknown[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void stalls.push(JSON.parse(line)) });
+      const { results } = await scanCorpus(
+        picks.map((i) => urls[i]!),
+        4,
+        logger,
+      );
+      const lost = results.filter((r) => r.status !== 'ok').map((r) => `${r.url}: ${r.error?.code} ${r.error?.message}`);
+      expect(lost).toEqual([]);
+      results.forEach((r, n) => expect(engineCounts(r), PAGES[picks[n]!]).toEqual(sorted(reference[picks[n]!]!.counts)));
+      console.info(`[corpus] <object> page: ${stalls.filter((s) => (s as { event?: string }).event === 'navigation.load_stalled').length} stalled loads in 40`);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

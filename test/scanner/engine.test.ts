@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult, type ScanOptions } from '../../src/domain/scan.js';
 import { tagsFor } from '../../src/domain/wcag.js';
-import { candidateStorageKeys, createScanner, DEFAULT_SCANNER_CONFIG, type ScannerConfig } from '../../src/scanner/engine.js';
+import { candidateStorageKeys, createScanner, DEFAULT_SCANNER_CONFIG, LOAD_STALL_MS, type ScannerConfig } from '../../src/scanner/engine.js';
 import { defaultResolver } from '../../src/scanner/target-guard.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
@@ -173,6 +173,16 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
     { headers: { 'set-cookie': 'srvbusy=1; Path=/' } },
   );
   server.html('/iso/reader-busy', isolationPage('reader-busy', `detect('reader-busy');`));
+  server.html('/iso/slow', page('<h1>Slow</h1>'), { delayMs: 1_500 });
+  for (const name of ['reader3', 'reader4', 'reader5', 'reader6']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
+  server.html('/iso/writer-500', isolationPage('writer-500', `writeState('500').then(() => detect('writer-500'));`), {
+    status: 500,
+    headers: { 'set-cookie': 'srv500=1; Path=/; Max-Age=3600' },
+  });
+  // Writes, reports, then keeps its scan open until /iso/hold is released (by the test).
+  server.html('/iso/writer-hold', isolationPage('writer-hold', `writeState('hold').then(() => detect('writer-hold')).then(() => fetch('/iso/hold'));`), {
+    headers: { 'set-cookie': 'srvhold=1; Path=/; Max-Age=3600' },
+  });
   // Runs as a cross-site frame (localhost under a 127.0.0.1 page); reader2 reads back in the same position.
   server.html('/iso/frame-writer', isolationPage('frame-writer', `writeState('frame').then(() => detect('frame-writer'));`));
   return reports;
@@ -252,6 +262,7 @@ describe('ScanEngine on loopback pages', () => {
     );
 
     server.hang('/hang');
+    server.html('/hang-frame', page(`<h1>A frame that never arrives</h1>${NO_ALT_IMG}<iframe title="stuck" src="/hang"></iframe>`));
     server.html('/hang-image', page(`<h1>Never loads</h1><img src="/hang" alt="stuck">`));
     server.html('/not-found-page', page('<h1>Gone</h1>'), { status: 404 });
     server.html('/server-error', page('<h1>Broken</h1>'), { status: 500 });
@@ -343,6 +354,75 @@ describe('ScanEngine on loopback pages', () => {
     });
   });
 
+  describe('isolation with several pages in one browser context (the default)', () => {
+    it('clears for every page: a scan on the other page after the writer finished sees nothing', async () => {
+      const two = await createScanner({ ...CONFIG, concurrency: 2 });
+      try {
+        // The slow scan holds one page while the writer runs on the other; given back last, the
+        // slow scan's page is the one the reader gets: a page that was open while the writer wrote.
+        const slow = two.scan(server.url('/iso/slow'), DEFAULT_SCAN_OPTIONS);
+        ok(await two.scan(server.url('/iso/writer1'), DEFAULT_SCAN_OPTIONS));
+        expect(reports.get('writer1')).toContain('localStorage=ls1');
+        ok(await slow);
+        const before = server.requests.length;
+        ok(await two.scan(server.url('/iso/reader3'), DEFAULT_SCAN_OPTIONS));
+        expect(reports.get('reader3')).toBe('');
+        for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+        expect(two.stats()).toMatchObject({ browserRestarts: 0, contextsRetired: 0 });
+      } finally {
+        await two.close();
+      }
+    });
+
+    it('retires the context of a scan that failed (its state was never cleared): the next scan starts in a fresh one', async () => {
+      const two = await createScanner({ ...CONFIG, concurrency: 2 });
+      try {
+        const failed = await two.scan(server.url('/iso/writer-500'), DEFAULT_SCAN_OPTIONS);
+        expect(failed.error?.code).toBe('HTTP_SERVER_ERROR');
+        expect(reports.get('writer-500')).toContain('localStorage=ls500');
+        const before = server.requests.length;
+        const readers = await Promise.all(['reader4', 'reader5'].map((name) => two.scan(server.url(`/iso/${name}`), DEFAULT_SCAN_OPTIONS)));
+        readers.forEach(ok);
+        expect(reports.get('reader4')).toBe('');
+        expect(reports.get('reader5')).toBe('');
+        // The failed page's own late requests (its favicon) still carry its cookies: only the readers' count.
+        const readerRequests = server.requests.slice(before).filter((r) => /reader[45]/.test(r.url));
+        expect(readerRequests.length).toBeGreaterThanOrEqual(6);
+        for (const r of readerRequests) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+        expect(two.stats().contextsRetired).toBe(1);
+      } finally {
+        await two.close();
+      }
+    });
+
+    for (const contextMode of ['shared', 'per-slot'] as const) {
+      it(`${contextMode}: a scan running beside a writer ${contextMode === 'shared' ? 'may see its cookies (same context)' : 'sees none of its state'}`, async () => {
+        const two = await createScanner({ ...CONFIG, concurrency: 2, contextMode });
+        let release: () => void = () => undefined;
+        server.route('/iso/hold', (_req, res) => {
+          release = () => void (res.headersSent || res.writeHead(204).end());
+        });
+        try {
+          reports.delete('writer-hold');
+          const writer = two.scan(server.url('/iso/writer-hold'), DEFAULT_SCAN_OPTIONS);
+          const until = Date.now() + 8_000;
+          while (!reports.has('writer-hold') && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+          expect(reports.get('writer-hold')).toContain('localStorage=lshold');
+          const reader = contextMode === 'shared' ? 'reader6' : 'reader5';
+          reports.delete(reader);
+          ok(await two.scan(server.url(`/iso/${reader}`), DEFAULT_SCAN_OPTIONS));
+          release();
+          ok(await writer);
+          if (contextMode === 'per-slot') expect(reports.get(reader)).toBe('');
+          else expect(reports.get(reader)).toMatch(/cookie=.*srvhold=1/);
+        } finally {
+          release();
+          await two.close();
+        }
+      });
+    }
+  });
+
   describe('adaptive settle', () => {
     it('waits for a fetch started on load and scans what it rendered', async () => {
       const result = ok(await engine.scan(server.url('/spa'), DEFAULT_SCAN_OPTIONS));
@@ -373,6 +453,22 @@ describe('ScanEngine on loopback pages', () => {
       expect(result.timings.settleMs).toBeLessThan(CONFIG.settleMaxMs / 2);
       expect(result.finalUrl).toBe(server.url('/static'));
       expect(result.httpStatus).toBe(200);
+    });
+  });
+
+  describe('stalled loads', () => {
+    it('scans a page whose only unfinished request is a child frame after two stalled loads, not as a timeout', async () => {
+      const recorded = recordingLogger();
+      const stalling = await createScanner({ ...CONFIG, logger: recorded.logger });
+      try {
+        const started = performance.now();
+        const result = ok(await stalling.scan(server.url('/hang-frame'), DEFAULT_SCAN_OPTIONS));
+        expect(performance.now() - started).toBeGreaterThanOrEqual(2 * LOAD_STALL_MS);
+        expect(ruleIds(result)).toContain('image-alt');
+        expect(recorded.events.filter((e) => e === 'navigation.load_stalled')).toHaveLength(2);
+      } finally {
+        await stalling.close();
+      }
     });
   });
 

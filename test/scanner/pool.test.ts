@@ -20,6 +20,14 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
 });
 
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function makePool(overrides: Partial<PoolOptions> = {}) {
   const launches: Array<{ reason: string; generation: number }> = [];
   const setups: number[] = [];
@@ -51,7 +59,7 @@ function rssOf(pid: number): number {
 }
 
 describe('BrowserPool', () => {
-  it('warms one page per slot, each in its own browser context, and lends at most `concurrency` at once', async () => {
+  it('warms one page per slot, all in one browser context (not the default one), and lends at most `concurrency` at once', async () => {
     const { pool, setups, launches } = makePool({ concurrency: 2 });
     await pool.warm();
     expect(setups).toHaveLength(2);
@@ -77,9 +85,64 @@ describe('BrowserPool', () => {
     // The warm pages were reused, not reopened.
     expect(setups).toHaveLength(2);
     expect(seen).toHaveLength(2);
-    expect(seen[0]!.context).not.toBe(seen[1]!.context);
+    expect(seen[0]!.context).toBe(seen[1]!.context);
     expect(seen[0]!.context).not.toBe(seen[0]!.page.browser().defaultBrowserContext());
-    expect(pool.snapshot()).toMatchObject({ concurrency: 2, active: 0, scansDone: 6, browserRestarts: 0 });
+    expect(pool.snapshot()).toMatchObject({ concurrency: 2, active: 0, scansDone: 6, browserRestarts: 0, contextsRetired: 0 });
+  });
+
+  it('per-slot: gives every page a browser context of its own', async () => {
+    const { pool } = makePool({ concurrency: 2, contextMode: 'per-slot' });
+    await pool.warm();
+    const release: Array<() => void> = [];
+    const slots: Slot[] = [];
+    const both = Promise.all(
+      [0, 1].map(() =>
+        pool.use(async (slot) => {
+          slots.push(slot);
+          await new Promise<void>((r) => release.push(r));
+          return keep(null);
+        }),
+      ),
+    );
+    while (slots.length < 2) await new Promise((r) => setTimeout(r, 10));
+    expect(slots[0]!.context).not.toBe(slots[1]!.context);
+    expect(slots[0]!.context).not.toBe(slots[0]!.page.browser().defaultBrowserContext());
+    for (const r of release) r();
+    await both;
+    // A page thrown away takes its own context along; the other slot keeps its page.
+    const thrown = await pool.use(async (slot) => ({ value: slot, reusable: false }));
+    await waitFor(() => !thrown.page.browser().browserContexts().includes(thrown.context));
+    expect(pool.snapshot().contextsRetired).toBe(0);
+  });
+
+  it('shared: a slot given back unusable retires its context; scans still in it finish there, later ones start in a fresh one', async () => {
+    const { pool, setups } = makePool({ concurrency: 3 });
+    await pool.warm();
+    const browser = (await pool.use(async (slot) => keep(slot.page.browser())))!;
+    let releaseBusy!: () => void;
+    let busy!: Slot;
+    const busyDone = pool.use(async (slot) => {
+      busy = slot;
+      await new Promise<void>((r) => (releaseBusy = r));
+      return keep(slot);
+    });
+    while (!busy) await new Promise((r) => setTimeout(r, 10));
+    const old = busy.context;
+    const failed = await pool.use(async (slot) => ({ value: slot, reusable: false }));
+    expect(failed.context).toBe(old);
+    expect(pool.snapshot().contextsRetired).toBe(1);
+    // The busy scan is untouched; the next one opens in a new context.
+    expect(busy.page.isClosed()).toBe(false);
+    const next = await pool.use(async (slot) => keep(slot));
+    expect(next.context).not.toBe(old);
+    expect(browser.browserContexts()).toContain(old);
+    releaseBusy();
+    const back = await busyDone;
+    // Given back reusable, but its context is retired: the page is closed, then the context.
+    await waitFor(() => back.page.isClosed() && !browser.browserContexts().includes(old));
+    const after = await Promise.all([0, 1, 2].map(() => pool.use(async (slot) => keep(slot.context))));
+    expect(new Set(after)).toEqual(new Set([next.context]));
+    expect(setups.length).toBeGreaterThanOrEqual(5);
   });
 
   it('throws away a slot reported unusable and opens a fresh one in its place', async () => {
