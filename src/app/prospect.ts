@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../domain/ids.js';
 import { Queue } from 'bullmq';
 import type { Config } from '../config/schema.js';
 import { WcagaiError, isWcagaiError } from '../errors/catalogue.js';
@@ -53,7 +53,7 @@ export async function queueBatch(config: Config, urls: readonly string[], option
       }
     }
     if (admitted.length === 0) throw new WcagaiError('USAGE', 'no website found is allowed as a scan target');
-    const id = `batch_${randomBytes(12).toString('base64url')}`;
+    const id = randomId('batch_', 12);
     const submitted = await producer.submitMany(admitted, options, { priority: 'low', requestId: via.requestId, batchId: id });
     await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId: via.requestId });
     return { id, total: admitted.length, via: 'redis', refused };

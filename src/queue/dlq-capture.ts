@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../domain/ids.js';
 import { Job, QueueEvents, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { DlqAttempt, DlqEntry } from '../domain/dlq.js';
@@ -18,7 +18,7 @@ const STALLED_REASON = /stalled more than allowable limit/i;
 
 /** A new DLQ id: URL-safe, prefixed. */
 export function newDlqId(): string {
-  return `dlq_${randomBytes(12).toString('base64url')}`;
+  return randomId('dlq_', 12);
 }
 
 /** Code and message of a final failure: "CODE: message", or STALLED for the stall check. */

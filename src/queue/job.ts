@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { randomId } from '../domain/ids.js';
 import { scanOptionsSchema, type Priority } from '../domain/request.js';
 import type { PageResult, ScanErrorInfo, ScanOptions } from '../domain/scan.js';
 
@@ -21,7 +22,7 @@ export const PRIORITY: Record<Priority, number> = { high: 1, normal: 5, low: 10 
 
 /** A new scan id: URL-safe, not numeric (BullMQ refuses integer-like custom ids). */
 export function newScanId(): string {
-  return `scan_${randomBytes(12).toString('base64url')}`;
+  return randomId('scan_', 12);
 }
 
 function canonical(value: unknown): unknown {

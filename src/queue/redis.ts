@@ -69,7 +69,7 @@ const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_0
 /** Options of one server connection in a role (for Cluster: of each node connection). */
 function roleOptions(role: 'producer' | 'worker', tuning: RedisTuning): RedisOptions {
   if (role === 'producer') {
-    return { enableOfflineQueue: tuning.enableOfflineQueue ?? false, maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: tuning.commandTimeout ?? 2_000, lazyConnect: false };
+    return { enableOfflineQueue: tuning.enableOfflineQueue ?? false, maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: tuning.commandTimeout ?? 2_000, lazyConnect: false, enableAutoPipelining: true };
   }
   return {
     maxRetriesPerRequest: null,

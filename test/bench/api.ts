@@ -22,6 +22,7 @@ import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId } from '../../src/queue/job.js';
 import { keysFor } from '../../src/queue/keys.js';
+import { scanJobOptions } from '../../src/queue/producer.js';
 import { producerConnection, waitReady } from '../../src/queue/redis.js';
 
 type Impl = 'bare' | 'full';
@@ -66,8 +67,8 @@ async function removePrefix(prefix: string): Promise<number> {
   }
 }
 
-/** The reference: one route, the same `queue.add` the producer does, nothing else. */
-async function startBare(prefix: string): Promise<{ app: FastifyInstance; queue: Queue; redis: Redis; url: string }> {
+/** The reference: one route, the same `queue.add` the producer does (same job options), nothing else. */
+async function startBare(prefix: string, settings: { attempts: number; backoffMs: number }): Promise<{ app: FastifyInstance; queue: Queue; redis: Redis; url: string }> {
   const keys = keysFor(prefix);
   const redis = producerConnection(REDIS_URL);
   await waitReady(redis, 10_000);
@@ -78,7 +79,7 @@ async function startBare(prefix: string): Promise<{ app: FastifyInstance; queue:
     const url = request.body.url;
     const options = { ...DEFAULT_SCAN_OPTIONS };
     const id = newScanId();
-    await queue.add('scan', { v: JOB_SCHEMA_VERSION, url, options, cacheKey: cacheKeyOf(url, options) }, { jobId: id });
+    await queue.add('scan', { v: JOB_SCHEMA_VERSION, url, options, cacheKey: cacheKeyOf(url, options) }, scanJobOptions(id, 'normal', settings));
     return reply.code(202).send({ id, status: 'queued' });
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
   try {
     service = await startService(config, logger, { api: true, workerConcurrency: 0, env: process.env });
     const fullUrl = await service.app!.listen({ port: 0, host: '127.0.0.1' });
-    bare = await startBare(barePrefix);
+    bare = await startBare(barePrefix, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF });
     const urls: Record<Impl, string> = { full: fullUrl, bare: bare.url };
     for (let round = 1; round <= ROUNDS; round++) {
       for (const impl of ['bare', 'full'] as const) {

@@ -2,11 +2,20 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { WcagaiError } from '../../errors/catalogue.js';
 
-/** Constant-time secret comparison: both sides hashed first, so neither length nor prefix leaks. */
-export function secretEquals(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+const digest = (secret: string) => createHash('sha256').update(secret).digest();
+
+/**
+ * Whether `given` is one of the secrets. Constant time: both sides are hashed (the secrets' digests
+ * once, here), so neither length nor prefix leaks, and every secret is compared.
+ */
+export function secretMatcher(secrets: readonly string[]): (given: string) => boolean {
+  const expected = secrets.map(digest);
+  return (given) => {
+    const d = digest(given);
+    let found = false;
+    for (const e of expected) found = timingSafeEqual(d, e) || found;
+    return found;
+  };
 }
 
 /** The bearer token of a request, if any. */
@@ -54,16 +63,18 @@ export function targets(request: FastifyRequest, prefix: string): boolean {
 }
 
 export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
+  const isAdminToken = secretMatcher(options.adminToken ? [options.adminToken] : []);
+  const isApiKey = secretMatcher(options.apiKeys);
   app.addHook('onRequest', async (request) => {
     if (targets(request, '/admin')) {
       if (!options.adminToken) throw new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them');
       const token = bearerToken(request);
-      if (!token || !secretEquals(token, options.adminToken)) throw unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+      if (!token || !isAdminToken(token)) throw unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
       return;
     }
     if (options.apiKeys.length && targets(request, '/api')) {
       const key = presentedApiKey(request);
-      if (!key || !options.apiKeys.some((k) => secretEquals(key, k))) throw unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>');
+      if (!key || !isApiKey(key)) throw unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>');
     }
   });
 }

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { randomId } from '../../domain/ids.js';
 import { runWithContext } from '../../observability/context.js';
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -8,7 +8,7 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 /** The caller's X-Request-ID when well formed, else a new `req_<random>`. */
 export function requestIdFrom(header: string | string[] | undefined): string {
   const value = Array.isArray(header) ? header[0] : header;
-  return value && VALID_ID.test(value) ? value : `req_${randomBytes(9).toString('base64url')}`;
+  return value && VALID_ID.test(value) ? value : randomId('req_', 9);
 }
 
 /** The trace id of a W3C traceparent header (not all zeros), if present. */

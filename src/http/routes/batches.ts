@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../../domain/ids.js';
 import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
 import { WcagaiError } from '../../errors/catalogue.js';
@@ -56,7 +56,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     }
     const urls = await Promise.all(raw.map((u, i) => admitUrl(u, deps.policy, body.sitemap ? `sitemap[${i}]` : `urls[${i}]`)));
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
-    const id = `batch_${randomBytes(12).toString('base64url')}`;
+    const id = randomId('batch_', 12);
     const requestId = String(request.id);
     const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id });
     await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
