@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 
 const bool = (def: boolean) =>
@@ -110,6 +111,8 @@ export const envSchema = z.object({
   REDIS_SENTINEL_PASSWORD: optionalSecret,
   /** Cluster mode: seed nodes (REDIS_URL then gives only credentials and TLS). */
   REDIS_CLUSTER_NODES: hostPorts,
+  /** rediss://: a PEM file of the certificate authorities to trust (a private CA); unset: the system's. */
+  REDIS_TLS_CA: z.string().min(1).optional(),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, _ . -').default('wcagai'),
   WORKER_CONCURRENCY: int(4, 1, 64),
   SCAN_ATTEMPTS: int(3, 1, 20),
@@ -194,7 +197,20 @@ export const envSchema = z.object({
   if (env.REDIS_CLUSTER_NODES.length && db !== undefined && Number(db) !== 0) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'Redis Cluster has only database 0: drop the /db part of REDIS_URL' });
   }
+  if (env.REDIS_TLS_CA !== undefined) {
+    if (!env.REDIS_URL.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: 'only used with TLS: REDIS_URL must start with rediss://' });
+    else if (!readable(env.REDIS_TLS_CA)) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: `cannot read ${env.REDIS_TLS_CA}` });
+  }
 });
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export type Config = Readonly<z.output<typeof envSchema>>;
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.js';
 
@@ -13,10 +14,14 @@ export interface HostPort {
  * Where Redis is, from the configuration. `url` always carries the credentials, database and TLS
  * (`rediss://`); in Sentinel and Cluster mode its host and port are not used.
  */
-export type RedisTarget =
+export type RedisTarget = (
   | { mode: 'standalone'; url: string }
   | { mode: 'sentinel'; url: string; sentinels: HostPort[]; name: string; sentinelPassword?: string | undefined }
-  | { mode: 'cluster'; url: string; nodes: HostPort[] };
+  | { mode: 'cluster'; url: string; nodes: HostPort[] }
+) & {
+  /** A PEM file of the certificate authorities to trust for `rediss://` (instead of the system's). */
+  tlsCaFile?: string | undefined;
+};
 
 /** Per-call tuning that callers may change; everything else follows from the connection's role. */
 export interface RedisTuning {
@@ -26,7 +31,7 @@ export interface RedisTuning {
   enableOfflineQueue?: boolean;
 }
 
-type TargetSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_CLUSTER_NODES'>;
+type TargetSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_CLUSTER_NODES'> & Partial<Pick<Config, 'REDIS_TLS_CA'>>;
 
 /** `host:port` or `[v6]:port` -> { host, port }. */
 export function parseHostPort(value: string): HostPort {
@@ -36,11 +41,12 @@ export function parseHostPort(value: string): HostPort {
 
 /** The Redis target of a configuration (the schema refuses Sentinel and Cluster at once). */
 export function redisTargetOf(config: TargetSettings): RedisTarget {
-  if (config.REDIS_CLUSTER_NODES.length) return { mode: 'cluster', url: config.REDIS_URL, nodes: config.REDIS_CLUSTER_NODES.map(parseHostPort) };
+  const tls = config.REDIS_TLS_CA ? { tlsCaFile: config.REDIS_TLS_CA } : {};
+  if (config.REDIS_CLUSTER_NODES.length) return { mode: 'cluster', url: config.REDIS_URL, nodes: config.REDIS_CLUSTER_NODES.map(parseHostPort), ...tls };
   if (config.REDIS_SENTINELS.length) {
-    return { mode: 'sentinel', url: config.REDIS_URL, sentinels: config.REDIS_SENTINELS.map(parseHostPort), name: config.REDIS_SENTINEL_NAME, sentinelPassword: config.REDIS_SENTINEL_PASSWORD };
+    return { mode: 'sentinel', url: config.REDIS_URL, sentinels: config.REDIS_SENTINELS.map(parseHostPort), name: config.REDIS_SENTINEL_NAME, sentinelPassword: config.REDIS_SENTINEL_PASSWORD, ...tls };
   }
-  return { mode: 'standalone', url: config.REDIS_URL };
+  return { mode: 'standalone', url: config.REDIS_URL, ...tls };
 }
 
 /** The target for messages and logs, password masked. */
@@ -50,6 +56,11 @@ export function describeRedisTarget(target: RedisTarget): string {
   if (target.mode === 'sentinel') return `Sentinel master "${target.name}" via ${list(target.sentinels)}`;
   if (target.mode === 'cluster') return `Redis Cluster via ${list(target.nodes)}`;
   return url;
+}
+
+/** TLS options of a rediss:// target: the configured CAs, else the system's. */
+function tlsOptions(t: RedisTarget): { ca?: Buffer } {
+  return t.tlsCaFile ? { ca: readFileSync(t.tlsCaFile) } : {};
 }
 
 /** Credentials, database and TLS of a redis:// or rediss:// URL, for modes that do not connect to its host. */
@@ -88,8 +99,10 @@ function roleOptions(role: 'producer' | 'worker', tuning: RedisTuning): RedisOpt
 export function connectRedis(target: RedisTarget | string, role: 'producer' | 'worker', tuning: RedisTuning = {}): RedisClient {
   const t: RedisTarget = typeof target === 'string' ? { mode: 'standalone', url: target } : target;
   const options = roleOptions(role, tuning);
-  if (t.mode === 'standalone') return new Redis(t.url, { ...options, retryStrategy: reconnect });
+  const secure = new URL(t.url).protocol === 'rediss:';
+  if (t.mode === 'standalone') return new Redis(t.url, { ...options, ...(secure ? { tls: tlsOptions(t) } : {}), retryStrategy: reconnect });
   const fromUrl = urlOptions(t.url);
+  if (secure) fromUrl.tls = tlsOptions(t);
   if (t.mode === 'sentinel') {
     const tls = fromUrl.tls !== undefined;
     return new Redis({
@@ -99,7 +112,7 @@ export function connectRedis(target: RedisTarget | string, role: 'producer' | 'w
       name: t.name,
       ...(t.sentinelPassword ? { sentinelPassword: t.sentinelPassword } : {}),
       // rediss:// means TLS to the sentinels and to the master they name.
-      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(t) } : {}),
       retryStrategy: reconnect,
       sentinelRetryStrategy: reconnect,
     });

@@ -4,6 +4,7 @@ import type { CDPSession, Frame, HTTPRequest, HTTPResponse, Page } from 'puppete
 import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { findBrowser } from './browser.js';
+import { startEgressProxy, type EgressProxy, type EgressRoute } from './egress-proxy.js';
 import { axeRunSpec, validateScanOptions } from './options.js';
 import { axeVersion, preloadScript, websocketGuardScript } from './page-script.js';
 import { BrowserPool, type ContextMode, type Slot } from './pool.js';
@@ -34,6 +35,8 @@ export interface ScannerConfig {
   /** How long cleaning a slot for its next scan may take before the slot is discarded instead (default: the navigation deadline, at most 5 s). */
   cleanupTimeoutMs?: number;
   policy: TargetPolicy;
+  /** Where the egress proxy connects for a checked address (tests: public test addresses served on loopback). */
+  egressRoute?: EgressRoute;
   logger?: Logger;
 }
 
@@ -196,8 +199,10 @@ export class ScanEngine implements Scanner {
   private constructor(
     private readonly config: ScannerConfig,
     private readonly pool: BrowserPool,
+    requestPolicy: TargetPolicy,
+    private readonly egress: EgressProxy | null,
   ) {
-    this.requestPolicy = { ...config.policy, resolve: createCachingResolver(config.policy.resolve, 5_000) };
+    this.requestPolicy = requestPolicy;
   }
 
   /** Finds the browser, starts the pool and warms every page. */
@@ -205,11 +210,14 @@ export class ScanEngine implements Scanner {
     const executablePath = config.executablePath ?? (await findBrowser(config.env ?? process.env));
     let engine: ScanEngine | undefined;
     const log = config.logger;
+    const requestPolicy = { ...config.policy, resolve: createCachingResolver(config.policy.resolve, 5_000) };
+    // Private targets refused: the browser reaches the network only through the egress proxy.
+    const egress = config.policy.allowPrivate ? null : await startEgressProxy(requestPolicy, config.egressRoute);
     const pool = new BrowserPool({
       concurrency: config.concurrency,
       contextMode: config.contextMode ?? 'shared',
       executablePath,
-      extraArgs: config.extraArgs ?? [],
+      extraArgs: [...(config.extraArgs ?? []), ...(egress?.args ?? [])],
       maxScansPerBrowser: config.maxScansPerBrowser,
       maxBrowserRssBytes: config.maxBrowserRssBytes,
       setupPage: (page, session) => engine!.setupPage(page, session),
@@ -218,11 +226,11 @@ export class ScanEngine implements Scanner {
         onDisconnect: (info) => log?.warn({ event: 'browser.disconnect', ...info }, 'browser disconnected'),
       },
     });
-    engine = new ScanEngine(config, pool);
+    engine = new ScanEngine(config, pool, requestPolicy, egress);
     try {
       await pool.warm();
     } catch (err) {
-      await pool.close();
+      await engine.close();
       throw err;
     }
     return engine;
@@ -232,8 +240,9 @@ export class ScanEngine implements Scanner {
     return { ...this.pool.snapshot(), heapCollections: this.gcRuns };
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await this.pool.close();
+    await this.egress?.close();
   }
 
   /** Scans one URL. Page failures come back as a result with `status: "error"`, never as a throw. */
@@ -399,6 +408,15 @@ export class ScanEngine implements Scanner {
     }
   }
 
+  /** The egress proxy's refusal of the URL's host, when it refused it (a name that rebound to a private address). */
+  private egressRefusal(url: string): WcagaiError | undefined {
+    try {
+      return this.egress?.refusal(new URL(url).hostname);
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Navigates and waits for `load`. Chromium sometimes never commits the frame of an `<object>`
    * whose resource came back as an error while other tabs of the same context load the same site
@@ -448,11 +466,12 @@ export class ScanEngine implements Scanner {
     try {
       response = await this.navigate(page, url, navigationTimeoutMs);
     } catch (err) {
-      throw state.blocked ?? classifyNavigationError(err, navigationTimeoutMs);
+      throw state.blocked ?? this.egressRefusal(url) ?? classifyNavigationError(err, navigationTimeoutMs);
     }
     timings.navigationMs = Math.round(performance.now() - t);
     if (state.blocked) throw state.blocked;
     result.finalUrl = page.url();
+    if (response?.status() === 403 && response.headers()['x-wcagai-egress'] === 'BLOCKED_TARGET') throw this.egressRefusal(page.url()) ?? new WcagaiError('BLOCKED_TARGET', `${url}: refused by the egress proxy`);
     if (response) {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);

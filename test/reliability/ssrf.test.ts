@@ -6,9 +6,10 @@
  * - at the worker: the same URL is queued straight into Redis (as a replay or an older API could),
  *   a real worker with real Chromium takes it, and the scan must fail with the refusing code.
  *
- * Chromium runs with `--proxy-server` pointing at a loopback canary, so every request it makes, to
- * any address, lands on the canary first: a target the guard let through shows up as a hit. The
- * resolver is injected (src/scanner/types.ts Resolver), as in test/scanner/engine-ssrf.test.ts:
+ * Chromium reaches the network only through the engine's egress proxy, which connects to the
+ * address it checked; the public test addresses are routed to a loopback canary, and so is any
+ * loopback connection the proxy would let through: a target the guard let through shows up as a
+ * hit. The resolver is injected (src/scanner/types.ts Resolver), as in test/scanner/engine-ssrf.test.ts:
  * `*.example.test` names answer from a table, other names from the system resolver.
  *
  * Redirects, subresources, iframes and DNS rebinding cannot be judged at submit time (the server
@@ -41,6 +42,8 @@ import { startCanary, type Canary } from './support/hostile-canary.js';
 const PUBLIC = 'public.example.test';
 const OTHER = 'other.example.test';
 const REFUSING = ['BLOCKED_TARGET', 'UNSUPPORTED_SCHEME', 'INVALID_URL'];
+/** The addresses the public test hosts resolve to: the canary stands in for them. */
+const PUBLIC_ADDRESSES = ['93.184.216.34', '93.184.216.35'];
 const COMMAND = 'npx vitest run --config vitest.reliability.config.ts test/reliability/ssrf.test.ts';
 
 /** DNS as the attacker arranges it; `rebind.example.test` answers public once per resolver, private afterwards. */
@@ -219,7 +222,9 @@ beforeAll(async () => {
     scanTimeoutMs: 15_000,
     settleMaxMs: 1_000,
     policy: policy(),
-    extraArgs: [`--proxy-server=http://127.0.0.1:${p}`, '--proxy-bypass-list=<-loopback>'],
+    // The engine's egress proxy is the browser's only way out; the public test addresses are
+    // routed to the canary, and so is anything else that reaches loopback (a leak it records).
+    egressRoute: (address) => (PUBLIC_ADDRESSES.includes(address) ? '127.0.0.1' : address),
   });
   workerConn = workerConnection(config.REDIS_URL);
   worker = startScanWorker({ connection: workerConn, keys, scanner, store: new ResultStore(workerConn, keys, config.RESULT_TTL, config.CACHE_TTL), logger, concurrency: 1, scanTimeoutMs: 15_000 });
@@ -334,7 +339,7 @@ describe('SSRF: ≥30 targets refused by the server and by the worker (default s
     expect(refusedByServer).toBe(direct);
     expect(refusedByWorker).toBe(direct);
     expect(engineStopped).toBe(engine);
-    // The proxy really carries the browser's traffic: the allowed pages were fetched through it.
+    // The egress proxy really carries the browser's traffic: the allowed pages reached the canary through it.
     expect(canary.hits.some((h) => h.path === '/embeds')).toBe(true);
   });
 });

@@ -2,9 +2,11 @@
  * The target guard inside the engine, with real Chromium: private targets are refused before a page
  * is used, and a public page cannot reach private addresses through redirects or subresources.
  *
- * Chromium is started with `--host-resolver-rules=MAP public.example.test 127.0.0.1`, and the engine
- * gets a resolver that says public.example.test is 93.184.216.34: the browser reaches the loopback
- * fixture server while the guard believes the host is public, as with a real public site.
+ * The engine gets a resolver that says public.example.test is 93.184.216.34, and its egress proxy
+ * (the browser's only way out) reaches that address on the loopback fixture server, as a NAT
+ * would: the guard believes the host is public, as with a real public site. Chromium's own
+ * resolver maps the names to 127.0.0.1 (`--host-resolver-rules`): a browser that resolved names
+ * itself would reach loopback whatever the guard had checked, the DNS-rebinding case.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult } from '../../src/domain/scan.js';
@@ -24,6 +26,11 @@ const DNS: Record<string, string[]> = {
   // One public and one private answer: the browser may pick either.
   'mixed.example.test': ['93.184.216.34', '10.0.0.7'],
 };
+/** Checked as public, and public where the proxy connects (nothing listens there); the browser's own resolver says 127.0.0.1. */
+const REBIND_HOST = 'rebind.example.test';
+DNS[REBIND_HOST] = ['93.184.216.99'];
+/** The public addresses the fixture server stands in for. */
+const PUBLIC_ADDRESSES = ['93.184.216.34', '93.184.216.35'];
 const GIF = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
 
 describe('ScanEngine target policy (allowPrivate: false)', () => {
@@ -44,7 +51,7 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
     server.body('/public.png', 'image/gif', GIF);
     server.route('/ws-report', (_req, res) => void res.writeHead(204).end());
     server.html('/ws-frame', page('<h1>Other site</h1>', `<script>try { new WebSocket('${privateWs('/secret-ws-oopif')}'); } catch {}</script>`));
-    for (const path of ['/secret', '/secret-frame', '/secret.png', '/secret-redirected.png', '/secret-api', '/secret.js', '/secret.css', '/secret-beacon', '/secret-bg.png', '/secret-events']) {
+    for (const path of ['/secret', '/secret-rebind', '/secret-frame', '/secret.png', '/secret-redirected.png', '/secret-api', '/secret.js', '/secret.css', '/secret-beacon', '/secret-bg.png', '/secret-events']) {
       server.html(path, page('<h1>Internal</h1>'));
     }
     server.html(
@@ -86,7 +93,8 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
       navigationTimeoutMs: 5_000,
       scanTimeoutMs: 10_000,
       settleMaxMs: 2_000,
-      extraArgs: [`--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1, MAP ${OTHER_HOST} 127.0.0.1`],
+      extraArgs: [`--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1, MAP ${OTHER_HOST} 127.0.0.1, MAP ${REBIND_HOST} 127.0.0.1`],
+      egressRoute: (address) => (PUBLIC_ADDRESSES.includes(address) ? '127.0.0.1' : address),
       policy: {
         allowPrivate: false,
         allowedHosts: [],
@@ -138,6 +146,18 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
     // Nothing reached the server and no browser page was used.
     expect(server.requests.length).toBe(before.requests);
     expect(engine.stats().scansDone).toBe(before.scans);
+  });
+
+  it('connects to the address it checked, not to what the browser would resolve (DNS rebinding)', async () => {
+    // The guard sees a public answer; Chromium's own resolver would say 127.0.0.1, where the
+    // fixture server is. Through the egress proxy the browser resolves nothing: the connection goes
+    // to the checked address (nothing answers there), and the loopback server never sees the request.
+    const result = await engine.scan(server.url('/secret-rebind', REBIND_HOST), DEFAULT_SCAN_OPTIONS);
+    expect(result.status).toBe('error');
+    expect(server.requestsTo('/secret-rebind')).toEqual([]);
+    expect(lookups).toContain(REBIND_HOST);
+    // The engine carries on.
+    expect((await engine.scan(publicUrl('/hello'), DEFAULT_SCAN_OPTIONS)).status).toBe('ok');
   });
 
   it('refuses a redirect from a public page to a private address, without following it', async () => {

@@ -12,9 +12,10 @@ export interface CanaryHit {
 }
 
 /**
- * The whole "internet" of a browser started with `--proxy-server=<origin>` and
- * `--proxy-bypass-list=<-loopback>`: every request the browser makes, to any address (loopback and
- * link-local included), arrives here first. Pages registered for the public test hosts are served;
+ * The whole "internet" of a scan engine whose egress proxy routes the public test addresses (and
+ * any loopback connection) here: every request the browser gets through, to the public hosts or to
+ * one it should never reach, arrives here. It also answers requests in proxy form
+ * (`--proxy-server=<origin>`), for a browser pointed at it directly. Pages registered for the public test hosts are served;
  * everything else is recorded and answered with a page that says "leaked". Any hit on a path under
  * /canary/ (or a tunnel to a private or test host) is a request the target guard should have stopped.
  */
