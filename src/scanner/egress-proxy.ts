@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, isIP, type AddressInfo, type Socket } from 'node:net';
 import { WcagaiError } from '../errors/catalogue.js';
 import { checkTarget } from './target-guard.js';
@@ -44,16 +44,19 @@ export type EgressRoute = (address: string) => string;
 
 export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute = (a) => a): Promise<EgressProxy> {
   const refusals = new Map<string, { error: WcagaiError; at: number }>();
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const sockets = new Set<Socket>();
 
-  /** The address to connect to for host:port: the one the check resolved, never a second look-up. */
-  async function pinned(host: string, port: number, scheme: 'http' | 'https'): Promise<string> {
+  /**
+   * The addresses to connect to for host:port, IPv4 first: the ones the check resolved, never a
+   * second look-up (routed; by name only when the host is explicitly allowed).
+   */
+  async function pinned(host: string, port: number, scheme: 'http' | 'https'): Promise<string[]> {
     const bare = host.replace(/^\[|\]$/g, '');
     try {
       const checked = await checkTarget(`${scheme}://${isIP(bare) === 6 ? `[${bare}]` : bare}:${port}/`, policy);
       // Empty when the host is explicitly allowed (SCAN_ALLOWED_HOSTS): connect by name.
-      return route(checked[0] ?? bare);
+      if (checked.length === 0) return [route(bare)];
+      return [...checked.filter((a) => isIP(a) === 4), ...checked.filter((a) => isIP(a) !== 4)].map(route);
     } catch (err) {
       const error = err instanceof WcagaiError ? err : new WcagaiError('BLOCKED_TARGET', `${host}: ${(err as Error).message}`);
       refusals.set(bare.toLowerCase(), { error, at: Date.now() });
@@ -62,7 +65,34 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
     }
   }
 
+  /** A connected socket to the first of `addresses` that accepts, in order. */
+  function connectFirst(addresses: readonly string[], port: number, isGone: () => boolean): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const attempt = (i: number, lastError?: Error) => {
+        if (isGone()) return reject(new Error('client went away'));
+        if (i >= addresses.length) return reject(lastError ?? new Error('no address'));
+        const socket = connect({ host: addresses[i]!, port, timeout: CONNECT_TIMEOUT_MS });
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        const fail = (err: Error) => {
+          socket.destroy();
+          attempt(i + 1, err);
+        };
+        socket.once('error', fail);
+        socket.once('timeout', () => fail(new Error(`connect to ${addresses[i]} timed out`)));
+        socket.once('connect', () => {
+          socket.setTimeout(0);
+          socket.off('error', fail);
+          socket.removeAllListeners('timeout');
+          resolve(socket);
+        });
+      };
+      attempt(0);
+    });
+  }
+
   const refuse = (res: ServerResponse, err: unknown) => {
+    if (res.headersSent || res.destroyed) return void res.destroy();
     const error = err instanceof WcagaiError ? err : null;
     const status = error?.code === 'BLOCKED_TARGET' ? 403 : 502;
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-wcagai-egress': error?.code ?? 'UPSTREAM_FAILED', connection: 'close' });
@@ -78,24 +108,35 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
       res.writeHead(400, { connection: 'close' }).end('absolute http URL expected');
       return;
     }
+    let upstream: ReturnType<typeof httpRequest> | null = null;
+    res.on('close', () => upstream?.destroy());
     const port = Number(target.port || 80);
-    pinned(target.hostname, port, 'http').then(
-      (address) => {
-        const headers: Record<string, string | string[]> = {};
-        for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.includes(name)) headers[name] = value;
-        const upstream = httpRequest({ host: address, port, method: req.method, path: `${target.pathname}${target.search}`, headers, agent, setHost: false }, (answer) => {
-          const out: Record<string, string | string[]> = {};
-          for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.includes(name)) out[name] = value;
-          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
-          answer.pipe(res);
-          answer.on('error', () => res.destroy());
-        });
-        upstream.on('error', (err) => (res.headersSent ? res.destroy() : refuse(res, err)));
-        res.on('close', () => upstream.destroy());
-        req.pipe(upstream);
-      },
-      (err: unknown) => refuse(res, err),
-    );
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.includes(name)) headers[name] = value;
+    pinned(target.hostname, port, 'http')
+      .then((addresses) =>
+        connectFirst(addresses, port, () => res.destroyed).then((socket) => {
+          if (res.destroyed) return void socket.destroy();
+          // The connection is to the checked address; the request keeps the page's Host header.
+          // With createConnection and no agent, Node pools nothing: the socket serves this request only.
+          const request = httpRequest({ createConnection: () => socket, method: req.method, path: `${target.pathname}${target.search}`, headers, setHost: false }, (answer) => {
+            const out: Record<string, string | string[]> = {};
+            for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.includes(name)) out[name] = value;
+            try {
+              // The site's own reason phrase is not repeated: it may hold bytes Node refuses to write.
+              res.writeHead(answer.statusCode ?? 502, out);
+            } catch {
+              return void res.destroy();
+            }
+            answer.pipe(res);
+            answer.on('error', () => res.destroy());
+          });
+          upstream = request;
+          request.on('error', (err) => refuse(res, err));
+          req.pipe(request);
+        }),
+      )
+      .catch((err: unknown) => refuse(res, err));
   });
 
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
@@ -107,32 +148,31 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
       client.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       return;
     }
-    pinned(authority.host, authority.port, 'https').then(
-      (address) => {
-        const upstream = connect({ host: address, port: authority.port, timeout: CONNECT_TIMEOUT_MS }, () => {
-          upstream.setTimeout(0);
+    pinned(authority.host, authority.port, 'https')
+      .then(
+        (addresses) => connectFirst(addresses, authority.port, () => client.destroyed),
+        (err: unknown) => {
+          const status = err instanceof WcagaiError && err.code === 'BLOCKED_TARGET' ? '403 Forbidden' : '502 Bad Gateway';
+          client.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
+          return null;
+        },
+      )
+      .then(
+        (upstream) => {
+          if (!upstream) return;
+          if (client.destroyed) return void upstream.destroy();
+          upstream.on('error', () => client.destroy());
+          upstream.on('close', () => client.destroy());
+          client.on('close', () => upstream.destroy());
           client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
           if (head.length) upstream.write(head);
           upstream.pipe(client);
           client.pipe(upstream);
-        });
-        sockets.add(upstream);
-        upstream.on('timeout', () => upstream.destroy(new Error('connect timed out')));
-        upstream.on('close', () => {
-          sockets.delete(upstream);
-          client.destroy();
-        });
-        upstream.on('error', () => {
-          if (!client.destroyed && client.bytesWritten === 0) client.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n');
-          else client.destroy();
-        });
-        client.on('close', () => upstream.destroy());
-      },
-      (err: unknown) => {
-        const status = err instanceof WcagaiError && err.code === 'BLOCKED_TARGET' ? '403 Forbidden' : '502 Bad Gateway';
-        client.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
-      },
-    );
+        },
+        () => {
+          if (!client.destroyed) client.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n');
+        },
+      );
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -147,7 +187,8 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
   const { port } = server.address() as AddressInfo;
 
   return {
-    args: [`--proxy-server=http://127.0.0.1:${port}`, '--proxy-bypass-list=<-loopback>'],
+    // WebRTC may not use UDP outside the proxy (STUN would reach any address).
+    args: [`--proxy-server=http://127.0.0.1:${port}`, '--proxy-bypass-list=<-loopback>', '--force-webrtc-ip-handling-policy=disable_non_proxied_udp'],
     refusal(host) {
       const key = host.replace(/^\[|\]$/g, '').toLowerCase();
       const hit = refusals.get(key);
@@ -159,7 +200,6 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
       return hit.error;
     },
     async close() {
-      agent.destroy();
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -471,7 +471,9 @@ export class ScanEngine implements Scanner {
     timings.navigationMs = Math.round(performance.now() - t);
     if (state.blocked) throw state.blocked;
     result.finalUrl = page.url();
-    if (response?.status() === 403 && response.headers()['x-wcagai-egress'] === 'BLOCKED_TARGET') throw this.egressRefusal(page.url()) ?? new WcagaiError('BLOCKED_TARGET', `${url}: refused by the egress proxy`);
+    // The egress proxy's own answer (refused, or the site unreachable) is not the site's document.
+    const egress = response?.headers()['x-wcagai-egress'];
+    if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(page.url())) ?? egressError(egress, url);
     if (response) {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);
@@ -508,8 +510,18 @@ export class ScanEngine implements Scanner {
   }
 }
 
-/** How long a parsed document may wait on frames alone, with no network event, before its load counts as stalled. */
-export const LOAD_STALL_MS = 2_000;
+/**
+ * How long a parsed document may wait on frames alone, with no network event, before its load
+ * counts as stalled. Long enough for a slow frame to answer; a frame slower than this is scanned
+ * without its content (after one more try).
+ */
+export const LOAD_STALL_MS = 4_000;
+
+/** The error an egress proxy answer stands for (`x-wcagai-egress`: an error code, or UPSTREAM_FAILED). */
+function egressError(code: string, url: string): WcagaiError {
+  if (code === 'BLOCKED_TARGET' || code === 'DNS_FAILURE') return new WcagaiError(code, `${url}: refused by the egress proxy (${code})`);
+  return new WcagaiError('CONNECTION_FAILED', `${url}: the site could not be reached`);
+}
 
 /**
  * Watches one navigation's requests. Its load has stalled when the document has parsed, every

@@ -268,6 +268,8 @@ export class BrowserPool {
     const browser = await this.ensureBrowser(this.stats.scansDone > 0 ? 'relaunch after crash' : 'start');
     const generation = this.generation;
     for (;;) {
+      // The browser was replaced while this page was opening: open it in the new one instead.
+      if (generation !== this.generation) return this.openSlot();
       const holder = await this.contextFor(browser, generation);
       if (holder.retired) continue;
       holder.pages++;

@@ -8,7 +8,13 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEgressProxy, type EgressProxy } from '../../src/scanner/egress-proxy.js';
 
-const DNS: Record<string, string[]> = { 'shop.example.test': ['93.184.216.34'], 'inside.example.test': ['10.1.2.3'] };
+const DNS: Record<string, string[]> = {
+  'shop.example.test': ['93.184.216.34'],
+  'inside.example.test': ['10.1.2.3'],
+  // The first address refuses (routed to a loopback address nothing listens on), the second answers.
+  'multi.example.test': ['93.184.216.50', '93.184.216.34'],
+};
+const ROUTES: Record<string, string> = { '93.184.216.34': '127.0.0.1', '93.184.216.50': '127.0.0.3' };
 
 describe('egress proxy', () => {
   let proxy: EgressProxy;
@@ -40,7 +46,7 @@ describe('egress proxy', () => {
           return DNS[host] ?? [];
         },
       },
-      (address) => (address === '93.184.216.34' ? '127.0.0.1' : address),
+      (address) => ROUTES[address] ?? address,
     );
     proxyPort = Number(/:(\d+)$/.exec(proxy.args[0]!)![1]);
     expect(proxy.args).toContain('--proxy-bypass-list=<-loopback>');
@@ -119,5 +125,22 @@ describe('egress proxy', () => {
     const closedPort = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
     expect(await viaProxy(`http://gone.example.test:${closedPort}/`)).toMatchObject({ status: 502, egress: 'UPSTREAM_FAILED' });
+  });
+
+  it('tries the next checked address when one refuses, for tunnels and forwarded HTTP', async () => {
+    expect((await tunnel(`multi.example.test:${echoPort}`)).echoed).toBe('ping');
+    expect(await viaProxy(`http://multi.example.test:${webPort}/multi`)).toMatchObject({ status: 200, body: 'hello /multi' });
+  });
+
+  it('survives a site whose status line carries bytes Node would not write back', async () => {
+    const raw = createServer((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 200 O\x01K\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'));
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    servers.push(raw as unknown as Server);
+    const rawPort = (raw.address() as AddressInfo).port;
+    expect(await viaProxy(`http://shop.example.test:${rawPort}/odd`)).toMatchObject({ status: 200, body: 'ok' });
+    // Still serving.
+    expect((await viaProxy(`http://shop.example.test:${webPort}/after`)).status).toBe(200);
   });
 });

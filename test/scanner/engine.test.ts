@@ -459,7 +459,8 @@ describe('ScanEngine on loopback pages', () => {
   describe('stalled loads', () => {
     it('scans a page whose only unfinished request is a child frame after two stalled loads, not as a timeout', async () => {
       const recorded = recordingLogger();
-      const stalling = await createScanner({ ...CONFIG, logger: recorded.logger });
+      // Two stalls take 2 × LOAD_STALL_MS: the deadlines leave room for both.
+      const stalling = await createScanner({ ...CONFIG, navigationTimeoutMs: 3 * LOAD_STALL_MS, scanTimeoutMs: 5 * LOAD_STALL_MS, logger: recorded.logger });
       try {
         const started = performance.now();
         const result = ok(await stalling.scan(server.url('/hang-frame'), DEFAULT_SCAN_OPTIONS));
