@@ -78,6 +78,15 @@ interface ScanState {
   overflow: boolean;
 }
 
+/**
+ * Failed scans whose page is still sound, so it is cleaned and kept rather than thrown away (which
+ * in a shared context retires the context and every idle page in it): the document answered an
+ * error status (its scripts ran: it is parked first, as any page), or no document of the target
+ * was reached at all (nothing of it ran; a redirect's cookies are still cleared).
+ */
+const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED']);
+const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'BLOCKED_TARGET']);
+
 /** Enough for any real page; a page that keeps spawning frames costs its slot a fresh context instead. */
 const MAX_TRACKED_STORAGE_KEYS = 200;
 
@@ -261,18 +270,13 @@ export class ScanEngine implements Scanner {
           let error = toWcagaiError(err);
           if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
           this.fail(result, error);
-          return { value: result, reusable: false };
+          // A page that answered an error status, or was never reached, is cleaned like a scanned
+          // one; anything else (a hung or crashed page) is thrown away, and a shared context with it.
+          if (this.pool.isStale(slot) || !CLEANABLE_FAILURES.has(error.code)) return { value: result, reusable: false };
+          if (!REACHED_FAILURES.has(error.code)) this.states.get(slot.page)!.live = false;
+          return { value: result, reusable: await this.clean(slot, url) };
         }
-        // The result stands either way; a slot that could not be cleaned is thrown away instead.
-        const isolateMs = this.config.cleanupTimeoutMs ?? Math.min(this.config.navigationTimeoutMs, 5_000);
-        const reusable = await deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
-          (clean) => clean,
-          (err: unknown) => {
-            this.config.logger?.warn({ event: 'slot.cleanup_failed', url, err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
-            return false;
-          },
-        );
-        return { value: result, reusable };
+        return { value: result, reusable: await this.clean(slot, url) };
       });
     } catch (err) {
       // Outside a scan's phases the browser going away shows as a bare protocol error (opening a
@@ -406,6 +410,18 @@ export class ScanEngine implements Scanner {
       this.config.logger?.debug({ event: 'request.blocked', url }, 'request refused by target policy');
       await req.abort('blockedbyclient').catch(() => undefined);
     }
+  }
+
+  /** Cleans a slot after a scan (see isolate); false when it could not be: it is thrown away instead. */
+  private async clean(slot: Slot, url: string): Promise<boolean> {
+    const isolateMs = this.config.cleanupTimeoutMs ?? Math.min(this.config.navigationTimeoutMs, 5_000);
+    return deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
+      (clean) => clean,
+      (err: unknown) => {
+        this.config.logger?.warn({ event: 'slot.cleanup_failed', url, err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
+        return false;
+      },
+    );
   }
 
   /** The egress proxy's refusal of the URL's host, when it refused it (a name that rebound to a private address). */

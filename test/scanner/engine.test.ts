@@ -179,6 +179,12 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
     status: 500,
     headers: { 'set-cookie': 'srv500=1; Path=/; Max-Age=3600' },
   });
+  // Writes and reports, but never finishes loading: its scan ends in NAVIGATION_TIMEOUT.
+  server.hang('/iso/never');
+  server.html('/iso/writer-hang', isolationPage('writer-hang', `writeState('hang').then(() => detect('writer-hang'));`).replace('</main>', '<img src="/iso/never" alt=""></main>'), {
+    headers: { 'set-cookie': 'srvhang=1; Path=/; Max-Age=3600' },
+  });
+  for (const name of ['reader7', 'reader8']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
   // Writes, reports, then keeps its scan open until /iso/hold is released (by the test).
   server.html('/iso/writer-hold', isolationPage('writer-hold', `writeState('hold').then(() => detect('writer-hold')).then(() => fetch('/iso/hold'));`), {
     headers: { 'set-cookie': 'srvhold=1; Path=/; Max-Age=3600' },
@@ -374,7 +380,7 @@ describe('ScanEngine on loopback pages', () => {
       }
     });
 
-    it('retires the context of a scan that failed (its state was never cleared): the next scan starts in a fresh one', async () => {
+    it('cleans and keeps the page of a scan that answered an error status: the next scans see nothing, no context retired', async () => {
       const two = await createScanner({ ...CONFIG, concurrency: 2 });
       try {
         const failed = await two.scan(server.url('/iso/writer-500'), DEFAULT_SCAN_OPTIONS);
@@ -387,6 +393,26 @@ describe('ScanEngine on loopback pages', () => {
         expect(reports.get('reader5')).toBe('');
         // The failed page's own late requests (its favicon) still carry its cookies: only the readers' count.
         const readerRequests = server.requests.slice(before).filter((r) => /reader[45]/.test(r.url));
+        expect(readerRequests.length).toBeGreaterThanOrEqual(6);
+        for (const r of readerRequests) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+        expect(two.stats()).toMatchObject({ contextsRetired: 0, browserRestarts: 0 });
+      } finally {
+        await two.close();
+      }
+    });
+
+    it('retires the context of a scan that timed out (its state was never cleared): the next scans start in a fresh one', async () => {
+      const two = await createScanner({ ...CONFIG, concurrency: 2, navigationTimeoutMs: 3_000 });
+      try {
+        const failed = await two.scan(server.url('/iso/writer-hang'), DEFAULT_SCAN_OPTIONS);
+        expect(failed.error?.code).toBe('NAVIGATION_TIMEOUT');
+        expect(reports.get('writer-hang')).toContain('localStorage=lshang');
+        const before = server.requests.length;
+        const readers = await Promise.all(['reader7', 'reader8'].map((name) => two.scan(server.url(`/iso/${name}`), DEFAULT_SCAN_OPTIONS)));
+        readers.forEach(ok);
+        expect(reports.get('reader7')).toBe('');
+        expect(reports.get('reader8')).toBe('');
+        const readerRequests = server.requests.slice(before).filter((r) => /reader[78]/.test(r.url));
         expect(readerRequests.length).toBeGreaterThanOrEqual(6);
         for (const r of readerRequests) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
         expect(two.stats().contextsRetired).toBe(1);
