@@ -1,5 +1,6 @@
-import { accessSync, constants } from 'node:fs';
+import { constants } from 'node:fs';
 import { z } from 'zod';
+import { canAccess } from './files.js';
 
 const bool = (def: boolean) =>
   z
@@ -199,18 +200,9 @@ export const envSchema = z.object({
   }
   if (env.REDIS_TLS_CA !== undefined) {
     if (!env.REDIS_URL.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: 'only used with TLS: REDIS_URL must start with rediss://' });
-    else if (!readable(env.REDIS_TLS_CA)) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: `cannot read ${env.REDIS_TLS_CA}` });
+    else if (!canAccess(env.REDIS_TLS_CA, constants.R_OK)) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: `cannot read ${env.REDIS_TLS_CA}` });
   }
 });
-
-function readable(path: string): boolean {
-  try {
-    accessSync(path, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export type Config = Readonly<z.output<typeof envSchema>>;
 

@@ -1,7 +1,8 @@
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { constants, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Browser } from 'puppeteer-core';
+import { canAccess } from '../config/files.js';
 import { WcagaiError } from '../errors/catalogue.js';
 
 const SYSTEM_CANDIDATES = [
@@ -22,14 +23,7 @@ export const BROWSER_NOT_FOUND_HELP =
   '(2) install one on the system (Debian/Ubuntu: apt-get install -y chromium); ' +
   "(3) install puppeteer's managed browser: npx @puppeteer/browsers install chrome-headless-shell@stable";
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const executable = (path: string) => canAccess(path, constants.X_OK);
 
 /** The newest browser installed by `@puppeteer/browsers` in puppeteer's cache, if any. */
 async function managedBrowser(cacheDir: string): Promise<string | null> {

@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, isIP, type AddressInfo, type Socket } from 'node:net';
 import { WcagaiError } from '../errors/catalogue.js';
-import { checkTarget } from './target-guard.js';
+import { bareAddress, checkTarget } from './target-guard.js';
 import type { TargetPolicy } from './types.js';
 
 /**
@@ -51,7 +51,7 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
    * second look-up (routed; by name only when the host is explicitly allowed).
    */
   async function pinned(host: string, port: number, scheme: 'http' | 'https'): Promise<string[]> {
-    const bare = host.replace(/^\[|\]$/g, '');
+    const bare = bareAddress(host);
     try {
       const checked = await checkTarget(`${scheme}://${isIP(bare) === 6 ? `[${bare}]` : bare}:${port}/`, policy);
       // Empty when the host is explicitly allowed (SCAN_ALLOWED_HOSTS): connect by name.
@@ -190,7 +190,7 @@ export async function startEgressProxy(policy: TargetPolicy, route: EgressRoute 
     // WebRTC may not use UDP outside the proxy (STUN would reach any address).
     args: [`--proxy-server=http://127.0.0.1:${port}`, '--proxy-bypass-list=<-loopback>', '--force-webrtc-ip-handling-policy=disable_non_proxied_udp'],
     refusal(host) {
-      const key = host.replace(/^\[|\]$/g, '').toLowerCase();
+      const key = bareAddress(host).toLowerCase();
       const hit = refusals.get(key);
       if (!hit) return undefined;
       if (Date.now() - hit.at > REFUSALS_KEPT_MS) {

@@ -549,6 +549,8 @@ class LoadWatch {
   response: HTTPResponse | null = null;
   private readonly open = new Set<HTTPRequest>();
   private lastEvent = performance.now();
+  /** Bumped by reset and close: a watch loop of an earlier navigation sees it and ends. */
+  private generation = 0;
   private readonly listeners: Array<[string, (arg: never) => void]>;
 
   constructor(private readonly page: Page) {
@@ -570,7 +572,7 @@ class LoadWatch {
   }
 
   reset(): void {
-    this.resets++;
+    this.generation++;
     this.open.clear();
     this.response = null;
     this.lastEvent = performance.now();
@@ -583,26 +585,20 @@ class LoadWatch {
   /** Resolves 'stalled' when the load stalls within `withinMs`; never resolves otherwise. */
   async stalled(withinMs: number): Promise<'stalled'> {
     const until = performance.now() + withinMs;
-    const generation = this.lastReset();
-    while (performance.now() < until && generation === this.lastReset()) {
+    const generation = this.generation;
+    while (performance.now() < until && generation === this.generation) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       if (performance.now() - this.lastEvent < LOAD_STALL_MS) continue;
       if ([...this.open].some((r) => !(r.resourceType() === 'document' && r.frame() !== this.page.mainFrame()))) continue;
       const readyState = await this.page.evaluate(() => document.readyState).catch(() => null);
-      if (readyState === 'interactive' && generation === this.lastReset()) return 'stalled';
+      if (readyState === 'interactive' && generation === this.generation) return 'stalled';
     }
     return new Promise<never>(() => undefined);
   }
 
   close(): void {
     for (const [event, fn] of this.listeners) this.page.off(event as 'request', fn as never);
-    this.closed = true;
-  }
-
-  private closed = false;
-  private resets = 0;
-  private lastReset(): number {
-    return this.closed ? -1 : this.resets;
+    this.generation++;
   }
 }
 

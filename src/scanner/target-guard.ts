@@ -159,7 +159,7 @@ function isPrivateV6(groups: readonly number[]): boolean {
 }
 
 /** Strips IPv6 brackets and a zone id (`[fe80::1%eth0]` → `fe80::1`). */
-function bareAddress(ip: string): string {
+export function bareAddress(ip: string): string {
   let text = ip.trim();
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
   const zone = text.indexOf('%');
