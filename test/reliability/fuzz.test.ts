@@ -471,6 +471,7 @@ describe('fuzzing every public route over real HTTP', () => {
       fivexx: fivexx + rawFivexx,
       invalidProblems: invalidProblems + rawInvalid,
       noAnswer,
+      staleKeepAliveRetried: client.resets(),
       headOverflowWithBody: headOverflow,
       healthReportedUnhealthy: unhealthyReports,
       rawClosedWithoutAnswer: rawClosedSilently,

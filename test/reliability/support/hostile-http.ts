@@ -20,20 +20,27 @@ export interface SendOptions {
   headOnly?: boolean;
 }
 
-/** Sends requests over keep-alive connections (at most `sockets` at once) with node:http, so any method, header or body goes out as given. */
+/**
+ * Sends requests over keep-alive connections (at most `sockets` at once) with node:http, so any
+ * method, header or body goes out as given. A request whose reused keep-alive socket was closed by
+ * the server's idle timeout before it got any answer (the race every keep-alive client has, which
+ * Node's documentation answers with a retry) is sent once more on a fresh connection; `resets`
+ * counts those. A fresh connection that hangs up is reported as it is (status 0).
+ */
 export function httpClient(base: string, sockets = 16) {
   const agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
   const { hostname, port } = new URL(base);
-  const send = (o: SendOptions): Promise<RawAnswer> =>
+  let resets = 0;
+  const attempt = (o: SendOptions, via: Agent | false): Promise<RawAnswer & { staleSocket?: boolean }> =>
     new Promise((resolve) => {
       const started = performance.now();
       let settled = false;
-      const done = (a: Omit<RawAnswer, 'ms'>) => {
+      const done = (a: Omit<RawAnswer, 'ms'> & { staleSocket?: boolean }) => {
         if (settled) return;
         settled = true;
         resolve({ ...a, ms: performance.now() - started });
       };
-      const req = request({ host: hostname, port, method: o.method, path: o.path, headers: o.headers ?? {}, agent, timeout: o.timeoutMs ?? 15_000 }, (res) => {
+      const req = request({ host: hostname, port, method: o.method, path: o.path, headers: o.headers ?? {}, agent: via, timeout: o.timeoutMs ?? 15_000 }, (res) => {
         if (o.headOnly && String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
           done({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
           res.destroy();
@@ -45,11 +52,20 @@ export function httpClient(base: string, sockets = 16) {
         res.on('error', (err) => done({ status: 0, headers: res.headers, body: `response error: ${err.message}` }));
       });
       req.on('timeout', () => req.destroy(new Error('client timeout')));
-      req.on('error', (err) => done({ status: 0, headers: {}, body: `request error: ${err.message}` }));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        done({ status: 0, headers: {}, body: `request error: ${err.message}`, staleSocket: req.reusedSocket && err.code === 'ECONNRESET' }),
+      );
       if (o.body !== undefined) req.end(o.body);
       else req.end();
     });
-  return { send, close: () => agent.destroy() };
+  const send = async (o: SendOptions): Promise<RawAnswer> => {
+    const { staleSocket, ...answer } = await attempt(o, agent);
+    if (!staleSocket) return answer;
+    resets++;
+    const { staleSocket: _, ...retried } = await attempt(o, false);
+    return retried;
+  };
+  return { send, resets: () => resets, close: () => agent.destroy() };
 }
 
 /** Writes raw bytes on a fresh connection and reads until the server closes it or `timeoutMs` passes. */
