@@ -52,11 +52,11 @@ export interface Clients {
   notifiers: Notifier[];
 }
 
-export function buildClients(config: Config): Clients {
+export function buildClients(config: Config, logger?: Logger): Clients {
   const registry = new BreakerRegistry();
   const policies = Object.fromEntries(
     SERVICE_NAMES.map((name) => {
-      const policy = new ServicePolicy(name, policySettingsOf(config, name.toUpperCase() as ServicePrefix));
+      const policy = new ServicePolicy(name, policySettingsOf(config, name.toUpperCase() as ServicePrefix), logger);
       registry.add(policy.breaker);
       return [name, policy];
     }),
@@ -118,7 +118,7 @@ export async function startIntegrations(config: Config, logger: Logger, options:
   const { redis, keys, subscriber } = options;
   subscriber.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'breaker control redis error'));
   const processId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const clients = buildClients(config);
+  const clients = buildClients(config, logger);
   const { registry } = clients;
   registry.onChange((c) => logger.warn({ event: 'breaker.state', breaker: c.name, from: c.from, to: c.to, cause: c.cause }, `circuit breaker ${c.name}: ${c.from} -> ${c.to}`));
   let fleet: BreakerFleet;

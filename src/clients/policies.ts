@@ -17,6 +17,7 @@ import {
   type RetryPolicy,
   type TimeoutPolicy,
 } from 'cockatiel';
+import type { Logger } from 'pino';
 import { WcagaiError } from '../errors/catalogue.js';
 import { UpstreamError } from './http.js';
 import { ManagedBreaker } from './registry.js';
@@ -82,6 +83,8 @@ export class ServicePolicy {
   constructor(
     readonly name: string,
     readonly settings: PolicySettings,
+    /** Writes one line per call (its outcome, attempts and time), with the caller's request context. */
+    private readonly logger?: Logger,
   ) {
     this.bulkhead = bulkhead(settings.concurrency, settings.queue);
     this.retry = retry(handleWhen(retryable(settings)), {
@@ -106,13 +109,24 @@ export class ServicePolicy {
   /** Runs `fn` (one attempt, given the attempt's signal) under the policy; the caller's `signal` cancels it all. */
   async execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const caller = signal ?? new AbortController().signal;
+    const started = performance.now();
+    let attempts = 0;
+    const counted = (s: AbortSignal) => {
+      attempts++;
+      return fn(s);
+    };
     try {
-      return await this.bulkhead.execute(
-        () => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.attempt(fn, s2, caller), s1), caller),
+      const value = await this.bulkhead.execute(
+        () => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.attempt(counted, s2, caller), s1), caller),
         caller,
       );
+      this.logger?.info({ event: 'upstream.call', service: this.name, attempts, ms: Math.round(performance.now() - started) }, `${this.name}: call answered`);
+      return value;
     } catch (err) {
-      throw this.translate(err, caller);
+      const error = this.translate(err, caller);
+      const code = error instanceof WcagaiError ? error.code : 'INTERNAL';
+      this.logger?.warn({ event: 'upstream.failed', service: this.name, code, attempts, ms: Math.round(performance.now() - started) }, (error as Error).message);
+      throw error;
     }
   }
 

@@ -494,6 +494,8 @@ export class ScanEngine implements Scanner {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);
     }
+    const log = this.config.logger;
+    log?.info({ event: 'browser.navigated', url, finalUrl: result.finalUrl, httpStatus: result.httpStatus, ms: timings.navigationMs }, 'page loaded');
 
     t = performance.now();
     const settled = await deadline(
@@ -523,6 +525,7 @@ export class ScanEngine implements Scanner {
     timings.axeMs = Math.round(performance.now() - t);
     result.violations = toViolations(raw.violations);
     result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
+    log?.info({ event: 'browser.analyzed', url, settleMs: timings.settleMs, axeMs: timings.axeMs, rules: raw.ran.length, violations: result.violations.length }, 'axe-core ran');
   }
 }
 

@@ -6,7 +6,9 @@ import { callUpstream, parseRetryAfter, UpstreamError } from '../../src/clients/
 import { DEFAULT_POLICY, ServicePolicy, type PolicySettings } from '../../src/clients/policies.js';
 import { BreakerRegistry, type BreakerChange } from '../../src/clients/registry.js';
 import { runWithContext } from '../../src/observability/context.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { LogSink } from '../support/service.js';
 
 const SECRET = 'sk-live-0123456789abcdef';
 const okSchema = z.object({ ok: z.literal(true) });
@@ -42,6 +44,26 @@ async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
 }
 
 describe('resilience policy (real HTTP on loopback)', () => {
+  it('writes one line per call with its outcome, attempts and the request id of the caller', async () => {
+    const sink = new LogSink();
+    const logger = createLogger({ level: 'info', destination: sink });
+    const p = new ServicePolicy('ai', { ...DEFAULT_POLICY, backoffMs: 20, timeoutMs: 2_000, attempts: 2 }, logger);
+    let n = 0;
+    fake.on('/logged', () => (++n === 1 ? { status: 503, text: 'busy' } : { json: { ok: true } }));
+    fake.on('/logged-down', () => ({ status: 500, text: 'down' }));
+    await runWithContext({ requestId: 'log-req-1', jobId: 'scan_log1' }, () => call(p, '/logged'));
+    await runWithContext({ requestId: 'log-req-2' }, () => failure(call(p, '/logged-down')));
+    logger.flush();
+    const [ok] = sink.events('upstream.call');
+    expect(ok).toMatchObject({ service: 'ai', attempts: 2, requestId: 'log-req-1', jobId: 'scan_log1', level: 30 });
+    expect(ok!.ms).toBeGreaterThanOrEqual(0);
+    const [failed] = sink.events('upstream.failed');
+    expect(failed).toMatchObject({ service: 'ai', code: 'UPSTREAM_UNAVAILABLE', attempts: 2, requestId: 'log-req-2', level: 40 });
+    // The line names the call's failure; the secret the call carried is nowhere.
+    expect(String(failed!.msg)).toContain('answered 500');
+    expect(JSON.stringify(sink.entries)).not.toContain(SECRET);
+  });
+
   it('honours Retry-After on 429: the retry waits the delay the service asked for', async () => {
     let n = 0;
     fake.on('/rate', () => (++n === 1 ? { status: 429, headers: { 'retry-after': '1' }, json: { error: 'slow down' } } : { json: { ok: true } }));

@@ -94,6 +94,27 @@ describe('Redis stopped while the service runs', () => {
     expect(detailedAfter.status).toBe(200);
     expect(detailedAfter.json.checks.redis.status).toBe('up');
     expect(detailedAfter.json.queue).toMatchObject({ active: 0, waiting: 0, failed: 0 });
+    // Every section of the detailed view, with figures in the units it names.
+    const d = detailedAfter.json;
+    expect(d).toMatchObject({
+      status: expect.stringMatching(/^(healthy|degraded)$/),
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      checks: { store: { status: 'up' }, browser: { status: 'up', pages: expect.any(Number), restarts: 0 } },
+      queue: { capacity: 'healthy', maxCapacity: expect.any(Number), utilizationPercent: 0, delayed: 0 },
+      workers: expect.any(Array),
+    });
+    expect(Date.now() - Date.parse(d.timestamp)).toBeLessThan(60_000);
+    for (const check of [d.checks.redis, d.checks.store]) expect(check.responseTime).toBeGreaterThanOrEqual(0);
+    const { memory, eventLoopDelayMs, uptime } = d.system;
+    // Megabytes, not bytes: a Node process here holds tens to hundreds of them.
+    expect(memory.rss).toBeGreaterThan(20);
+    expect(memory.rss).toBeLessThan(4_096);
+    expect(memory.heapUsed).toBeGreaterThan(1);
+    expect(memory.heapUsed).toBeLessThanOrEqual(memory.heapTotal);
+    expect(memory.heapTotal).toBeLessThanOrEqual(memory.rss);
+    expect(eventLoopDelayMs).toBeGreaterThanOrEqual(0);
+    expect(eventLoopDelayMs).toBeLessThan(1_000);
+    expect(uptime).toBeGreaterThanOrEqual(0);
   });
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -56,6 +57,7 @@ type Line = Record<string, unknown> & { raw: string };
 
 let redis: RedisServer;
 let fixture: FixtureServer;
+let ai: FakeUpstream;
 let dir: string;
 let logFile: string;
 let serve: Child;
@@ -71,8 +73,10 @@ function logLines(): Line[] {
 }
 
 beforeAll(async () => {
-  [redis, fixture] = await Promise.all([startRedisServer(), startFixtureServer()]);
-  fixture.html('/traced.html', page('<h1>Traced</h1>'));
+  [redis, fixture, ai] = await Promise.all([startRedisServer(), startFixtureServer(), startFakeUpstream()]);
+  // One violation (an image without alt), so the worker asks the AI stand-in for a fix.
+  fixture.html('/traced.html', page('<h1>Traced</h1><img src="/pixel.png">'));
+  ai.on('/v1/chat/completions', () => ({ json: { choices: [{ message: { content: JSON.stringify({ suggestions: [{ rule: 'image-alt', fix: 'Give the image an alt text.' }] }) } }] } }));
   dir = mkdtempSync(join(tmpdir(), 'wcagai-trace-'));
   // The app creates logs/ itself.
   logFile = join(dir, 'logs', 'combined.log');
@@ -87,6 +91,10 @@ beforeAll(async () => {
     PORT: String(port),
     LOG_FILE: logFile,
     WORKER_CONCURRENCY: '1',
+    AI_ENABLED: 'true',
+    AI_BASE_URL: ai.url('/v1'),
+    AI_API_KEY: 'sk-trace-0123456789',
+    AI_ATTEMPTS: '1',
   };
   serve = spawnCli(['serve', '--no-worker'], env);
   worker = spawnCli(['worker'], env);
@@ -99,11 +107,12 @@ afterAll(async () => {
   await Promise.allSettled([stopChild(serve), stopChild(worker)]);
   await redis?.close();
   await fixture?.close();
+  await ai?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('correlation ids across serve and worker processes', () => {
-  it('one grep for the request id shows the request, the queue add, the worker start and the completion, from both processes', async () => {
+  it('one grep for the request id shows the request, the queue add, the worker start, its browser events, its external call and the completion, from both processes', async () => {
     const res = await fetch(`${base}/api/scan`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'test123', prefer: 'wait=30', traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` },
@@ -141,6 +150,16 @@ describe('correlation ids across serve and worker processes', () => {
     expect(queued).toMatchObject({ pid: serve.pid, jobId, traceId: TRACE_ID });
     const start = find('worker start', (l) => l.event === 'scan.start');
     expect(start).toMatchObject({ pid: worker.pid, jobId, url: fixture.url('/traced.html') });
+    const navigated = find('browser navigation', (l) => l.event === 'browser.navigated');
+    expect(navigated).toMatchObject({ pid: worker.pid, jobId, url: fixture.url('/traced.html'), httpStatus: 200 });
+    const analyzed = find('axe-core run', (l) => l.event === 'browser.analyzed');
+    expect(analyzed).toMatchObject({ pid: worker.pid, jobId, violations: 1 });
+    const external = find('external call', (l) => l.event === 'upstream.call');
+    expect(external).toMatchObject({ pid: worker.pid, jobId, service: 'ai', attempts: 1 });
+    // The call itself carried the id to the service.
+    const calls = ai.requestsTo('/v1/chat/completions');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers['x-request-id']).toBe('test123');
     const completed = find('completion', (l) => l.event === 'scan.completed');
     expect(completed).toMatchObject({ pid: worker.pid, jobId });
     const answered = find('response', (l) => l.msg === 'request completed');
@@ -152,7 +171,10 @@ describe('correlation ids across serve and worker processes', () => {
     // `scan.queued` is written once the add has returned: a worker may already have started the job.
     expect(at(incoming)).toBeLessThanOrEqual(at(start));
     expect(at(queued)).toBeLessThanOrEqual(at(answered));
-    expect(at(start)).toBeLessThanOrEqual(at(completed));
+    expect(at(start)).toBeLessThanOrEqual(at(navigated));
+    expect(at(navigated)).toBeLessThanOrEqual(at(analyzed));
+    expect(at(analyzed)).toBeLessThanOrEqual(at(external));
+    expect(at(external)).toBeLessThanOrEqual(at(completed));
     expect(at(completed)).toBeLessThanOrEqual(at(answered));
   });
 
