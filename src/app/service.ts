@@ -44,6 +44,8 @@ export interface Service {
   scanner: Scanner | null;
   queue: Queue;
   redis: RedisClient;
+  /** Adds scans with cache, dedup and admission control (what POST /api/scans uses). */
+  producer: ScanProducer;
   /** The dead-letter queue (its size() feeds wcagai_dlq_size). */
   dlq: DeadLetterQueue;
   /** Unexpected errors go here (SENTRY_DSN; a no-op without it): the process handlers' too. */
@@ -157,6 +159,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     scanner,
     queue,
     redis,
+    producer,
     dlq: dlq.dlq,
     reporter: reporter ?? noopReporter,
     close(deadlineMs = config.SHUTDOWN_TIMEOUT) {

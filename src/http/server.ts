@@ -16,6 +16,7 @@ import { WcagaiError } from '../errors/catalogue.js';
 import { noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { authPlugin, presentedApiKey } from './plugins/auth.js';
 import { metricsPlugin } from './plugins/metrics.js';
+import { batchedRedisStore } from './plugins/rate-limit-store.js';
 import { errorReportingPlugin } from './plugins/sentry.js';
 import { requestIdFrom, requestIdPlugin } from './plugins/request-id.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
@@ -114,6 +115,20 @@ function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptio
   return app;
 }
 
+const digests = new Map<string, string>();
+
+/** The rate-limit key of an API key: a digest (keys never reach Redis), remembered for the few keys a deployment has. */
+function keyDigest(key: string): string {
+  let digest = digests.get(key);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(key).digest('hex').slice(0, 24);
+    // Made-up keys must not grow the map without bound.
+    if (digests.size >= 1_000) digests.clear();
+    digests.set(key, digest);
+  }
+  return digest;
+}
+
 /** Builds the API without listening (only `serve` listens; tests use `inject`). */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -175,13 +190,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       max: config.RATE_LIMIT_MAX,
       timeWindow: config.RATE_LIMIT_WINDOW,
       // Shared across every `serve` process through Redis; a Redis outage must not turn into 500s here.
-      redis: deps.redis,
-      nameSpace: `${deps.keys.bullPrefix}:rl:`,
+      store: batchedRedisStore(deps.redis, `${deps.keys.bullPrefix}:rl:`),
       skipOnError: true,
       allowList: (request) => OPEN_PATHS.test(request.url),
       keyGenerator: (request) => {
         const key = presentedApiKey(request);
-        return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 24)}` : `ip:${request.ip}`;
+        return key ? `key:${keyDigest(key)}` : `ip:${request.ip}`;
       },
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,

@@ -20,17 +20,22 @@ import type { ResultStore } from './store.js';
  * Between the add and the release a job counts twice: admission errs on the safe side by at most
  * the submissions in flight, and costs one ZCARD instead of a look-up per reservation.
  *
+ * Requests decided together are either one batch (all or nothing: a full queue refuses every new
+ * one) or independent submissions gathered from one turn of the event loop ("each": admitted in
+ * order while there is room, the rest answered 'full' with the depth).
+ *
  * KEYS: wait, paused, prioritized, active, reservations, result key prefix, job key prefix, then a
  * cache key and an in-flight key per request. ARGV: in-flight TTL, max depth, reservation TTL,
- * skip lookups ("1" for fresh submissions), then one new id per request.
- * Returns {'full', depth} or {'ok', outcome1, id1, outcome2, id2, ...}.
+ * skip lookups ("1" for fresh submissions), admit each ("1") or all or nothing ("0"), then one new
+ * id per request. Returns {'full', depth} or {'ok', outcome1, id1, outcome2, id2, ...}.
  */
 const ADMIT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local fresh = ARGV[4] == '1'
-local n = #ARGV - 4
+local each = ARGV[5] == '1'
+local n = #ARGV - 5
 local out = {'ok'}
 local news = {}
 local seen = {}
@@ -49,7 +54,7 @@ for i = 1, n do
     end
   end
   if not outcome then
-    outcome, value = 'new', ARGV[4 + i]
+    outcome, value = 'new', ARGV[5 + i]
     seen[inflightKey] = value
     news[#news + 1] = i
   end
@@ -59,11 +64,18 @@ end
 if #news > 0 then
   local reserved = redis.call('ZCARD', KEYS[5])
   local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + reserved
-  if depth + #news > tonumber(ARGV[2]) then return {'full', tostring(depth)} end
+  local max = tonumber(ARGV[2])
+  if not each and depth + #news > max then return {'full', tostring(depth)} end
   local expires = now + tonumber(ARGV[3])
   for _, i in ipairs(news) do
-    redis.call('SET', KEYS[7 + 2 * i], ARGV[4 + i], 'PX', ARGV[1])
-    redis.call('ZADD', KEYS[5], expires, ARGV[4 + i])
+    if depth < max then
+      redis.call('SET', KEYS[7 + 2 * i], ARGV[5 + i], 'PX', ARGV[1])
+      redis.call('ZADD', KEYS[5], expires, ARGV[5 + i])
+      depth = depth + 1
+    else
+      out[2 * i] = 'full'
+      out[2 * i + 1] = tostring(depth)
+    end
   end
 end
 return out
@@ -82,6 +94,21 @@ export interface SubmitContext {
 }
 
 export type SubmitOutcome = 'new' | 'inflight' | 'cached';
+type Decision = { id: string; outcome: SubmitOutcome | 'full' };
+
+/** A submission waiting for the next decision of its event-loop turn. */
+interface Pending {
+  url: string;
+  options: ScanOptions;
+  cacheKey: string;
+  id: string;
+  ctx: SubmitContext;
+  resolve(value: { id: string; outcome: SubmitOutcome }): void;
+  reject(err: unknown): void;
+}
+
+/** Submissions decided and added together at most (an ADMIT call and one addBulk each). */
+const MAX_GATHERED = 500;
 
 export interface ProducerSettings {
   attempts: number;
@@ -119,6 +146,7 @@ export class ScanProducer {
   private readonly admit: Admit;
   private toRelease: string[] = [];
   private releasing: Promise<void> | null = null;
+  private gathered: Pending[] = [];
 
   constructor(
     readonly queue: Queue,
@@ -137,14 +165,16 @@ export class ScanProducer {
    * Decides `requests` at once: each is cached, in flight or new; the new ones are admitted
    * together (reserved until `release`) or refused together with QUEUE_FULL.
    */
-  private async decide(requests: readonly Request[], fresh: boolean): Promise<Array<{ id: string; outcome: SubmitOutcome }>> {
+  private decide(requests: readonly Request[], fresh: boolean): Promise<Array<{ id: string; outcome: SubmitOutcome }>>;
+  private decide(requests: readonly Request[], fresh: boolean, each: true): Promise<Decision[]>;
+  private async decide(requests: readonly Request[], fresh: boolean, each = false): Promise<Decision[]> {
     const k = this.keys;
     const keys = [k.wait, k.paused, k.prioritized, k.active, k.admitting, k.result(''), k.job('')];
     for (const r of requests) keys.push(k.cache(r.cacheKey), k.inflight(r.cacheKey));
-    const args = [this.settings.inflightTtlMs, this.settings.maxQueueDepth, RESERVATION_TTL_MS, fresh ? '1' : '0', ...requests.map((r) => r.id)];
+    const args = [this.settings.inflightTtlMs, this.settings.maxQueueDepth, RESERVATION_TTL_MS, fresh ? '1' : '0', each ? '1' : '0', ...requests.map((r) => r.id)];
     const reply = await this.redisCall(() => this.admit(keys, args));
     if (reply[0] === 'full') throw this.queueFull(Number(reply[1]));
-    return requests.map((_, i) => ({ outcome: reply[1 + 2 * i] as SubmitOutcome, id: reply[2 + 2 * i]! }));
+    return requests.map((_, i) => ({ outcome: reply[1 + 2 * i] as Decision['outcome'], id: reply[2 + 2 * i]! }));
   }
 
   /**
@@ -178,10 +208,73 @@ export class ScanProducer {
     };
   }
 
-  /** Queues one scan (URL already validated), or answers with the cached or in-flight one. */
-  async submit(url: string, options: ScanOptions, ctx: SubmitContext): Promise<{ id: string; outcome: SubmitOutcome }> {
-    const cacheKey = cacheKeyOf(url, options);
-    const id = newScanId();
+  /**
+   * Queues one scan (URL already validated), or answers with the cached or in-flight one.
+   * Submissions made in the same turn of the event loop (the API under load) are decided by one
+   * ADMIT call and added by one addBulk, each still admitted, deduplicated and answered on its own.
+   */
+  submit(url: string, options: ScanOptions, ctx: SubmitContext): Promise<{ id: string; outcome: SubmitOutcome }> {
+    // Replays skip cache and dedup: they go alone, as before.
+    if (ctx.fresh) return this.submitOne(url, options, ctx);
+    return new Promise((resolve, reject) => {
+      if (this.gathered.length === 0) setImmediate(() => void this.flushGathered());
+      this.gathered.push({ url, options, cacheKey: cacheKeyOf(url, options), id: newScanId(), ctx, resolve, reject });
+    });
+  }
+
+  private async flushGathered(): Promise<void> {
+    const all = this.gathered.splice(0);
+    for (let i = 0; i < all.length; i += MAX_GATHERED) {
+      const batch = all.slice(i, i + MAX_GATHERED);
+      // Whatever goes wrong, every submission gets an answer (a settled promise ignores a second one).
+      await this.submitGathered(batch).catch((err: unknown) => batch.forEach((p) => p.reject(toRedisError(err))));
+    }
+  }
+
+  private async submitGathered(batch: readonly Pending[]): Promise<void> {
+    if (batch.length === 1) {
+      const [p] = batch;
+      return this.submitOne(p!.url, p!.options, p!.ctx, p!.cacheKey, p!.id).then(p!.resolve, p!.reject);
+    }
+    const decisions = await this.decide(batch, false, true);
+    const news: Pending[] = [];
+    const newIds = new Set<string>();
+    for (const [i, d] of decisions.entries()) if (d.outcome === 'new') (news.push(batch[i]!), newIds.add(d.id));
+    const later: Array<Promise<void>> = [];
+    // Requests joining a job of this very batch: answered with it once it is added (or not).
+    const joiners: Array<{ p: Pending; id: string }> = [];
+    for (const [i, d] of decisions.entries()) {
+      const p = batch[i]!;
+      if (d.outcome === 'cached') p.resolve({ id: d.id, outcome: 'cached' });
+      else if (d.outcome === 'full') p.reject(this.queueFull(Number(d.id)));
+      else if (d.outcome === 'inflight' && newIds.has(d.id)) joiners.push({ p, id: d.id });
+      // An older marker may have outlived its job: checked as on the single path.
+      else if (d.outcome === 'inflight') later.push(this.joinOrResubmit(p, d.id).then(p.resolve, p.reject));
+    }
+    if (news.length) {
+      try {
+        await this.queue.addBulk(news.map((p) => ({ name: 'scan', data: this.data(p.url, p.options, p.cacheKey, p.ctx), opts: this.jobOptions(p.id, p.ctx) })));
+        for (const p of news) p.resolve({ id: p.id, outcome: 'new' });
+        for (const j of joiners) j.p.resolve({ id: j.id, outcome: 'inflight' });
+      } catch (err) {
+        await this.redis.del(...news.map((p) => this.keys.inflight(p.cacheKey))).catch(() => 0);
+        const error = toRedisError(err);
+        for (const p of [...news, ...joiners.map((j) => j.p)]) p.reject(error);
+      } finally {
+        await this.release(news.map((p) => p.id));
+      }
+    }
+    await Promise.all(later);
+  }
+
+  /** Joins the job of an in-flight marker when it is live; else clears the marker and submits again. */
+  private async joinOrResubmit(p: Pending, inflightId: string): Promise<{ id: string; outcome: SubmitOutcome }> {
+    if (await this.isLive(inflightId)) return { id: inflightId, outcome: 'inflight' };
+    await this.redis.del(this.keys.inflight(p.cacheKey)).catch(() => 0);
+    return this.submitOne(p.url, p.options, p.ctx, p.cacheKey, p.id);
+  }
+
+  private async submitOne(url: string, options: ScanOptions, ctx: SubmitContext, cacheKey = cacheKeyOf(url, options), id = newScanId()): Promise<{ id: string; outcome: SubmitOutcome }> {
     for (let attempt = 0; ; attempt++) {
       const [decision] = await this.decide([{ cacheKey, id }], ctx.fresh === true);
       const { outcome, id: value } = decision!;

@@ -7,7 +7,8 @@
  * (with a limit no run reaches, so it counts every request without refusing one), request logs
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
  * Runs alternate bare, full, bare, full so drift in machine load hits both sides alike; the best
- * round of each counts.
+ * round of each counts. `--ladder` adds the full server with request logs, the rate limiter, API
+ * keys, and all three, turned off, to show what each costs.
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -25,10 +26,8 @@ import { keysFor } from '../../src/queue/keys.js';
 import { scanJobOptions } from '../../src/queue/producer.js';
 import { producerConnection, waitReady } from '../../src/queue/redis.js';
 
-type Impl = 'bare' | 'full';
-
 interface Run {
-  impl: Impl;
+  impl: string;
   round: number;
   requests: number;
   reqPerSec: number;
@@ -110,60 +109,84 @@ async function drive(baseUrl: string): Promise<Omit<Run, 'impl' | 'round'>> {
   };
 }
 
-function best(runs: readonly Run[], impl: Impl): Run {
+function best(runs: readonly Run[], impl: string): Run {
   return runs.filter((r) => r.impl === impl).reduce((a, r) => (a.reqPerSec >= r.reqPerSec ? a : r));
 }
 
+/** The full server with some of its hardening turned off (`--ladder`), to show what each part costs. */
+const LADDER: Array<{ name: string; what: string; overrides: Record<string, string> }> = [
+  { name: 'full-logs', what: 'full without request logs (LOG_LEVEL=warn)', overrides: { LOG_LEVEL: 'warn' } },
+  { name: 'full-rl', what: 'full without the Redis rate limiter (RATE_LIMIT_MAX=0)', overrides: { RATE_LIMIT_MAX: '0' } },
+  { name: 'full-auth', what: 'full without API keys (API_KEYS unset)', overrides: { API_KEYS: '' } },
+  { name: 'core', what: 'none of those three: validation, target check, cache, dedup, admission, metrics, request ids, security headers, under-pressure', overrides: { LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', API_KEYS: '' } },
+];
+
 async function main(): Promise<void> {
+  const ladder = process.argv.includes('--ladder');
   const id = randomBytes(5).toString('hex');
-  const fullPrefix = `bench-api-full-${id}`;
   const barePrefix = `bench-api-bare-${id}`;
-  const config = loadConfig(process.env, {
-    QUEUE_PREFIX: fullPrefix,
-    RATE_LIMIT_MAX: '100000000',
-    MAX_QUEUE_DEPTH: '10000000',
-    ALLOW_PRIVATE_TARGETS: 'true',
-    LOG_LEVEL: 'info',
-    LOG_PRETTY: 'false',
-    LOG_FILE: '',
-    API_KEYS: API_KEY,
-    REDIS_URL,
-  });
-  const logger = createLogger({ level: config.LOG_LEVEL, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  const variants = [{ name: 'full', what: 'full server', overrides: {} as Record<string, string> }, ...(ladder ? LADDER : [])];
+  const prefixes = [barePrefix, ...variants.map((v) => `bench-api-${v.name}-${id}`)];
+  const configOf = (i: number) =>
+    loadConfig(process.env, {
+      QUEUE_PREFIX: prefixes[i + 1]!,
+      RATE_LIMIT_MAX: '100000000',
+      MAX_QUEUE_DEPTH: '10000000',
+      ALLOW_PRIVATE_TARGETS: 'true',
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: 'false',
+      LOG_FILE: '',
+      API_KEYS: API_KEY,
+      REDIS_URL,
+      ...variants[i]!.overrides,
+    });
   const runs: Run[] = [];
   const loadBefore = load();
-  let service: Service | null = null;
+  const services: Service[] = [];
   let bare: Awaited<ReturnType<typeof startBare>> | null = null;
   try {
-    service = await startService(config, logger, { api: true, workerConcurrency: 0, env: process.env });
-    const fullUrl = await service.app!.listen({ port: 0, host: '127.0.0.1' });
-    bare = await startBare(barePrefix, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF });
-    const urls: Record<Impl, string> = { full: fullUrl, bare: bare.url };
+    const urls: Record<string, string> = {};
+    for (const [i, v] of variants.entries()) {
+      const config = configOf(i);
+      const logger = createLogger({ level: config.LOG_LEVEL, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+      const service = await startService(config, logger, { api: true, workerConcurrency: 0, env: process.env });
+      services.push(service);
+      urls[v.name] = await service.app!.listen({ port: 0, host: '127.0.0.1' });
+    }
+    const first = configOf(0);
+    bare = await startBare(barePrefix, { attempts: first.SCAN_ATTEMPTS, backoffMs: first.SCAN_BACKOFF });
+    urls.bare = bare.url;
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const impl of ['bare', 'full'] as const) {
-        const r = await drive(urls[impl]);
+      for (const impl of ['bare', ...variants.map((v) => v.name)]) {
+        const r = await drive(urls[impl]!);
         const run: Run = { impl, round, ...r };
         runs.push(run);
         log(`round ${round}: ${impl}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99} ms, ${run.requests} requests, non-2xx ${run.non2xx}, errors ${run.errors}`);
       }
     }
   } finally {
-    await Promise.allSettled([service?.close(10_000), bare ? bare.app.close().then(() => bare!.queue.close()).then(() => bare!.redis.quit()) : undefined]);
-    const removed = (await Promise.allSettled([removePrefix(fullPrefix), removePrefix(barePrefix)])).map((s) => (s.status === 'fulfilled' ? s.value : -1));
-    log(`cleanup: removed ${removed[0]} keys of ${fullPrefix}, ${removed[1]} of ${barePrefix}`);
+    await Promise.allSettled([...services.map((s) => s.close(10_000)), bare ? bare.app.close().then(() => bare!.queue.close()).then(() => bare!.redis.quit()) : undefined]);
+    const removed = (await Promise.allSettled(prefixes.map((p) => removePrefix(p)))).map((s) => (s.status === 'fulfilled' ? s.value : -1));
+    log(`cleanup: removed ${prefixes.map((p, i) => `${removed[i]} keys of ${p}`).join(', ')}`);
   }
 
   const rows = [`bench:api  POST /api/scans, ${CONNECTIONS} connections, ${DURATION_S} s per run (at most ${MAX_REQUESTS} requests), enqueue only`];
-  rows.push(`${'impl'.padEnd(6)}${'round'.padStart(6)}${'req/s'.padStart(10)}${'p99 ms'.padStart(9)}${'requests'.padStart(10)}${'non-2xx'.padStart(9)}${'errors'.padStart(8)}`);
+  rows.push(`${'impl'.padEnd(10)}${'round'.padStart(6)}${'req/s'.padStart(10)}${'p99 ms'.padStart(9)}${'requests'.padStart(10)}${'non-2xx'.padStart(9)}${'errors'.padStart(8)}`);
   for (const r of runs) {
-    rows.push(`${r.impl.padEnd(6)}${String(r.round).padStart(6)}${r.reqPerSec.toFixed(0).padStart(10)}${String(r.p99).padStart(9)}${String(r.requests).padStart(10)}${String(r.non2xx).padStart(9)}${String(r.errors).padStart(8)}`);
+    rows.push(`${r.impl.padEnd(10)}${String(r.round).padStart(6)}${r.reqPerSec.toFixed(0).padStart(10)}${String(r.p99).padStart(9)}${String(r.requests).padStart(10)}${String(r.non2xx).padStart(9)}${String(r.errors).padStart(8)}`);
   }
   const full = best(runs, 'full');
   const bareBest = best(runs, 'bare');
   const ratio = full.reqPerSec / bareBest.reqPerSec;
-  const non2xx = (impl: Impl) => runs.filter((r) => r.impl === impl).reduce((n, r) => n + r.non2xx, 0);
+  const non2xx = (impl: string) => runs.filter((r) => r.impl === impl).reduce((n, r) => n + r.non2xx, 0);
   process.stdout.write(`${rows.join('\n')}\n`);
   process.stdout.write(`load average (1 min) ${loadBefore} before, ${load()} after, on ${availableParallelism()} CPUs\n`);
+  if (ladder) {
+    for (const v of LADDER) {
+      const b = best(runs, v.name);
+      process.stdout.write(`ladder: ${v.name.padEnd(10)} ${b.reqPerSec.toFixed(0).padStart(6)} req/s, ratio to bare ${(b.reqPerSec / bareBest.reqPerSec).toFixed(2)}, to full ${(b.reqPerSec / full.reqPerSec).toFixed(2)}: ${v.what}\n`);
+    }
+  }
   process.stdout.write(
     `best: full ${full.reqPerSec.toFixed(0)} req/s (p99 ${full.p99} ms, round ${full.round}), bare ${bareBest.reqPerSec.toFixed(0)} req/s (p99 ${bareBest.p99} ms, round ${bareBest.round}); non-2xx full ${non2xx('full')}, bare ${non2xx('bare')}\n`,
   );

@@ -166,6 +166,21 @@ describe('rate limit', () => {
     expect((await one.get('/api/scans/scan_none')).status).toBe(429);
   });
 
+  it('gives each of many requests arriving together its own place in the count', async () => {
+    const svc = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m' });
+    // Counted together (one INCRBY for the turn), answered one by one: five pass, three are refused.
+    const answers = await Promise.all(Array.from({ length: 8 }, () => svc.get('/api/scans/scan_none')));
+    expect(answers.map((a) => a.status).sort()).toEqual([404, 404, 404, 404, 404, 429, 429, 429]);
+    const remaining = answers.filter((a) => a.status === 404).map((a) => Number(a.headers['x-ratelimit-remaining']));
+    expect(remaining.sort()).toEqual([0, 1, 2, 3, 4]);
+    const { redis: r, keys } = svc.service;
+    const [counter] = await r.keys(`${keys.bullPrefix}:rl:*`);
+    expect(Number(await r.get(counter!))).toBe(8);
+    const ttl = await r.pttl(counter!);
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
   it('counts per API key when one is presented', async () => {
     const svc = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m', API_KEYS: `${KEY_A},${KEY_B}` });
     for (let i = 0; i < 5; i++) expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_A })).status).toBe(404);

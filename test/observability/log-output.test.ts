@@ -25,10 +25,28 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.allSettled(terminals.map((t) => t.close()));
+  await Promise.allSettled(
+    terminals.map(async (t) => {
+      const pid = await t.panePid();
+      if (pid > 0) {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: `serve (pid ${pid}) to exit` });
+      }
+      await t.close();
+    }),
+  );
   await redis?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function serveEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
   return {
@@ -44,7 +62,8 @@ async function serveEnv(extra: Record<string, string> = {}): Promise<Record<stri
 
 /** `wcagai serve --no-worker` in a terminal, until it says it listens; the screen then. */
 async function serveInTerminal(env: Record<string, string>): Promise<string> {
-  const term = await startTerminal(`timeout 60 node ${BIN} serve --no-worker; sleep 60`, { columns: 220, rows: 40, env });
+  // The pane's process is serve itself (exec), so closing the terminal cannot leave it running.
+  const term = await startTerminal(`exec node ${BIN} serve --no-worker`, { columns: 220, rows: 40, env });
   terminals.push(term);
   return term.waitFor(/wcagai listening on/, 60_000);
 }

@@ -113,4 +113,37 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await totalJobs(svc.service)).toBe(3);
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
+
+  it('decides submissions of one event-loop turn together, each admitted, deduplicated and answered on its own', async () => {
+    const svc = await apiOnly();
+    const { producer, redis: r, keys, queue } = svc.service;
+    const marker = (n: string) => keys.inflight(cacheKeyOf(target(n), DEFAULT_SCAN_OPTIONS));
+    await r.set(marker('turn-stale'), 'scan_gone3', 'PX', 60_000);
+    // Seven calls in one synchronous stretch: two pairs of duplicates, a stale marker, three distinct URLs.
+    const urls = ['turn-a', 'turn-a', 'turn-b', 'turn-stale', 'turn-b', 'turn-c', 'turn-d'];
+    const settled = await Promise.allSettled(urls.map((u, i) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: i === 5 ? 'high' : 'normal', requestId: `turn-${i}` })));
+    const answers = settled.map((s) => (s.status === 'fulfilled' ? s.value : { error: (s.reason as { code?: string }).code }));
+    // Room for five: a, b, stale (a new job, not the gone one), c, d in order; each duplicate joins its first.
+    expect(answers[0]).toMatchObject({ outcome: 'new' });
+    expect(answers[1]).toEqual({ id: (answers[0] as { id: string }).id, outcome: 'inflight' });
+    expect(answers[2]).toMatchObject({ outcome: 'new' });
+    expect(answers[4]).toEqual({ id: (answers[2] as { id: string }).id, outcome: 'inflight' });
+    expect(answers[3]).toMatchObject({ outcome: 'new' });
+    expect((answers[3] as { id: string }).id).not.toBe('scan_gone3');
+    expect(answers[5]).toMatchObject({ outcome: 'new' });
+    expect(answers[6]).toMatchObject({ outcome: 'new' });
+    expect(await totalJobs(svc.service)).toBe(5);
+    // Each job carries its own request id and priority.
+    const job = await queue.getJob((answers[5] as { id: string }).id);
+    expect(job?.data).toMatchObject({ url: target('turn-c'), requestId: 'turn-5' });
+    expect(job?.opts.priority).toBeLessThan((await queue.getJob((answers[6] as { id: string }).id))!.opts.priority!);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+
+    // The queue is full now: a turn of new URLs is refused one by one, a duplicate of a queued job still joins it.
+    const more = await Promise.allSettled([producer.submit(target('turn-e'), DEFAULT_SCAN_OPTIONS, { priority: 'normal' }), producer.submit(target('turn-a'), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })]);
+    expect(more[0]).toMatchObject({ status: 'rejected', reason: { code: 'QUEUE_FULL' } });
+    expect(more[1]).toEqual({ status: 'fulfilled', value: answers[1] });
+    expect(await totalJobs(svc.service)).toBe(5);
+  });
 });
+
