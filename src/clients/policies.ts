@@ -125,7 +125,10 @@ export class ServicePolicy {
     } catch (err) {
       const error = this.translate(err, caller);
       const code = error instanceof WcagaiError ? error.code : 'INTERNAL';
-      this.logger?.warn({ event: 'upstream.failed', service: this.name, code, attempts, ms: Math.round(performance.now() - started) }, (error as Error).message);
+      // A call the caller gave up on (shutdown, its own deadline) is not the service's failure.
+      const line = { event: 'upstream.failed', service: this.name, code, attempts, ms: Math.round(performance.now() - started) };
+      if (caller.aborted) this.logger?.debug(line, (error as Error).message);
+      else this.logger?.warn(line, (error as Error).message);
       throw error;
     }
   }

@@ -81,6 +81,12 @@ end
 return out
 `;
 
+/** Deletes an in-flight marker only while it still names the job it named when judged stale. */
+const CLEAR_MARKER_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 /** How long an admitted job may take to be added before its reservation stops counting. */
 const RESERVATION_TTL_MS = 30_000;
 
@@ -157,9 +163,17 @@ export class ScanProducer {
   ) {
     // The number of keys varies with the requests: it is passed as the first argument.
     redis.defineCommand('wcagaiAdmit', { lua: ADMIT_SCRIPT });
-    const r = redis as unknown as { wcagaiAdmit(...a: Array<string | number>): Promise<string[]> };
+    redis.defineCommand('wcagaiClearMarker', { numberOfKeys: 1, lua: CLEAR_MARKER_SCRIPT });
+    const r = redis as unknown as { wcagaiAdmit(...a: Array<string | number>): Promise<string[]>; wcagaiClearMarker(key: string, id: string): Promise<number> };
     this.admit = (k, a) => r.wcagaiAdmit(k.length, ...k, ...a);
+    this.clearMarker = (cacheKey, id) => r.wcagaiClearMarker(this.keys.inflight(cacheKey), id).catch(() => 0);
   }
+
+  /**
+   * Clears the in-flight marker of `cacheKey` if it still names `id`: a marker another submission
+   * has set since (for a new job) is left alone, so two submissions clearing one stale marker make one job.
+   */
+  private readonly clearMarker: (cacheKey: string, id: string) => Promise<unknown>;
 
   /**
    * Decides `requests` at once: each is cached, in flight or new; the new ones are admitted
@@ -240,16 +254,20 @@ export class ScanProducer {
     const news: Pending[] = [];
     const newIds = new Set<string>();
     for (const [i, d] of decisions.entries()) if (d.outcome === 'new') (news.push(batch[i]!), newIds.add(d.id));
-    const later: Array<Promise<void>> = [];
+    // The id a refused request was given, with the depth that refused it: a twin of it in the batch is refused too.
+    const refused = new Map<string, number>();
+    decisions.forEach((d, i) => d.outcome === 'full' && refused.set(batch[i]!.id, Number(d.id)));
     // Requests joining a job of this very batch: answered with it once it is added (or not).
     const joiners: Array<{ p: Pending; id: string }> = [];
+    // Requests that found an older in-flight marker, by request: checked once the batch's jobs are in.
+    const stale = new Map<string, Array<{ p: Pending; id: string }>>();
     for (const [i, d] of decisions.entries()) {
       const p = batch[i]!;
       if (d.outcome === 'cached') p.resolve({ id: d.id, outcome: 'cached' });
       else if (d.outcome === 'full') p.reject(this.queueFull(Number(d.id)));
-      else if (d.outcome === 'inflight' && newIds.has(d.id)) joiners.push({ p, id: d.id });
-      // An older marker may have outlived its job: checked as on the single path.
-      else if (d.outcome === 'inflight') later.push(this.joinOrResubmit(p, d.id).then(p.resolve, p.reject));
+      else if (newIds.has(d.id)) joiners.push({ p, id: d.id });
+      else if (refused.has(d.id)) p.reject(this.queueFull(refused.get(d.id)!));
+      else stale.set(p.cacheKey, [...(stale.get(p.cacheKey) ?? []), { p, id: d.id }]);
     }
     if (news.length) {
       try {
@@ -257,32 +275,47 @@ export class ScanProducer {
         for (const p of news) p.resolve({ id: p.id, outcome: 'new' });
         for (const j of joiners) j.p.resolve({ id: j.id, outcome: 'inflight' });
       } catch (err) {
-        await this.redis.del(...news.map((p) => this.keys.inflight(p.cacheKey))).catch(() => 0);
+        await Promise.all(news.map((p) => this.clearMarker(p.cacheKey, p.id)));
         const error = toRedisError(err);
         for (const p of [...news, ...joiners.map((j) => j.p)]) p.reject(error);
       } finally {
         await this.release(news.map((p) => p.id));
       }
     }
-    await Promise.all(later);
+    // After the release: the batch's jobs no longer count twice when these are decided again. The
+    // first request of each goes; its twins in the batch join whatever it gets.
+    await Promise.all(
+      [...stale.values()].map(async ([first, ...twins]) => {
+        try {
+          const answer = await this.joinOrResubmit(first!.p, first!.id);
+          first!.p.resolve(answer);
+          for (const t of twins) t.p.resolve({ id: answer.id, outcome: 'inflight' });
+        } catch (err) {
+          for (const t of [first!, ...twins]) t.p.reject(err);
+        }
+      }),
+    );
   }
 
-  /** Joins the job of an in-flight marker when it is live; else clears the marker and submits again. */
+  /**
+   * Joins the job of an in-flight marker when it is live; else clears the marker and submits once
+   * more, joining whatever marker is there then (as the single path's second attempt does).
+   */
   private async joinOrResubmit(p: Pending, inflightId: string): Promise<{ id: string; outcome: SubmitOutcome }> {
     if (await this.isLive(inflightId)) return { id: inflightId, outcome: 'inflight' };
-    await this.redis.del(this.keys.inflight(p.cacheKey)).catch(() => 0);
-    return this.submitOne(p.url, p.options, p.ctx, p.cacheKey, p.id);
+    await this.clearMarker(p.cacheKey, inflightId);
+    return this.submitOne(p.url, p.options, p.ctx, p.cacheKey, p.id, 1);
   }
 
-  private async submitOne(url: string, options: ScanOptions, ctx: SubmitContext, cacheKey = cacheKeyOf(url, options), id = newScanId()): Promise<{ id: string; outcome: SubmitOutcome }> {
-    for (let attempt = 0; ; attempt++) {
+  private async submitOne(url: string, options: ScanOptions, ctx: SubmitContext, cacheKey = cacheKeyOf(url, options), id = newScanId(), firstAttempt = 0): Promise<{ id: string; outcome: SubmitOutcome }> {
+    for (let attempt = firstAttempt; ; attempt++) {
       const [decision] = await this.decide([{ cacheKey, id }], ctx.fresh === true);
       const { outcome, id: value } = decision!;
       if (outcome === 'cached') return { id: value, outcome: 'cached' };
       if (outcome === 'inflight') {
         // The marker outlives a job that vanished or failed without a final record: clear it, try once more.
         if (attempt === 0 && !(await this.isLive(value))) {
-          await this.redis.del(this.keys.inflight(cacheKey)).catch(() => 0);
+          await this.clearMarker(cacheKey, value);
           continue;
         }
         return { id: value, outcome: 'inflight' };
@@ -290,7 +323,7 @@ export class ScanProducer {
       try {
         await this.queue.add('scan', this.data(url, options, cacheKey, ctx), this.jobOptions(id, ctx));
       } catch (err) {
-        await this.redis.del(this.keys.inflight(cacheKey)).catch(() => 0);
+        await this.clearMarker(cacheKey, id);
         throw toRedisError(err);
       } finally {
         await this.release([id]);

@@ -490,12 +490,12 @@ export class ScanEngine implements Scanner {
     // The egress proxy's own answer (refused, or the site unreachable) is not the site's document.
     const egress = response?.headers()['x-wcagai-egress'];
     if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(page.url())) ?? egressError(egress, url);
+    const log = this.config.logger;
+    log?.info({ event: 'browser.navigated', url, finalUrl: result.finalUrl, httpStatus: response?.status() ?? null, ms: timings.navigationMs }, 'page loaded');
     if (response) {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);
     }
-    const log = this.config.logger;
-    log?.info({ event: 'browser.navigated', url, finalUrl: result.finalUrl, httpStatus: result.httpStatus, ms: timings.navigationMs }, 'page loaded');
 
     t = performance.now();
     const settled = await deadline(

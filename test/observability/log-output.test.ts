@@ -27,12 +27,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled(
     terminals.map(async (t) => {
-      const pid = await t.panePid();
-      if (pid > 0) {
-        process.kill(pid, 'SIGTERM');
-        await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: `serve (pid ${pid}) to exit` });
+      try {
+        const pid = await t.panePid();
+        if (pid > 0 && alive(pid)) {
+          process.kill(pid, 'SIGTERM');
+          await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: `serve (pid ${pid}) to exit` });
+        }
+      } finally {
+        await t.close();
       }
-      await t.close();
     }),
   );
   await redis?.close();
@@ -90,13 +93,17 @@ describe('log output', () => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     try {
-      const line = await waitFor(() => out.split('\n').find((l) => l.includes('wcagai listening on')), { timeoutMs: 60_000, what: `serve to listen:\n${out}` });
+      // Whole lines only: a chunk may end in the middle of one.
+      const line = await waitFor(() => out.split('\n').slice(0, -1).find((l) => l.includes('wcagai listening on')), { timeoutMs: 60_000, what: `serve to listen:\n${out}` });
       expect(JSON.parse(line)).toMatchObject({ level: 30, event: 'serve.listening' });
       // Every line of stdout is a JSON object.
-      for (const l of out.split('\n').filter((x) => x.trim())) expect(() => JSON.parse(l), l).not.toThrow();
+      for (const l of out.split('\n').slice(0, -1).filter((x) => x.trim())) expect(() => JSON.parse(l), l).not.toThrow();
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
     }
   });
 });

@@ -145,5 +145,29 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(more[1]).toEqual({ status: 'fulfilled', value: answers[1] });
     expect(await totalJobs(svc.service)).toBe(5);
   });
+
+  it('in one turn, twins on one stale marker make one job and twins of a refused request are refused', async () => {
+    const svc = await apiOnly();
+    const { producer, redis: r, keys } = svc.service;
+    await r.set(keys.inflight(cacheKeyOf(target('twin-stale'), DEFAULT_SCAN_OPTIONS)), 'scan_gone4', 'PX', 60_000);
+    const turn = async (urls: string[]) => {
+      const settled = await Promise.allSettled(urls.map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+      return settled.map((s) => (s.status === 'fulfilled' ? s.value : { error: (s.reason as { code?: string }).code }));
+    };
+    // The stale marker's twins: the first gets a new job, the second joins it.
+    const first = await turn(['twin-stale', 'twin-stale', 'x1']);
+    expect(first[0]).toMatchObject({ outcome: 'new' });
+    expect((first[0] as { id: string }).id).not.toBe('scan_gone4');
+    expect(first[1]).toEqual({ id: (first[0] as { id: string }).id, outcome: 'inflight' });
+    expect(first[2]).toMatchObject({ outcome: 'new' });
+    expect(await totalJobs(svc.service)).toBe(2);
+    // x2 to x4 fill the last three places; x5 is refused at the limit, and so is its twin (no job to join).
+    const second = await turn(['x2', 'x3', 'x4', 'x5', 'x5']);
+    for (const i of [0, 1, 2]) expect(second[i]).toMatchObject({ outcome: 'new' });
+    expect(second[3]).toEqual({ error: 'QUEUE_FULL' });
+    expect(second[4]).toEqual({ error: 'QUEUE_FULL' });
+    expect(await totalJobs(svc.service)).toBe(5);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+  });
 });
 

@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { QueueEvents } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Counter, Histogram } from 'prom-client';
 import { type Metrics, observeScan, type ScanTimings } from '../../observability/metrics.js';
 import { PROBLEM_CONTENT_TYPE, problem, sendProblem } from '../problem.js';
 import { parseJobOutcome } from '../../queue/processor.js';
@@ -54,21 +53,11 @@ export interface MetricsPluginOptions {
 /** HTTP request metrics for every route, and GET /metrics in Prometheus text format. */
 export function metricsPlugin(app: FastifyInstance, metrics: Metrics, opts: MetricsPluginOptions = {}): void {
   trackProblemCodes(app);
-  // The labelled series of each route, method and status, looked up once (a label set is hashed on every use).
-  // Bounded: routes are templates (unknown paths are "unmatched") and methods and statuses are few.
-  const series = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
   app.addHook('onResponse', (request, reply, done) => {
-    const route = routeLabel(request);
-    const id = `${reply.statusCode} ${request.method} ${route}`;
-    let s = series.get(id);
-    if (!s) {
-      const labels = { route, method: request.method, status_code: String(reply.statusCode) };
-      s = { requests: metrics.httpRequests.labels(labels), duration: metrics.httpRequestDuration.labels(labels) };
-      if (series.size < 10_000) series.set(id, s);
-    }
-    s.requests.inc();
-    s.duration.observe(reply.elapsedTime / 1000);
-    if (reply.statusCode >= 400) metrics.httpErrors.inc({ code: reply.problemCode ?? 'UNCODED', status_code: String(reply.statusCode) });
+    const labels = { route: routeLabel(request), method: request.method, status_code: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) metrics.httpErrors.inc({ code: reply.problemCode ?? 'UNCODED', status_code: labels.status_code });
     done();
   });
 

@@ -75,8 +75,8 @@ export function batchedRedisStore(redis: RedisClient, nameSpace: string) {
 
     /** A route with a limit of its own counts under its own keys (the plugin passes the route's merged options). */
     child(routeOptions: object): BatchedRedisStore {
-      const { routeInfo } = routeOptions as { routeInfo: { method: string; url: string } };
-      return new BatchedRedisStore({}, `${this.prefix}${routeInfo.method}${routeInfo.url}-`);
+      const merged = routeOptions as { routeInfo: { method: string; url: string }; continueExceeding?: boolean; exponentialBackoff?: boolean };
+      return new BatchedRedisStore(merged, `${this.prefix}${merged.routeInfo.method}${merged.routeInfo.url}-`);
     }
 
     private flush(): void {
