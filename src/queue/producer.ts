@@ -263,6 +263,7 @@ export class ScanProducer {
     const stale = new Map<string, Array<{ p: Pending; id: string }>>();
     for (const [i, d] of decisions.entries()) {
       const p = batch[i]!;
+      if (d.outcome === 'new') continue;
       if (d.outcome === 'cached') p.resolve({ id: d.id, outcome: 'cached' });
       else if (d.outcome === 'full') p.reject(this.queueFull(Number(d.id)));
       else if (newIds.has(d.id)) joiners.push({ p, id: d.id });
