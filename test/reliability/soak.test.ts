@@ -66,11 +66,7 @@ describe('scenario 6: soak', () => {
     server = await startServe({
       redisUrl: redis.url,
       prefix: uniquePrefix('rel_soak'),
-      // Each warm page's heap is collected once it passes BROWSER_GC_HEAP_MB (128 by default): at this
-      // pace the default takes most of the run to reach, so the fitted slope measured that rise and
-      // fall (1.4 to 24 MB/min between runs of the same code, with the end back near the start). A
-      // lower threshold reaches its plateau within the warm-up, so what is left is a trend.
-      settings: { ...DEFAULT_DEADLINES, WORKER_CONCURRENCY: '2', LOG_LEVEL: 'info', BROWSER_GC_HEAP_MB: '32' },
+      settings: { ...DEFAULT_DEADLINES, WORKER_CONCURRENCY: '2', LOG_LEVEL: 'info' },
     });
     const srv = server;
     const http = new HttpLedger(srv.base, 'soak');
@@ -129,7 +125,7 @@ describe('scenario 6: soak', () => {
     const judged = loadMs - WARMUP_MS >= MIN_TREND_MS;
 
     recordResult('soak', {
-      load: `${CLIENTS} clients each submitting a scan (Prefer: wait) at most every ${PACE_MS / 1000} s of the fixture site's healthy pages but the heavy one, plus a status/health/queue read every second, through serve with an embedded worker (concurrency 2, BROWSER_GC_HEAP_MB 32)`,
+      load: `${CLIENTS} clients each submitting a scan (Prefer: wait) at most every ${PACE_MS / 1000} s of the fixture site's healthy pages but the heavy one, plus a status/health/queue read every second, through serve with an embedded worker (concurrency 2)`,
       faults: 'none: steady load',
       soakSeconds: Math.round(loadMs / 1000),
       samples: samples.length,
@@ -172,10 +168,13 @@ describe('scenario 6: soak', () => {
     expect(tracks.filter((t) => !t.id && t.submit.status !== undefined).map((t) => `${t.submit.status} ${t.submit.json?.code}`)).toEqual([]);
     expect(errors.map((l) => l.msg)).toEqual([]);
     expect(health.json?.status).toBe('healthy');
-    // Flat memory: the slope's upper 95 % bound is below the climb that would reach the ceiling within the horizon.
+    // Flat memory: Node by the upper 95 % bound of its slope, Chromium by its late climb, each below the climb that would reach the ceiling within the horizon.
     if (judged) {
       expect(node.ci95[1], JSON.stringify(node)).toBeLessThan(nodeLimit);
-      expect(chromium.ci95[1], JSON.stringify(chromium)).toBeLessThan(chromiumLimit);
+      // Chromium's memory moves in steps (a renderer, the in-memory HTTP cache or an image cache
+      // coming up once: 375 -> 529 MB within a minute, then flat, in one run): judged by the climb
+      // still under way at the end, which a steady leak shows as much as a slope does.
+      expect(chromium.lateClimbMbPerMin, JSON.stringify(chromium)).toBeLessThan(chromiumLimit);
     }
 
     srv.proc.kill('SIGTERM');

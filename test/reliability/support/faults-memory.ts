@@ -61,6 +61,19 @@ export interface Trend {
   slopeMbPerMin: number;
   ci95: [number, number];
   r2: number;
+  /**
+   * The climb still under way at the end: the median of the last third of the samples minus the
+   * median of the middle third, per minute between their midpoints. A steady climb reads about
+   * its slope here; one step that then stays flat (a renderer or cache coming up once) reads ~0,
+   * where a straight-line fit over ten minutes turns it into a slope.
+   */
+  lateClimbMbPerMin: number;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -73,6 +86,11 @@ export function trendOf(samples: readonly MemorySample[], pick: (s: MemorySample
     used.map(pick),
   );
   const ys = used.map(pick);
+  const third = Math.floor(used.length / 3);
+  const middle = used.slice(third, 2 * third);
+  const last = used.slice(2 * third);
+  const midMinutes = (part: readonly MemorySample[]) => (part[0]!.t + part.at(-1)!.t) / 2 / 60_000;
+  const lateClimb = third > 0 ? (median(last.map(pick)) - median(middle.map(pick))) / (midMinutes(last) - midMinutes(middle)) : 0;
   return {
     samples: used.length,
     startMb: round(ys[0] ?? 0, 1),
@@ -81,5 +99,6 @@ export function trendOf(samples: readonly MemorySample[], pick: (s: MemorySample
     slopeMbPerMin: round(fit.slope),
     ci95: [round(fit.slopeCi[0]), round(fit.slopeCi[1])],
     r2: round(fit.r2, 3),
+    lateClimbMbPerMin: round(lateClimb),
   };
 }
