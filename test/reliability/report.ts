@@ -37,7 +37,7 @@ const SECTIONS: Record<string, Section> = {
   },
   soak: {
     title: '6. Soak: ten minutes of moderate load',
-    promise: 'No error; the RSS of Node and of Chromium stay flat (slopes with confidence intervals).',
+    promise: 'No error; the memory of Node and of Chromium stays flat: Node by its slope (95 % interval), Chromium by its climb still under way at the end (it moves in steps).',
   },
   fuzz: {
     title: '7. Property-based fuzzing of every public route',
