@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../cli/run-cli.js';
 import { freePort } from '../support/net.js';
+import { isAlive, waitForExit } from '../support/processes.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { uniquePrefix, waitFor } from '../support/service.js';
 import { hasTmux, startTerminal, type Terminal } from '../support/terminal.js';
@@ -29,9 +30,9 @@ afterAll(async () => {
     terminals.map(async (t) => {
       try {
         const pid = await t.panePid();
-        if (pid > 0 && alive(pid)) {
+        if (pid > 0 && isAlive(pid)) {
           process.kill(pid, 'SIGTERM');
-          await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: `serve (pid ${pid}) to exit` });
+          if ((await waitForExit([pid], 15_000)).length) throw new Error(`serve (pid ${pid}) did not exit within 15 s of SIGTERM`);
         }
       } finally {
         await t.close();
@@ -41,15 +42,6 @@ afterAll(async () => {
   await redis?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** Whether `pid` still runs (a zombie the tmux server has not reaped yet counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function serveEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
   return {

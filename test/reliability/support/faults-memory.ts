@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { linearRegression } from '../../../src/diagnostics/stats.js';
+import { linearRegression, quantileSorted } from '../../../src/diagnostics/stats.js';
 import { processTreeRss } from '../../../src/scanner/browser.js';
 import { descendants } from '../../support/processes.js';
 
@@ -70,11 +70,7 @@ export interface Trend {
   lateClimbMbPerMin: number;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+const median = (xs: readonly number[]) => quantileSorted([...xs].sort((a, b) => a - b), 0.5);
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
