@@ -51,15 +51,22 @@ function unauthorized(what: string): WcagaiError {
  * raw URL alone would let it through without a token.
  */
 export function targets(request: FastifyRequest, prefix: string): boolean {
-  const under = (path: string | undefined) => path !== undefined && (path === prefix || path.startsWith(`${prefix}/`));
-  const raw = request.url.split('?')[0] ?? '';
+  return readingsOf(request).some((path) => path !== undefined && (path === prefix || path.startsWith(`${prefix}/`)));
+}
+
+/** The three readings of a request's path `targets` checks (decoding only when there is an escape). */
+function readingsOf(request: FastifyRequest): ReadonlyArray<string | undefined> {
+  const q = request.url.indexOf('?');
+  const raw = q === -1 ? request.url : request.url.slice(0, q);
   let decoded = raw;
-  try {
-    decoded = decodeURIComponent(raw);
-  } catch {
-    // a malformed escape: the raw path and the route decide
+  if (raw.includes('%')) {
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      // a malformed escape: the raw path and the route decide
+    }
   }
-  return under(request.routeOptions.url) || under(raw) || under(decoded);
+  return [request.routeOptions.url, raw, decoded];
 }
 
 export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
