@@ -72,16 +72,16 @@ function readingsOf(request: FastifyRequest): ReadonlyArray<string | undefined> 
 export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
   const isAdminToken = secretMatcher(options.adminToken ? [options.adminToken] : []);
   const isApiKey = secretMatcher(options.apiKeys);
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (targets(request, '/admin')) {
-      if (!options.adminToken) throw new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them');
+      if (!options.adminToken) return done(new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them'));
       const token = bearerToken(request);
-      if (!token || !isAdminToken(token)) throw unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
-      return;
+      return done(!token || !isAdminToken(token) ? unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>') : undefined);
     }
     if (options.apiKeys.length && targets(request, '/api')) {
       const key = presentedApiKey(request);
-      if (!key || !isApiKey(key)) throw unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>');
+      if (!key || !isApiKey(key)) return done(unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>'));
     }
+    done();
   });
 }
