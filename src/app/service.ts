@@ -113,7 +113,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
     }
     if (options.api) {
-      waiter = new CompletionWaiter(workerConnection(target), keys);
+      // On the DLQ capture's stream: one QueueEvents per process, each event parsed once.
+      waiter = new CompletionWaiter(dlq.capture.events);
       await waiter.ready();
       const dlqOps = dlq.dlq;
       metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size() });

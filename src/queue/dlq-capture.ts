@@ -147,7 +147,8 @@ export type CaptureOutcome = { outcome: 'created' | 'updated'; entry: DlqEntry }
  * the write is keyed by job id, so one failure makes one entry however many observe it.
  */
 export class DlqCapture {
-  private readonly events: QueueEvents;
+  /** The queue's event stream; the API's waiter, metrics and feed listen on it too (one per process). */
+  readonly events: QueueEvents;
   private readonly running = new Set<Promise<unknown>>();
   private readonly listeners = new Set<CaptureListener>();
   private closed = false;
