@@ -103,6 +103,12 @@ export const envSchema = z.object({
   // Service
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(8080, 0, 65535),
+  /**
+   * How long an idle keep-alive connection stays open. Longer than a load balancer's idle timeout
+   * (60 s for AWS ALB and nginx), so the balancer, not the server, closes it: a server that closes
+   * first races the balancer's next request on that connection, which the client sees as a 502.
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT: duration('72s').refine((ms) => ms >= 1_000 && ms <= 600_000, 'expected between 1s and 10m'),
   /** `wcagai worker`: serve /health/live, /health/ready and /health on this port (HOST) when set; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),

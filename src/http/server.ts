@@ -139,7 +139,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Prefer: wait holds a request up to 120 s without traffic; slow senders are bounded by requestTimeout.
     requestTimeout: 30_000,
     connectionTimeout: 130_000,
-    keepAliveTimeout: 5_000,
+    // Idle keep-alive connections outlive a load balancer's (see HTTP_KEEP_ALIVE_TIMEOUT); an idle
+    // connection is not subject to headersTimeout, which counts from a request's first byte.
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT,
     // No cap on requests per connection: past a cap, Node answers what a keep-alive client already
     // sent on that connection with a bare 503 of its own (not problem+json), which a client
     // reading health 8,000 times a second over two connections met as 4,064 failed requests.
@@ -172,6 +174,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       return;
     }
     done();
+  });
+  // An answer written while closing (a Prefer: wait held over the start of shutdown) ends its
+  // connection: left open, the connection would hold the close up for HTTP_KEEP_ALIVE_TIMEOUT.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   await app.register(underPressure, {

@@ -22,6 +22,7 @@ const BAD: Record<string, [string, RegExp]> = {
   ADMIN_TOKEN: ['short', /16 characters/],
   SENTRY_DSN: ['not a url', /URL/],
   NODE_ENV: ['staging', /production|development|test/],
+  HTTP_KEEP_ALIVE_TIMEOUT: ['0s', /between 1s and 10m/],
 };
 
 function problemsOf(fn: () => unknown): string[] {
@@ -48,7 +49,7 @@ describe('loadConfig', () => {
       else expect(line).toContain(JSON.stringify(value));
     }
     // The message, as printed, has one line per variable.
-    expect(() => loadConfig(env)).toThrow(/invalid configuration:\n(\s+\w+=.*\n?){9}$/);
+    expect(() => loadConfig(env)).toThrow(/invalid configuration:\n(\s+\w+=.*\n?){10}$/);
   });
 
   it('applies defaults, parses durations and lists, and treats empty strings as unset', () => {
@@ -59,6 +60,7 @@ describe('loadConfig', () => {
     expect(config.API_KEYS).toEqual(['a-key', 'b-key']);
     expect(config.ALLOW_PRIVATE_TARGETS).toBe(true);
     expect(config.BODY_LIMIT).toBe(65_536);
+    expect(config.HTTP_KEEP_ALIVE_TIMEOUT).toBe(72_000);
     expect(config.HOST).toBe('127.0.0.1');
     expect(Object.isFrozen(config)).toBe(true);
     expect(loadConfig({}).SHUTDOWN_TIMEOUT).toBe(30_000);

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, uniquePrefix, type JsonResponse, type TestService } from '../support/service.js';
@@ -187,4 +188,63 @@ describe('rate limit', () => {
     expect((await svc.get('/api/scans/scan_none', { authorization: `Bearer ${KEY_A}` })).status).toBe(429);
     expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_B })).status).toBe(404);
   });
+});
+
+/** A test service listening on a loopback port (the other tests here use inject). */
+async function listening(settings: Record<string, string>): Promise<{ port: number }> {
+  const svc = await service(settings);
+  const address = await svc.service.app!.listen({ port: 0, host: '127.0.0.1' });
+  return { port: Number(new URL(address).port) };
+}
+
+/** A raw keep-alive connection: requests written by hand, answers read as they come, its close noted. */
+async function rawConnection(port: number) {
+  const socket: Socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let received = '';
+  let closedAt: number | null = null;
+  socket.on('data', (d) => (received += d.toString('latin1')));
+  socket.on('close', () => (closedAt = Date.now()));
+  socket.on('error', () => undefined);
+  return {
+    /** Sends GET /health/live and resolves with its status line. */
+    async get(): Promise<string> {
+      received = '';
+      socket.write('GET /health/live HTTP/1.1\r\nHost: wcagai.test\r\n\r\n');
+      const until = Date.now() + 5_000;
+      while (!/\r\n\r\n/.test(received) && closedAt === null && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      return received.split('\r\n')[0] ?? '';
+    },
+    closedAt: () => closedAt,
+    destroy: () => socket.destroy(),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('keep-alive connections', () => {
+  it('stay open while idle for HTTP_KEEP_ALIVE_TIMEOUT, past the 10 s headers timeout, and are closed by the server after it', async () => {
+    const [long, short] = await Promise.all([listening({ HTTP_KEEP_ALIVE_TIMEOUT: '20s' }), listening({ HTTP_KEEP_ALIVE_TIMEOUT: '1s' })]);
+    const a = await rawConnection(long.port);
+    const b = await rawConnection(short.port);
+    try {
+      expect(await a.get()).toBe('HTTP/1.1 200 OK');
+      const answered = Date.now();
+      expect(await b.get()).toBe('HTTP/1.1 200 OK');
+      const bAnswered = Date.now();
+      // Idle longer than headersTimeout (10 s): an idle connection is not a slow request.
+      await sleep(11_000);
+      // The server with the short timeout closed its idle connection about a second after answering.
+      expect(b.closedAt(), 'idle connection closed by the server').not.toBeNull();
+      expect(b.closedAt()! - bAnswered).toBeGreaterThanOrEqual(900);
+      expect(b.closedAt()! - bAnswered).toBeLessThan(4_000);
+      // The same connection still serves a request after 11 s of silence.
+      expect(a.closedAt()).toBeNull();
+      expect(Date.now() - answered).toBeGreaterThan(10_000);
+      expect(await a.get()).toBe('HTTP/1.1 200 OK');
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  }, 30_000);
 });

@@ -88,12 +88,12 @@ function groupMembers(pgid: number): number[] {
   return out;
 }
 
-function submit(server: Server, url: string, wait?: number): Promise<{ status: number; body: Record<string, any> }> {
+function submit(server: Server, url: string, wait?: number): Promise<{ status: number; body: Record<string, any>; connection: string | null }> {
   return fetch(`${server.base}/api/scans`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(wait ? { prefer: `wait=${wait}` } : {}) },
     body: JSON.stringify({ url }),
-  }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, any> }));
+  }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, any>, connection: res.headers.get('connection') }));
 }
 
 let redis: RedisServer;
@@ -152,6 +152,8 @@ describe('graceful shutdown of `wcagai serve`', () => {
     for (const a of answers) {
       expect([200, 202], JSON.stringify(a.body)).toContain(a.status);
       expect(a.body.id).toMatch(/^scan_/);
+      // Answered after the signal: the connection ends with it instead of idling into the shutdown.
+      expect(a.connection).toBe('close');
     }
     const exit = await server.exited;
     expect(exit, server.output().slice(-3_000)).toMatchObject({ code: 0, signal: null });
