@@ -198,7 +198,7 @@ describe('RUNBOOK.md', () => {
     expect(checked.flatMap(({ source, problems }) => problems.map((p) => `${p}   (in: ${source})`))).toEqual([]);
     // The extractor found the commands an operator needs (guards against checking nothing).
     const reached = new Set(checked.map((c) => c.path));
-    const needed = ['serve', 'worker', 'config check', 'top', 'dlq stats', 'dlq list', 'dlq show', 'dlq retry', 'dlq delete', 'dlq purge', 'breakers list', 'breakers reset', 'breakers isolate', 'alerts test'];
+    const needed = ['serve', 'worker', 'config check', 'top', 'dlq stats', 'dlq list', 'dlq show', 'dlq retry', 'dlq delete', 'dlq purge', 'breakers list', 'breakers reset', 'breakers isolate', 'queue status', 'queue pause', 'queue resume', 'alerts test'];
     expect(needed.filter((n) => !reached.has(`wcagai ${n}`))).toEqual([]);
   });
 

@@ -16,7 +16,7 @@ function server(command: Command): Command {
     .option('--json', 'print JSON');
 }
 
-/** `wcagai breakers …`, `wcagai alerts test`, `wcagai prospect`: command modules load only when they run. */
+/** `wcagai breakers …`, `wcagai queue …`, `wcagai alerts test`, `wcagai prospect`: command modules load only when they run. */
 export function registerIntegrationCommands(program: Command, setExit: SetExit): void {
   const breakers = program.command('breakers').description("circuit breakers of the external services (ai, apollo, hubspot, slack, pagerduty), fleet-wide through a server's admin API");
   server(breakers.command('list').description("the answering process's breakers and every worker's")).action(async (opts) => {
@@ -32,6 +32,18 @@ export function registerIntegrationCommands(program: Command, setExit: SetExit):
     ).action(async (name: string, opts) => {
       const { runBreakerAction } = await import('../commands/breakers.js');
       setExit((await runBreakerAction(action, name, opts)) as 0 | 1);
+    });
+  }
+
+  const queue = program.command('queue').description("the scan queue, fleet-wide through a server's admin API: status, pause, resume");
+  server(queue.command('status').description('running or paused, job counts, admission capacity')).action(async (opts) => {
+    const { runQueueStatus } = await import('../commands/queue.js');
+    setExit((await runQueueStatus(opts)) as 0 | 1);
+  });
+  for (const action of ['pause', 'resume'] as const) {
+    server(queue.command(action).description(action === 'pause' ? 'workers finish the scans they hold and take no new ones (submissions still queue)' : 'workers take scans again')).action(async (opts) => {
+      const { runQueueAction } = await import('../commands/queue.js');
+      setExit((await runQueueAction(action, opts)) as 0 | 1);
     });
   }
 

@@ -25,7 +25,9 @@ export class WcagaiApi {
     try {
       res = await fetch(`${this.base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      // fetch says only "fetch failed"; its cause names what happened (ECONNREFUSED, "bad port", …).
+      const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+      const cause = inner?.code ?? inner?.message ?? (err as Error).message;
       throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${this.base}: ${cause}`, { cause: err });
     }
     const text = await res.text();

@@ -1,12 +1,7 @@
 import type { BreakerSnapshot } from '../clients/registry.js';
-import { WcagaiApi } from '../clients/wcagai-api.js';
-import { WcagaiError } from '../errors/catalogue.js';
+import { adminApi, type AdminFlags } from './admin-api.js';
 
-export interface BreakerFlags {
-  url?: string;
-  token?: string;
-  json?: boolean;
-}
+export type BreakerFlags = AdminFlags;
 
 interface BreakerList {
   process: { id: string; breakers: Record<string, BreakerSnapshot> };
@@ -18,22 +13,6 @@ interface ActionAnswer {
   name: string;
   breaker: BreakerSnapshot;
   reached: number;
-}
-
-function envOnce(): void {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
-}
-
-/** The server's admin API from --url/--token, defaulting to WCAGAI_URL and ADMIN_TOKEN. */
-function api(flags: BreakerFlags): WcagaiApi {
-  envOnce();
-  const url = flags.url ?? process.env.WCAGAI_URL;
-  if (!url) throw new WcagaiError('USAGE', 'no server: give --url URL or set WCAGAI_URL');
-  return new WcagaiApi({ url, token: flags.token ?? process.env.ADMIN_TOKEN });
 }
 
 const print = (text: string) => process.stdout.write(text);
@@ -52,14 +31,14 @@ export function breakerTable(list: BreakerList): string {
 
 /** `wcagai breakers list`: the answering process's breakers and every worker's (from heartbeats). */
 export async function runBreakersList(flags: BreakerFlags): Promise<number> {
-  const list = await api(flags).call<BreakerList>('GET', '/admin/breakers');
+  const list = await adminApi(flags).call<BreakerList>('GET', '/admin/breakers');
   print(flags.json ? `${JSON.stringify(list, null, 2)}\n` : breakerTable(list));
   return 0;
 }
 
 /** `wcagai breakers reset|isolate <name>`: applied by the answering process and published to the fleet. */
 export async function runBreakerAction(action: 'reset' | 'isolate', name: string, flags: BreakerFlags): Promise<number> {
-  const answer = await api(flags).call<ActionAnswer>('POST', `/admin/breakers/${encodeURIComponent(name)}/${action}`);
+  const answer = await adminApi(flags).call<ActionAnswer>('POST', `/admin/breakers/${encodeURIComponent(name)}/${action}`);
   if (flags.json) print(`${JSON.stringify(answer, null, 2)}\n`);
   else print(`circuit breaker ${answer.name}: ${action === 'reset' ? 'reset' : 'isolated'}, now ${answer.breaker.state}; reached ${answer.reached} other process(es)\n`);
   return 0;

@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { startTestService, uniquePrefix, type JsonResponse, type TestService } from '../support/service.js';
+import { runCli } from '../cli/run-cli.js';
+import { startTestService, uniquePrefix, waitFor, type JsonResponse, type TestService } from '../support/service.js';
 
 let redis: RedisServer;
 const services: TestService[] = [];
@@ -84,6 +85,40 @@ describe('admin routes', () => {
     const get = await svc.request({ method: 'GET', url: '/admin/queue/pause', headers: auth });
     expect(get.status).toBe(405);
     expect(get.headers.allow).toBe('POST');
+  });
+});
+
+describe('wcagai queue', () => {
+  it('shows, pauses and resumes the queue through the admin API, and refuses a wrong token with one line and exit 1', async () => {
+    const { base, svc } = await listening({ ADMIN_TOKEN });
+    const cli = (...args: string[]) => runCli(['queue', ...args, '--url', base], { env: { WCAGAI_URL: '', ADMIN_TOKEN } });
+
+    const status = await cli('status', '--json');
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ paused: false, waiting: 0, active: 0, maxCapacity: 1000, state: 'healthy' });
+
+    const paused = await cli('pause');
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toMatch(/^queue paused: /);
+    expect(await svc.service.queue.isPaused()).toBe(true);
+    // The feed recomputes its snapshot about once a second.
+    const text = await waitFor(async () => {
+      const run = await cli('status');
+      return run.stdout.startsWith('queue: paused') ? run.stdout : undefined;
+    }, { timeoutMs: 10_000, what: 'status to show the pause' });
+    expect(text).toMatch(/^jobs: 0 waiting, 0 active, 0 delayed, 0 failed, 0 completed/m);
+    expect(text).toMatch(/^capacity: 0 of 1000 \(0 %\), healthy$/m);
+
+    const wrong = await runCli(['queue', 'resume', '--url', base, '--token', 'not-the-admin-token-at-all'], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    expect(wrong.stderr).toMatch(/admin routes need Authorization/);
+    expect(await svc.service.queue.isPaused()).toBe(true);
+
+    const resumed = await cli('resume', '--json');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toEqual({ paused: false });
+    expect(await svc.service.queue.isPaused()).toBe(false);
   });
 });
 
@@ -191,10 +226,10 @@ describe('rate limit', () => {
 });
 
 /** A test service listening on a loopback port (the other tests here use inject). */
-async function listening(settings: Record<string, string>): Promise<{ port: number }> {
+async function listening(settings: Record<string, string>): Promise<{ port: number; base: string; svc: TestService }> {
   const svc = await service(settings);
   const address = await svc.service.app!.listen({ port: 0, host: '127.0.0.1' });
-  return { port: Number(new URL(address).port) };
+  return { port: Number(new URL(address).port), base: address, svc };
 }
 
 /** A raw keep-alive connection: requests written by hand, answers read as they come, its close noted. */
