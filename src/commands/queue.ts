@@ -1,5 +1,4 @@
-import type { QueueFigures, Snapshot } from '../domain/snapshot.js';
-import { WcagaiError } from '../errors/catalogue.js';
+import type { QueueFigures } from '../domain/snapshot.js';
 import { adminApi, type AdminFlags } from './admin-api.js';
 
 const print = (text: string) => process.stdout.write(text);
@@ -13,11 +12,10 @@ export function queueStatusText(q: QueueFigures): string {
   ].join('\n');
 }
 
-/** `wcagai queue status`: paused or running, job counts and admission capacity, from the server's snapshot. */
+/** `wcagai queue status`: paused or running, job counts and admission capacity, as Redis has them now. */
 export async function runQueueStatus(flags: AdminFlags): Promise<number> {
-  const snapshot = await adminApi(flags).call<Snapshot>('GET', '/admin/snapshot');
-  if (!snapshot.queue) throw new WcagaiError('REDIS_UNAVAILABLE', 'the server could not read the queue (Redis unreachable); see its /health/detailed');
-  print(flags.json ? `${JSON.stringify(snapshot.queue, null, 2)}\n` : `${queueStatusText(snapshot.queue)}\n`);
+  const queue = await adminApi(flags).call<QueueFigures>('GET', '/admin/queue');
+  print(flags.json ? `${JSON.stringify(queue, null, 2)}\n` : `${queueStatusText(queue)}\n`);
   return 0;
 }
 

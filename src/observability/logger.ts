@@ -41,7 +41,7 @@ export function createLogger(options: LoggerOptions): Logger {
     mkdirSync(dirname(options.file), { recursive: true });
     streams.push({ level: options.level as pino.Level, stream: pino.destination({ dest: options.file, sync: false, mkdir: true }) });
   }
-  return pino(
+  const logger = pino(
     {
       level: options.level,
       ...(options.name ? { name: options.name } : {}),
@@ -64,4 +64,11 @@ export function createLogger(options: LoggerOptions): Logger {
     // One destination is written directly: multistream costs a little on every line.
     streams.length === 1 ? streams[0]!.stream : pino.multistream(streams),
   );
+  // pino formats a child's bindings without formatters.bindings: they are redacted on their way in.
+  // Children are made from their parent (Object.create), so every descendant inherits this.
+  const makeChild = logger.child as unknown as (this: unknown, bindings: pino.Bindings, childOptions?: unknown) => Logger;
+  logger.child = function child(this: unknown, bindings: pino.Bindings, childOptions?: unknown) {
+    return makeChild.call(this, redactSecrets(bindings), childOptions);
+  } as unknown as Logger['child'];
+  return logger;
 }

@@ -277,10 +277,16 @@ describe('log redaction', () => {
     logger.info({ res: { headers: { 'set-cookie': `s=${SECRETS.cookie}` } } }, 'response');
     logger.info({ config: { ADMIN_TOKEN: SECRETS.bearer, API_KEYS: [SECRETS.apiKey], PORT: 8080 } }, 'settings');
     logger.info({ client: { token: SECRETS.bearer, apiKey: SECRETS.apiKey } }, 'client');
+    // Child loggers' bindings, at any generation (pino formats them without formatters.bindings).
+    const child = logger.child({ client: { token: SECRETS.bearer }, authorization: `Bearer ${SECRETS.bearer}` });
+    child.info('child');
+    child.child({ cookie: `s=${SECRETS.cookie}` }, { level: 'info' }).info({ headers: { 'x-api-key': SECRETS.apiKey } }, 'grandchild');
     logger.flush();
     const text = JSON.stringify(sink.entries);
     for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
     expect(sink.entries[0]).toMatchObject({ req: { headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]', accept: 'application/json' } } });
     expect(sink.entries[3]).toMatchObject({ config: { PORT: 8080 } });
+    expect(sink.entries[5]).toMatchObject({ msg: 'child', client: { token: '[redacted]' }, authorization: '[redacted]' });
+    expect(sink.entries[6]).toMatchObject({ msg: 'grandchild', cookie: '[redacted]', headers: { 'x-api-key': '[redacted]' } });
   });
 });

@@ -40,14 +40,31 @@ describe('redactSecrets', () => {
     expect(err.request.headers.authorization).toBe('Bearer zzz');
   });
 
-  it('leaves objects that are not plain (a request, a socket) to their serializers, and ends on cycles', () => {
-    class Raw {
-      authorization = 'Bearer raw';
+  it('censors the fields of other objects by name without walking into them, and leaves bytes alone', () => {
+    class Options {
+      token = 't0ken';
+      nested = { password: 'deeper, not walked' };
+      name = 'kept';
     }
-    const raw = new Raw();
-    expect(redactSecrets({ raw }).raw).toBe(raw);
-    const cyclic: Record<string, unknown> = { name: 'loop' };
+    const options = new Options();
+    const out = redactSecrets({ options }).options;
+    expect(out).toBeInstanceOf(Options);
+    expect(out.token).toBe(CENSOR);
+    expect(out.name).toBe('kept');
+    expect(out.nested).toBe(options.nested);
+    expect(options.token).toBe('t0ken');
+    const bytes = Buffer.from('authorization');
+    expect(redactSecrets({ bytes }).bytes).toBe(bytes);
+  });
+
+  it('cuts a cycle where it closes and replaces what lies deeper than eight levels, so neither writes a secret', () => {
+    const cyclic: Record<string, unknown> = { name: 'loop', token: 'in-the-loop' };
     cyclic.self = cyclic;
-    expect(() => redactSecrets(cyclic)).not.toThrow();
+    const out = redactSecrets({ cyclic }).cyclic as Record<string, unknown>;
+    expect(out).toEqual({ name: 'loop', token: CENSOR, self: '[Circular]' });
+    let deep: Record<string, unknown> = { password: 'at the bottom' };
+    for (let i = 0; i < 10; i++) deep = { next: deep };
+    expect(JSON.stringify(redactSecrets(deep))).not.toContain('at the bottom');
+    expect(JSON.stringify(redactSecrets(deep))).toContain('[too deep]');
   });
 });

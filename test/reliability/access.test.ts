@@ -52,6 +52,7 @@ let pdCalls = 0;
 const figures: Record<string, unknown> = {};
 
 const ADMIN_ROUTES: Array<[string, string, string?]> = [
+  ['GET', '/admin/queue'],
   ['POST', '/admin/queue/pause'],
   ['POST', '/admin/queue/resume'],
   ['GET', '/admin/dlq/jobs'],
