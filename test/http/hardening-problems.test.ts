@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -189,6 +189,8 @@ describe('500', () => {
   let conn: Redis;
   let queue: Queue;
   let waiter: CompletionWaiter;
+  let events: QueueEvents;
+  let eventsConn: ReturnType<typeof workerConnection>;
   const logs = new LogSink();
 
   beforeAll(async () => {
@@ -200,7 +202,10 @@ describe('500', () => {
     queue = new Queue(keys.queueName, { connection: conn, prefix: keys.bullPrefix });
     const store = new ResultStore(conn, keys, config.RESULT_TTL, config.CACHE_TTL);
     const producer = new ScanProducer(queue, conn, keys, store, { attempts: 1, backoffMs: 100, maxQueueDepth: 10, inflightTtlMs: 60_000 });
-    waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
+    // The waiter listens on a stream it does not own (as serve gives it the DLQ capture's).
+    eventsConn = workerConnection(config.REDIS_URL).on('error', () => undefined);
+    events = new QueueEvents(keys.queueName, { connection: eventsConn, prefix: keys.bullPrefix });
+    waiter = new CompletionWaiter(events);
     await waiter.ready();
     app = await buildServer({
       config,
@@ -226,6 +231,8 @@ describe('500', () => {
   afterAll(async () => {
     await app?.close();
     await waiter?.close();
+    await events?.close();
+    eventsConn?.disconnect();
     await queue?.close();
     conn?.disconnect();
   });

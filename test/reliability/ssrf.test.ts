@@ -15,7 +15,7 @@
  * Redirects, subresources, iframes and DNS rebinding cannot be judged at submit time (the server
  * rightly accepts them); for those the engine must block the navigation or drop the request.
  */
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,8 @@ let conn: Redis;
 let workerConn: Redis;
 let queue: Queue;
 let waiter: CompletionWaiter;
+let events: QueueEvents;
+let eventsConn: ReturnType<typeof workerConnection>;
 let producer: ScanProducer;
 let rows: Row[];
 
@@ -210,7 +212,10 @@ beforeAll(async () => {
   queue = new Queue(keys.queueName, { connection: conn, prefix: keys.bullPrefix });
   const store = new ResultStore(conn, keys, config.RESULT_TTL, config.CACHE_TTL);
   producer = new ScanProducer(queue, conn, keys, store, { attempts: 1, backoffMs: 100, maxQueueDepth: 1_000, inflightTtlMs: 60_000 });
-  waiter = new CompletionWaiter(workerConnection(config.REDIS_URL), keys);
+  // The waiter listens on a stream it does not own (as serve gives it the DLQ capture's).
+  eventsConn = workerConnection(config.REDIS_URL).on('error', () => undefined);
+  events = new QueueEvents(keys.queueName, { connection: eventsConn, prefix: keys.bullPrefix });
+  waiter = new CompletionWaiter(events);
   await waiter.ready();
   app = await buildServer({ config, logger, redis: conn, keys, producer, store, waiter, policy: policy(), toRedisError });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -235,6 +240,8 @@ afterAll(async () => {
   await scanner?.close();
   await app?.close();
   await waiter?.close();
+  await events?.close();
+  eventsConn?.disconnect();
   await queue?.close();
   conn?.disconnect();
   workerConn?.disconnect();

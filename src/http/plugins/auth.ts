@@ -41,20 +41,16 @@ function unauthorized(what: string): WcagaiError {
 }
 
 /**
- * Access control: `/admin/*` needs the admin token (and does not exist without one: 404, never
- * open); `/api/*` needs an API key when API_KEYS is set. Health and metrics are handled elsewhere.
- */
-/**
  * True when a request targets `prefix` (`/admin`, `/api`) by any reading of its path: the route the
  * router matched, the raw path, or the path with %-escapes decoded. The router decodes escapes
  * before matching, so `/%61dmin/queue/pause` runs the `/admin/queue/pause` handler: a check on the
  * raw URL alone would let it through without a token.
  */
-export function targets(request: FastifyRequest, prefix: string): boolean {
-  return readingsOf(request).some((path) => path !== undefined && (path === prefix || path.startsWith(`${prefix}/`)));
+function under(paths: ReadonlyArray<string | undefined>, prefix: string): boolean {
+  return paths.some((path) => path !== undefined && (path === prefix || path.startsWith(`${prefix}/`)));
 }
 
-/** The three readings of a request's path `targets` checks (decoding only when there is an escape). */
+/** The readings `under` checks: the route matched, the raw path, and (when it has an escape) the path decoded. */
 function readingsOf(request: FastifyRequest): ReadonlyArray<string | undefined> {
   const q = request.url.indexOf('?');
   const raw = q === -1 ? request.url : request.url.slice(0, q);
@@ -69,16 +65,21 @@ function readingsOf(request: FastifyRequest): ReadonlyArray<string | undefined> 
   return [request.routeOptions.url, raw, decoded];
 }
 
+/**
+ * Access control: `/admin/*` needs the admin token (and does not exist without one: 404, never
+ * open); `/api/*` needs an API key when API_KEYS is set. Health and metrics are handled elsewhere.
+ */
 export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
   const isAdminToken = secretMatcher(options.adminToken ? [options.adminToken] : []);
   const isApiKey = secretMatcher(options.apiKeys);
   app.addHook('onRequest', (request, _reply, done) => {
-    if (targets(request, '/admin')) {
+    const paths = readingsOf(request);
+    if (under(paths, '/admin')) {
       if (!options.adminToken) return done(new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them'));
       const token = bearerToken(request);
       return done(!token || !isAdminToken(token) ? unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>') : undefined);
     }
-    if (options.apiKeys.length && targets(request, '/api')) {
+    if (options.apiKeys.length && under(paths, '/api')) {
       const key = presentedApiKey(request);
       if (!key || !isApiKey(key)) return done(unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>'));
     }
