@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -14,6 +15,8 @@ import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
 export interface LeakFlags {
   concurrent: number;
   cycles: number;
+  /** Chromium pages open at once (default: defaultLeakPages). */
+  pages?: number;
   url?: string[];
   maxGrowth: number;
   tolerance: number;
@@ -105,6 +108,16 @@ function retainHook(): ((result: unknown) => void) | undefined {
   return (result) => kept.push({ result, padding: new Array<number>(Math.ceil(padding / 8)).fill(kept.length + 0.5) });
 }
 
+/**
+ * Pages the engine keeps open when --pages is not given: twice the CPUs (at least 2), as a worker
+ * would run them, never more than the scans of a cycle. More pages than a machine renders at
+ * once only make every scan slower until its deadlines fail it: `--concurrent 50` on 2 CPUs would
+ * measure timeouts, not memory. The other scans of a cycle wait for a free page, as jobs do.
+ */
+export function defaultLeakPages(concurrent: number, cpus = availableParallelism()): number {
+  return Math.min(concurrent, Math.max(2, 2 * cpus));
+}
+
 /** `wcagai leak`: the real scan engine in this process against the fixture site (or --url pages). */
 export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<typeof runLeak>[2]['onProgress']): Promise<LeakResult> {
   const urls = (flags.url ?? []).map((u) => parseTargetUrl(u).href);
@@ -118,9 +131,10 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
       site = await startFixtureSite();
       urls.push(...HEALTHY_PAGES.map((p) => site!.url(p)));
     }
+    const pages = Math.min(flags.concurrent, flags.pages ?? defaultLeakPages(flags.concurrent));
     const scanner = await createScanner({
       ...DEFAULT_SCANNER_CONFIG,
-      concurrency: flags.concurrent,
+      concurrency: pages,
       env: process.env,
       // Loopback fixture pages are the default target; ALLOW_PRIVATE_TARGETS=false still refuses them.
       policy: policyFromEnv(process.env, { allowPrivate: true }),
@@ -132,6 +146,7 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
         probes,
         {
           concurrent: flags.concurrent,
+          pages,
           cycles: flags.cycles,
           urls,
           maxGrowthBytes: flags.maxGrowth,

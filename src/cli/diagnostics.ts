@@ -37,6 +37,7 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .description('scan in-process for many cycles and judge post-GC memory growth; exit 99 on a leak')
     .option('--concurrent <n>', 'scans at once in each cycle', positiveInt('--concurrent'), 10)
     .option('--cycles <n>', 'rounds of concurrent scans', positiveInt('--cycles'), 100)
+    .option('--pages <n>', 'Chromium pages open at once; scans beyond them wait for a free page (default: twice the CPUs, at least 2, at most --concurrent)', positiveInt('--pages'))
     .option('--url <url>', 'scan these pages instead of the fixture site (repeatable, or comma-separated)', collect)
     .option('--max-growth <size>', 'post-GC heap growth that fails the run', '50MB')
     .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')

@@ -7,6 +7,7 @@ import { WcagaiError } from '../errors/catalogue.js';
 export interface LeakCommandFlags {
   concurrent: number;
   cycles: number;
+  pages?: number;
   url?: string[];
   maxGrowth: string;
   tolerance: string;
@@ -37,7 +38,7 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   if (child !== null) return (child === 0 || child === 99 ? child : 1) as 0 | 1 | 99;
   const tty = process.stderr.isTTY === true;
   const result = await leakFromFlags(
-    { concurrent: flags.concurrent, cycles: flags.cycles, maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
+    { concurrent: flags.concurrent, cycles: flags.cycles, ...(flags.pages !== undefined ? { pages: flags.pages } : {}), maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
     tty
       ? (p) => {
           const heap = p.last ? `${(p.last.heapUsed / 2 ** 20).toFixed(1)} MB` : '-';

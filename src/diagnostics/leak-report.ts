@@ -36,7 +36,7 @@ export function heapChart(samples: readonly LeakSample[], width = 60, height = 1
 /** The verdict and figures, for a terminal. */
 export function leakText(r: LeakResult): string {
   const lines = [
-    `wcagai leak: ${r.cycles}${r.cycles < r.plannedCycles ? ` of ${r.plannedCycles} planned (stopped early)` : ''} cycle(s) x ${r.concurrent} concurrent scan(s) = ${r.scans} scans in ${(r.durationMs / 1_000).toFixed(1)} s (warm-up ${r.warmupCycles} cycle(s), ${r.heap.samples} samples after GC)`,
+    `wcagai leak: ${r.cycles}${r.cycles < r.plannedCycles ? ` of ${r.plannedCycles} planned (stopped early)` : ''} cycle(s) x ${r.concurrent} concurrent scan(s) on ${r.pages} page(s) = ${r.scans} scans in ${(r.durationMs / 1_000).toFixed(1)} s (warm-up ${r.warmupCycles} cycle(s), ${r.heap.samples} samples after GC)`,
     '',
     heapChart(r.samples).trimEnd(),
     '',
@@ -96,7 +96,7 @@ export function leakSvg(r: LeakResult, width = 800, height = 360): string {
 export function leakHtml(r: LeakResult, generatedAt = new Date().toISOString()): string {
   const rows: Array<[string, string]> = [
     ['verdict', r.verdict === 'pass' ? 'pass' : `leak: ${r.reasons.join('; ')}`],
-    ['cycles × concurrent', `${r.cycles} × ${r.concurrent} = ${r.scans} scans (warm-up ${r.warmupCycles})`],
+    ['cycles × concurrent', `${r.cycles} × ${r.concurrent} = ${r.scans} scans on ${r.pages} page(s) (warm-up ${r.warmupCycles})`],
     ['duration', `${(r.durationMs / 1_000).toFixed(1)} s`],
     ['heap (post-GC)', `${mb(r.heap.startBytes)} → ${mb(r.heap.endBytes)}, growth ${mb(r.heap.growthBytes)}`],
     ['slope', `${(r.heap.slopeBytesPerCycle / 1024).toFixed(2)} KB/cycle, 95% CI [${r.heap.slopeCi.map((v) => (v === null ? '–' : (v / 1024).toFixed(2))).join(', ')}], R² ${r.heap.r2.toFixed(3)}`],

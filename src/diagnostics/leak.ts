@@ -22,6 +22,8 @@ export interface LeakProbes {
 
 export interface LeakOptions {
   concurrent: number;
+  /** Browser pages the scans share (reported; the engine enforces it). */
+  pages?: number;
   cycles: number;
   urls: readonly string[];
   /** Post-GC heap growth that fails the run whatever the trend. */
@@ -62,6 +64,8 @@ export interface LeakResult {
   cycles: number;
   plannedCycles: number;
   concurrent: number;
+  /** Browser pages open at once (scans beyond them waited for one). */
+  pages: number;
   warmupCycles: number;
   scans: number;
   errors: number;
@@ -172,6 +176,7 @@ export async function runLeak(scanner: LeakScanner, probes: LeakProbes, options:
     cycles: ran,
     plannedCycles: cycles,
     concurrent,
+    pages: options.pages ?? concurrent,
     warmupCycles: warmup,
     scans,
     errors,

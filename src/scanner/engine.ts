@@ -76,6 +76,20 @@ interface ScanState {
   tracked: WeakMap<Frame, string>;
   /** More storage keys than are worth clearing one by one: the slot's whole context is discarded instead. */
   overflow: boolean;
+  /** Host names of every http(s) request the scan's page made: their cookies are its own (see clearCookies). */
+  hosts: Set<string>;
+}
+
+/**
+ * Whether a cookie is sent to any of `hosts`, by its domain as CDP gives it: `.example.com` for a
+ * domain cookie (that host and every one below it), `www.example.com` for a host-only cookie.
+ */
+export function cookieReaches(domain: string, hosts: ReadonlySet<string>): boolean {
+  const d = domain.toLowerCase();
+  if (!d.startsWith('.')) return hosts.has(d);
+  if (hosts.has(d.slice(1))) return true;
+  for (const host of hosts) if (host.endsWith(d)) return true;
+  return false;
 }
 
 /**
@@ -143,6 +157,16 @@ function frameOrigin(frame: Frame): string | null {
   }
 }
 
+/** The host name of an http(s) request, lower-cased, or null. */
+function hostOf(url: string): string | null {
+  if (!url.startsWith('http:') && !url.startsWith('https:')) return null;
+  try {
+    return new URL(url).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
 /** True when `key` is the storage key of a document of `origin` (first-party or partitioned). */
 function keyBelongsTo(key: string, origin: string): boolean {
   return key === `${origin}/` || key.startsWith(`${origin}/^`);
@@ -202,6 +226,8 @@ export function candidateStorageKeys(origin: string, topOrigin: string | null): 
  */
 export class ScanEngine implements Scanner {
   private readonly states = new WeakMap<Page, ScanState>();
+  /** Slots lent to a scan, from its start until its page is cleaned. */
+  private readonly scanning = new Set<Slot>();
   private readonly requestPolicy: TargetPolicy;
   private gcRuns = 0;
 
@@ -263,20 +289,12 @@ export class ScanEngine implements Scanner {
       const target = parseTargetUrl(url);
       await checkTarget(target, this.config.policy);
       return await this.pool.use(async (slot) => {
+        this.scanning.add(slot);
         try {
-          const work = this.runPhases(slot, target.href, options, result);
-          await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
-        } catch (err) {
-          let error = toWcagaiError(err);
-          if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
-          this.fail(result, error);
-          // A page that answered an error status, or was never reached, is cleaned like a scanned
-          // one; anything else (a hung or crashed page) is thrown away, and a shared context with it.
-          if (this.pool.isStale(slot) || !CLEANABLE_FAILURES.has(error.code)) return { value: result, reusable: false };
-          if (!REACHED_FAILURES.has(error.code)) this.states.get(slot.page)!.live = false;
-          return { value: result, reusable: await this.clean(slot, url) };
+          return await this.scanOn(slot, target.href, url, options, result, request);
+        } finally {
+          this.scanning.delete(slot);
         }
-        return { value: result, reusable: await this.clean(slot, url) };
       });
     } catch (err) {
       // Outside a scan's phases the browser going away shows as a bare protocol error (opening a
@@ -290,6 +308,24 @@ export class ScanEngine implements Scanner {
     }
   }
 
+  /** One scan on a lent slot: its phases under the scan deadline, then its page cleaned (or thrown away). */
+  private async scanOn(slot: Slot, href: string, url: string, options: ScanOptions, result: PageResult, request: ScanRequestOptions): Promise<{ value: PageResult; reusable: boolean }> {
+    try {
+      const work = this.runPhases(slot, href, options, result);
+      await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
+    } catch (err) {
+      let error = toWcagaiError(err);
+      if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
+      this.fail(result, error);
+      // A page that answered an error status, or was never reached, is cleaned like a scanned
+      // one; anything else (a hung or crashed page) is thrown away, and a shared context with it.
+      if (this.pool.isStale(slot) || !CLEANABLE_FAILURES.has(error.code)) return { value: result, reusable: false };
+      if (!REACHED_FAILURES.has(error.code)) this.states.get(slot.page)!.live = false;
+      return { value: result, reusable: await this.clean(slot, url) };
+    }
+    return { value: result, reusable: await this.clean(slot, url) };
+  }
+
   private fail(result: PageResult, error: WcagaiError): void {
     result.status = 'error';
     result.violations = [];
@@ -298,8 +334,13 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    this.states.set(page, { blocked: null, live: true, origins: new Set(), guessedKeys: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false });
+    const state: ScanState = { blocked: null, live: true, origins: new Set(), guessedKeys: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false, hosts: new Set() };
+    this.states.set(page, state);
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
+    page.on('request', (req) => {
+      const host = hostOf(req.url());
+      if (host) state.hosts.add(host);
+    });
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
       page.setBypassServiceWorker(true),
@@ -360,7 +401,7 @@ export class ScanEngine implements Scanner {
     // The heap is read beside the clearing, which waits on the browser process, so it costs nothing.
     const [heap] = await Promise.all([
       this.heapToCollect(session),
-      session.send('Network.clearBrowserCookies'),
+      this.clearCookies(slot),
       ...[...state.storageKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
       ...[...state.origins].map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
       // A guess the browser finds malformed (a partition it would never make) held nothing to clear.
@@ -369,12 +410,36 @@ export class ScanEngine implements Scanner {
     state.origins.clear();
     state.storageKeys.clear();
     state.guessedKeys.clear();
+    state.hosts.clear();
     state.tracked = new WeakMap();
     if (heap) {
       await session.send('HeapProfiler.collectGarbage');
       this.gcRuns++;
     }
     return true;
+  }
+
+  /**
+   * Clears the cookies a scan may have left, and none that a scan still running beside it in the
+   * same context sends. Alone in its context, it clears them all. Beside others, it deletes every
+   * cookie except those sent to a host one of them has requested: clearing the whole jar would
+   * pull cookies from under a scan of another site mid-page (a session cookie set by its first
+   * response, then missing from its next request). A cookie kept that way is cleared by the last
+   * scan of that site to finish.
+   */
+  private async clearCookies(slot: Slot): Promise<void> {
+    const keep = new Set<string>();
+    for (const other of this.scanning) {
+      if (other === slot || other.holder !== slot.holder) continue;
+      for (const host of this.states.get(other.page)?.hosts ?? []) keep.add(host);
+    }
+    if (keep.size === 0) return void (await slot.session.send('Network.clearBrowserCookies'));
+    const { cookies } = await slot.session.send('Network.getAllCookies');
+    await Promise.all(
+      cookies
+        .filter((c) => !cookieReaches(c.domain, keep))
+        .map((c) => slot.session.send('Network.deleteCookies', { name: c.name, domain: c.domain, path: c.path, ...(c.partitionKey ? { partitionKey: c.partitionKey } : {}) })),
+    );
   }
 
   /**
@@ -470,6 +535,7 @@ export class ScanEngine implements Scanner {
     state.origins.clear();
     state.storageKeys.clear();
     state.guessedKeys.clear();
+    state.hosts.clear();
     state.tracked = new WeakMap();
     state.overflow = false;
     const timings: PageTimings = result.timings;

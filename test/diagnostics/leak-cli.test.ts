@@ -1,10 +1,13 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
 import type { LeakResult } from '../../src/diagnostics/leak.js';
+import { defaultLeakPages } from '../../src/app/leak.js';
 import { runCli } from '../cli/run-cli.js';
 
 /** `wcagai leak` end to end: the compiled CLI re-executes itself with --expose-gc and scans the fixture site. */
@@ -27,7 +30,45 @@ describe('wcagai leak usage', () => {
   });
 });
 
+describe('wcagai leak pages', () => {
+  it('opens twice the CPUs by default (at least 2), never more than the scans of a cycle', () => {
+    expect(defaultLeakPages(50, 2)).toBe(4);
+    expect(defaultLeakPages(50, 1)).toBe(2);
+    expect(defaultLeakPages(50, 16)).toBe(32);
+    expect(defaultLeakPages(3, 2)).toBe(3);
+    expect(defaultLeakPages(1, 2)).toBe(1);
+  });
+});
+
 describe.concurrent('wcagai leak', () => {
+  it('runs more concurrent scans than --pages: the rest wait for a page, none fails', { timeout: 240_000 }, async () => {
+    // A page that answers after 300 ms, counting how many of its requests are open at once.
+    let open = 0;
+    let maxOpen = 0;
+    const server: Server = createServer((req, res) => {
+      if (!req.url?.startsWith('/page?')) return void res.writeHead(404).end();
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      setTimeout(() => {
+        open--;
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1></main></body></html>');
+      }, 300);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      // A URL per lane: Chromium makes concurrent requests for one URL wait for each other (its cache lock).
+      const urls = Array.from({ length: 6 }, (_, i) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/page?lane=${i}`);
+      const run = await runCli(['leak', '--concurrent', '6', '--pages', '2', '--cycles', '3', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
+      expect(run.code, run.stderr).toBe(0);
+      const r = JSON.parse(run.stdout) as LeakResult;
+      expect(r).toMatchObject({ verdict: 'pass', concurrent: 6, pages: 2, cycles: 3, scans: 18, errors: 0 });
+      expect(maxOpen).toBe(2);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+
   it('passes on the fixture site, with a report and first/last heap snapshots', { timeout: 240_000 }, async () => {
     const report = join(tmp, 'leak.html');
     const snapshots = join(tmp, 'snapshots');

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult, type ScanOptions } from '../../src/domain/scan.js';
 import { tagsFor } from '../../src/domain/wcag.js';
-import { candidateStorageKeys, createScanner, DEFAULT_SCANNER_CONFIG, LOAD_STALL_MS, type ScannerConfig } from '../../src/scanner/engine.js';
+import { candidateStorageKeys, cookieReaches, createScanner, DEFAULT_SCANNER_CONFIG, LOAD_STALL_MS, type ScannerConfig } from '../../src/scanner/engine.js';
 import { defaultResolver } from '../../src/scanner/target-guard.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
@@ -184,7 +184,7 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
   server.html('/iso/writer-hang', isolationPage('writer-hang', `writeState('hang').then(() => detect('writer-hang'));`).replace('</main>', '<img src="/iso/never" alt=""></main>'), {
     headers: { 'set-cookie': 'srvhang=1; Path=/; Max-Age=3600' },
   });
-  for (const name of ['reader7', 'reader8']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
+  for (const name of ['reader7', 'reader8', 'reader9']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
   // Writes, reports, then keeps its scan open until /iso/hold is released (by the test).
   server.html('/iso/writer-hold', isolationPage('writer-hold', `writeState('hold').then(() => detect('writer-hold')).then(() => fetch('/iso/hold'));`), {
     headers: { 'set-cookie': 'srvhold=1; Path=/; Max-Age=3600' },
@@ -195,6 +195,24 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+describe('cookies kept for a scan still running', () => {
+  it('are those sent to its hosts: a host\'s own host-only cookies, and domain cookies of the host or a parent', () => {
+    const hosts = new Set(['www.shop.test', 'cdn.test']);
+    expect(cookieReaches('www.shop.test', hosts)).toBe(true);
+    expect(cookieReaches('.shop.test', hosts)).toBe(true);
+    expect(cookieReaches('.www.shop.test', hosts)).toBe(true);
+    expect(cookieReaches('.CDN.test', hosts)).toBe(true);
+    // A parent's host-only cookie, a sibling, a child, or a name that only ends the same way is not sent to these hosts.
+    expect(cookieReaches('shop.test', hosts)).toBe(false);
+    expect(cookieReaches('api.shop.test', hosts)).toBe(false);
+    expect(cookieReaches('.api.shop.test', hosts)).toBe(false);
+    expect(cookieReaches('img.cdn.test', hosts)).toBe(false);
+    expect(cookieReaches('op.test', hosts)).toBe(false);
+    expect(cookieReaches('127.0.0.1', new Set(['localhost']))).toBe(false);
+    expect(cookieReaches('localhost', new Set())).toBe(false);
+  });
+});
 
 describe('storage keys cleared when the browser cannot name a frame\'s', () => {
   it('covers first-party and every partition the top-level site could be', () => {
@@ -413,6 +431,61 @@ describe('ScanEngine on loopback pages', () => {
         await readersSeeNothing(two, ['reader7', 'reader8']);
         expect(two.stats().contextsRetired).toBe(1);
       } finally {
+        await two.close();
+      }
+    });
+
+    it('shared: a scan finishing beside a scan of another site leaves that scan\'s cookies alone; the last to finish clears them', async () => {
+      const two = await createScanner({ ...CONFIG, concurrency: 2 });
+      // The keeper (on localhost) gets a cookie from its response and one from its script, then
+      // waits on /iso/keep-hold while a scan of 127.0.0.1 runs and is cleaned; then it reports the
+      // cookies it still has. Its load waits for that report (/iso/keep-gate).
+      let holdArrived: () => void = () => undefined;
+      const holding = new Promise<void>((resolve) => (holdArrived = resolve));
+      let releaseHold: () => void = () => undefined;
+      let found: string | null = null;
+      let sentCookie: string | undefined;
+      let openGate: () => void = () => undefined;
+      server.route('/iso/keep-hold', (_req, res) => {
+        releaseHold = () => void (res.headersSent || res.writeHead(204).end());
+        holdArrived();
+      });
+      server.route('/iso/keep-report', (req, res) => {
+        found = new URL(req.url ?? '', 'http://x').searchParams.get('found') ?? '';
+        sentCookie = req.headers.cookie;
+        res.writeHead(204).end();
+        openGate();
+      });
+      server.route('/iso/keep-gate', (_req, res) => {
+        openGate = () => void (res.headersSent || res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(GIF));
+        if (found !== null) openGate();
+      });
+      server.html(
+        '/iso/keeper',
+        page(
+          '<h1>Keeper</h1><img src="/iso/keep-gate" alt="">',
+          `<script>document.cookie = 'jskeep=1; path=/; max-age=3600';
+          fetch('/iso/keep-hold').then(() => fetch('/iso/keep-report?found=' + encodeURIComponent(document.cookie)));</script>`,
+        ),
+        { headers: { 'set-cookie': 'srvkeep=1; Path=/; Max-Age=3600' } },
+      );
+      try {
+        const keeper = two.scan(server.url('/iso/keeper', 'localhost'), DEFAULT_SCAN_OPTIONS);
+        await Promise.race([holding, new Promise((_, reject) => setTimeout(() => reject(new Error('the keeper never asked for /iso/keep-hold')), 10_000))]);
+        ok(await two.scan(server.url('/contrast'), DEFAULT_SCAN_OPTIONS));
+        releaseHold();
+        ok(await keeper);
+        expect(found).toContain('srvkeep=1');
+        expect(found).toContain('jskeep=1');
+        expect(sentCookie).toContain('srvkeep=1');
+        // The keeper finished last, alone in the context: nothing of it is left for the next scan of its host.
+        const before = server.requests.length;
+        ok(await two.scan(server.url('/iso/reader9', 'localhost'), DEFAULT_SCAN_OPTIONS));
+        expect(reports.get('reader9')).toBe('');
+        for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
+        expect(two.stats()).toMatchObject({ browserRestarts: 0, contextsRetired: 0 });
+      } finally {
+        releaseHold();
         await two.close();
       }
     });
