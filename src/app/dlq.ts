@@ -16,6 +16,7 @@ import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
 import { describeRedisTarget, producerConnection, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running. */
 export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer): DeadLetterQueue {
@@ -122,11 +123,7 @@ function connectOnce(redis: RedisClient, timeoutMs: number): Promise<void> {
  * from Redis (REDIS_URL or its Sentinel/Cluster settings, QUEUE_PREFIX), so it works with no server running.
  */
 export async function openDlq(flags: { url?: string; token?: string }): Promise<{ dlq: DlqOperations; close(): Promise<void> }> {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
+  loadDotEnv();
   const config = loadConfig(process.env);
   const url = flags.url ?? config.WCAGAI_URL;
   if (url) {

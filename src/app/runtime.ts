@@ -2,14 +2,11 @@ import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 /** Configuration and logger of a long-running command, from the environment (and .env when present). */
 export function runtimeFromEnv(overrides: Partial<Record<string, string>> = {}, name?: string): { config: Config; logger: Logger; env: Record<string, string | undefined> } {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file: the environment alone
-  }
+  loadDotEnv();
   const env = process.env;
   const config = loadConfig(env, overrides);
   const logger = createLogger({

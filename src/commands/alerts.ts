@@ -3,6 +3,7 @@ import { alertSourceOf, buildClients } from '../app/integrations.js';
 import type { Alert, Severity } from '../alerts/types.js';
 import { loadConfig } from '../config/load.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 export interface AlertTestFlags {
   severity: Severity;
@@ -24,11 +25,7 @@ interface ChannelResult {
  * incident is resolved right after, so nobody is left with an open page. Exit 1 if any failed.
  */
 export async function runAlertsTest(flags: AlertTestFlags): Promise<number> {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
+  loadDotEnv();
   const config = loadConfig(process.env);
   const { notifiers } = buildClients(config);
   if (notifiers.length === 0) throw new WcagaiError('NOT_CONFIGURED', 'no alert channel configured: set SLACK_WEBHOOK_URL and/or PAGERDUTY_ROUTING_KEY');

@@ -1,12 +1,9 @@
 import { loadConfig, maskedConfig } from '../config/load.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 /** `wcagai config check`: validates the environment like `serve` does and prints the effective settings, secrets masked. */
 export function runConfigCheck(flags: { json?: boolean }): number {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
+  loadDotEnv();
   const config = maskedConfig(loadConfig(process.env));
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);

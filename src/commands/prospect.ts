@@ -4,6 +4,7 @@ import { queueBatch } from '../app/prospect.js';
 import { loadConfig } from '../config/load.js';
 import type { WcagLevel, WcagVersion } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 export interface ProspectFlags {
   query: string;
@@ -26,11 +27,7 @@ const split = (s: string) =>
 
 /** `wcagai prospect`: companies from Apollo, their websites queued as one batch (through --url/WCAGAI_URL, else Redis). */
 export async function runProspect(flags: ProspectFlags): Promise<number> {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
+  loadDotEnv();
   const config = loadConfig(process.env);
   const { apollo } = buildClients(config);
   if (!apollo) throw new WcagaiError('NOT_CONFIGURED', 'Apollo is not configured: set APOLLO_API_KEY (and APOLLO_BASE_URL for another endpoint)');

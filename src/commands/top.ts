@@ -1,4 +1,5 @@
 import { AdminClient } from '../tui/client.js';
+import { loadDotEnv } from '../config/dotenv.js';
 
 export interface TopFlags {
   url?: string;
@@ -16,11 +17,7 @@ const SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
  * snapshot (`--json` for scripts) and needs no terminal. React and Ink load only for the live view.
  */
 export async function runTop(flags: TopFlags): Promise<number> {
-  try {
-    process.loadEnvFile?.();
-  } catch {
-    // no .env file
-  }
+  loadDotEnv();
   const env = process.env;
   const url = flags.url ?? (env.WCAGAI_URL || DEFAULT_URL);
   const token = flags.token ?? (env.ADMIN_TOKEN || undefined);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +193,19 @@ describe('the CLI and the configuration', () => {
     const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
     expect(parsed).toMatchObject({ PORT: 9191, SHUTDOWN_TIMEOUT: 15_000, ADMIN_TOKEN: '***', API_KEYS: ['***', '***'], METRICS_TOKEN: '***', REDIS_URL: 'redis://***@127.0.0.1:6390/1' });
     for (const secret of secrets) expect(json.stdout).not.toContain(secret);
+  });
+
+  it('a .env that exists but cannot be read is an error in one line, not skipped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wcagai-dotenv-'));
+    try {
+      mkdirSync(join(dir, '.env'));
+      const run1 = await run(['config', 'check'], baseEnv(), dir);
+      expect(run1.code).toBe(1);
+      expect(run1.stderr.trim()).toBe(`wcagai: cannot read .env in ${realpathSync(dir)}: not a file`);
+      expect(run1.stdout).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('`config check` reads .env, and fails with exit 1 on bad values', async () => {
