@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { evaluateRules } from './rules.js';
-import { plan, recordSend, type AlertRecord, type AlertState, type Send } from './state.js';
+import { ALERT_RULES } from '../config/schema.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { plan, recordSend, type AlertRecord, type AlertState, type Send, type Silence, type Silences } from './state.js';
 import { SEVERITIES, type AlertSettings, type Figures, type NotificationRecord, type Notifier, type Severity } from './types.js';
 
 export interface AlertManagerOptions {
@@ -39,10 +41,10 @@ export class AlertManager {
   private readonly controller = new AbortController();
   private firing: AlertRecord[] = [];
   private readonly listeners = new Set<(firing: readonly AlertRecord[]) => void>();
-  private readonly keys: { lock: string; state: string; notifications: string };
+  private readonly keys: { lock: string; state: string; notifications: string; silences: string };
 
   constructor(private readonly options: AlertManagerOptions) {
-    this.keys = { lock: `${options.keyPrefix}:lock`, state: `${options.keyPrefix}:state`, notifications: `${options.keyPrefix}:notifications` };
+    this.keys = { lock: `${options.keyPrefix}:lock`, state: `${options.keyPrefix}:state`, notifications: `${options.keyPrefix}:notifications`, silences: `${options.keyPrefix}:silences` };
   }
 
   private now(): number {
@@ -85,10 +87,10 @@ export class AlertManager {
       return false;
     }
     try {
-      const state = await this.load();
+      const [state, silences] = await Promise.all([this.load(), this.silences()]);
       const figures = await this.options.figures();
       const verdicts = evaluateRules(figures, this.options.settings);
-      const { next, sends } = plan(state, verdicts, this.now(), this.options.settings, this.options.notifiers);
+      const { next, sends } = plan(state, verdicts, this.now(), this.options.settings, this.options.notifiers, silences);
       const records = await Promise.all(sends.map((s) => this.deliver(s, next)));
       await this.save(next, records);
       this.setFiring(next);
@@ -113,6 +115,43 @@ export class AlertManager {
       this.options.logger.warn({ event: 'alerts.notify_failed', alert: send.alert.id, channel: send.channel, action: send.action, code: e.code }, `alert ${send.alert.id}: ${send.action} to ${send.channel} failed: ${e.message}`);
       return { ...base, ok: false, error: `${e.code ?? e.name}: ${e.message}` };
     }
+  }
+
+  /**
+   * Silences `id` (an alert rule's id, e.g. `queue_depth`) fleet-wide for `durationMs`: it is still
+   * evaluated and shown, but no trigger is sent until the silence ends or is lifted. A second
+   * silence of the same alert replaces the first.
+   */
+  async silence(id: string, durationMs: number, reason?: string): Promise<Silence> {
+    const alert = knownAlert(id);
+    const now = this.now();
+    const silence: Silence = { alert, until: now + durationMs, createdAt: now, ...(reason ? { reason } : {}) };
+    await this.options.redis.hset(this.keys.silences, alert, JSON.stringify(silence));
+    this.options.logger.info({ event: 'alerts.silenced', alert, until: new Date(silence.until).toISOString(), reason }, `alert ${alert} silenced until ${new Date(silence.until).toISOString()}`);
+    return silence;
+  }
+
+  /** Lifts the silence of `id`; false when it had none. */
+  async unsilence(id: string): Promise<boolean> {
+    const alert = knownAlert(id);
+    const removed = (await this.options.redis.hdel(this.keys.silences, alert)) > 0;
+    if (removed) this.options.logger.info({ event: 'alerts.unsilenced', alert }, `alert ${alert}: silence lifted`);
+    return removed;
+  }
+
+  /** Silences still in force; ended ones are removed from Redis as they are found. */
+  async silences(): Promise<Silences> {
+    const raw = await this.options.redis.hgetall(this.keys.silences);
+    const now = this.now();
+    const active: Silences = {};
+    const ended: string[] = [];
+    for (const [id, json] of Object.entries(raw)) {
+      const silence = JSON.parse(json) as Silence;
+      if (silence.until > now) active[id] = silence;
+      else ended.push(id);
+    }
+    if (ended.length) await this.options.redis.hdel(this.keys.silences, ...ended);
+    return active;
   }
 
   private async load(): Promise<AlertState> {
@@ -149,14 +188,32 @@ export class AlertManager {
     return () => this.listeners.delete(listener);
   }
 
-  /** Firing alerts and the newest notifications, as GET /admin/alerts shows them. */
-  async view(limit = 50): Promise<{ firing: AlertRecord[]; resolving: AlertRecord[]; notifications: NotificationRecord[] }> {
-    const [state, raws] = await Promise.all([this.load(), this.options.redis.lrange(this.keys.notifications, 0, limit - 1)]);
+  /**
+   * Firing alerts (a silenced one with `silencedUntil`, from the silences as they are now), resolves
+   * still owed, silences in force and the newest notifications, as GET /admin/alerts shows them.
+   */
+  async view(limit = 50): Promise<{ firing: AlertRecord[]; resolving: AlertRecord[]; silences: Silence[]; notifications: NotificationRecord[] }> {
+    const [state, silences, raws] = await Promise.all([this.load(), this.silences(), this.options.redis.lrange(this.keys.notifications, 0, limit - 1)]);
     const all = Object.values(state);
+    const withSilence = (r: AlertRecord): AlertRecord => {
+      const { silencedUntil: _stale, ...rest } = r;
+      const silence = silences[r.id];
+      return silence ? { ...rest, silencedUntil: silence.until } : rest;
+    };
     return {
-      firing: all.filter((r) => r.status === 'firing'),
+      firing: all.filter((r) => r.status === 'firing').map(withSilence),
       resolving: all.filter((r) => r.status === 'resolved'),
+      silences: Object.values(silences),
       notifications: raws.map((r) => JSON.parse(r) as NotificationRecord),
     };
   }
+}
+
+/** The ids alerts have: their rules' names in lower case. */
+export const ALERT_IDS: readonly string[] = ALERT_RULES.map((r) => r.toLowerCase());
+
+function knownAlert(id: string): string {
+  const alert = id.toLowerCase();
+  if (!ALERT_IDS.includes(alert)) throw new WcagaiError('NOT_FOUND', `no alert named "${id.slice(0, 40)}": one of ${ALERT_IDS.join(', ')}`);
+  return alert;
 }

@@ -12,9 +12,23 @@ export interface AlertRecord extends Alert {
   notified: Record<string, number>;
   /** Channels still owed a resolve. */
   pendingResolve?: string[];
+  /** Epoch ms: an operator silenced it until then (no trigger is sent meanwhile). */
+  silencedUntil?: number;
 }
 
 export type AlertState = Record<string, AlertRecord>;
+
+/** An operator's silence of one alert (by its id, e.g. `queue_depth`): no trigger is sent for it until `until`. */
+export interface Silence {
+  alert: string;
+  /** Epoch ms. */
+  until: number;
+  createdAt: number;
+  reason?: string;
+}
+
+/** Active silences by alert id. */
+export type Silences = Record<string, Silence>;
 
 export interface Send {
   channel: string;
@@ -29,9 +43,18 @@ export const RESOLVE_GIVE_UP_MS = 3_600_000;
  * The next state and the notifications owed, given the previous state and this evaluation's
  * verdicts: a firing alert is sent to each channel that accepts its severity once, then again
  * only when its cooldown has passed since the last successful send; a cleared alert owes a
- * resolve to every channel that was sent its trigger. Pure: `now` is a parameter.
+ * resolve to every channel that was sent its trigger. A silenced alert is still evaluated and
+ * shown firing, but sends no trigger until its silence ends (then at once, if it still fires);
+ * a trigger sent before the silence still gets its resolve. Pure: `now` is a parameter.
  */
-export function plan(previous: AlertState, verdicts: Map<AlertRuleName, Verdict>, now: number, settings: AlertSettings, channels: ReadonlyArray<{ channel: string; accepts(s: Severity): boolean }>): { next: AlertState; sends: Send[] } {
+export function plan(
+  previous: AlertState,
+  verdicts: Map<AlertRuleName, Verdict>,
+  now: number,
+  settings: AlertSettings,
+  channels: ReadonlyArray<{ channel: string; accepts(s: Severity): boolean }>,
+  silences: Silences = {},
+): { next: AlertState; sends: Send[] } {
   const next: AlertState = {};
   const sends: Send[] = [];
   for (const [rule, verdict] of verdicts) {
@@ -44,6 +67,11 @@ export function plan(previous: AlertState, verdicts: Map<AlertRuleName, Verdict>
     if (verdict) {
       const record: AlertRecord = { ...verdict, status: 'firing', since: prev?.status === 'firing' ? prev.since : now, notified: prev?.status === 'firing' ? { ...prev.notified } : {} };
       next[id] = record;
+      const silence = silences[id];
+      if (silence && silence.until > now) {
+        record.silencedUntil = silence.until;
+        continue;
+      }
       const cooldown = settings.rules[rule].cooldownMs;
       for (const c of channels) {
         if (!c.accepts(record.severity)) continue;

@@ -16,7 +16,7 @@ function server(command: Command): Command {
     .option('--json', 'print JSON');
 }
 
-/** `wcagai breakers …`, `wcagai queue …`, `wcagai alerts test`, `wcagai prospect`: command modules load only when they run. */
+/** `wcagai breakers …`, `wcagai queue …`, `wcagai alerts …`, `wcagai prospect`: command modules load only when they run. */
 export function registerIntegrationCommands(program: Command, setExit: SetExit): void {
   const breakers = program.command('breakers').description("circuit breakers of the external services (ai, apollo, hubspot, slack, pagerduty), fleet-wide through a server's admin API");
   server(breakers.command('list').description("the answering process's breakers and every worker's")).action(async (opts) => {
@@ -47,9 +47,27 @@ export function registerIntegrationCommands(program: Command, setExit: SetExit):
     });
   }
 
-  program
-    .command('alerts')
-    .description('alert notifications (Slack, PagerDuty)')
+  const alerts = program.command('alerts').description('alerts and their notifications (Slack, PagerDuty): list, silence, unsilence, test');
+  server(alerts.command('list').description("firing alerts, silences and the last notifications, fleet-wide through a server's admin API")).action(async (opts) => {
+    const { runAlertsList } = await import('../commands/alert-admin.js');
+    setExit((await runAlertsList(opts)) as 0 | 1);
+  });
+  server(
+    alerts
+      .command('silence')
+      .description('send no notification for an alert until a time has passed (it is still evaluated and shown)')
+      .argument('<alert>', 'error_rate, queue_depth, queue_utilization, breaker_open, dlq_growth, rss or workers_missing')
+      .requiredOption('--for <duration>', 'how long, 1m to 30d (30m, 2h, 1d)')
+      .option('--reason <text>', 'why, shown with the silence'),
+  ).action(async (alert: string, opts) => {
+    const { runAlertSilence } = await import('../commands/alert-admin.js');
+    setExit((await runAlertSilence(alert, opts)) as 0 | 1);
+  });
+  server(alerts.command('unsilence').description("lift an alert's silence: notifications resume at once if it fires").argument('<alert>', 'the alert silenced')).action(async (alert: string, opts) => {
+    const { runAlertUnsilence } = await import('../commands/alert-admin.js');
+    setExit((await runAlertUnsilence(alert, opts)) as 0 | 1);
+  });
+  alerts
     .command('test')
     .description('send a test alert to every configured channel and print what each answered')
     .addOption(new Option('--severity <severity>', 'severity of the test alert').choices(['info', 'warning', 'error', 'critical']).default('warning'))

@@ -88,6 +88,8 @@ export interface AlertRow {
   summary: string;
   /** Firing since (ISO). */
   since: string;
+  /** Silenced by an operator until then (ISO): no notification is sent meanwhile. */
+  silencedUntil?: string;
 }
 
 /** Scans finished fleet-wide, from the queue's event stream. */

@@ -17,7 +17,7 @@ export interface SnapshotSources {
   breakers?: { processId: string; snapshot(): Record<string, BreakerFigures> };
   dlq?: { summary(): Promise<DlqSummary>; list(query: { limit: number }): Promise<DlqPage> };
   /** Alerts firing fleet-wide as this process last saw them. */
-  alerts?: { firingNow(): ReadonlyArray<{ id: string; rule: string; severity: string; summary: string; since: number }> };
+  alerts?: { firingNow(): ReadonlyArray<{ id: string; rule: string; severity: string; summary: string; since: number; silencedUntil?: number }> };
   /** Newest DLQ entries carried (default 50). */
   dlqRows?: number;
   /** A heartbeat older than this marks its worker stale (default 10 s: two beats). */
@@ -117,7 +117,7 @@ export function snapshotComputer(sources: SnapshotSources): () => Promise<Snapsh
       try {
         snapshot.alerts = sources.alerts
           .firingNow()
-          .map((a): AlertRow => ({ id: a.id, rule: a.rule, severity: (SEVERITIES.includes(a.severity) ? a.severity : 'warning') as AlertSeverity, summary: a.summary, since: new Date(a.since).toISOString() }))
+          .map((a): AlertRow => ({ id: a.id, rule: a.rule, severity: (SEVERITIES.includes(a.severity) ? a.severity : 'warning') as AlertSeverity, summary: a.summary, since: new Date(a.since).toISOString(), ...(a.silencedUntil ? { silencedUntil: new Date(a.silencedUntil).toISOString() } : {}) }))
           .sort((a, b) => SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) || a.since.localeCompare(b.since));
       } catch {
         // left out

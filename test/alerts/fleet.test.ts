@@ -105,6 +105,16 @@ afterAll(async () => {
   await Promise.allSettled([redis?.close(), slack?.close(), pagerduty?.close()]);
 });
 
+/** Removes every job of the deployment's queue (no worker runs: this is what makes a queue alert clear). */
+async function emptyQueue(): Promise<void> {
+  const keys = keysFor(prefix);
+  const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue(keys.queueName, { connection: conn, prefix: keys.bullPrefix });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  conn.disconnect();
+}
+
 const triggers = () => pagerduty.requestsTo('/v2/enqueue').filter((r) => r.body.event_action === 'trigger');
 const resolves = () => pagerduty.requestsTo('/v2/enqueue').filter((r) => r.body.event_action === 'resolve');
 
@@ -137,12 +147,7 @@ describe('alerts across two serve processes', () => {
     expect(view.json.notifications.map((n: any) => `${n.channel}:${n.action}:${String(n.ok)}`).sort()).toEqual(['pagerduty:trigger:true', 'slack:trigger:true']);
 
     // Clear the queue: both channels hear the resolution once, under the same dedup key.
-    const keys = keysFor(prefix);
-    const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue(keys.queueName, { connection: conn, prefix: keys.bullPrefix });
-    await queue.obliterate({ force: true });
-    await queue.close();
-    conn.disconnect();
+    await emptyQueue();
     await waitFor(() => resolves().length >= 1 && slack.requestsTo(SLACK_PATH).length >= 2, { timeoutMs: 10_000, what: 'the resolve' });
     await new Promise((r) => setTimeout(r, 1_000));
     expect(resolves()).toHaveLength(1);
@@ -154,6 +159,68 @@ describe('alerts across two serve processes', () => {
     expect(a.events('alerts.notified').length + b.events('alerts.notified').length).toBe(4);
     // The webhook's secret path never reaches a log line.
     expect(a.output() + b.output()).not.toContain('SLACKSECRET42');
+  });
+});
+
+describe('silencing an alert across the fleet', () => {
+  it('a silence set through one process stops notifications from the fleet but not the alert; lifting it notifies at once', async () => {
+    const cli = (args: string[], server: Serve) => runCli(['alerts', ...args, '--url', server.base, '--token', TOKEN], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
+    const silenced = await cli(['silence', 'queue_depth', '--for', '10m', '--reason', 'planned maintenance'], a);
+    expect(silenced.stderr).toBe('');
+    expect(silenced.code).toBe(0);
+    expect(silenced.stdout).toMatch(/^alert queue_depth silenced until \d{4}-\d\d-\d\dT[\d:.]+Z: it is still evaluated and shown, but no notification is sent\n$/);
+    const [slackBefore, triggersBefore] = [slack.requestsTo(SLACK_PATH).length, triggers().length];
+
+    const res = await http(b, 'POST', '/api/batches', { urls: [0, 1, 2, 3].map((i) => `http://127.0.0.1:9/silenced-${i}.html`) });
+    expect(res.status).toBe(202);
+    // Evaluated and shown firing (whichever process evaluates), with the silence on it.
+    const firing = await waitFor(
+      async () => {
+        const view = await http(b, 'GET', '/admin/alerts', undefined, auth);
+        return view.json.firing.find((f: any) => f.id === 'queue_depth' && f.value === 4);
+      },
+      { timeoutMs: 10_000, what: 'the silenced alert to fire' },
+    );
+    expect(firing.silencedUntil).toBeGreaterThan(Date.now() + 9 * 60_000);
+    // Both processes evaluate every 250 ms: nothing is sent for two seconds.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(slack.requestsTo(SLACK_PATH)).toHaveLength(slackBefore);
+    expect(triggers()).toHaveLength(triggersBefore);
+
+    const list = await cli(['list', '--json'], b);
+    expect(list.code, list.stderr).toBe(0);
+    const view = JSON.parse(list.stdout) as { firing: any[]; silences: any[] };
+    expect(view.silences).toEqual([{ alert: 'queue_depth', until: expect.any(Number), createdAt: expect.any(Number), reason: 'planned maintenance' }]);
+    expect(view.firing.map((f) => [f.id, typeof f.silencedUntil])).toEqual([['queue_depth', 'number']]);
+    const text = await cli(['list'], b);
+    expect(text.stdout).toMatch(/^firing \(1\):\n {2}queue_depth {2}critical {2}4 scans waiting in the queue \(threshold 3\) {2}since \S+ {2}silenced until \S+\nsilences \(1\):\n {2}queue_depth {2}until \S+ {2}"planned maintenance"\n/);
+
+    const lifted = await cli(['unsilence', 'queue_depth'], b);
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(lifted.stdout).toBe('alert queue_depth: silence lifted; notifications resume\n');
+    await waitFor(() => triggers().length === triggersBefore + 1 && slack.requestsTo(SLACK_PATH).length === slackBefore + 1, { timeoutMs: 10_000, what: 'the trigger once the silence is lifted' });
+    expect(triggers().at(-1)!.body).toMatchObject({ event_action: 'trigger', dedup_key: `wcagai/${prefix}/queue_depth`, payload: { custom_details: { value: 4 } } });
+    expect((await cli(['unsilence', 'queue_depth'], a)).stdout).toBe('alert queue_depth was not silenced\n');
+
+    // Clear the queue again: the incident this trigger opened is resolved.
+    await emptyQueue();
+    await waitFor(() => resolves().length >= 2, { timeoutMs: 10_000, what: 'the resolve' });
+  });
+
+  it('refuses an unknown alert and a duration out of range, in one line, and needs the admin token', async () => {
+    const cli = (args: string[]) => runCli(['alerts', ...args, '--url', a.base, '--token', TOKEN], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
+    const unknown = await cli(['silence', 'nope', '--for', '1h']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('wcagai: POST /admin/alerts/nope/silence: no alert named "nope": one of error_rate, queue_depth, queue_utilization, breaker_open, dlq_growth, rss, workers_missing\n');
+    const short = await cli(['silence', 'rss', '--for', '10s']);
+    expect(short.code).toBe(1);
+    expect(short.stderr).toBe('wcagai: POST /admin/alerts/rss/silence: invalid body: for: expected a duration from 1m to 30d, such as 30m or 2h\n');
+    const noToken = await http(a, 'POST', '/admin/alerts/rss/silence', { for: '1h' });
+    expect(noToken.status).toBe(401);
+    const bad = await http(a, 'POST', '/admin/alerts/rss/silence', { for: '1h', until: 'never' }, auth);
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors).toEqual([{ field: 'until', message: 'unknown field(s): until' }]);
+    expect((await http(a, 'GET', '/admin/alerts', undefined, auth)).json.silences).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pagerDutyEvent, pagesOnCall, slackMessage } from '../../src/alerts/notifiers.js';
 import { evaluateRules } from '../../src/alerts/rules.js';
 import { alertSettingsOf } from '../../src/alerts/settings.js';
-import { plan, recordSend, RESOLVE_GIVE_UP_MS, type AlertState } from '../../src/alerts/state.js';
+import { plan, recordSend, RESOLVE_GIVE_UP_MS, type AlertState, type Silences } from '../../src/alerts/state.js';
 import type { Figures, Severity } from '../../src/alerts/types.js';
 import { loadConfig } from '../../src/config/load.js';
 
@@ -80,8 +80,8 @@ describe('notification planning (pure: the clock is a parameter)', () => {
   const cooldown = defaults.rules.QUEUE_DEPTH.cooldownMs;
 
   /** One evaluation in which every send succeeds. */
-  function step(state: AlertState, figures: Figures, now: number) {
-    const { next, sends } = plan(state, evaluateRules(figures, defaults), now, defaults, CHANNELS);
+  function step(state: AlertState, figures: Figures, now: number, silences: Silences = {}) {
+    const { next, sends } = plan(state, evaluateRules(figures, defaults), now, defaults, CHANNELS, silences);
     for (const s of sends) recordSend(next, s, true, now);
     return { state: next, sends: sends.map((s) => `${s.channel}:${s.action}:${s.alert.id}`) };
   }
@@ -102,6 +102,36 @@ describe('notification planning (pure: the clock is a parameter)', () => {
     expect(r.state).toEqual({});
     r = step(r.state, depth(3), (t += 10_000));
     expect(r.sends).toEqual([]);
+  });
+
+  it('sends no trigger for a silenced alert but shows it firing, and triggers at once when the silence ends', () => {
+    const silences: Silences = { queue_depth: { alert: 'queue_depth', until: 60_000, createdAt: 0, reason: 'maintenance' } };
+    let r = step({}, depth(150), 0, silences);
+    expect(r.sends).toEqual([]);
+    expect(r.state.queue_depth).toMatchObject({ status: 'firing', silencedUntil: 60_000, notified: {} });
+    r = step(r.state, depth(150), 59_999, silences);
+    expect(r.sends).toEqual([]);
+    // The silence has ended (expired, or lifted: either way it is no longer among the silences).
+    r = step(r.state, depth(150), 60_000, silences);
+    expect(r.sends).toEqual(['slack:trigger:queue_depth', 'pagerduty:trigger:queue_depth']);
+    expect(r.state.queue_depth!.silencedUntil).toBeUndefined();
+    expect(r.state.queue_depth!.since).toBe(0);
+  });
+
+  it('silencing after a trigger stops repeats but not the resolve; an alert cleared while silenced before any trigger owes nothing', () => {
+    const cooldownLater = cooldown + 1;
+    let r = step({}, depth(150), 0);
+    expect(r.sends).toHaveLength(2);
+    const silences: Silences = { queue_depth: { alert: 'queue_depth', until: 10 * cooldown, createdAt: 1 } };
+    r = step(r.state, depth(150), cooldownLater, silences);
+    expect(r.sends).toEqual([]);
+    r = step(r.state, depth(0), cooldownLater + 1, silences);
+    expect(r.sends).toEqual(['slack:resolve:queue_depth', 'pagerduty:resolve:queue_depth']);
+
+    let quietRun = step({}, depth(150), 0, silences);
+    quietRun = step(quietRun.state, depth(0), 1_000, silences);
+    expect(quietRun.sends).toEqual([]);
+    expect(quietRun.state).toEqual({});
   });
 
   it('sends warnings to Slack only, and resolves only where the trigger went', () => {

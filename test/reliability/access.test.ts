@@ -66,6 +66,8 @@ const ADMIN_ROUTES: Array<[string, string, string?]> = [
   ['POST', '/admin/breakers/ai/reset'],
   ['POST', '/admin/breakers/ai/isolate'],
   ['GET', '/admin/alerts'],
+  ['POST', '/admin/alerts/rss/silence', '{"for":"1h"}'],
+  ['DELETE', '/admin/alerts/rss/silence'],
   ['GET', '/admin/snapshot'],
   ['GET', '/admin/events'],
 ];

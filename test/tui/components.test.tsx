@@ -72,6 +72,15 @@ describe('dashboard at 80x24', () => {
     expect(text).toContain('x reset');
   });
 
+  it('a silenced alert: still listed firing, with until when it is silenced', () => {
+    const s = breakerOpenSnapshot();
+    s.alerts = [{ ...s.alerts![0]!, silencedUntil: new Date(NOW + 3_600_000).toISOString() }];
+    const text = frame(props(live(s), { focus: 'alerts' })).join('\n');
+    // At 80 columns the summary gives way to the silence.
+    expect(text).toMatch(/CRITICAL +circuit breaker\S* +since \d\d:\d\d:\d\d \(1m\) +silenced until \d\d:\d\d:\d\d/);
+    expect(text).toContain('1 alert firing');
+  });
+
   it('server down: keeps the last snapshot and says since when it is disconnected and when it retries', () => {
     const feed: FeedState = { snapshot: healthySnapshot(), receivedAt: NOW - 42_000, connection: { kind: 'down', since: NOW - 40_000, reason: 'ECONNREFUSED', retryAt: NOW + 3_000, attempts: 4 } };
     const lines = frame(props(feed));

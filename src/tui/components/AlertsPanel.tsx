@@ -14,7 +14,10 @@ export interface AlertsPanelProps {
   now: number;
 }
 
-/** Firing alerts, most severe first, with their severity and since when they fire. */
+/** `  silenced until HH:MM:SS`. */
+const SILENCE_WIDTH = 24;
+
+/** Firing alerts, most severe first, with their severity, since when they fire, and a silence if any. */
 export function AlertsPanel({ alerts, rows, width, focused, selected, now }: AlertsPanelProps) {
   const body = Math.max(0, rows - 1);
   const list = alerts ?? [];
@@ -30,8 +33,9 @@ export function AlertsPanel({ alerts, rows, width, focused, selected, now }: Ale
           <Paint color={SEVERITY_COLOR[a.severity]} bold>
             {fit(a.severity.toUpperCase(), 9, true)}
           </Paint>
-          {fit(a.summary, Math.max(10, width - 40), true)}
+          {fit(a.summary, Math.max(10, width - 40 - (a.silencedUntil ? SILENCE_WIDTH : 0)), true)}
           <Text>{`  since ${clock(a.since)} (${age(a.since, now)})`}</Text>
+          {a.silencedUntil ? <Paint color="gray">{`  silenced until ${clock(a.silencedUntil)}`}</Paint> : null}
         </Row>
       ))}
     </Box>
