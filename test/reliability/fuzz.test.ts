@@ -58,7 +58,7 @@ const anyText = fc.string({ unit: 'binary', maxLength: 60 });
 const enc = (s: string) => encodeURIComponent(s);
 
 const idArb = fc.oneof(
-  fc.constantFrom('scan_x', `scan_${'a'.repeat(64)}`, `scan_${'a'.repeat(65)}`, 'batch_x', '..%2F..%2Fetc%2Fpasswd', '%00', '%FF', '%', '%zz', '%E2%82', 'scan_%F0%9F%92%A9', '__proto__', 'constructor', '*', '.', '..', 'a'.repeat(250), 'ai', 'slack', 'AI', '0', '-1', '1e309'),
+  fc.constantFrom('scan_x', `scan_${'a'.repeat(64)}`, `scan_${'a'.repeat(65)}`, 'batch_x', '..%2F..%2Fetc%2Fpasswd', '%00', '%FF', '%', '%zz', '%E2%82', 'scan_%F0%9F%92%A9', '__proto__', 'constructor', '*', '.', '..', 'a'.repeat(250), 'ai', 'slack', 'AI', 'queue_depth', 'RSS', '0', '-1', '1e309'),
   fc.stringMatching(/^(scan|batch|dlq)_[A-Za-z0-9_-]{1,70}$/),
   anyText.map(enc),
   fc.nat().map((i) => knownIds[i % Math.max(1, knownIds.length)] ?? 'scan_none'),
@@ -104,6 +104,7 @@ const batchBody = fc.oneof(
   fc.record({ sitemap: fc.oneof(sitemapUrl, urlArb), limit: maybe(fc.integer({ min: -1, max: 20_000 })) }, { requiredKeys: [] }),
   fc.record({ urls: fc.array(publicUrl, { maxLength: 3 }), sitemap: sitemapUrl }),
 ).chain((b) => optionsArb.map((o) => ({ ...b, ...o })));
+const silenceBody = fc.record({ for: maybe(fc.constantFrom('1h', '1m', '59s', '30d', '31d', '2h30m', 'abc', '', '1e9')), reason: maybe(fc.oneof(printable, fc.constant('r'.repeat(300)))) }, { requiredKeys: [] });
 const dlqBulkBody = fc.record({ code: maybe(fc.constantFrom('HTTP_SERVER_ERROR', 'lower', 'X'.repeat(70))), host: maybe(printable), all: maybe(fc.constantFrom(true, false, 'true')) }, { requiredKeys: [] });
 
 type Body = string | Buffer | undefined;
@@ -208,7 +209,10 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: () => '/admin/breakers' },
   { method: 'POST', path: (id) => `/admin/breakers/${id}/reset` },
   { method: 'POST', path: (id) => `/admin/breakers/${id}/isolate` },
+  { method: 'GET', path: () => '/admin/queue' },
   { method: 'GET', path: () => '/admin/alerts' },
+  { method: 'POST', path: (id) => `/admin/alerts/${id}/silence`, body: silenceBody },
+  { method: 'DELETE', path: (id) => `/admin/alerts/${id}/silence` },
   { method: 'GET', path: () => '/admin/snapshot' },
   { method: 'GET', path: () => '/admin/events', stream: true },
 ];
