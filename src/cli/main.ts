@@ -54,6 +54,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
     .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only')
     .option('--timeout <ms>', 'overall deadline per page in ms', positiveInt('--timeout'))
+    .option('--header <header>', 'send "Name: value" with requests to each scanned page\'s own origin, e.g. a staging token (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--no-allow-private', 'refuse private and loopback targets (allowed by default for local scans)')
     .addOption(
       new Option('--browser-contexts <mode>', 'shared: one browser context, cleared after each scan; per-slot: one per page, so concurrent scans share nothing either')

@@ -31,6 +31,26 @@ interface ScanFlags {
   timeout?: number;
   allowPrivate: boolean;
   browserContexts: 'shared' | 'per-slot';
+  header?: string[];
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the browser sets itself, or that would change how the request travels. */
+const NOT_SETTABLE = new Set(['host', 'content-length', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-connection', 'expect']);
+
+/** `--header "Name: value"` flags as a header map (a name given twice keeps its last value). */
+export function parseHeaderFlags(values: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const raw of values) {
+    const colon = raw.indexOf(':');
+    const name = colon > 0 ? raw.slice(0, colon).trim() : '';
+    const value = colon > 0 ? raw.slice(colon + 1).trim() : '';
+    if (!TOKEN.test(name)) throw new WcagaiError('USAGE', `--header expects "Name: value", got "${raw.slice(0, 60)}"`);
+    if (/[\r\n\0]/.test(value)) throw new WcagaiError('USAGE', `--header ${name}: the value may not contain line breaks or NUL`);
+    if (NOT_SETTABLE.has(name.toLowerCase())) throw new WcagaiError('USAGE', `--header ${name}: set by the browser, cannot be given`);
+    headers[name] = value;
+  }
+  return headers;
 }
 
 /** The URL list from arguments, a file and a sitemap, validated before any browser starts. */
@@ -66,6 +86,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     ...(flags.exclude ? { exclude: flags.exclude } : {}),
   };
   validateScanOptions(options);
+  const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;
   const baseline = flags.baseline ? await readBaseline(flags.baseline) : undefined;
   const urls = await collectUrls(args, flags);
   const format: ReportFormat = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
@@ -84,6 +105,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     report = await scanBatch(scanner, urls, options, {
       concurrency: flags.concurrency,
       tool: toolInfo(),
+      ...(headers ? { headers } : {}),
       ...(bar ? { onProgress: (p) => bar.update(p.done, p.failed) } : {}),
     });
   } finally {

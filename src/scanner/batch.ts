@@ -15,6 +15,8 @@ export interface ScanBatchOptions {
   tool: { name: string; version: string };
   onProgress?(progress: BatchProgress): void;
   signal?: AbortSignal;
+  /** Extra request headers for every page, sent to its own origin only (see ScanRequestOptions). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Scans every URL through the engine, `concurrency` at a time, into one report in input order. */
@@ -28,7 +30,7 @@ export async function scanBatch(scanner: Scanner, urls: readonly string[], optio
     while (next < urls.length) {
       const i = next++;
       const url = urls[i]!;
-      const page = await scanner.scan(url, options, batch.signal ? { signal: batch.signal } : {});
+      const page = await scanner.scan(url, options, { ...(batch.signal ? { signal: batch.signal } : {}), ...(batch.headers ? { headers: batch.headers } : {}) });
       pages[i] = page;
       done++;
       if (page.status === 'error') failed++;

@@ -78,6 +78,10 @@ interface ScanState {
   overflow: boolean;
   /** Host names of every http(s) request the scan's page made: their cookies are its own (see clearCookies). */
   hosts: Set<string>;
+  /** The scan's extra request headers and the one origin they go to (see ScanRequestOptions.headers). */
+  extraHeaders: { origin: string; headers: Record<string, string> } | null;
+  /** Request interception was turned on for this scan's headers alone (the target policy had it off). */
+  headerInterception: boolean;
 }
 
 /**
@@ -308,8 +312,46 @@ export class ScanEngine implements Scanner {
     }
   }
 
-  /** One scan on a lent slot: its phases under the scan deadline, then its page cleaned (or thrown away). */
+  /** One scan on a lent slot, with its extra request headers (if any) on for exactly its duration. */
   private async scanOn(slot: Slot, href: string, url: string, options: ScanOptions, result: PageResult, request: ScanRequestOptions): Promise<{ value: PageResult; reusable: boolean }> {
+    const headers = request.headers && Object.keys(request.headers).length ? request.headers : null;
+    if (!headers) return this.scanPhases(slot, href, url, options, result, request);
+    const state = this.states.get(slot.page)!;
+    // Lower-case, as the page's own headers come: a name given in another case replaces, never doubles, the page's.
+    state.extraHeaders = { origin: new URL(href).origin, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) };
+    try {
+      if (this.config.policy.allowPrivate) {
+        await slot.page.setRequestInterception(true);
+        state.headerInterception = true;
+      }
+      return await this.scanPhases(slot, href, url, options, result, request);
+    } finally {
+      state.extraHeaders = null;
+      if (state.headerInterception) {
+        state.headerInterception = false;
+        await slot.page.setRequestInterception(false).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * The overrides for a request under interception: the scan's extra headers merged over the
+   * page's own when the request goes to the scanned origin, nothing otherwise.
+   */
+  private headerOverrides(state: ScanState | undefined, req: HTTPRequest): { headers: Record<string, string> } | undefined {
+    const extra = state?.extraHeaders;
+    if (!extra) return undefined;
+    let origin: string;
+    try {
+      origin = new URL(req.url()).origin;
+    } catch {
+      return undefined;
+    }
+    return origin === extra.origin ? { headers: { ...req.headers(), ...extra.headers } } : undefined;
+  }
+
+  /** A scan's phases under the scan deadline, then its page cleaned (or thrown away). */
+  private async scanPhases(slot: Slot, href: string, url: string, options: ScanOptions, result: PageResult, request: ScanRequestOptions): Promise<{ value: PageResult; reusable: boolean }> {
     try {
       const work = this.runPhases(slot, href, options, result);
       await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
@@ -334,7 +376,19 @@ export class ScanEngine implements Scanner {
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
-    const state: ScanState = { blocked: null, live: true, origins: new Set(), guessedKeys: new Set(), storageKeys: new Set(), lookups: new Set(), tracked: new WeakMap(), overflow: false, hosts: new Set() };
+    const state: ScanState = {
+      blocked: null,
+      live: true,
+      origins: new Set(),
+      guessedKeys: new Set(),
+      storageKeys: new Set(),
+      lookups: new Set(),
+      tracked: new WeakMap(),
+      overflow: false,
+      hosts: new Set(),
+      extraHeaders: null,
+      headerInterception: false,
+    };
     this.states.set(page, state);
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     page.on('request', (req) => {
@@ -352,6 +406,11 @@ export class ScanEngine implements Scanner {
       await page.evaluateOnNewDocument(websocketGuardScript());
       await page.setRequestInterception(true);
       page.on('request', (req) => void this.guardRequest(page, req));
+    } else {
+      // Interception is on only while a scan with extra headers runs (see withHeaders).
+      page.on('request', (req) => {
+        if (state.headerInterception && !req.isInterceptResolutionHandled()) void req.continue(this.headerOverrides(state, req)).catch(() => undefined);
+      });
     }
     void session;
   }
@@ -465,7 +524,7 @@ export class ScanEngine implements Scanner {
       if (scheme === 'data' || scheme === 'blob') return void (await req.continue());
       if (scheme !== 'http' && scheme !== 'https') throw new WcagaiError('UNSUPPORTED_SCHEME', `request to ${scheme}: refused`);
       await checkTarget(url, this.requestPolicy);
-      await req.continue();
+      await req.continue(this.headerOverrides(this.states.get(page), req));
     } catch (err) {
       const state = this.states.get(page);
       if (state && req.isNavigationRequest() && req.frame() === page.mainFrame()) {

@@ -14,6 +14,11 @@ export interface TargetPolicy {
 
 export interface ScanRequestOptions {
   signal?: AbortSignal;
+  /**
+   * Extra HTTP request headers (an auth token for a staging site, a preview cookie), sent only with
+   * requests to the scanned URL's own origin: third-party hosts the page loads never see them.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** The scan engine seen from outside: a warm pool that turns a URL into a page result. */

@@ -35,6 +35,15 @@ beforeAll(async () => {
       `<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>${server.url('/clean.html')}</loc></url><url><loc>${server.url('/violation.html')}</loc></url></urlset>`,
     )
     // The first request gets the old version, every later one the new.
+    // Answers only with the preview token; loads one image from its own origin and one from another (localhost).
+    .route('/private.html', (req, res) => {
+      if (req.headers['x-preview-token'] !== 's3cret') return void res.writeHead(401, { 'content-type': 'text/html' }).end(page('<h1>Sign in</h1>'));
+      res
+        .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+        .end(page(`<h1>Preview</h1><img src="/own.gif?n=${Math.random()}" alt="own"><img src="${server.url('/third.gif', 'localhost')}?n=${Math.random()}" alt="third">`));
+    })
+    .route('/own.gif', (_req, res) => void res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(Buffer.from(GIF.split(',')[1]!, 'base64')))
+    .route('/third.gif', (_req, res) => void res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(Buffer.from(GIF.split(',')[1]!, 'base64')))
     .route('/changing.html', (_req, res) => {
       const body = server.requestsTo('/changing.html').length <= 1 ? CHANGING_BEFORE : CHANGING_AFTER;
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(body);
@@ -114,6 +123,8 @@ describe('wcagai without a browser', () => {
     ['an unreadable --urls-file', ['scan', '--urls-file', '/nonexistent/urls.txt'], /cannot read URLs file/],
     ['a bad --level', ['scan', '--level', 'X', 'URL'], /--level/],
     ['an unknown --rules id', ['scan', '--rules', 'no-such-rule', 'URL'], /no-such-rule/],
+    ['a --header without a colon', ['scan', '--header', 'X-Token s3cret', 'URL'], /^wcagai: --header expects "Name: value", got "X-Token s3cret"$/],
+    ['a --header the browser sets', ['scan', '--header', 'Host: example.com', 'URL'], /^wcagai: --header Host: set by the browser, cannot be given$/],
   ])('exits 1 with one line on stderr for %s', async (_name, args, pattern) => {
     const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a)));
     expectOneLineError(run, pattern);
@@ -190,6 +201,28 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     const report = parseReport(run);
     expect(report.summary.pagesFailed).toBe(1);
     expect(report.pages[0]).toMatchObject({ status: 'error', httpStatus: 404, error: { code: 'HTTP_CLIENT_ERROR', message: expect.stringContaining('404') } });
+  });
+
+  it('--header reaches the scanned page\'s origin only, with the target policy off and on', async ({ expect }) => {
+    const url = server.url('/private.html');
+    const without = await runCli(['scan', url, '--format', 'json']);
+    expect(without.code).toBe(1);
+    expect(parseReport(without).pages[0]!.error?.code).toBe('HTTP_CLIENT_ERROR');
+    // Loopback is private: with the policy on, SCAN_ALLOWED_HOSTS lets the test's two hosts through.
+    for (const policy of [[], ['--no-allow-private']]) {
+      const before = server.requests.length;
+      const run = await runCli(['scan', url, '--format', 'json', '--header', 'X-Preview-Token: s3cret', '--header', 'x-audit: wcagai ci', ...policy], { env: { SCAN_ALLOWED_HOSTS: '127.0.0.1,localhost' } });
+      expect(run.code, run.stderr).toBe(0);
+      expect(parseReport(run).pages[0]!.status).toBe('ok');
+      const seen = server.requests.slice(before);
+      const own = seen.filter((r) => r.host.startsWith('127.0.0.1:') && (r.path === '/private.html' || r.path === '/own.gif'));
+      expect(own.map((r) => r.path).sort(), policy.join(' ')).toEqual(['/own.gif', '/private.html']);
+      for (const r of own) expect([r.headers['x-preview-token'], r.headers['x-audit']]).toEqual(['s3cret', 'wcagai ci']);
+      const third = seen.filter((r) => r.path === '/third.gif');
+      expect(third.map((r) => r.host.split(':')[0])).toEqual(['localhost']);
+      expect(third[0]!.headers['x-preview-token']).toBeUndefined();
+      expect(third[0]!.headers['x-audit']).toBeUndefined();
+    }
   });
 
   it('writes sarif, junit, html and csv to --output and nothing to stdout', async ({ expect }) => {
