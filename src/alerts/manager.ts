@@ -139,18 +139,23 @@ export class AlertManager {
     return removed;
   }
 
-  /** Silences still in force; ended ones are removed from Redis as they are found. */
+  /**
+   * Silences still in force. An ended one stays in Redis until the alert is silenced again (one
+   * field per rule at most): deleting it here could race with an operator's new silence.
+   */
   async silences(): Promise<Silences> {
     const raw = await this.options.redis.hgetall(this.keys.silences);
     const now = this.now();
     const active: Silences = {};
-    const ended: string[] = [];
     for (const [id, json] of Object.entries(raw)) {
-      const silence = JSON.parse(json) as Silence;
-      if (silence.until > now) active[id] = silence;
-      else ended.push(id);
+      let silence: Silence;
+      try {
+        silence = JSON.parse(json) as Silence;
+      } catch {
+        continue; // not written by wcagai: no silence
+      }
+      if (typeof silence.until === 'number' && silence.until > now) active[id] = silence;
     }
-    if (ended.length) await this.options.redis.hdel(this.keys.silences, ...ended);
     return active;
   }
 

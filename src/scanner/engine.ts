@@ -407,7 +407,7 @@ export class ScanEngine implements Scanner {
       await page.setRequestInterception(true);
       page.on('request', (req) => void this.guardRequest(page, req));
     } else {
-      // Interception is on only while a scan with extra headers runs (see withHeaders).
+      // Interception is on only while a scan with extra headers runs (see scanOn).
       page.on('request', (req) => {
         if (state.headerInterception && !req.isInterceptResolutionHandled()) void req.continue(this.headerOverrides(state, req)).catch(() => undefined);
       });
