@@ -46,7 +46,8 @@ export function parseHeaderFlags(values: readonly string[]): Record<string, stri
     const name = colon > 0 ? raw.slice(0, colon).trim() : '';
     const value = colon > 0 ? raw.slice(colon + 1).trim() : '';
     if (!TOKEN.test(name)) throw new WcagaiError('USAGE', `--header expects "Name: value", got "${raw.slice(0, 60)}"`);
-    if (/[\r\n\0]/.test(value)) throw new WcagaiError('USAGE', `--header ${name}: the value may not contain line breaks or NUL`);
+    // What HTTP allows in a field value: visible characters, spaces and tabs, and Latin-1 bytes.
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) throw new WcagaiError('USAGE', `--header ${name}: the value may hold only printable characters (no line breaks or control characters)`);
     if (NOT_SETTABLE.has(name.toLowerCase())) throw new WcagaiError('USAGE', `--header ${name}: set by the browser, cannot be given`);
     headers[name] = value;
   }

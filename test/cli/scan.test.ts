@@ -124,6 +124,7 @@ describe('wcagai without a browser', () => {
     ['a bad --level', ['scan', '--level', 'X', 'URL'], /--level/],
     ['an unknown --rules id', ['scan', '--rules', 'no-such-rule', 'URL'], /no-such-rule/],
     ['a --header without a colon', ['scan', '--header', 'X-Token s3cret', 'URL'], /^wcagai: --header expects "Name: value", got "X-Token s3cret"$/],
+    ['a --header value with a line break', ['scan', '--header', 'X-Token: a\r\nX-Other: b', 'URL'], /^wcagai: --header X-Token: the value may hold only printable characters/],
     ['a --header the browser sets', ['scan', '--header', 'Host: example.com', 'URL'], /^wcagai: --header Host: set by the browser, cannot be given$/],
   ])('exits 1 with one line on stderr for %s', async (_name, args, pattern) => {
     const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a)));
