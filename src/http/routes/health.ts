@@ -11,11 +11,27 @@ import { methodGuard } from './method-guard.js';
 const MB = 2 ** 20;
 type CheckStatus = 'up' | 'down';
 
-async function timed<T>(fn: () => Promise<T>, timeoutMs = 1_000): Promise<{ ok: boolean; ms: number; value?: T }> {
+export async function timed<T>(fn: () => Promise<T>, timeoutMs = 1_000): Promise<{ ok: boolean; ms: number; value?: T }> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    const value = await Promise.race([fn(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
+    const value = await new Promise<T>((resolve, reject) => {
+      let settled = false;
+      fn().then(
+        (v) => {
+          settled = true;
+          resolve(v);
+        },
+        (err: unknown) => {
+          settled = true;
+          reject(err);
+        },
+      );
+      // After a stall of this process (a long GC, a starved machine) the timer fires before the
+      // event loop reads the replies that came in meanwhile: one turn for I/O first, so an answer
+      // that arrived in time is not reported as a dependency that did not answer.
+      timer = setTimeout(() => setImmediate(() => settled || reject(new Error('timeout'))), timeoutMs);
+    });
     return { ok: true, ms: Math.round((performance.now() - started) * 10) / 10, value };
   } catch {
     return { ok: false, ms: Math.round(performance.now() - started) };
