@@ -131,12 +131,12 @@ export class AlertManager {
     return silence;
   }
 
-  /** Lifts the silence of `id`; false when it had none. */
-  async unsilence(id: string): Promise<boolean> {
+  /** Lifts the silence of `id`; `removed` is false when it had none. */
+  async unsilence(id: string): Promise<{ alert: string; removed: boolean }> {
     const alert = knownAlert(id);
     const removed = (await this.options.redis.hdel(this.keys.silences, alert)) > 0;
     if (removed) this.options.logger.info({ event: 'alerts.unsilenced', alert }, `alert ${alert}: silence lifted`);
-    return removed;
+    return { alert, removed };
   }
 
   /**

@@ -78,10 +78,11 @@ interface ScanState {
   overflow: boolean;
   /** Host names of every http(s) request the scan's page made: their cookies are its own (see clearCookies). */
   hosts: Set<string>;
-  /** The scan's extra request headers and the one origin they go to (see ScanRequestOptions.headers). */
+  /**
+   * The scan's extra request headers and the one origin they go to (see ScanRequestOptions.headers);
+   * with private targets allowed, request interception is on exactly while this is set.
+   */
   extraHeaders: { origin: string; headers: Record<string, string> } | null;
-  /** Request interception was turned on for this scan's headers alone (the target policy had it off). */
-  headerInterception: boolean;
 }
 
 /**
@@ -319,18 +320,15 @@ export class ScanEngine implements Scanner {
     const state = this.states.get(slot.page)!;
     // Lower-case, as the page's own headers come: a name given in another case replaces, never doubles, the page's.
     state.extraHeaders = { origin: new URL(href).origin, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) };
+    // With the target policy on, its interception is always on and its guard adds the headers.
+    const ownInterception = this.config.policy.allowPrivate;
     try {
-      if (this.config.policy.allowPrivate) {
-        await slot.page.setRequestInterception(true);
-        state.headerInterception = true;
-      }
+      if (ownInterception) await slot.page.setRequestInterception(true);
       return await this.scanPhases(slot, href, url, options, result, request);
     } finally {
+      // Off before the headers go, so a request paused meanwhile is still continued.
+      if (ownInterception) await slot.page.setRequestInterception(false).catch(() => undefined);
       state.extraHeaders = null;
-      if (state.headerInterception) {
-        state.headerInterception = false;
-        await slot.page.setRequestInterception(false).catch(() => undefined);
-      }
     }
   }
 
@@ -387,7 +385,6 @@ export class ScanEngine implements Scanner {
       overflow: false,
       hosts: new Set(),
       extraHeaders: null,
-      headerInterception: false,
     };
     this.states.set(page, state);
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
@@ -409,7 +406,7 @@ export class ScanEngine implements Scanner {
     } else {
       // Interception is on only while a scan with extra headers runs (see scanOn).
       page.on('request', (req) => {
-        if (state.headerInterception && !req.isInterceptResolutionHandled()) void req.continue(this.headerOverrides(state, req)).catch(() => undefined);
+        if (state.extraHeaders && !req.isInterceptResolutionHandled()) void req.continue(this.headerOverrides(state, req)).catch(() => undefined);
       });
     }
     void session;

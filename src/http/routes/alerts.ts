@@ -43,7 +43,7 @@ export function alertRoutes(manager: AlertManager): (app: FastifyInstance) => vo
       const silence = await manager.silence(request.params.id, body.for, body.reason);
       return { silence };
     });
-    app.delete<{ Params: { id: string } }>(url, async (request) => ({ alert: request.params.id.toLowerCase(), removed: await manager.unsilence(request.params.id) }));
+    app.delete<{ Params: { id: string } }>(url, async (request) => manager.unsilence(request.params.id));
     methodGuard(app, url, ['POST', 'DELETE']);
   };
 }
