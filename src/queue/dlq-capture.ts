@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomId } from '../domain/ids.js';
 import { Job, QueueEvents, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
@@ -117,6 +119,9 @@ export function entryAfterFailedReplay(entry: DlqEntry, facts: FailedJobFacts): 
   };
 }
 
+/** Tries of one capture (see captureRetrying). */
+const CAPTURE_TRIES = 8;
+
 export interface DlqCaptureOptions {
   /** Dedicated, blocking-capable connection (QueueEvents reads the event stream with XREAD BLOCK). */
   connection: RedisClient;
@@ -152,9 +157,13 @@ export class DlqCapture {
   private readonly running = new Set<Promise<unknown>>();
   private readonly listeners = new Set<CaptureListener>();
   private closed = false;
+  /** Aborted by close(): a capture waiting to try again gives up at once. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: DlqCaptureOptions) {
     const { keys, connection, logger } = options;
+    // One listener per capture waiting to try again: a burst of failures during an outage has many.
+    setMaxListeners(0, this.stopping.signal);
     this.events = new QueueEvents(keys.queueName, { connection, prefix: keys.bullPrefix });
     this.events.on('failed', ({ jobId, failedReason }) => this.track(jobId, failedReason));
     this.events.on('error', (err) => logger.debug({ event: 'dlq.capture.error', err: err.message }, 'DLQ capture event stream error'));
@@ -188,11 +197,32 @@ export class DlqCapture {
 
   private track(jobId: string, reason?: string): void {
     if (this.closed) return;
-    const p = this.capture(jobId, reason).catch((err: unknown) => {
+    const p = this.captureRetrying(jobId, reason).catch((err: unknown) => {
       this.options.logger.error({ event: 'dlq.capture.failed', jobId, err }, 'could not capture a failed scan into the DLQ');
     });
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
+  }
+
+  /**
+   * Captures a failure seen on the event stream, trying again with backoff (0.5 s doubling to 8 s,
+   * about 30 s in all) while Redis does not answer. After a Redis restart the event stream (which
+   * reconnects and resumes by itself) can deliver failures before the fail-fast connection the
+   * capture reads and writes through is back: a first try that failed then would leave the
+   * failure out of the DLQ until the next start-up sweep. Capture is idempotent, so a try that
+   * did write before its answer was lost is harmless to repeat.
+   */
+  private async captureRetrying(jobId: string, reason?: string): Promise<CaptureOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.capture(jobId, reason);
+      } catch (err) {
+        if (this.closed || attempt >= CAPTURE_TRIES) throw err;
+        this.options.logger.warn({ event: 'dlq.capture.retry', jobId, attempt, err: (err as Error)?.message }, 'DLQ capture failed; trying again');
+        await sleep(Math.min(500 * 2 ** (attempt - 1), 8_000), undefined, { signal: this.stopping.signal }).catch(() => undefined);
+        if (this.closed) throw err;
+      }
+    }
   }
 
   async ready(): Promise<void> {
@@ -302,6 +332,7 @@ export class DlqCapture {
   /** Stops listening and waits for the captures under way. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     await this.events.close().catch(() => undefined);
     await Promise.allSettled([...this.running]);
     this.options.connection.disconnect();

@@ -99,29 +99,44 @@ export function createScanProcessor(deps: ProcessorDeps) {
         return { status: 'completed' as const, violations: earlier.result.violations.length, timings: earlier.result.timings };
       }
       log.info({ event: 'scan.start', url: data.url, attempt: job.attemptsMade + 1 }, 'scan started');
-      const result = await deps.scanner.scan(data.url, data.options, signal ? { signal } : {});
-      if (signal?.aborted && token) {
-        // Shutdown reached its deadline: hand the job back untouched, without spending an attempt.
+      /** Shutdown reached its deadline: hand the job back untouched, without spending an attempt. */
+      const releaseIfAborted = async () => {
+        if (!signal?.aborted || !token) return;
         await job.moveToWait(token);
         log.warn({ event: 'scan.released', url: data.url }, 'scan returned to the queue at shutdown');
         throw new WaitingError();
-      }
+      };
+      /**
+       * Stores the final record under this attempt's lock. A worker whose lock lapsed (cut off from
+       * Redis longer than the lock lasts) no longer owns the job: the stall check has handed it on,
+       * and its new owner stores the record. This attempt stores nothing and leaves the job alone
+       * (WaitingError: BullMQ neither completes nor fails it).
+       */
+      const store = async (view: ScanView) => {
+        if (await deps.store.putFinal(view, data.cacheKey, token)) return;
+        log.warn({ event: 'scan.lock_lost', url: data.url }, 'this worker lost the job\'s lock (another worker has it now): result not stored');
+        throw new WaitingError();
+      };
+      const result = await deps.scanner.scan(data.url, data.options, signal ? { signal } : {});
+      await releaseIfAborted();
       if (result.status === 'ok') {
         const hookCtx = { jobId: job.id!, log, ...(signal ? { signal } : {}) };
         const final = deps.hooks?.beforeStore ? await deps.hooks.beforeStore(result, hookCtx).catch(() => result) : result;
+        // Shutdown cut the AI suggestions short: the scan goes back whole rather than stored without them.
+        await releaseIfAborted();
         const view = viewOf(job, data, final, startedAt);
-        await deps.store.putFinal(view, data.cacheKey);
+        await store(view);
         log.info({ event: 'scan.completed', url: data.url, violations: result.violations.length, ms: result.timings.totalMs, ...(final.degraded ? { degraded: final.degraded } : {}) }, 'scan completed');
         await deps.outcomes?.record('completed').catch(() => undefined);
         const synced = deps.hooks?.afterStore ? await deps.hooks.afterStore(view, hookCtx).catch(() => null) : null;
-        if (synced) await deps.store.putFinal({ ...view, result: synced }, data.cacheKey);
+        if (synced) await store({ ...view, result: synced });
         if (data.dlqId && deps.onReplayCompleted) await deps.onReplayCompleted(data.dlqId, job.id!).catch((err: unknown) => log.warn({ event: 'dlq.resolve.failed', dlqId: data.dlqId, err }, 'replay completed but its DLQ entry could not be removed'));
         return { status: 'completed' as const, violations: result.violations.length, timings: result.timings };
       }
       const error = result.error!;
       const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       log.warn({ event: 'scan.failed', url: data.url, code: error.code, retryable: error.retryable, final: last }, error.message);
-      if (last) await deps.store.putFinal(viewOf(job, data, result, startedAt), data.cacheKey);
+      if (last) await store(viewOf(job, data, result, startedAt));
       if (last) await deps.outcomes?.record('failed').catch(() => undefined);
       const reason = failedReasonOf(error.code, error.message);
       throw error.retryable ? new Error(reason) : new UnrecoverableError(reason);

@@ -169,6 +169,14 @@ export class ScanProducer {
     this.clearMarker = (cacheKey, id) => r.wcagaiClearMarker(this.keys.inflight(cacheKey), id).catch(() => 0);
   }
 
+  /*
+   * addFailed: when adding admitted jobs fails, their in-flight markers are left in place. The add
+   * may have reached Redis although its answer did not (a command timeout): a marker cleared then
+   * would let the client's retry queue the page a second time. Left in place, the retry finds the
+   * marker and asks whether its job exists: it joins the job that did get in, or clears the marker
+   * of one that did not and queues anew.
+   */
+
   /**
    * Clears the in-flight marker of `cacheKey` if it still names `id`: a marker another submission
    * has set since (for a new job) is left alone, so two submissions clearing one stale marker make one job.
@@ -276,7 +284,7 @@ export class ScanProducer {
         for (const p of news) p.resolve({ id: p.id, outcome: 'new' });
         for (const j of joiners) j.p.resolve({ id: j.id, outcome: 'inflight' });
       } catch (err) {
-        await Promise.all(news.map((p) => this.clearMarker(p.cacheKey, p.id)));
+        // The markers stay (see addFailed).
         const error = toRedisError(err);
         for (const p of [...news, ...joiners.map((j) => j.p)]) p.reject(error);
       } finally {
@@ -324,7 +332,7 @@ export class ScanProducer {
       try {
         await this.queue.add('scan', this.data(url, options, cacheKey, ctx), this.jobOptions(id, ctx));
       } catch (err) {
-        await this.clearMarker(cacheKey, id);
+        // The marker stays (see addFailed).
         throw toRedisError(err);
       } finally {
         await this.release([id]);
@@ -341,9 +349,12 @@ export class ScanProducer {
     try {
       // As in submit: a marker can outlive its job (failed by BullMQ without a final record, or
       // removed). Those requests are decided again instead of joining a job that will never finish.
-      const stale = (await Promise.all(decisions.map(async (d, i) => (d.outcome === 'inflight' && !(await this.isLive(d.id)) ? i : -1)))).filter((i) => i >= 0);
+      // A twin of a request of this batch (the same page under another #fragment) joins its job,
+      // which is not in the queue yet: it is not stale.
+      const admittedIds = new Set(decisions.filter((d) => d.outcome === 'new').map((d) => d.id));
+      const stale = (await Promise.all(decisions.map(async (d, i) => (d.outcome === 'inflight' && !admittedIds.has(d.id) && !(await this.isLive(d.id)) ? i : -1)))).filter((i) => i >= 0);
       if (stale.length) {
-        await this.redisCall(() => this.redis.del(...stale.map((i) => this.keys.inflight(requests[i]!.cacheKey))));
+        await Promise.all(stale.map((i) => this.clearMarker(requests[i]!.cacheKey, decisions[i]!.id)));
         const again = await this.decide(stale.map((i) => requests[i]!), ctx.fresh === true);
         stale.forEach((i, j) => {
           decisions[i] = again[j]!;
@@ -352,8 +363,7 @@ export class ScanProducer {
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       if (bulk.length) await this.queue.addBulk(bulk);
     } catch (err) {
-      const news = admitted();
-      if (news.length) await this.redis.del(...news.map((r) => this.keys.inflight(r.cacheKey))).catch(() => 0);
+      // The markers stay (see addFailed).
       throw toRedisError(err);
     } finally {
       await this.release(admitted().map((r) => r.id));

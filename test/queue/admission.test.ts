@@ -114,6 +114,40 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
 
+  it('an add whose answer was lost (the job did get in) is joined by the client\'s retry, not queued twice: single and batched', async () => {
+    const svc = await apiOnly();
+    const { queue, redis: r, keys } = svc.service;
+    // The add reaches Redis but its answer does not (a command timeout): once for queue.add, once for addBulk.
+    const add = queue.add.bind(queue);
+    const addBulk = queue.addBulk.bind(queue);
+    queue.add = (async (...args: Parameters<typeof add>) => {
+      queue.add = add;
+      await add(...args);
+      throw new Error('Command timed out');
+    }) as typeof add;
+    queue.addBulk = (async (...args: Parameters<typeof addBulk>) => {
+      queue.addBulk = addBulk;
+      await addBulk(...args);
+      throw new Error('Command timed out');
+    }) as typeof addBulk;
+
+    const lost = await svc.post('/api/scans', { url: target('lost-1') });
+    expect(lost.status, lost.body).toBe(503);
+    expect(await totalJobs(svc.service)).toBe(1);
+    const retry = await svc.post('/api/scans', { url: target('lost-1') });
+    expect(retry.status, retry.body).toBe(202);
+    expect(retry.json.deduplicated).toBe(true);
+    expect(await totalJobs(svc.service)).toBe(1);
+
+    const lostBatch = await svc.post('/api/batches', { urls: [target('lost-2'), target('lost-3')] });
+    expect(lostBatch.status, lostBatch.body).toBe(503);
+    expect(await totalJobs(svc.service)).toBe(3);
+    const retryBatch = await svc.post('/api/batches', { urls: [target('lost-2'), target('lost-3')] });
+    expect(retryBatch.status, retryBatch.body).toBe(202);
+    expect(await totalJobs(svc.service)).toBe(3);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+  });
+
   it('decides submissions of one event-loop turn together, each admitted, deduplicated and answered on its own', async () => {
     const svc = await apiOnly();
     const { producer, redis: r, keys, queue } = svc.service;
