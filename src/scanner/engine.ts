@@ -113,6 +113,8 @@ const MAX_TRACKED_STORAGE_KEYS = 200;
 function deadline<T>(work: Promise<T>, ms: number, code: ErrorCode, message: string, signal?: AbortSignal): Promise<T> {
   work.catch(() => undefined);
   return new Promise<T>((resolve, reject) => {
+    // A signal aborted before the scan got here (cancelled while it waited for a page) fires no event.
+    if (signal?.aborted) return reject(new WcagaiError('SCAN_ABORTED', 'scan aborted'));
     const timer = setTimeout(() => reject(new WcagaiError(code, message)), ms);
     const onAbort = () => reject(new WcagaiError('SCAN_ABORTED', 'scan aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -169,6 +171,25 @@ function hostOf(url: string): string | null {
     return new URL(url).hostname.toLowerCase();
   } catch {
     return null;
+  }
+}
+
+/** The host of a storage key (`http://b.test/^0http://a.test`: b.test) or of an origin, or null. */
+function storageHost(keyOrOrigin: string): string | null {
+  return hostOf(keyOrOrigin.split('^', 1)[0]!);
+}
+
+/** The URLs name one document but for their fragments: going from one to the other would not load a page. */
+export function sameDocument(current: string, next: string): boolean {
+  try {
+    const a = new URL(current);
+    const b = new URL(next);
+    if (a.protocol !== 'http:' && a.protocol !== 'https:') return false;
+    a.hash = '';
+    b.hash = '';
+    return a.href === b.href;
+  } catch {
+    return false;
   }
 }
 
@@ -350,10 +371,22 @@ export class ScanEngine implements Scanner {
 
   /** A scan's phases under the scan deadline, then its page cleaned (or thrown away). */
   private async scanPhases(slot: Slot, href: string, url: string, options: ScanOptions, result: PageResult, request: ScanRequestOptions): Promise<{ value: PageResult; reusable: boolean }> {
+    // Cancelled while it waited for a page (a worker shutting down): the page is not touched.
+    if (request.signal?.aborted) {
+      this.fail(result, new WcagaiError('SCAN_ABORTED', 'scan aborted before it started'));
+      return { value: result, reusable: true };
+    }
+    // The phases write into a draft, copied into the result when they end or the scan gives up on
+    // them: a run past its deadline (axe answering just after it) cannot change a result already
+    // reported as failed.
+    const draft: PageResult = { ...result, timings: { ...result.timings } };
+    const publish = () => Object.assign(result, draft, { timings: Object.assign(result.timings, draft.timings) });
     try {
-      const work = this.runPhases(slot, href, options, result);
+      const work = this.runPhases(slot, href, options, draft);
       await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
+      publish();
     } catch (err) {
+      publish();
       let error = toWcagaiError(err);
       if (this.pool.isStale(slot) && error.retryable) error = new WcagaiError('BROWSER_CRASHED', `browser crashed during the scan: ${error.message}`);
       this.fail(result, error);
@@ -388,6 +421,14 @@ export class ScanEngine implements Scanner {
     };
     this.states.set(page, state);
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
+    // A dialog blocks its page until answered: alert() while loading would hold `load` until the
+    // navigation timed out. Dismissed at once; a beforeunload prompt is accepted so the page can be parked.
+    page.on('dialog', (dialog) => {
+      void (dialog.type() === 'beforeunload' ? dialog.accept() : dialog.dismiss()).catch(() => undefined);
+    });
+    // A window the page opens would live on in the context (writing storage after the clean,
+    // navigating its opener during a later scan): closed as it opens.
+    page.on('popup', (popup) => void popup?.close({ runBeforeUnload: false }).catch(() => undefined));
     page.on('request', (req) => {
       const host = hostOf(req.url());
       if (host) state.hosts.add(host);
@@ -441,27 +482,35 @@ export class ScanEngine implements Scanner {
   private async isolate(slot: Slot): Promise<boolean> {
     const { page, session } = slot;
     const state = this.states.get(page)!;
+    // Its checks are done: from here on the scan holds nothing for itself, so two scans of one
+    // site finishing together do not each leave the other's state to the other.
+    this.scanning.delete(slot);
     for (const frame of page.frames()) this.trackFrame(page, session, frame);
     await Promise.all(state.lookups);
     if (state.overflow) return false;
-    // Navigated from inside the page: a browser-initiated about:blank would swap renderer processes
-    // twice per scan (there and back), costing more than the scan's own navigation.
     // A page that left nothing running (no timers, lifecycle handlers, workers, sockets, frames)
     // cannot write after the clear, so it skips the park: most of a static page's scan cost.
-    if (state.live) {
-      await Promise.all([
-        page.waitForNavigation({ waitUntil: 'load' }),
-        page.evaluate(() => location.replace('about:blank')).catch(() => undefined),
-      ]);
-    }
+    if (state.live) await this.park(page);
+    // Storage of a host that a scan still running beside this one uses is not pulled from under
+    // it (an app's localStorage emptied, its IndexedDB connections closed, mid-scan): it is handed
+    // to those scans, and the last of them to finish clears it, as with cookies.
+    const beside = this.runningBeside(slot);
+    const keep = new Set(beside.flatMap((other) => [...other.hosts]));
+    const own = (set: Set<string>, pick: (other: ScanState) => Set<string>) =>
+      [...set].filter((key) => {
+        const host = storageHost(key);
+        if (host === null || !keep.has(host)) return true;
+        for (const other of beside) if (other.hosts.has(host)) pick(other).add(key);
+        return false;
+      });
     // The heap is read beside the clearing, which waits on the browser process, so it costs nothing.
     const [heap] = await Promise.all([
       this.heapToCollect(session),
-      this.clearCookies(slot),
-      ...[...state.storageKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
-      ...[...state.origins].map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
+      this.clearCookies(slot, keep),
+      ...own(state.storageKeys, (o) => o.storageKeys).map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
+      ...own(state.origins, (o) => o.origins).map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
       // A guess the browser finds malformed (a partition it would never make) held nothing to clear.
-      ...[...state.guessedKeys].map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES }).catch(() => undefined)),
+      ...own(state.guessedKeys, (o) => o.guessedKeys).map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES }).catch(() => undefined)),
     ]);
     state.origins.clear();
     state.storageKeys.clear();
@@ -483,12 +532,7 @@ export class ScanEngine implements Scanner {
    * response, then missing from its next request). A cookie kept that way is cleared by the last
    * scan of that site to finish.
    */
-  private async clearCookies(slot: Slot): Promise<void> {
-    const keep = new Set<string>();
-    for (const other of this.scanning) {
-      if (other === slot || other.holder !== slot.holder) continue;
-      for (const host of this.states.get(other.page)?.hosts ?? []) keep.add(host);
-    }
+  private async clearCookies(slot: Slot, keep: ReadonlySet<string>): Promise<void> {
     if (keep.size === 0) return void (await slot.session.send('Network.clearBrowserCookies'));
     const { cookies } = await slot.session.send('Network.getAllCookies');
     await Promise.all(
@@ -496,6 +540,25 @@ export class ScanEngine implements Scanner {
         .filter((c) => !cookieReaches(c.domain, keep))
         .map((c) => slot.session.send('Network.deleteCookies', { name: c.name, domain: c.domain, path: c.path, ...(c.partitionKey ? { partitionKey: c.partitionKey } : {}) })),
     );
+  }
+
+  /** The states of the scans still running in the slot's context (none with a context per slot). */
+  private runningBeside(slot: Slot): ScanState[] {
+    const out: ScanState[] = [];
+    for (const other of this.scanning) {
+      const state = other !== slot && other.holder === slot.holder ? this.states.get(other.page) : undefined;
+      if (state) out.push(state);
+    }
+    return out;
+  }
+
+  /**
+   * Navigates the page to about:blank from inside, so its timers, workers, requests and IndexedDB
+   * connections (its frames' too) stop. A browser-initiated about:blank would swap renderer
+   * processes twice per scan (there and back), costing more than the scan's own navigation.
+   */
+  private async park(page: Page): Promise<void> {
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.evaluate(() => location.replace('about:blank')).catch(() => undefined)]);
   }
 
   /**
@@ -526,7 +589,9 @@ export class ScanEngine implements Scanner {
       const state = this.states.get(page);
       if (state && req.isNavigationRequest() && req.frame() === page.mainFrame()) {
         const error = toWcagaiError(err);
-        state.blocked = error.code === 'BLOCKED_TARGET' ? error : new WcagaiError('BLOCKED_TARGET', `${url}: ${error.message}`);
+        // A name that did not resolve (a resolver failing for a moment) is retried like the scan's
+        // own look-up, not refused for good.
+        state.blocked = error.code === 'BLOCKED_TARGET' || error.code === 'DNS_FAILURE' ? error : new WcagaiError('BLOCKED_TARGET', `${url}: ${error.message}`);
       }
       this.config.logger?.debug({ event: 'request.blocked', url }, 'request refused by target policy');
       await req.abort('blockedbyclient').catch(() => undefined);
@@ -599,6 +664,10 @@ export class ScanEngine implements Scanner {
     const current = page.viewport();
     if (current?.width !== viewport.width || current?.height !== viewport.height) await page.setViewport(viewport);
 
+    // The page still shows the previous scan's document (nothing was left running, so it was not
+    // parked): a URL that differs from it only in its #fragment would not load anything, and the
+    // old DOM would be scanned. Parked first, so the page is requested again.
+    if (sameDocument(page.url(), url)) await this.park(page);
     let t = performance.now();
     let response;
     try {
@@ -632,7 +701,8 @@ export class ScanEngine implements Scanner {
     );
     timings.settleMs = Math.round(performance.now() - t);
     // Pages with frames are always treated as live: their frames' code is out of the top's sight.
-    state.live = settled?.live !== false || page.frames().length > 1;
+    // A Refresh header navigates the page later, out of the page script's sight.
+    state.live = settled?.live !== false || page.frames().length > 1 || response?.headers().refresh !== undefined;
 
     const spec = axeRunSpec(options);
     t = performance.now();

@@ -29,6 +29,9 @@ const DNS: Record<string, string[]> = {
 /** Checked as public, and public where the proxy connects (nothing listens there); the browser's own resolver says 127.0.0.1. */
 const REBIND_HOST = 'rebind.example.test';
 DNS[REBIND_HOST] = ['93.184.216.99'];
+/** Public, but its resolver fails the first look-up (a resolver failing for a moment). */
+const FLAKY_HOST = 'flaky.example.test';
+DNS[FLAKY_HOST] = ['93.184.216.34'];
 /** The public addresses the fixture server stands in for. */
 const PUBLIC_ADDRESSES = ['93.184.216.34', '93.184.216.35'];
 const GIF = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
@@ -93,13 +96,14 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
       navigationTimeoutMs: 5_000,
       scanTimeoutMs: 10_000,
       settleMaxMs: 2_000,
-      extraArgs: [`--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1, MAP ${OTHER_HOST} 127.0.0.1, MAP ${REBIND_HOST} 127.0.0.1`],
+      extraArgs: [`--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1, MAP ${OTHER_HOST} 127.0.0.1, MAP ${REBIND_HOST} 127.0.0.1, MAP ${FLAKY_HOST} 127.0.0.1`],
       egressRoute: (address) => (PUBLIC_ADDRESSES.includes(address) ? '127.0.0.1' : address),
       policy: {
         allowPrivate: false,
         allowedHosts: [],
         resolve: async (host) => {
           lookups.push(host);
+          if (host === FLAKY_HOST && lookups.filter((h) => h === FLAKY_HOST).length === 1) throw new WcagaiError('DNS_FAILURE', `cannot resolve ${host}: EAI_AGAIN`);
           const answer = DNS[host];
           if (!answer) throw new WcagaiError('DNS_FAILURE', `cannot resolve ${host}: ENOTFOUND`);
           return answer;
@@ -169,6 +173,16 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
     expect(secretRequests()).toEqual([]);
     // The engine carries on.
     expect((await engine.scan(publicUrl('/hello'), DEFAULT_SCAN_OPTIONS)).status).toBe('ok');
+  });
+
+  it('reports a redirect target whose name failed to resolve as DNS_FAILURE, retryable (not as a refused target)', async () => {
+    server.redirect('/to-flaky', server.url('/hello', FLAKY_HOST));
+    const result = await engine.scan(publicUrl('/to-flaky'), DEFAULT_SCAN_OPTIONS);
+    expect(result.error).toMatchObject({ code: 'DNS_FAILURE', retryable: true });
+    // Its retry finds the name resolving again and scans the page.
+    const again = await engine.scan(publicUrl('/to-flaky'), DEFAULT_SCAN_OPTIONS);
+    expect(again.error).toBeUndefined();
+    expect(again.finalUrl).toBe(server.url('/hello', FLAKY_HOST));
   });
 
   it('scans a public page but lets none of its frames, images, scripts or requests reach private addresses', async () => {

@@ -189,6 +189,12 @@ function installIsolationRoutes(server: FixtureServer): Map<string, string> {
   server.html('/iso/writer-hold', isolationPage('writer-hold', `writeState('hold').then(() => detect('writer-hold')).then(() => fetch('/iso/hold'));`), {
     headers: { 'set-cookie': 'srvhold=1; Path=/; Max-Age=3600' },
   });
+  for (const name of ['reader10', 'reader11']) server.html(`/iso/${name}`, isolationPage(name, `detect('${name}');`));
+  // Static (nothing left running) but told by its Refresh header to load a writer a second later.
+  server.html('/iso/refresher', page('<h1>Refresh</h1><p>Moves on by itself.</p>'), { headers: { refresh: '1; url=/iso/writer-late' } });
+  server.html('/iso/writer-late', isolationPage('writer-late', `writeState('late').then(() => detect('writer-late'));`), {
+    headers: { 'set-cookie': 'srvlate=1; Path=/; Max-Age=3600' },
+  });
   // Runs as a cross-site frame (localhost under a 127.0.0.1 page); reader2 reads back in the same position.
   server.html('/iso/frame-writer', isolationPage('frame-writer', `writeState('frame').then(() => detect('frame-writer'));`));
   return reports;
@@ -231,6 +237,42 @@ describe('storage keys cleared when the browser cannot name a frame\'s', () => {
     expect(candidateStorageKeys('http://a.test', null)).toEqual(['http://a.test/']);
   });
 });
+
+/**
+ * A page held in the middle of its scan: it fetches `${base}-hold` and waits until the test
+ * releases it, then reports to `${base}-report`; its load waits on the `${base}-gate` image until
+ * that report came, so its scan ends only after the report.
+ */
+function heldPage(server: FixtureServer, base: string) {
+  let holdArrived: () => void = () => undefined;
+  const holding = new Promise<void>((resolve) => (holdArrived = resolve));
+  let releaseHold: () => void = () => undefined;
+  let openGate: () => void = () => undefined;
+  const held = {
+    /** The report's query, and the cookie header it came with. */
+    report: null as URLSearchParams | null,
+    reportCookie: undefined as string | undefined,
+    gate: `<img src="${base}-gate" alt="">`,
+    /** Resolves once the page waits on its hold. */
+    holding: () => Promise.race([holding, new Promise((_, reject) => setTimeout(() => reject(new Error(`${base}: the page never asked for its hold`)), 10_000))]),
+    release: () => releaseHold(),
+  };
+  server.route(`${base}-hold`, (_req, res) => {
+    releaseHold = () => void (res.headersSent || res.writeHead(204).end());
+    holdArrived();
+  });
+  server.route(`${base}-report`, (req, res) => {
+    held.report = new URL(req.url ?? '', 'http://x').searchParams;
+    held.reportCookie = req.headers.cookie;
+    res.writeHead(204).end();
+    openGate();
+  });
+  server.route(`${base}-gate`, (_req, res) => {
+    openGate = () => void (res.headersSent || res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(GIF));
+    if (held.report !== null) openGate();
+  });
+  return held;
+}
 
 describe('ScanEngine on loopback pages', () => {
   let server: FixtureServer;
@@ -359,6 +401,74 @@ describe('ScanEngine on loopback pages', () => {
       for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
     });
 
+    it('loads the page again for a URL that differs from the last scan\'s only in its #fragment, instead of scanning the old document', async () => {
+      let served = 0;
+      // The first answer has an image without alt text; every later one is fixed.
+      server.route('/changing', (_req, res) => {
+        served++;
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page(served === 1 ? `<h1>Before</h1>${NO_ALT_IMG}` : '<h1>After</h1>'));
+      });
+      const first = ok(await engine.scan(`${server.url('/changing')}#a`, DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(first)).toContain('image-alt');
+      const second = ok(await engine.scan(`${server.url('/changing')}#b`, DEFAULT_SCAN_OPTIONS));
+      expect(served).toBe(2);
+      expect(second.httpStatus).toBe(200);
+      expect(ruleIds(second)).not.toContain('image-alt');
+    });
+
+    it('parks a page whose Refresh header would load another page after the scan: nothing it loads writes after the clean', async () => {
+      ok(await engine.scan(server.url('/iso/refresher'), DEFAULT_SCAN_OPTIONS));
+      // Past the refresh delay: an idle page left on the document would have loaded the writer by now.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(server.requestsTo('/iso/writer-late')).toHaveLength(0);
+      ok(await engine.scan(server.url('/iso/reader11'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('reader11')).toBe('');
+    });
+
+    it('answers dialogs: an alert() while loading does not hold the scan, a beforeunload prompt does not hold the clean', async () => {
+      server.html('/alerting', page(`<h1>Alert</h1>${NO_ALT_IMG}`, `<script>alert('hello'); confirm('sure?');</script>`));
+      // Kept live by a timer (so its page is parked after the scan), and asks before it is left.
+      server.html(
+        '/unload-prompt',
+        page('<h1>Unsaved</h1>', `<script>addEventListener('beforeunload', (e) => { e.preventDefault(); e.returnValue = 'unsaved'; return 'unsaved'; }); setInterval(() => {}, 50);</script>`),
+      );
+      const retired = engine.stats().contextsRetired;
+      const started = Date.now();
+      const alerted = ok(await engine.scan(server.url('/alerting'), DEFAULT_SCAN_OPTIONS));
+      expect(ruleIds(alerted)).toContain('image-alt');
+      expect(Date.now() - started).toBeLessThan(CONFIG.navigationTimeoutMs);
+      const events = log.events.length;
+      ok(await engine.scan(server.url('/unload-prompt'), DEFAULT_SCAN_OPTIONS));
+      ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+      expect(log.events.slice(events)).not.toContain('slot.cleanup_failed');
+      expect(engine.stats().contextsRetired).toBe(retired);
+    });
+
+    it('closes windows a page opens: they neither keep running after the scan nor navigate its page later', async () => {
+      server.html('/popup-opener', page('<h1>Opener</h1>', `<script>window.open('/popup-child', 'child');</script>`));
+      server.html(
+        '/popup-child',
+        page('<h1>Child</h1>', `<script>setInterval(() => fetch('/popup-tick'), 100); setTimeout(() => { opener.location = '/popup-evil'; }, 1500);</script>`),
+      );
+      ok(await engine.scan(server.url('/popup-opener'), DEFAULT_SCAN_OPTIONS));
+      const ticks = server.requestsTo('/popup-tick').length;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(server.requestsTo('/popup-tick')).toHaveLength(ticks);
+      expect(server.requestsTo('/popup-evil')).toHaveLength(0);
+      const next = ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+      expect(next.finalUrl).toBe(server.url('/static'));
+    });
+
+    it('does not start a scan cancelled while it waited for a page, and keeps the page', async () => {
+      const before = server.requests.length;
+      const retired = engine.stats().contextsRetired;
+      const result = await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS, { signal: AbortSignal.abort() });
+      expect(result.error).toMatchObject({ code: 'SCAN_ABORTED', retryable: true });
+      expect(server.requests.length).toBe(before);
+      expect(engine.stats().contextsRetired).toBe(retired);
+      ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+    });
+
     it('drops the (partitioned) state of a cross-origin frame too', async () => {
       // Both top-level pages are on 127.0.0.1 and frame localhost, so the frames share one storage partition.
       server.html('/iso/host-writer', page(`<h1>Host</h1><iframe title="writer" src="${server.url('/iso/frame-writer', 'localhost')}"></iframe>`));
@@ -438,46 +548,27 @@ describe('ScanEngine on loopback pages', () => {
     it('shared: a scan finishing beside a scan of another site leaves that scan\'s cookies alone; the last to finish clears them', async () => {
       const two = await createScanner({ ...CONFIG, concurrency: 2 });
       // The keeper (on localhost) gets a cookie from its response and one from its script, then
-      // waits on /iso/keep-hold while a scan of 127.0.0.1 runs and is cleaned; then it reports the
-      // cookies it still has. Its load waits for that report (/iso/keep-gate).
-      let holdArrived: () => void = () => undefined;
-      const holding = new Promise<void>((resolve) => (holdArrived = resolve));
-      let releaseHold: () => void = () => undefined;
-      let found: string | null = null;
-      let sentCookie: string | undefined;
-      let openGate: () => void = () => undefined;
-      server.route('/iso/keep-hold', (_req, res) => {
-        releaseHold = () => void (res.headersSent || res.writeHead(204).end());
-        holdArrived();
-      });
-      server.route('/iso/keep-report', (req, res) => {
-        found = new URL(req.url ?? '', 'http://x').searchParams.get('found') ?? '';
-        sentCookie = req.headers.cookie;
-        res.writeHead(204).end();
-        openGate();
-      });
-      server.route('/iso/keep-gate', (_req, res) => {
-        openGate = () => void (res.headersSent || res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(GIF));
-        if (found !== null) openGate();
-      });
+      // waits while a scan of 127.0.0.1 runs and is cleaned; then it reports the cookies it still has.
+      const keeper = heldPage(server, '/iso/keep');
       server.html(
         '/iso/keeper',
         page(
-          '<h1>Keeper</h1><img src="/iso/keep-gate" alt="">',
+          `<h1>Keeper</h1>${keeper.gate}`,
           `<script>document.cookie = 'jskeep=1; path=/; max-age=3600';
           fetch('/iso/keep-hold').then(() => fetch('/iso/keep-report?found=' + encodeURIComponent(document.cookie)));</script>`,
         ),
         { headers: { 'set-cookie': 'srvkeep=1; Path=/; Max-Age=3600' } },
       );
       try {
-        const keeper = two.scan(server.url('/iso/keeper', 'localhost'), DEFAULT_SCAN_OPTIONS);
-        await Promise.race([holding, new Promise((_, reject) => setTimeout(() => reject(new Error('the keeper never asked for /iso/keep-hold')), 10_000))]);
+        const scan = two.scan(server.url('/iso/keeper', 'localhost'), DEFAULT_SCAN_OPTIONS);
+        await keeper.holding();
         ok(await two.scan(server.url('/contrast'), DEFAULT_SCAN_OPTIONS));
-        releaseHold();
-        ok(await keeper);
+        keeper.release();
+        ok(await scan);
+        const found = keeper.report?.get('found');
         expect(found).toContain('srvkeep=1');
         expect(found).toContain('jskeep=1');
-        expect(sentCookie).toContain('srvkeep=1');
+        expect(keeper.reportCookie).toContain('srvkeep=1');
         // The keeper finished last, alone in the context: nothing of it is left for the next scan of its host.
         const before = server.requests.length;
         ok(await two.scan(server.url('/iso/reader9', 'localhost'), DEFAULT_SCAN_OPTIONS));
@@ -485,7 +576,50 @@ describe('ScanEngine on loopback pages', () => {
         for (const r of server.requests.slice(before)) expect(r.headers.cookie, `${r.url} carried a cookie`).toBeUndefined();
         expect(two.stats()).toMatchObject({ browserRestarts: 0, contextsRetired: 0 });
       } finally {
-        releaseHold();
+        keeper.release();
+        await two.close();
+      }
+    });
+
+    it('shared: a scan finishing beside a scan of the same site leaves that scan\'s localStorage and IndexedDB alone; the last to finish clears them', async () => {
+      const two = await createScanner({ ...CONFIG, concurrency: 2 });
+      // The app stores a value and keeps an IndexedDB connection open (noting if the browser closes
+      // it), waits while another page of its origin is scanned and cleaned, then reports what it still has.
+      const app = heldPage(server, '/iso/app');
+      server.html(
+        '/iso/app',
+        page(
+          `<h1>App</h1>${app.gate}`,
+          `<script>
+          let closed = 'no';
+          localStorage.setItem('lsapp', 'v');
+          const open = indexedDB.open('dbapp', 1);
+          open.onupgradeneeded = () => open.result.createObjectStore('store').put('v', 'k');
+          open.onsuccess = () => {
+            open.result.onclose = () => (closed = 'yes');
+            fetch('/iso/app-hold').then(async () => {
+              const names = (await indexedDB.databases()).map((d) => d.name).join(',');
+              fetch('/iso/app-report?ls=' + (localStorage.getItem('lsapp') ?? '') + '&closed=' + closed + '&dbs=' + names);
+            });
+          };
+          </script>`,
+        ),
+      );
+      try {
+        const scan = two.scan(server.url('/iso/app'), DEFAULT_SCAN_OPTIONS);
+        await app.holding();
+        ok(await two.scan(server.url('/contrast'), DEFAULT_SCAN_OPTIONS));
+        app.release();
+        ok(await scan);
+        expect(app.report?.get('ls')).toBe('v');
+        expect(app.report?.get('closed')).toBe('no');
+        expect(app.report?.get('dbs')).toBe('dbapp');
+        // The app finished last, alone in the context: nothing of it is left for the next scan of its origin.
+        ok(await two.scan(server.url('/iso/reader10'), DEFAULT_SCAN_OPTIONS));
+        expect(reports.get('reader10')).toBe('');
+        expect(two.stats()).toMatchObject({ browserRestarts: 0, contextsRetired: 0 });
+      } finally {
+        app.release();
         await two.close();
       }
     });
