@@ -139,6 +139,10 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
       // Loopback fixture pages are the default target; ALLOW_PRIVATE_TARGETS=false still refuses them.
       policy: policyFromEnv(process.env, { allowPrivate: true }),
     });
+    // --max-duration aborts the same controller as a signal. Not AbortSignal.timeout: a run that
+    // forces a GC every few cycles collects that signal before it fires (Node 20), and the
+    // deadline never came (a 55-minute bound ran on past the hour until stopped by hand).
+    const deadline = setTimeout(() => abort.abort(), flags.maxDurationMs);
     try {
       const retain = retainHook();
       return await runLeak(
@@ -154,10 +158,11 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
           ...(flags.warmup !== undefined ? { warmupCycles: flags.warmup } : {}),
           ...(retain ? { retain } : {}),
           ...(onProgress ? { onProgress } : {}),
-          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(flags.maxDurationMs)]),
+          signal: abort.signal,
         },
       );
     } finally {
+      clearTimeout(deadline);
       await scanner.close();
     }
   } finally {

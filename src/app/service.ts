@@ -11,8 +11,8 @@ import { initErrorReporting, noopReporter, type ErrorReporter } from '../observa
 import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
-import { ScanProducer, toRedisError } from '../queue/producer.js';
-import { producerConnection, redisTargetOf, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
+import { ScanProducer } from '../queue/producer.js';
+import { producerConnection, redisTargetOf, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
 import { startScanWorker, type ScanWorker } from '../queue/worker.js';

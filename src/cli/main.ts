@@ -130,8 +130,10 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version exit 0; usage errors were already printed as one line.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // Help and version exit 0; usage errors were already printed as one line. A command named
+      // without its subcommand (`wcagai dlq`) prints the help as an error: exit 1.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 1;
       if (err.code === 'wcagai.usage' || err.exitCode !== 0) {
         if (err.code === 'wcagai.usage') process.stderr.write(`wcagai: ${err.message}\n`);
         return 1;

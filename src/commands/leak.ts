@@ -3,6 +3,7 @@ import { leakFromFlags, reexecWithGc } from '../app/leak.js';
 import { leakHtml, leakText } from '../diagnostics/leak-report.js';
 import { parseDuration } from '../config/schema.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { checkOutputFile } from './output-file.js';
 
 export interface LeakCommandFlags {
   concurrent: number;
@@ -30,6 +31,7 @@ export function parseSize(value: string, flag: string): number {
 
 /** `wcagai leak`: 0 pass, 99 leak (1 on a tool error, thrown). Re-executes itself with --expose-gc when needed. */
 export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 99> {
+  if (flags.report) checkOutputFile(flags.report, '--report');
   const maxGrowth = parseSize(flags.maxGrowth, '--max-growth');
   const tolerance = parseSize(flags.tolerance, '--tolerance');
   const maxDurationMs = parseDuration(flags.maxDuration);

@@ -11,6 +11,7 @@ import { validateScanOptions } from '../scanner/options.js';
 import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
 import type { ExitCode } from './exit-codes.js';
 import { progressBar } from './progress.js';
+import { checkOutputFile } from './output-file.js';
 
 interface ScanFlags {
   urlsFile?: string;
@@ -77,6 +78,7 @@ async function readBaseline(path: string): Promise<Report> {
 /** `wcagai scan`: exit 0 clean, 2 when the gate finds violations, 1 when a page could not be scanned. */
 export async function runScanCommand(args: string[], raw: Record<string, unknown>): Promise<ExitCode> {
   const flags = raw as unknown as ScanFlags;
+  if (flags.output) checkOutputFile(flags.output, '--output');
   const options: ScanOptions = {
     wcagLevel: flags.level,
     wcagVersion: flags.wcag,

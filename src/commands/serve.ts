@@ -1,6 +1,7 @@
 import { installProcessHandlers, SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
 import { runtimeFromEnv } from '../app/runtime.js';
 import { startService } from '../app/service.js';
+import { listenOrStop } from './listen.js';
 
 export interface ServeFlags {
   port?: number;
@@ -18,14 +19,15 @@ export async function runServe(flags: ServeFlags): Promise<number> {
   const concurrency = flags.worker ? (flags.workers ?? config.WORKER_CONCURRENCY) : 0;
   const service = await startService(config, logger, { api: true, workerConcurrency: concurrency, env });
   let exitCode = 0;
+  let removeHandlers: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => {
-    installProcessHandlers(logger, async (reason) => {
+    removeHandlers = installProcessHandlers(logger, async (reason) => {
       if (reason === 'uncaughtException') exitCode = 1;
       await service.close();
       resolve();
     }, (err) => service.reporter.capture(err), { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
   });
-  const address = await service.app!.listen({ port: config.PORT, host: config.HOST });
+  const address = await listenOrStop(service, service.app!, config.HOST, config.PORT, removeHandlers);
   logger.info({ event: 'serve.listening', address, worker: concurrency > 0, concurrency }, `wcagai listening on ${address}`);
   await finished;
   return exitCode;

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { stressFromFlags, type StressFlags } from '../app/stress.js';
 import { stressTable } from '../diagnostics/stress-report.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { checkOutputFile } from './output-file.js';
 
 export interface StressCommandFlags extends StressFlags {
   json?: boolean;
@@ -10,6 +11,7 @@ export interface StressCommandFlags extends StressFlags {
 
 /** `wcagai stress`: 0 when every threshold holds, 99 when one fails (1 on a tool error, thrown). */
 export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 99> {
+  if (flags.out) checkOutputFile(flags.out, '--out');
   const result = await stressFromFlags(flags, process.stderr);
   const json = `${JSON.stringify(result, null, 2)}\n`;
   if (flags.out) {

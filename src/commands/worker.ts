@@ -1,6 +1,7 @@
 import { installProcessHandlers, SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
 import { runtimeFromEnv } from '../app/runtime.js';
 import { startService } from '../app/service.js';
+import { listenOrStop } from './listen.js';
 
 /**
  * `wcagai worker`: scan workers only, against the queue at REDIS_URL, and with `--health-port`
@@ -11,15 +12,16 @@ export async function runWorker(flags: { concurrency?: number; healthPort?: numb
   const healthServer = config.WORKER_HEALTH_PORT > 0;
   const service = await startService(config, logger, { api: false, healthServer, workerConcurrency: flags.concurrency ?? config.WORKER_CONCURRENCY, env });
   let exitCode = 0;
+  let removeHandlers: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => {
-    installProcessHandlers(logger, async (reason) => {
+    removeHandlers = installProcessHandlers(logger, async (reason) => {
       if (reason === 'uncaughtException') exitCode = 1;
       await service.close();
       resolve();
     }, (err) => service.reporter.capture(err), { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
   });
   if (healthServer && service.app) {
-    const address = await service.app.listen({ port: config.WORKER_HEALTH_PORT, host: config.HOST });
+    const address = await listenOrStop(service, service.app, config.HOST, config.WORKER_HEALTH_PORT, removeHandlers);
     logger.info({ event: 'worker.health_listening', address }, `worker health on ${address}/health/ready`);
   }
   await finished;

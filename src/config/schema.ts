@@ -7,13 +7,21 @@ const bool = (def: boolean) =>
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
+/**
+ * A variable set to nothing but blanks (`PORT=` in a .env, an empty value from an orchestrator)
+ * counts as unset: it takes the default instead of coercing to 0 (a random port, rate limiting off).
+ */
+const blankIsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: 'expected an integer' })
-    .int('expected an integer')
-    .min(min, `expected an integer >= ${min}`)
-    .max(max, `expected an integer <= ${max}`)
-    .default(def);
+  z.preprocess(
+    blankIsUnset,
+    z.coerce
+      .number({ error: 'expected an integer' })
+      .int('expected an integer')
+      .min(min, `expected an integer >= ${min}`)
+      .max(max, `expected an integer <= ${max}`)
+      .default(def),
+  );
 const list = z
   .string()
   .default('')
@@ -34,17 +42,20 @@ export function parseDuration(value: string): number | null {
   return Math.round(Number(m[1]) * unit);
 }
 const duration = (def: string) =>
-  z
-    .string()
-    .default(def)
-    .transform((v, ctx) => {
-      const ms = parseDuration(v);
-      if (ms === null) {
-        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 15m, 30d' });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      .default(def)
+      .transform((v, ctx) => {
+        const ms = parseDuration(v);
+        if (ms === null) {
+          ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 15m, 30d' });
+          return z.NEVER;
+        }
+        return ms;
+      }),
+  );
 /** A duration that may be left unset (the code then derives it). */
 const optionalDuration = z
   .string()
@@ -125,7 +136,8 @@ export const envSchema = z.object({
   SCAN_ATTEMPTS: int(3, 1, 20),
   SCAN_BACKOFF: duration('2s'),
   MAX_QUEUE_DEPTH: int(1000, 1),
-  RESULT_TTL: duration('30d'),
+  // Redis refuses a zero expiry: every final record would fail to be stored.
+  RESULT_TTL: duration('30d').refine((ms) => ms >= 1_000, 'expected at least 1s'),
   CACHE_TTL: duration('15m'),
   MAX_BATCH_URLS: int(1000, 1, 10_000),
   SHUTDOWN_TIMEOUT: duration('30s'),
@@ -153,7 +165,7 @@ export const envSchema = z.object({
   API_KEYS: list,
   METRICS_TOKEN: optionalSecret,
   RATE_LIMIT_MAX: int(600, 0),
-  RATE_LIMIT_WINDOW: duration('1m'),
+  RATE_LIMIT_WINDOW: duration('1m').refine((ms) => ms >= 1_000, 'expected at least 1s'),
   BODY_LIMIT: int(65_536, 1_024),
   // Observability
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -86,7 +86,9 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
   const e = err as { code?: string; statusCode?: number; message?: string };
   const mapped = e.code ? FASTIFY_CODES[e.code] : undefined;
   if (mapped) return { code: mapped, detail: e.message ?? ERRORS[mapped].title, extra: {}, headers: {}, internal: false };
-  if (e instanceof SyntaxError || (e.statusCode === 400 && e.message)) return { code: 'BAD_REQUEST', detail: e.message ?? 'bad request', extra: {}, headers: {}, internal: false };
+  // A SyntaxError here is the server's own (stored data it could not parse): a client's bad JSON
+  // arrives as FST_ERR_CTP_INVALID_JSON_BODY. It falls through to INTERNAL, logged, its text kept from the client.
+  if (e.statusCode === 400 && e.message) return { code: 'BAD_REQUEST', detail: e.message ?? 'bad request', extra: {}, headers: {}, internal: false };
   if (e.statusCode === 413) return { code: 'PAYLOAD_TOO_LARGE', detail: e.message ?? 'body too large', extra: {}, headers: {}, internal: false };
   if (e.statusCode === 415) return { code: 'UNSUPPORTED_MEDIA_TYPE', detail: e.message ?? 'unsupported media type', extra: {}, headers: {}, internal: false };
   if (e.statusCode === 429) return { code: 'RATE_LIMITED', detail: e.message ?? 'rate limit exceeded', extra: {}, headers: {}, internal: false };

@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { WcagaiError } from '../errors/catalogue.js';
 import { currentContext } from './context.js';
 import { redactSecrets } from './redact.js';
 
@@ -30,6 +31,30 @@ function isoTime(): string {
   return lastTime;
 }
 
+/**
+ * The log file's stream, opened here so a path that cannot be written (a directory, no
+ * permission) fails the start in one line instead of an unhandled stream error later. A write
+ * that fails afterwards (a full disk) is reported once on stderr; logging goes on to stdout.
+ */
+function fileDestination(file: string): DestinationStream {
+  let fd: number;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    fd = openSync(file, 'a');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new WcagaiError('USAGE', `LOG_FILE=${file}: cannot open it for writing (${e.code ?? e.message})`);
+  }
+  const stream = pino.destination({ dest: fd, sync: false });
+  let reported = false;
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (reported) return;
+    reported = true;
+    process.stderr.write(`wcagai: writing LOG_FILE=${file} failed (${err.code ?? err.message}); its lines are lost from here on\n`);
+  });
+  return stream;
+}
+
 /** pino with the request context (requestId, jobId) mixed into every line. */
 export function createLogger(options: LoggerOptions): Logger {
   const streams: pino.StreamEntry[] = [];
@@ -37,10 +62,7 @@ export function createLogger(options: LoggerOptions): Logger {
   else if (options.pretty) {
     streams.push({ level: options.level as pino.Level, stream: pino.transport({ target: 'pino-pretty', options: { destination: 1, translateTime: 'SYS:HH:MM:ss.l' } }) });
   } else streams.push({ level: options.level as pino.Level, stream: pino.destination({ dest: 1, sync: false }) });
-  if (options.file) {
-    mkdirSync(dirname(options.file), { recursive: true });
-    streams.push({ level: options.level as pino.Level, stream: pino.destination({ dest: options.file, sync: false, mkdir: true }) });
-  }
+  if (options.file) streams.push({ level: options.level as pino.Level, stream: fileDestination(options.file) });
   const logger = pino(
     {
       level: options.level,

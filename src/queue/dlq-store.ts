@@ -1,5 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { DlqEntry, DlqPage, DlqStats, DlqSummary } from '../domain/dlq.js';
+import { WcagaiError } from '../errors/catalogue.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 
@@ -255,6 +256,9 @@ export class DlqStore {
     let start = 0;
     let ties: { score: number; id: string } | null = null;
     const cursor = query.cursor ? decodeCursor(query.cursor) : null;
+    // A mangled cursor would silently restart at the newest entry: a client paging with it would
+    // see entries twice, or loop.
+    if (query.cursor && !cursor) throw new WcagaiError('VALIDATION_FAILED', 'cursor: not a cursor of this DLQ (pass nextCursor of a previous page as it is)', { details: { field: 'cursor' } });
     if (cursor) {
       const [rank, score] = await Promise.all([this.redis.zrevrank(index, cursor.id), this.redis.zscore(index, cursor.id)]);
       if (rank !== null && Number(score) === cursor.score) start = rank + 1;

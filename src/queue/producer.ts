@@ -5,7 +5,7 @@ import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId, PRIORITY, type ScanJobData, type ScanStatus, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
-import type { RedisClient } from './redis.js';
+import { toRedisError, type RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
 /**
@@ -450,10 +450,4 @@ export class ScanProducer {
       throw toRedisError(err);
     }
   }
-}
-
-/** Redis failures become REDIS_UNAVAILABLE (503) so clients know to retry. */
-export function toRedisError(err: unknown): Error {
-  if (err instanceof WcagaiError) return err;
-  return new WcagaiError('REDIS_UNAVAILABLE', `queue store unavailable: ${(err as Error).message}`, { cause: err, details: { retryAfterSeconds: 5 } });
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.js';
+import { WcagaiError } from '../errors/catalogue.js';
 
 /** A connection to wherever the deployment's Redis is: one server (or a Sentinel-watched master), or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -169,4 +170,10 @@ export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<
     };
     redis.on('ready', onReady);
   });
+}
+
+/** Redis failures become REDIS_UNAVAILABLE (503, retry after 5 s) so clients know to retry; a WcagaiError passes as it is. */
+export function toRedisError(err: unknown): Error {
+  if (err instanceof WcagaiError) return err;
+  return new WcagaiError('REDIS_UNAVAILABLE', `queue store unavailable: ${(err as Error).message}`, { cause: err, details: { retryAfterSeconds: 5 } });
 }

@@ -1,12 +1,17 @@
 import type { ScanView } from './job.js';
 import type { Keys } from './keys.js';
-import type { RedisClient } from './redis.js';
+import { toRedisError, type RedisClient } from './redis.js';
 
 export interface BatchRecord {
   id: string;
   createdAt: string;
   ids: string[];
   requestId?: string;
+}
+
+/** Reads and batch writes answer REDIS_UNAVAILABLE (503, retry) when Redis does not: the API's routes pass it on. */
+function rethrowAsUnavailable(err: unknown): never {
+  throw toRedisError(err);
 }
 
 /**
@@ -38,13 +43,13 @@ export class ResultStore {
   }
 
   async get(id: string): Promise<ScanView | null> {
-    const raw = await this.redis.get(this.keys.result(id));
+    const raw = await this.redis.get(this.keys.result(id)).catch(rethrowAsUnavailable);
     return raw ? (JSON.parse(raw) as ScanView) : null;
   }
 
   async getMany(ids: readonly string[]): Promise<Array<ScanView | null>> {
     if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map((id) => this.keys.result(id)));
+    const raws = await this.redis.mget(ids.map((id) => this.keys.result(id))).catch(rethrowAsUnavailable);
     return raws.map((raw) => (raw ? (JSON.parse(raw) as ScanView) : null));
   }
 
@@ -63,11 +68,11 @@ export class ResultStore {
   }
 
   async putBatch(batch: BatchRecord): Promise<void> {
-    await this.redis.set(this.keys.batch(batch.id), JSON.stringify(batch), 'PX', this.ttlMs);
+    await this.redis.set(this.keys.batch(batch.id), JSON.stringify(batch), 'PX', this.ttlMs).catch(rethrowAsUnavailable);
   }
 
   async getBatch(id: string): Promise<BatchRecord | null> {
-    const raw = await this.redis.get(this.keys.batch(id));
+    const raw = await this.redis.get(this.keys.batch(id)).catch(rethrowAsUnavailable);
     return raw ? (JSON.parse(raw) as BatchRecord) : null;
   }
 }

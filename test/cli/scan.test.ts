@@ -126,6 +126,11 @@ describe('wcagai without a browser', () => {
     ['a --header without a colon', ['scan', '--header', 'X-Token s3cret', 'URL'], /^wcagai: --header expects "Name: value", got "X-Token s3cret"$/],
     ['a --header value with a line break', ['scan', '--header', 'X-Token: a\r\nX-Other: b', 'URL'], /^wcagai: --header X-Token: the value may hold only printable characters/],
     ['a --header the browser sets', ['scan', '--header', 'Host: example.com', 'URL'], /^wcagai: --header Host: set by the browser, cannot be given$/],
+    // Refused before the scan, not after it with the report lost.
+    ['an --output in a directory that does not exist', ['scan', '--output', '/nonexistent-dir/report.json', 'URL'], /^wcagai: --output \/nonexistent-dir\/report\.json: no directory \/nonexistent-dir to write it in$/],
+    ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
+    ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],
+    ['a stress --out in a directory that does not exist', ['stress', '--amount', '1', '--out', '/nonexistent-dir/stress.json'], /^wcagai: --out \/nonexistent-dir\/stress\.json: no directory/],
   ])('exits 1 with one line on stderr for %s', async (_name, args, pattern) => {
     const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a)));
     expectOneLineError(run, pattern);

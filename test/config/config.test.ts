@@ -66,6 +66,17 @@ describe('loadConfig', () => {
     expect(loadConfig({}).SHUTDOWN_TIMEOUT).toBe(30_000);
   });
 
+  it('takes blank values for unset, and refuses a retention Redis could not store', () => {
+    const config = loadConfig({ PORT: ' ', RATE_LIMIT_MAX: '  ', SCAN_TIMEOUT: ' ' });
+    expect(config.PORT).toBe(8080);
+    expect(config.RATE_LIMIT_MAX).toBe(loadConfig({}).RATE_LIMIT_MAX);
+    expect(config.RATE_LIMIT_MAX).toBeGreaterThan(0);
+    expect(config.SCAN_TIMEOUT).toBe(60_000);
+    const problems = problemsOf(() => loadConfig({ RESULT_TTL: '0', RATE_LIMIT_WINDOW: '0ms' }));
+    expect(problems.find((p) => p.startsWith('RESULT_TTL='))).toMatch(/at least 1s/);
+    expect(problems.find((p) => p.startsWith('RATE_LIMIT_WINDOW='))).toMatch(/at least 1s/);
+  });
+
   it('masks secrets, the Redis password included', () => {
     const masked = maskedConfig(
       loadConfig({ ADMIN_TOKEN: 'admin-token-123456789', API_KEYS: 'k1-secret,k2-secret', METRICS_TOKEN: 'metrics-secret', REDIS_URL: 'redis://user:pa55word@redis.internal:6380/2' }),
@@ -165,6 +176,44 @@ describe('the CLI and the configuration', () => {
       expect(await listening(port)).toBe(false);
     }
     expect(connections).toBe(0);
+  });
+
+  it('`serve` and `worker` that cannot listen stop what they started and exit 1 in one line', async () => {
+    // The port is taken; Redis (the machine's, under a prefix of this test) is there.
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', () => resolve()));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const env = { ...baseEnv(), REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379', QUEUE_PREFIX: `cfg-listen-${process.pid}`, LOG_LEVEL: 'warn' };
+      const serve = await run(['serve', '--no-worker', '--port', String(port)], env, cwd);
+      expect(serve.code, serve.stderr).toBe(1);
+      expect(serve.stderr.trim()).toBe(`wcagai: cannot listen on 127.0.0.1:${port}: the address is already in use`);
+      const worker = await run(['worker', '--concurrency', '1', '--health-port', String(port)], env, cwd);
+      expect(worker.code, worker.stderr).toBe(1);
+      expect(worker.stderr.trim()).toBe(`wcagai: cannot listen on 127.0.0.1:${port}: the address is already in use`);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+  });
+
+  it('a LOG_FILE that cannot be written is an error in one line; a command named without its subcommand exits 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wcagai-logfile-'));
+    try {
+      const env = { ...baseEnv(), REDIS_URL: `redis://127.0.0.1:${trapPort}`, LOG_FILE: dir };
+      const res = await run(['serve', '--no-worker', '--port', String(await freePort())], env, cwd);
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim()).toBe(`wcagai: LOG_FILE=${dir}: cannot open it for writing (EISDIR)`);
+      expect(connections).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const args of [['dlq'], ['config'], []]) {
+      const res = await run(args, baseEnv(), cwd);
+      expect(res.code, `wcagai ${args.join(' ')}`).toBe(1);
+      expect(res.stderr).toMatch(/^Usage: wcagai/m);
+    }
+    const help = await run(['--help'], baseEnv(), cwd);
+    expect(help.code).toBe(0);
   });
 
   it('`config check` prints the effective configuration with secrets masked', async () => {

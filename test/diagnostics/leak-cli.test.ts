@@ -103,6 +103,17 @@ describe.concurrent('wcagai leak', () => {
     for (const s of r.snapshots) expect(existsSync(s)).toBe(true);
   });
 
+  it('stops at --max-duration whatever --cycles says, forcing GCs all along (the deadline must survive them)', { timeout: 240_000 }, async () => {
+    const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
+    // 100 planned cycles: a forced GC after every one, from the second.
+    const run = await runCli(['leak', '--concurrent', '2', '--cycles', '100', '--warmup', '1', '--max-duration', '8s', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as LeakResult;
+    expect(r.plannedCycles).toBe(100);
+    expect(r.cycles).toBeGreaterThan(1);
+    expect(r.cycles).toBeLessThan(100);
+  });
+
   it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
     const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
     const run = await runCli(['leak', '--concurrent', '2', '--cycles', '6', '--json', '--url', urls.join(',')], { env: { WCAGAI_LEAK_TEST_RETAIN: '1' }, timeoutMs: 240_000 });

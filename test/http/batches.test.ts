@@ -78,6 +78,19 @@ describe('POST /api/batches and GET /api/batches/:id', () => {
     }
   });
 
+  it('queues one scan for a page named twice under different #fragments; both entries get its result', async () => {
+    const jobs = await totalJobs(svc.service);
+    const url = fixture.url('/a.html?twice');
+    const res = await svc.post('/api/batches', { urls: [`${url}#one`, `${url}#two`] });
+    expect(res.status, res.body).toBe(202);
+    const batch = await batchFinished(res.json.id);
+    expect(batch.scans).toHaveLength(2);
+    expect(batch.scans[0].id).toBe(batch.scans[1].id);
+    expect(batch.counts).toMatchObject({ completed: 2, failed: 0 });
+    expect(await totalJobs(svc.service)).toBe(jobs + 1);
+    expect(fixture.requestsTo('/a.html').filter((r) => r.url.includes('twice'))).toHaveLength(1);
+  });
+
   it('reads the URLs of a sitemap served by the target site (duplicates once)', async () => {
     const res = await svc.post('/api/batches', { sitemap: fixture.url('/sitemap.xml') });
     expect(res.status, res.body).toBe(202);
@@ -106,6 +119,15 @@ describe('POST /api/batches and GET /api/batches/:id', () => {
     expectFieldProblem(await svc.post('/api/batches', { sitemap: fixture.url('/no-such-sitemap.xml') }), 'sitemap');
     expect(await totalJobs(svc.service)).toBe(jobs);
     expect(await svc.service.redis.keys(svc.service.keys.inflight('*'))).toEqual([]);
+  });
+
+  it('answers a batch record it cannot read with a plain 500, its parser\'s message kept out of the answer', async () => {
+    await svc.service.redis.set(svc.service.keys.batch('batch_corruptrecord'), '{', 'PX', 60_000);
+    const res = await svc.get('/api/batches/batch_corruptrecord');
+    expect(res.status, res.body).toBe(500);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json.code).toBe('INTERNAL');
+    expect(res.body).not.toMatch(/JSON|Unexpected|position/);
   });
 
   it('answers 404 for an unknown batch id', async () => {

@@ -33,6 +33,8 @@ describe('Redis outage', () => {
     const before = await svc.post('/api/scans', { url: fixture.url('/before.html') }, { prefer: 'wait=20' });
     expect(before.status, before.body).toBe(200);
     expect(before.json.status).toBe('completed');
+    const batch = await svc.post('/api/batches', { urls: [fixture.url('/before.html')] });
+    expect(batch.status, batch.body).toBe(202);
 
     await redis.stop();
     // At once, and again while the client is backing off between reconnection attempts.
@@ -41,6 +43,7 @@ describe('Redis outage', () => {
     expectUnavailable(await svc.post('/api/scans', { url: fixture.url('/during-2.html') }), 'submit during reconnection');
     expectUnavailable(await svc.post('/api/batches', { urls: [fixture.url('/during-3.html')] }), 'batch');
     expectUnavailable(await svc.get(`/api/scans/${before.json.id}`), 'read');
+    expectUnavailable(await svc.get(`/api/batches/${batch.json.id}`), 'batch read');
     expectUnavailable(await svc.get('/api/queue'), 'queue');
     expectUnavailable(await svc.get('/api/workers'), 'workers');
     expect(svc.logs.events('http.error')).toEqual([]);

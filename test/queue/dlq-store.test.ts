@@ -273,6 +273,16 @@ describe('DLQ store', () => {
     expect(times).toEqual([...times].sort().reverse());
   });
 
+  it('refuses a cursor it never gave out (400 naming the field) instead of starting again at the newest entry', async () => {
+    const { dlq } = await storeFor();
+    await expect(dlq.list({ limit: 5, cursor: 'garbage' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    const svc = await apiService();
+    const res = await svc.get('/admin/dlq/jobs?cursor=garbage', AUTH);
+    expect(res.status, res.body).toBe(400);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'cursor' }] });
+  });
+
   it('never hides older matches of a code + host filter behind a null cursor when the walk is cut short', async () => {
     const { store, dlq } = await storeFor();
     const at = Date.UTC(2026, 2, 1);
