@@ -157,6 +157,8 @@ export async function stressFromFlags(flags: StressFlags, progress: ProgressStre
     ...(flags.amount !== undefined ? { amount: flags.amount } : {}),
     ...(flags.url !== undefined ? { target: flags.url } : {}),
   });
+  // The self-contained stack has no API keys: a token for it would be ignored in silence.
+  if (flags.token !== undefined && scenario.target === 'self') throw new WcagaiError('USAGE', '--token applies to a target URL (--url, or the scenario\'s target), not to the self-contained stack');
   const needsSite = scenario.pages.some((p) => p.url.startsWith('/'));
   const site = needsSite || scenario.target === 'self' ? await startFixtureSite() : null;
   let stack: SelfStack | null = null;

@@ -8,6 +8,12 @@ const limit = (value: string) => {
   return n;
 };
 
+/** An error code as the DLQ keeps them (HTTP_SERVER_ERROR): another spelling would match nothing, in silence. */
+const errorCode = (value: string) => {
+  if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(value)) throw new CommanderError(1, 'wcagai.usage', `--code expects an error code such as HTTP_SERVER_ERROR, got "${value}"`);
+  return value;
+};
+
 /** --url/--token (a server) or neither (Redis at REDIS_URL), and --json. */
 function target(command: Command): Command {
   return command
@@ -25,7 +31,7 @@ export function registerDlqCommands(program: Command, setExit: SetExit): void {
     .description('dead-letter queue: scans that failed for good, their failure patterns, replay and purge (Redis at REDIS_URL, or a server with --url)');
 
   target(dlq.command('list').description('list entries, newest first'))
-    .option('--code <code>', 'only this error code')
+    .option('--code <code>', 'only this error code', errorCode)
     .option('--host <host>', 'only this target host')
     .option('--limit <n>', 'at most this many entries (1-1000)', limit, 20)
     .option('--cursor <cursor>', 'continue after a previous page')
@@ -39,7 +45,7 @@ export function registerDlqCommands(program: Command, setExit: SetExit): void {
 
   target(dlq.command('retry').description('replay one entry, or every entry of a filter').argument('[id]', 'DLQ entry id (dlq_…)'))
     .option('--all', 'every entry')
-    .option('--code <code>', 'every entry with this error code')
+    .option('--code <code>', 'every entry with this error code', errorCode)
     .option('--host <host>', 'every entry for this host')
     .option('-y, --yes', 'do not ask before a bulk retry')
     .action(async (id: string | undefined, opts) => setExit((await (await load()).runDlqRetry(id, opts)) as 0 | 1));

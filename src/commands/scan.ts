@@ -57,6 +57,7 @@ export function parseHeaderFlags(values: readonly string[]): Record<string, stri
 
 /** The URL list from arguments, a file and a sitemap, validated before any browser starts. */
 async function collectUrls(args: string[], flags: ScanFlags): Promise<string[]> {
+  if (flags.limit !== undefined && !flags.sitemap) throw new WcagaiError('USAGE', '--limit applies to --sitemap only');
   const urls = args.map((u) => parseTargetUrl(u).href);
   if (flags.urlsFile) urls.push(...(await readUrlsFile(flags.urlsFile)));
   if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, flags.limit ? { limit: flags.limit } : {})));

@@ -47,6 +47,10 @@ export class RemoteDlq implements DlqOperations {
       const code = (problem.code && problem.code in ERRORS ? problem.code : res.status === 404 ? 'NOT_FOUND' : 'INTERNAL') as ErrorCode;
       throw new WcagaiError(code, problem.detail ?? `${method} ${path} answered ${res.status}`);
     }
+    // Something at that address answered, but not the wcagai API (a proxy's page, another service).
+    if (json === undefined || json === null || typeof json !== 'object') {
+      throw new WcagaiError('UPSTREAM_INVALID_RESPONSE', `${this.base} is not a wcagai server: ${method} ${path} answered ${res.status} without a JSON body`);
+    }
     return json as T;
   }
 

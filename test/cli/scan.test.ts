@@ -44,6 +44,8 @@ beforeAll(async () => {
     })
     .route('/own.gif', (_req, res) => void res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(Buffer.from(GIF.split(',')[1]!, 'base64')))
     .route('/third.gif', (_req, res) => void res.writeHead(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }).end(Buffer.from(GIF.split(',')[1]!, 'base64')))
+    // A page where `wcagai dlq --url` expects the admin API: something else answers there.
+    .html('/admin/dlq/stats', page('<h1>Not the API</h1>'))
     .route('/changing.html', (_req, res) => {
       const body = server.requestsTo('/changing.html').length <= 1 ? CHANGING_BEFORE : CHANGING_AFTER;
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(body);
@@ -131,8 +133,13 @@ describe('wcagai without a browser', () => {
     ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
     ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],
     ['a stress --out in a directory that does not exist', ['stress', '--amount', '1', '--out', '/nonexistent-dir/stress.json'], /^wcagai: --out \/nonexistent-dir\/stress\.json: no directory/],
+    // Flags that would be ignored in silence.
+    ['--limit without --sitemap', ['scan', '--limit', '2', 'URL'], /^wcagai: --limit applies to --sitemap only$/],
+    ['a stress --token for the self-contained stack', ['stress', '--amount', '1', '--token', 'some-token'], /^wcagai: --token applies to a target URL/],
+    ['a dlq --code in lower case', ['dlq', 'list', '--code', 'http_server_error'], /^wcagai: --code expects an error code such as HTTP_SERVER_ERROR, got "http_server_error"$/],
+    ['a dlq --url that is not a wcagai server', ['dlq', 'stats', '--url', 'ORIGIN', '--token', 'some-admin-token-0123'], /^wcagai: http:\/\/127\.0\.0\.1:\d+ is not a wcagai server: GET \/admin\/dlq\/stats answered 200 without a JSON body$/],
   ])('exits 1 with one line on stderr for %s', async (_name, args, pattern) => {
-    const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a)));
+    const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a === 'ORIGIN' ? server.url('/').replace(/\/$/, '') : a)));
     expectOneLineError(run, pattern);
     expect(server.requestsTo('/clean.html')).toEqual([]);
   });

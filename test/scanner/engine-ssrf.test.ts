@@ -185,6 +185,17 @@ describe('ScanEngine target policy (allowPrivate: false)', () => {
     expect(again.finalUrl).toBe(server.url('/hello', FLAKY_HOST));
   });
 
+  it('leaves nothing running after a page whose script sent it to a private address (the refused navigation replaces the document)', async () => {
+    server.route('/blocked-tick', (_req, res) => void res.writeHead(204).end());
+    server.html('/runs-then-redirects', page('<h1>Moving</h1>', `<script>setInterval(() => fetch('/blocked-tick'), 50); location.href = '${privateUrl('/secret')}';</script>`));
+    const result = await engine.scan(publicUrl('/runs-then-redirects'), DEFAULT_SCAN_OPTIONS);
+    expect(result.error).toMatchObject({ code: 'BLOCKED_TARGET', retryable: false });
+    const ticks = server.requestsTo('/blocked-tick').length;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(server.requestsTo('/blocked-tick')).toHaveLength(ticks);
+    expect(secretRequests()).toEqual([]);
+  });
+
   it('scans a public page but lets none of its frames, images, scripts or requests reach private addresses', async () => {
     const result = await engine.scan(publicUrl('/embeds'), DEFAULT_SCAN_OPTIONS);
     expect(result.error).toBeUndefined();
