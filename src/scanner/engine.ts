@@ -623,7 +623,9 @@ export class ScanEngine implements Scanner {
    * Navigates and waits for `load`. Chromium sometimes never commits the frame of an `<object>`
    * whose resource came back as an error while other tabs of the same context load the same site
    * (seen on the GOV.UK corpus: about one such page in twenty at concurrency 4): `load` never comes.
-   * A stalled load (see LoadWatch) is navigated once more; a second stall scans the page as it stands.
+   * A stalled load (see LoadWatch) is navigated again: once, and a second time while the deadline
+   * leaves room for two more stall windows (the frame that failed to commit twice in a row, under
+   * load, was scanned without its content). The last stall scans the page as it stands.
    */
   private async navigate(page: Page, url: string, timeoutMs: number): Promise<HTTPResponse | null> {
     const started = performance.now();
@@ -636,11 +638,13 @@ export class ScanEngine implements Scanner {
         loaded.catch(() => undefined);
         const winner = await Promise.race([loaded.then((r) => ({ r })), watch.stalled(remaining)]);
         if (typeof winner === 'object') return winner.r;
+        const left = timeoutMs - (performance.now() - started);
+        const again = attempt === 1 || (attempt < MAX_LOAD_TRIES && left >= 2 * LOAD_STALL_MS);
         this.config.logger?.warn(
           { event: 'navigation.load_stalled', url, attempt, pending: watch.pendingFrames() },
-          attempt === 1 ? 'load stalled on frames that never commit; navigating again' : 'load stalled again; scanning the page as it stands',
+          again ? 'load stalled on frames that never commit; navigating again' : 'load stalled again; scanning the page as it stands',
         );
-        if (attempt === 2) return watch.response;
+        if (!again) return watch.response;
       }
     } finally {
       watch.close();
@@ -727,6 +731,9 @@ export class ScanEngine implements Scanner {
  * without its content (after one more try).
  */
 export const LOAD_STALL_MS = 4_000;
+
+/** Loads of one navigation at most when they stall (see navigate). */
+const MAX_LOAD_TRIES = 3;
 
 /** The error an egress proxy answer stands for (`x-wcagai-egress`: an error code, or UPSTREAM_FAILED). */
 function egressError(code: string, url: string): WcagaiError {

@@ -686,6 +686,26 @@ describe('ScanEngine on loopback pages', () => {
   });
 
   describe('stalled loads', () => {
+    it('navigates a third time when the frame failed to commit twice and the deadline has room: the page is scanned with its frame', async () => {
+      const recorded = recordingLogger();
+      // The frame's first two loads never answer; the third does, with an image without alt text.
+      server.route('/frame-third-time', (_req, res) => {
+        if (server.requestsTo('/frame-third-time').length <= 2) return;
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page(`<h1>Framed</h1>${NO_ALT_IMG}`));
+      });
+      server.html('/stalls-twice', page('<h1>A frame that comes on the third load</h1><iframe title="late" src="/frame-third-time"></iframe>'));
+      const patient = await createScanner({ ...CONFIG, navigationTimeoutMs: 5 * LOAD_STALL_MS, scanTimeoutMs: 7 * LOAD_STALL_MS, logger: recorded.logger });
+      try {
+        const result = ok(await patient.scan(server.url('/stalls-twice'), DEFAULT_SCAN_OPTIONS));
+        expect(recorded.events.filter((e) => e === 'navigation.load_stalled')).toHaveLength(2);
+        expect(server.requestsTo('/frame-third-time')).toHaveLength(3);
+        // The violation is the frame's: it was scanned with its content.
+        expect(ruleIds(result)).toContain('image-alt');
+      } finally {
+        await patient.close();
+      }
+    });
+
     it('scans a page whose only unfinished request is a child frame after two stalled loads, not as a timeout', async () => {
       const recorded = recordingLogger();
       // Two stalls take 2 × LOAD_STALL_MS: the deadlines leave room for both.
