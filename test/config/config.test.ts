@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, maskedConfig } from '../../src/config/load.js';
 import { SECRET_KEYS } from '../../src/config/schema.js';
+import { startRedisServer } from '../support/redis-server.js';
 import { baseEnv } from '../support/service.js';
 
 const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
@@ -179,12 +180,13 @@ describe('the CLI and the configuration', () => {
   });
 
   it('`serve` and `worker` that cannot listen stop what they started and exit 1 in one line', async () => {
-    // The port is taken; Redis (the machine's, under a prefix of this test) is there.
+    // The port is taken; Redis (a server of this test's own) is there.
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', () => resolve()));
     const port = (holder.address() as { port: number }).port;
+    const redis = await startRedisServer();
     try {
-      const env = { ...baseEnv(), REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379', QUEUE_PREFIX: `cfg-listen-${process.pid}`, LOG_LEVEL: 'warn' };
+      const env = { ...baseEnv(), REDIS_URL: redis.url, LOG_LEVEL: 'warn' };
       const serve = await run(['serve', '--no-worker', '--port', String(port)], env, cwd);
       expect(serve.code, serve.stderr).toBe(1);
       expect(serve.stderr.trim()).toBe(`wcagai: cannot listen on 127.0.0.1:${port}: the address is already in use`);
@@ -193,6 +195,7 @@ describe('the CLI and the configuration', () => {
       expect(worker.stderr.trim()).toBe(`wcagai: cannot listen on 127.0.0.1:${port}: the address is already in use`);
     } finally {
       await new Promise<void>((resolve) => holder.close(() => resolve()));
+      await redis.close();
     }
   });
 
