@@ -1,4 +1,5 @@
 import { type Command, CommanderError } from 'commander';
+import { ERROR_CODE_PATTERN } from '../domain/dlq.js';
 
 type SetExit = (code: 0 | 1) => void;
 
@@ -10,7 +11,7 @@ const limit = (value: string) => {
 
 /** An error code as the DLQ keeps them (HTTP_SERVER_ERROR): another spelling would match nothing, in silence. */
 const errorCode = (value: string) => {
-  if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(value)) throw new CommanderError(1, 'wcagai.usage', `--code expects an error code such as HTTP_SERVER_ERROR, got "${value}"`);
+  if (!ERROR_CODE_PATTERN.test(value)) throw new CommanderError(1, 'wcagai.usage', `--code expects an error code such as HTTP_SERVER_ERROR, got "${value}"`);
   return value;
 };
 

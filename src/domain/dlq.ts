@@ -2,6 +2,9 @@
 import type { Priority } from './request.js';
 import type { ScanOptions } from './scan.js';
 
+/** How error codes are spelled (HTTP_SERVER_ERROR): the form the DLQ's code filters accept. */
+export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
+
 /** One failed attempt of a scan job. */
 export interface DlqAttempt {
   /** 1-based attempt number within its job. */

@@ -1,13 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseDuration } from '../../config/schema.js';
-import type { DlqFilter, DlqOperations, DlqSummary } from '../../domain/dlq.js';
+import { ERROR_CODE_PATTERN, type DlqFilter, type DlqOperations, type DlqSummary } from '../../domain/dlq.js';
 import { ValidationError } from '../problem.js';
 import { parseOrThrow } from '../validation.js';
 import type { HealthSection } from './health.js';
 import { methodGuard } from './method-guard.js';
 
-const code = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'expected an error code such as HTTP_SERVER_ERROR');
+const code = z.string().regex(ERROR_CODE_PATTERN, 'expected an error code such as HTTP_SERVER_ERROR');
 const host = z.string().min(1).max(300);
 
 const listQuery = z
