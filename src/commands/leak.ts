@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { leakFromFlags, reexecWithGc } from '../app/leak.js';
 import { leakHtml, leakText } from '../diagnostics/leak-report.js';
-import { parseDuration } from '../config/schema.js';
+import { inconclusive } from '../diagnostics/leak.js';
+import { MAX_TIMER_MS, parseDuration } from '../config/schema.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { checkOutputFile } from './output-file.js';
 
@@ -35,7 +36,7 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   const maxGrowth = parseSize(flags.maxGrowth, '--max-growth');
   const tolerance = parseSize(flags.tolerance, '--tolerance');
   const maxDurationMs = parseDuration(flags.maxDuration);
-  if (maxDurationMs === null || maxDurationMs <= 0) throw new WcagaiError('USAGE', `--max-duration expects a duration such as 30m or 2h, got "${flags.maxDuration}"`);
+  if (maxDurationMs === null || maxDurationMs <= 0 || maxDurationMs > MAX_TIMER_MS) throw new WcagaiError('USAGE', `--max-duration expects a duration such as 30m or 2h (at most 24d), got "${flags.maxDuration}"`);
   const child = await reexecWithGc();
   if (child !== null) return (child === 0 || child === 99 ? child : 1) as 0 | 1 | 99;
   const tty = process.stderr.isTTY === true;
@@ -57,5 +58,10 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   }
   if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(leakText(result));
+  const noVerdict = inconclusive(result);
+  if (noVerdict) {
+    process.stderr.write(`wcagai leak: ${noVerdict}\n`);
+    return 1;
+  }
   return result.verdict === 'pass' ? 0 : 99;
 }

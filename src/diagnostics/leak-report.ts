@@ -29,7 +29,7 @@ export function heapChart(samples: readonly LeakSample[], width = 60, height = 1
   rows.push(`${''.padStart(10)} +${'-'.repeat(cols)}`);
   const first = String(points[0]!.cycle);
   const last = String(points[points.length - 1]!.cycle);
-  rows.push(`${''.padStart(12)}cycle ${first}${last.padStart(Math.max(1, cols - first.length - 6))}`);
+  rows.push(`${''.padStart(12)}cycle ${first}${last.padStart(Math.max(last.length + 1, cols - first.length - 6))}`);
   return `${rows.join('\n')}\n`;
 }
 

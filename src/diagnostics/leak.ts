@@ -94,6 +94,18 @@ export function defaultWarmup(cycles: number): number {
   return cycles <= 3 ? 0 : Math.min(50, Math.max(1, Math.round(cycles / 10)));
 }
 
+/** A run stopped early with fewer post-GC samples than this has no slope to judge. */
+export const MIN_VERDICT_SAMPLES = 3;
+
+/**
+ * Why a run's verdict means nothing, or null: stopped (deadline or signal) before three samples
+ * after warm-up, its "pass" would rest on no slope at all.
+ */
+export function inconclusive(r: Pick<LeakResult, 'cycles' | 'plannedCycles' | 'heap'>): string | null {
+  if (r.cycles >= r.plannedCycles || r.heap.samples >= MIN_VERDICT_SAMPLES) return null;
+  return `stopped after ${r.cycles} of ${r.plannedCycles} cycles with ${r.heap.samples} sample(s) after warm-up; ${MIN_VERDICT_SAMPLES} are needed for a verdict`;
+}
+
 /**
  * Runs `cycles` rounds of `concurrent` scans and samples memory after a forced GC every few
  * rounds. Leak when the slope's 95 % interval lies above zero and the trend projects past the

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { parseDuration } from '../config/schema.js';
+import { MAX_TIMER_MS, parseDuration } from '../config/schema.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { ExpressionError, parseThreshold, type ThresholdExpression } from './expression.js';
 import { thresholdProblem } from './thresholds.js';
@@ -11,6 +11,8 @@ import { thresholdProblem } from './thresholds.js';
 /** The scenarios shipped with wcagai (`scenarios/` at the package root; same place from src/ and dist/). */
 export const SCENARIOS_DIR = fileURLToPath(new URL('../../scenarios/', import.meta.url));
 export const DEFAULT_SCENARIO = '100-concurrent-scans';
+/** The bound on the load when the scenario gives no maxDuration (raised to cover its stages). */
+const DEFAULT_MAX_DURATION_MS = 15 * 60_000;
 
 /** Relative weights of the request kinds; each request picks one in proportion. */
 export interface Mix {
@@ -75,6 +77,10 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 10m (or milliseconds)', input: v });
     return z.NEVER;
   }
+  if (ms > MAX_TIMER_MS) {
+    ctx.addIssue({ code: 'custom', message: 'expected at most 24d (the longest a timer can wait)', input: v });
+    return z.NEVER;
+  }
   return ms;
 });
 const count = (min: number, max: number) =>
@@ -122,7 +128,7 @@ export const scenarioSchema = z
     stages: z.array(stageSchema).min(1).optional(),
     wait: count(1, 120).default(120),
     timeout: duration.optional(),
-    maxDuration: duration.default(15 * 60_000),
+    maxDuration: duration.optional(),
     mix: mixSchema.default({ scan: 1, enqueue: 0, status: 0, health: 0 }),
     pages: z.array(pageSchema).min(1, 'expected at least one page'),
     cacheBust: z.boolean().default(true),
@@ -169,10 +175,34 @@ function stagesOf(s: RawScenario, mix: Mix): Stage[] {
       startMs,
       connections: c,
       durationMs: s.duration !== undefined ? s.duration - startMs : null,
-      amount: s.amount !== undefined ? Math.max(c, Math.round((s.amount * c) / connections)) : null,
+      // Split like the connections, so the stages add up to the amount (each gets at least its connections).
+      amount: s.amount !== undefined ? share(s.amount, steps, i) : null,
       mix,
     };
   });
+}
+
+/** How long a list of stages runs (`{ duration }` in ms), or how many requests it sends (`{ amount }`); nothing when it does not parse. */
+function stagesExtent(raw: unknown): { duration: number } | { amount: number } | Record<string, never> {
+  const stages = z.array(stageSchema).safeParse(raw);
+  if (!stages.success || stages.data.length === 0) return {};
+  const ends = stages.data.filter((st) => st.duration !== undefined).map((st) => st.start + st.duration!);
+  if (ends.length) return { duration: Math.max(...ends) };
+  return { amount: stages.data.reduce((sum, st) => sum + (st.amount ?? 0), 0) };
+}
+
+/**
+ * The most connections open at once: ramp steps and overlapping stages run together, so the
+ * peak is a sum (a stage with an amount and no duration counts as open to the end).
+ */
+function peakConnections(stages: readonly Stage[]): number {
+  let peak = 0;
+  for (const at of stages) {
+    let open = 0;
+    for (const st of stages) if (st.startMs <= at.startMs && (st.durationMs === null || st.startMs + st.durationMs > at.startMs)) open += st.connections;
+    peak = Math.max(peak, open);
+  }
+  return peak;
 }
 
 /** `pages[2].weight` from a zod path. */
@@ -204,6 +234,8 @@ export function parseScenario(raw: unknown, file: string, overrides: ScenarioOve
     const o: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
     if (overrides.connections !== undefined) {
       o.connections = overrides.connections;
+      // The stages' length (or their amounts) carries over when no duration or amount replaces it.
+      if (o.stages !== undefined && o.duration === undefined && o.amount === undefined && overrides.duration === undefined && overrides.amount === undefined) Object.assign(o, stagesExtent(o.stages));
       delete o.stages;
     }
     if (overrides.duration !== undefined) {
@@ -217,6 +249,11 @@ export function parseScenario(raw: unknown, file: string, overrides: ScenarioOve
       delete o.stages;
     }
     if (overrides.target !== undefined) o.target = overrides.target;
+    if (overrides.duration !== undefined) {
+      const rampUp = duration.safeParse(o.rampUp ?? 0);
+      const total = duration.safeParse(overrides.duration);
+      if (rampUp.success && total.success && rampUp.data > 0 && rampUp.data >= total.data) throw new WcagaiError('USAGE', `--duration ${overrides.duration} is not longer than the rampUp of ${file} (${String(o.rampUp)}); give a longer --duration`);
+    }
     input = o;
   }
   const parsed = scenarioSchema.safeParse(input);
@@ -230,11 +267,12 @@ export function parseScenario(raw: unknown, file: string, overrides: ScenarioOve
     description: s.description,
     file,
     target: s.target,
-    connections: Math.max(...stages.map((st) => st.connections)),
+    connections: peakConnections(stages),
     stages,
     waitSeconds: s.wait,
     timeoutMs: s.timeout ?? (s.wait + 15) * 1_000,
-    maxDurationMs: Math.max(s.maxDuration, ...ends),
+    // A maxDuration the file gives is a hard bound; the default is raised to cover the stages.
+    maxDurationMs: s.maxDuration ?? Math.max(DEFAULT_MAX_DURATION_MS, ...ends),
     pages: s.pages.map((p) => (typeof p === 'string' ? { url: p, weight: 1 } : { url: p.url, weight: p.weight })),
     cacheBust: s.cacheBust,
     scanOptions: s.scanOptions,

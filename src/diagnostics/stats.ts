@@ -139,7 +139,8 @@ export function mean(values: readonly number[]): number {
 /** Nearest-rank quantile (0..1) of values sorted ascending; NaN when empty. */
 export function quantileSorted(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
-  const rank = Math.ceil(q * sorted.length);
+  // The epsilon keeps floating point from lifting an exact rank (0.07 * 100 is 7.000000000000001).
+  const rank = Math.ceil(q * sorted.length - 1e-9);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 

@@ -173,7 +173,9 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
   const finished = c.scansCompleted + c.scansFailed;
 
   const source: MetricSource = (metric, a) => {
-    const rate = (num: number, den: number) => (a.kind === 'count' ? num : den === 0 ? 0 : num / den);
+    // A rate over nothing is no figure (null fails its threshold): a run whose every request hung
+    // has no failed requests, and must not pass `rate<0.1` on that.
+    const rate = (num: number, den: number) => (a.kind === 'count' ? num : den === 0 ? null : num / den);
     switch (metric) {
       case 'http_req_duration':
         return trend(c.latency, a);

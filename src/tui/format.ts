@@ -43,7 +43,7 @@ export function bytes(n: number): string {
 /** `850ms`, `4.2s`. */
 export function millis(ms: number | null): string {
   if (ms === null) return '-';
-  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+  return Math.round(ms) < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
 }
 
 /**

@@ -76,6 +76,15 @@ describe('LatencyHistogram', () => {
     expect(h.percentile(90)).toBeCloseTo(900, -1);
   });
 
+  it('does not put a percentile across a threshold no sample crossed', () => {
+    const h = new LatencyHistogram();
+    for (let i = 0; i < 99; i++) h.record(4_999);
+    h.record(9_998);
+    expect(h.summary().p95).toBeLessThan(5_000);
+    expect(h.summary().p99).toBeLessThan(5_000);
+    expect(h.summary().max).toBe(9_998);
+  });
+
   it('is empty until a sample arrives and ignores nonsense', () => {
     const h = new LatencyHistogram();
     h.record(NaN);

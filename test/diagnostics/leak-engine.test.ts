@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultWarmup, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
+import { defaultWarmup, inconclusive, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
 import { heapChart, leakHtml, leakText } from '../../src/diagnostics/leak-report.js';
 
 const MB = 2 ** 20;
@@ -87,6 +87,25 @@ describe('runLeak', () => {
     expect(r.snapshots).toEqual(['/tmp/first.heapsnapshot', '/tmp/last.heapsnapshot']);
     expect(r.cycles).toBe(20);
     expect(r.samples.at(-1)!.cycle).toBe(20);
+  });
+
+  it('has no verdict when stopped before three samples after warm-up, and keeps it when the run was planned that short', async () => {
+    const { scanner, probes } = model(0);
+    const abort = new AbortController();
+    const stopped = await runLeak(scanner, probes, { ...options, cycles: 100, warmupCycles: 10, signal: abort.signal, onProgress: (p) => p.cycle === 3 && abort.abort() });
+    expect(stopped.cycles).toBe(3);
+    expect(stopped.heap.samples).toBeLessThan(3);
+    expect(inconclusive(stopped)).toMatch(/^stopped after 3 of 100 cycles with 1 sample\(s\) after warm-up; 3 are needed/);
+    const short = await runLeak(scanner, probes, { ...options, cycles: 2, warmupCycles: 1 });
+    expect(short.heap.samples).toBeLessThan(3);
+    expect(inconclusive(short)).toBeNull();
+    expect(inconclusive(await runLeak(scanner, probes, options))).toBeNull();
+  });
+
+  it("labels the chart's first and last cycle apart however few samples there are", async () => {
+    const { scanner, probes } = model(0);
+    const r = await runLeak(scanner, probes, { ...options, cycles: 7, warmupCycles: 3 });
+    expect(heapChart(r.samples).trimEnd().split('\n').at(-1)).toMatch(/cycle 3 +7$/);
   });
 
   it('renders a terminal chart, text and an HTML page with an inline SVG', async () => {

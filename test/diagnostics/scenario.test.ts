@@ -58,7 +58,10 @@ describe('shipped scenarios', () => {
     expect((await loadScenario('enqueue-burst')).stack.settings.MAX_QUEUE_DEPTH).toBeDefined();
     const spike = await loadScenario('spike');
     expect(spike.stages.map((s) => s.connections)).toEqual([4, 150]);
-    expect(spike.connections).toBe(150);
+    // Both stages are open from 20 s to 35 s.
+    expect(spike.connections).toBe(154);
+    // The soak ramps 10 connections up one at a time: its peak is all ten.
+    expect((await loadScenario('soak')).connections).toBe(10);
   });
 });
 
@@ -69,6 +72,28 @@ describe('parseScenario', () => {
     const a = parseScenario(base, 'x.json', { amount: 40, connections: 100 });
     expect(a.stages[0]).toMatchObject({ connections: 40, amount: 40, durationMs: null });
     expect(parseScenario(base, 'x.json', { target: 'http://127.0.0.1:8080' }).target).toBe('http://127.0.0.1:8080');
+  });
+
+  it('splits an amount over a ramp so the stages add up to it', () => {
+    const s = parseScenario({ pages: base.pages, connections: 10, amount: 15, rampUp: '5s' }, 'x.json');
+    expect(s.stages.map((st) => st.amount)).toEqual([2, 2, 2, 2, 2, 1, 1, 1, 1, 1]);
+    expect(s.stages.every((st) => st.amount! >= st.connections)).toBe(true);
+  });
+
+  it("lets the flags replace a shipped scenario's load, naming the flag when they conflict with it", async () => {
+    // --concurrent drops the spike's stages and keeps its length.
+    const spike = await loadScenario('spike', { connections: 5 });
+    expect(spike.stages).toMatchObject([{ startMs: 0, connections: 5, durationMs: 60_000 }]);
+    expect(parseScenario({ ...base, duration: undefined, stages: [{ connections: 2, amount: 30 }, { start: '5s', connections: 3, amount: 20 }] }, 'x.json', { connections: 4 }).stages).toMatchObject([{ connections: 4, amount: 50 }]);
+    await expect(loadScenario('soak', { duration: '5s' })).rejects.toThrow(/^--duration 5s is not longer than the rampUp of .*soak\.json \(30s\)/);
+    expect((await loadScenario('soak', { duration: '45s' })).stages.at(-1)).toMatchObject({ durationMs: expect.any(Number) });
+  });
+
+  it('keeps a maxDuration the file gives as a hard bound, and refuses durations no timer can wait', () => {
+    expect(parseScenario({ ...base, duration: '2m', maxDuration: '1m' }, 'x.json').maxDurationMs).toBe(60_000);
+    expect(parseScenario({ ...base, duration: '20m' }, 'x.json').maxDurationMs).toBe(20 * 60_000);
+    expect(parseScenario({ ...base, duration: '2m' }, 'x.json').maxDurationMs).toBe(15 * 60_000);
+    expect(() => parseScenario({ ...base, duration: '30d' }, 'x.json')).toThrow(/x\.json: duration: expected at most 24d/);
   });
 
   it('ramps up over up to ten stages that end together', () => {

@@ -96,6 +96,8 @@ describe('sample summaries', () => {
     expect(quantileSorted(sorted, 0.95)).toBe(95);
     expect(quantileSorted(sorted, 0.5)).toBe(50);
     expect(quantileSorted([7], 0.99)).toBe(7);
+    // 0.07 * 100 is 7.000000000000001 in floating point: still rank 7.
+    expect([7, 14, 28, 56].map((p) => quantileSorted(sorted, p / 100))).toEqual([7, 14, 28, 56]);
     expect(quantileSorted([], 0.5)).toBeNaN();
   });
 

@@ -1,4 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { parseScenario } from '../../src/diagnostics/scenario.js';
+import { runStress } from '../../src/diagnostics/stress.js';
 import { StressCollector } from '../../src/diagnostics/stress-collector.js';
 import { WeightedRotation } from '../../src/diagnostics/stress-load.js';
 import { awaitRecovery, readHealth, type HealthSample } from '../../src/diagnostics/stress-monitor.js';
@@ -103,5 +107,47 @@ describe('health sampling and recovery', () => {
   it('gives up at the deadline with null figures', async () => {
     const r = await awaitRecovery(async () => sample({ status: 'degraded', queueDepth: 9 }), 60, { intervalMs: 10, detailed: true });
     expect(r).toMatchObject({ drainedMs: null, healthyMs: null, deadlineMs: 60 });
+  });
+});
+
+describe('thresholds over a run that produced nothing', () => {
+  it('fails rate thresholds when no request was answered (a server that hangs does not pass rate<0.1)', async () => {
+    // A deployment that takes every request and never answers one.
+    const server = createServer((req, res) => {
+      if (req.url === '/health') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"healthy"}');
+        return;
+      }
+      if (req.method === 'POST') req.resume();
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const scenario = parseScenario(
+        {
+          target: base,
+          connections: 2,
+          duration: '1s',
+          timeout: '30s',
+          mix: { enqueue: 1 },
+          pages: ['http://203.0.113.1/'],
+          recovery: { deadline: '300ms' },
+          thresholds: { http_req_failed: ['rate<0.1'], http_req_timeouts: ['rate<0.1'], scan_failed: ['rate<0.1'], http_reqs: ['count>=0'] },
+        },
+        'hang.json',
+      );
+      const r = await runStress({ scenario, target: { label: base, baseUrl: base, siteOrigin: null } });
+      expect(r.requests).toBe(0);
+      expect(r.inFlightAtEnd).toBeGreaterThan(0);
+      const byMetric = Object.fromEntries(r.thresholds.map((t) => [t.metric, t]));
+      for (const metric of ['http_req_failed', 'http_req_timeouts', 'scan_failed']) expect(byMetric[metric]).toMatchObject({ actual: null, passed: false });
+      // A count over nothing is a figure: zero.
+      expect(byMetric.http_reqs).toMatchObject({ actual: 0, passed: true });
+      expect(r.passed).toBe(false);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
