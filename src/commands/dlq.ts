@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { openDlq } from '../app/dlq.js';
-import { parseDuration } from '../config/schema.js';
-import { describeDlqFilter, dlqListRow, type DlqFilter, type DlqOperations } from '../domain/dlq.js';
+import { hasDurationUnit, parseDuration } from '../config/schema.js';
+import { describeDlqFilter, hostFilterOf, dlqListRow, type DlqFilter, type DlqOperations } from '../domain/dlq.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { dlqBulkText, dlqEntryText, dlqListText, dlqStatsText } from '../reporters/dlq.js';
 
@@ -76,7 +76,7 @@ export function runDlqRetry(id: string | undefined, flags: DlqTargetFlags & { al
     const filter = filters[0]!;
     if (!flags.yes) {
       const stats = await dlq.stats();
-      const n = 'code' in filter ? (stats.byCode[filter.code] ?? 0) : 'host' in filter ? (stats.byHost[filter.host] ?? 0) : stats.total;
+      const n = 'code' in filter ? (stats.byCode[filter.code] ?? 0) : 'host' in filter ? (stats.byHost[hostFilterOf(filter.host)] ?? 0) : stats.total;
       if (!process.stdin.isTTY) throw new WcagaiError('USAGE', `refusing to retry ${n} entries (${describeDlqFilter(filter)}) without --yes: no terminal to confirm on`);
       if (!(await confirm(`retry ${n} DLQ entries (${describeDlqFilter(filter)})?`))) {
         process.stderr.write('nothing retried\n');
@@ -100,8 +100,9 @@ export function runDlqDelete(id: string, flags: DlqTargetFlags): Promise<number>
 
 /** `wcagai dlq purge --older-than 30d`. */
 export function runDlqPurge(flags: DlqTargetFlags & { olderThan: string }): Promise<number> {
-  const ms = parseDuration(flags.olderThan);
-  if (ms === null) throw new WcagaiError('USAGE', `--older-than expects a duration such as 12h or 30d, got "${flags.olderThan}"`);
+  // A unit is required: a bare number is milliseconds elsewhere, and "--older-than 30" would empty the DLQ.
+  const ms = hasDurationUnit(flags.olderThan) ? parseDuration(flags.olderThan) : null;
+  if (ms === null) throw new WcagaiError('USAGE', `--older-than expects a duration with its unit such as 12h or 30d, got "${flags.olderThan}"`);
   return withDlq(flags, async (dlq) => {
     const result = await dlq.purge({ olderThanMs: ms });
     if (flags.json) printJson(result);

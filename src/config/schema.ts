@@ -37,6 +37,11 @@ const hostPorts = list.pipe(
 /** The longest a Node timer waits (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Whether a duration names its unit (`30d`, not `30`): destructive commands insist on one. */
+export function hasDurationUnit(value: string): boolean {
+  return /(ms|s|m|h|d)\s*$/.test(value.trim());
+}
+
 /** Durations like 30d, 15m, 10s, 500ms, or plain milliseconds. */
 export function parseDuration(value: string): number | null {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());

@@ -5,6 +5,21 @@ import type { ScanOptions } from './scan.js';
 /** How error codes are spelled (HTTP_SERVER_ERROR): the form the DLQ's code filters accept. */
 export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
 
+/**
+ * A host filter spelled as entries carry their host (`new URL(url).host`): lower case, no
+ * default port (`Shop.Example.com:443` is `shop.example.com`). What is not a host stays as given
+ * (and matches nothing).
+ */
+export function hostFilterOf(value: string): string {
+  try {
+    const u = new URL(`http://${value.trim()}`);
+    if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) return value;
+    return u.port === '443' ? u.hostname : u.host;
+  } catch {
+    return value;
+  }
+}
+
 /** One failed attempt of a scan job. */
 export interface DlqAttempt {
   /** 1-based attempt number within its job. */

@@ -8,7 +8,7 @@ import type { Priority } from '../domain/request.js';
 import { DEFAULT_SCAN_OPTIONS, type ScanOptions } from '../domain/scan.js';
 import { ERRORS } from '../errors/catalogue.js';
 import { attemptsFromLog } from './dlq-attempts.js';
-import type { DlqStore } from './dlq-store.js';
+import { SWEEP_WINDOW_MS, type DlqStore } from './dlq-store.js';
 import { PRIORITY, type ScanJobData, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
 import { parseFailedReason } from './processor.js';
@@ -230,9 +230,14 @@ export class DlqCapture {
     if (this.options.sweep) await this.sweep(this.options.sweep).catch((err: unknown) => this.options.logger.warn({ event: 'dlq.sweep.failed', err }, 'DLQ start-up sweep failed'));
   }
 
-  /** Captures the most recent failed jobs that have no DLQ record yet (events missed while no process ran). */
+  /**
+   * Captures the most recent failed jobs that have no DLQ record yet (events missed while no
+   * process ran), among those failed within SWEEP_WINDOW_MS: an older one may have outlived the
+   * marker that says it was captured.
+   */
   async sweep(limit: number): Promise<number> {
-    const ids = await this.options.queue.client.then((c) => c.zrevrange(this.options.queue.keys.failed!, 0, limit - 1));
+    const since = Date.now() - SWEEP_WINDOW_MS;
+    const ids = await this.options.store.redis.zrevrangebyscore(this.options.queue.keys.failed!, '+inf', since, 'LIMIT', 0, limit);
     if (ids.length === 0) return 0;
     const markers = await this.options.store.redis.mget(ids.map((id) => this.options.keys.dlq.job(id)));
     let n = 0;

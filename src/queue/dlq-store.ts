@@ -80,32 +80,44 @@ return out
 
 /**
  * Deletes entries: the ids in ARGV[6..], or (ARGV[4] = cutoff) up to ARGV[5] entries whose last
- * failure is at or before the cutoff. KEYS: time index, code/host/day counts.
+ * failure is at or before the cutoff, from offset ARGV[6], leaving those being retried (their
+ * replay is running: its failure returns to the entry). KEYS: time index, code/host/day counts.
  * ARGV: entry prefix, code index prefix, host index prefix, cutoff ('' = by id), batch size, ids...
- * Returns the number removed.
+ * or offset. Returns the number removed, the number looked at and the number left being retried.
  */
 const DELETE_SCRIPT = `${UNINDEX}
 local ids = {}
-if ARGV[4] ~= '' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+local byAge = ARGV[4] ~= ''
+if byAge then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', tonumber(ARGV[6]), tonumber(ARGV[5]))
 else
   for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local n = 0
+local kept = 0
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
-  if unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3]) then
+  if byAge and redis.call('HGET', key, 'status') == 'retrying' then
+    kept = kept + 1
+  elseif unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3]) then
     redis.call('DEL', key)
     n = n + 1
   else
     redis.call('ZREM', KEYS[1], id)
   end
 end
-return {n, #ids}
+return {n, #ids, kept}
 `;
 
 /** How long a captured job id is remembered: longer than BullMQ keeps failed jobs (7 days). */
 const MARKER_TTL_MS = 8 * 86_400_000;
+/**
+ * Failed jobs the start-up sweep looks at: those that failed within this window, where a capture
+ * marker still says whether they were captured. BullMQ removes failed jobs by age only when
+ * another job fails, so in a quiet deployment an older failed job can outlive its marker; taken
+ * again, it would bring back an entry replayed or deleted since.
+ */
+export const SWEEP_WINDOW_MS = MARKER_TTL_MS - 86_400_000;
 const HOUR_MS = 3_600_000;
 const PURGE_BATCH = 500;
 
@@ -118,7 +130,7 @@ export interface StoredEntry {
 
 type Scripted = {
   wcagaiDlqWrite(...args: Array<string | number>): Promise<string[]>;
-  wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number]>;
+  wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number, number]>;
 };
 
 /** UTC day of an ISO time: the byDay counter. */
@@ -227,12 +239,15 @@ export class DlqStore {
     return n;
   }
 
-  /** Removes every entry whose last failure is at or before `cutoffMs`, in batches. */
+  /** Removes every entry whose last failure is at or before `cutoffMs` and that is not being retried, in batches. */
   async removeOlderThan(cutoffMs: number): Promise<number> {
     let removed = 0;
+    // Entries left in place (being retried) stay at the front of the range: the next batch starts after them.
+    let kept = 0;
     for (;;) {
-      const [n, seen] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), Math.floor(cutoffMs), PURGE_BATCH);
+      const [n, seen, left] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), Math.floor(cutoffMs), PURGE_BATCH, kept);
       removed += n;
+      kept += left;
       if (seen < PURGE_BATCH) return removed;
     }
   }
@@ -290,11 +305,12 @@ export class DlqStore {
       for (let i = 0; i < raw.length; i += 2) {
         const id = raw[i]!;
         const score = Number(raw[i + 1]);
+        // Tie-mates come in descending id order and may fill more than one batch.
         if (ties && score === ties.score && id >= ties.id) continue;
+        if (ties && score < ties.score) ties = null;
         ids.push(id);
         idScores.push(score);
       }
-      ties = null;
       scanned += ids.length;
       const jsons = ids.length ? await this.readJsons(ids) : [];
       for (let i = 0; i < ids.length; i++) {

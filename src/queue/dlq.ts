@@ -1,21 +1,27 @@
 import type { DlqBulkRetryResult, DlqEntry, DlqFilter, DlqListQuery, DlqOperations, DlqPage, DlqRetryResult, DlqStats, DlqSummary } from '../domain/dlq.js';
-import { DLQ_ID } from '../domain/dlq.js';
+import { DLQ_ID, hostFilterOf } from '../domain/dlq.js';
 import type { Priority } from '../domain/request.js';
 import type { ScanOptions } from '../domain/scan.js';
 import { isWcagaiError, WcagaiError } from '../errors/catalogue.js';
 import type { DlqStore } from './dlq-store.js';
+import { newScanId } from './job.js';
 import type { SubmitContext } from './producer.js';
+import { toRedisError } from './redis.js';
 
 /** How the DLQ queues a replay: ScanProducer.submit, or a stand-in in tests. */
 export type ReplaySubmit = (url: string, options: ScanOptions, ctx: SubmitContext) => Promise<{ id: string }>;
-/** Whether a replay job is still queued or running (a pending retry of a vanished job may be claimed again). */
+/** Whether a replay job is queued or running (a pending retry whose job is neither may be claimed again). */
 export type ReplayLiveness = (jobId: string) => Promise<boolean>;
 
 export interface DeadLetterQueueOptions {
   store: DlqStore;
   submit: ReplaySubmit;
   isLive: ReplayLiveness;
-  /** A retry claimed but never given a job (its process died in between) may be claimed again after this. */
+  /**
+   * A pending retry whose job is not queued or running may be claimed again this long after its
+   * claim (its process died before queueing it, or the job vanished); within it, the claim's job
+   * may still be on its way into the queue.
+   */
   staleClaimMs?: number;
   /** Replays queued at once by a bulk retry. */
   bulkConcurrency?: number;
@@ -24,6 +30,13 @@ export interface DeadLetterQueueOptions {
 
 const DEFAULT_LIMIT = 50;
 export const MAX_LIST_LIMIT = 1_000;
+
+/** Store errors as REDIS_UNAVAILABLE (503 with Retry-After), not as an internal error. */
+function stored<T>(p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw toRedisError(err);
+  });
+}
 
 function notFound(id: string): WcagaiError {
   return new WcagaiError('NOT_FOUND', `no DLQ entry with id ${id}`, { details: { id } });
@@ -44,86 +57,93 @@ export class DeadLetterQueue implements DlqOperations {
 
   async list(query: DlqListQuery = {}): Promise<DlqPage> {
     const limit = Math.min(Math.max(1, Math.floor(query.limit ?? DEFAULT_LIMIT)), MAX_LIST_LIMIT);
-    return this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: query.host } : {}) });
+    return stored(this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: hostFilterOf(query.host) } : {}) }));
   }
 
   async get(id: string): Promise<DlqEntry> {
-    const stored = DLQ_ID.test(id) ? await this.store.read(id) : null;
-    if (!stored) throw notFound(id);
-    return stored.entry;
+    const found = DLQ_ID.test(id) ? await stored(this.store.read(id)) : null;
+    if (!found) throw notFound(id);
+    return found.entry;
   }
 
   stats(): Promise<DlqStats> {
-    return this.store.stats();
+    return stored(this.store.stats());
   }
 
   /** Entries in the DLQ (the `wcagai_dlq_size` gauge). */
   size(): Promise<number> {
-    return this.store.size();
+    return stored(this.store.size());
   }
 
   summary(): Promise<DlqSummary> {
-    return this.store.summary(this.now());
+    return stored(this.store.summary(this.now()));
   }
 
   /**
    * Replays an entry as a new job (same request and request id, cache and dedup skipped, linked
    * back by dlqId). Claiming the entry is one atomic state change, so a concurrent second retry
-   * gets CONFLICT instead of starting a second job.
+   * gets CONFLICT instead of starting a second job. The job's id is chosen and recorded with the
+   * claim, before queueing: whatever happens after, the claim names the job it may have queued.
    */
   async retry(id: string): Promise<DlqRetryResult> {
     const current = await this.get(id);
     const stale = current.status === 'retrying' ? await this.stalePending(current) : null;
     const claimAt = new Date(this.now()).toISOString();
-    const { entry: claimed } = await this.store.update(id, (entry) => {
-      const pending = entry.retries.filter((r) => r.outcome === 'pending');
-      if (entry.status === 'retrying' && !(stale && pending.length === 1 && pending[0]!.at === stale.at && pending[0]!.jobId === stale.jobId)) {
-        const jobId = pending[pending.length - 1]?.jobId;
-        throw new WcagaiError('CONFLICT', `DLQ entry ${id} is already being retried${jobId ? ` as scan ${jobId}` : ''}`, { details: { id, ...(jobId ? { jobId } : {}) } });
-      }
-      for (const r of pending) r.outcome = 'failed';
-      entry.status = 'retrying';
-      entry.retries.push({ at: claimAt, jobId: null, outcome: 'pending' });
-      return entry;
-    });
+    const jobId = newScanId();
+    const { entry: claimed } = await stored(
+      this.store.update(id, (entry) => {
+        const pending = entry.retries.filter((r) => r.outcome === 'pending');
+        if (entry.status === 'retrying' && !(stale && pending.length === 1 && pending[0]!.at === stale.at && pending[0]!.jobId === stale.jobId)) {
+          const pendingJob = pending[pending.length - 1]?.jobId;
+          throw new WcagaiError('CONFLICT', `DLQ entry ${id} is already being retried${pendingJob ? ` as scan ${pendingJob}` : ''}`, { details: { id, ...(pendingJob ? { jobId: pendingJob } : {}) } });
+        }
+        for (const r of pending) r.outcome = 'failed';
+        entry.status = 'retrying';
+        entry.retries.push({ at: claimAt, jobId, outcome: 'pending' });
+        return entry;
+      }),
+    );
     if (!claimed) throw notFound(id);
-    const entry = claimed;
-    let jobId: string;
     try {
-      ({ id: jobId } = await this.options.submit(entry.request.url, entry.request.options, {
-        priority: entry.request.priority as Priority,
-        ...(entry.requestId ? { requestId: entry.requestId } : {}),
+      await this.options.submit(claimed.request.url, claimed.request.options, {
+        priority: claimed.request.priority as Priority,
+        ...(claimed.requestId ? { requestId: claimed.requestId } : {}),
         dlqId: id,
         fresh: true,
-      }));
-    } catch (err) {
-      // Not queued: give the claim back so the entry can be retried later.
-      await this.store.update(id, (e) => {
-        const i = e.retries.findIndex((r) => r.at === claimAt && r.jobId === null);
-        if (i < 0) return undefined;
-        e.retries.splice(i, 1);
-        if (!e.retries.some((r) => r.outcome === 'pending')) e.status = 'dead';
-        return e;
+        id: jobId,
       });
-      throw err;
+    } catch (err) {
+      // An add whose answer was lost may still have queued the job: then the claim stands.
+      if (await this.options.isLive(jobId).catch(() => false)) return { id, jobId, status: 'retrying' };
+      // Not queued: give the claim back so the entry can be retried now. If Redis does not answer
+      // that either, the claim turns stale after staleClaimMs (its job is not live).
+      await this.store
+        .update(id, (e) => {
+          const i = e.retries.findIndex((r) => r.at === claimAt && r.jobId === jobId && r.outcome === 'pending');
+          if (i < 0) return undefined;
+          e.retries.splice(i, 1);
+          if (!e.retries.some((r) => r.outcome === 'pending')) e.status = 'dead';
+          return e;
+        })
+        .catch(() => undefined);
+      throw toRedisError(err);
     }
-    // The replay may already have finished (the entry is gone) or failed (capture filled the job id in).
-    await this.store.update(id, (e) => {
-      const r = e.retries.find((x) => x.at === claimAt && x.jobId === null);
-      if (!r) return undefined;
-      r.jobId = jobId;
-      return e;
-    });
     return { id, jobId, status: 'retrying' };
   }
 
-  /** A pending retry that can never finish: its job vanished, or it was claimed but never queued. */
+  /**
+   * A pending retry that can never finish: its job is not queued or running and its claim is
+   * older than staleClaimMs (the process that claimed it died before queueing, or the job
+   * vanished). A claim without a job id (recorded before ids were chosen at claim time) goes by
+   * its age alone.
+   */
   private async stalePending(entry: DlqEntry): Promise<{ at: string; jobId: string | null } | null> {
     const pending = entry.retries.filter((r) => r.outcome === 'pending');
     if (pending.length !== 1) return null;
     const r = pending[0]!;
-    if (r.jobId) return (await this.options.isLive(r.jobId)) ? null : r;
-    return this.now() - Date.parse(r.at) > (this.options.staleClaimMs ?? 120_000) ? r : null;
+    if (this.now() - Date.parse(r.at) <= (this.options.staleClaimMs ?? 120_000)) return null;
+    if (r.jobId && (await stored(this.options.isLive(r.jobId)))) return null;
+    return r;
   }
 
   /**
@@ -131,7 +151,7 @@ export class DeadLetterQueue implements DlqOperations {
    * stay dead and can be retried later); entries being retried already are skipped.
    */
   async retryMany(filter: DlqFilter): Promise<DlqBulkRetryResult> {
-    const ids = await this.store.ids('code' in filter ? { code: filter.code } : 'host' in filter ? { host: filter.host } : {});
+    const ids = await stored(this.store.ids('code' in filter ? { code: filter.code } : 'host' in filter ? { host: hostFilterOf(filter.host) } : {}));
     const result: DlqBulkRetryResult = { matched: ids.length, retried: [], skipped: [] };
     let next = 0;
     const worker = async () => {
@@ -139,8 +159,9 @@ export class DeadLetterQueue implements DlqOperations {
         const id = ids[next++]!;
         try {
           result.retried.push(await this.retry(id));
-        } catch (err) {
-          if (!isWcagaiError(err)) throw err;
+        } catch (caught) {
+          // Anything else from a retry is the store failing: stop there and report what was done.
+          const err = isWcagaiError(caught) ? caught : (toRedisError(caught) as WcagaiError);
           if (err.code === 'QUEUE_FULL' || err.code === 'REDIS_UNAVAILABLE') {
             result.stoppedBy ??= err.code;
             result.skipped.push({ id, reason: err.code });
@@ -154,17 +175,17 @@ export class DeadLetterQueue implements DlqOperations {
 
   /** A replay of `dlqId` completed: the request works again, so the entry leaves the DLQ. */
   async replayCompleted(dlqId: string): Promise<boolean> {
-    const { found } = await this.store.update(dlqId, () => null);
+    const { found } = await stored(this.store.update(dlqId, () => null));
     return found;
   }
 
   async remove(id: string): Promise<void> {
-    if (!DLQ_ID.test(id) || (await this.store.remove([id])) === 0) throw notFound(id);
+    if (!DLQ_ID.test(id) || (await stored(this.store.remove([id]))) === 0) throw notFound(id);
   }
 
   /** Removes entries whose last failure is older than `olderThanMs`. */
   async purge(options: { olderThanMs: number }): Promise<{ removed: number }> {
     if (!Number.isFinite(options.olderThanMs) || options.olderThanMs < 0) throw new WcagaiError('USAGE', 'olderThan must be a duration of 0 or more');
-    return { removed: await this.store.removeOlderThan(this.now() - options.olderThanMs) };
+    return { removed: await stored(this.store.removeOlderThan(this.now() - options.olderThanMs)) };
   }
 }

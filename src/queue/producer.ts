@@ -97,6 +97,8 @@ export interface SubmitContext {
   dlqId?: string;
   /** Skip cache and dedup (replays of failed scans must run again). */
   fresh?: boolean;
+  /** The job's id, chosen by the caller (a fresh submission only: a DLQ replay records it before queueing). */
+  id?: string;
 }
 
 export type SubmitOutcome = 'new' | 'inflight' | 'cached';
@@ -237,7 +239,7 @@ export class ScanProducer {
    */
   submit(url: string, options: ScanOptions, ctx: SubmitContext): Promise<{ id: string; outcome: SubmitOutcome }> {
     // Replays skip cache and dedup: they go alone, as before.
-    if (ctx.fresh) return this.submitOne(url, options, ctx);
+    if (ctx.fresh) return this.submitOne(url, options, ctx, undefined, ctx.id);
     return new Promise((resolve, reject) => {
       if (this.gathered.length === 0) setImmediate(() => void this.flushGathered());
       this.gathered.push({ url, options, cacheKey: cacheKeyOf(url, options), id: newScanId(), ctx, resolve, reject });

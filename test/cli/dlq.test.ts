@@ -173,6 +173,8 @@ describe('wcagai dlq', () => {
 
   it('purges by age and deletes by id', async () => {
     expectOneLineError(await dlq(['purge', '--older-than', 'soon']), /--older-than expects a duration/);
+    // A bare number would be milliseconds: everything older than 30 ms is the whole DLQ.
+    expectOneLineError(await dlq(['purge', '--older-than', '30']), /--older-than expects a duration with its unit such as 12h or 30d, got "30"/);
     const purge = await dlq(['purge', '--older-than', '30d']);
     expect(purge.code, purge.stderr).toBe(0);
     expect(purge.stdout).toBe('removed 2 entries older than 30d\n');

@@ -56,6 +56,27 @@ async function storeFor(prefix = uniquePrefix('dlqs')): Promise<{ store: DlqStor
   return { store, keys, dlq };
 }
 
+/** Writes entries as capture would, in one round trip. */
+async function seed(store: DlqStore, entries: readonly DlqEntry[]): Promise<void> {
+  const pipeline = store.redis.pipeline();
+  store.insertInto(pipeline, entries);
+  await pipeline.exec();
+}
+
+/** Every id of the DLQ page by page; the last entry of page `removeAfter` (0-based) is removed once read. */
+async function pageThrough(dlq: DeadLetterQueue, limit: number, removeAfter: number): Promise<string[]> {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  for (let pageNo = 0; pageNo < 50; pageNo++) {
+    const page = await dlq.list({ limit, ...(cursor ? { cursor } : {}) });
+    seen.push(...page.entries.map((e) => e.id));
+    if (pageNo === removeAfter && page.entries.length) await dlq.remove(page.entries.at(-1)!.id);
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  return seen;
+}
+
 let seq = 0;
 /** An entry as capture would write it. */
 function entry(fields: { code: string; host: string; at: number; url?: string }): DlqEntry {
@@ -163,6 +184,22 @@ describe('DLQ capture', () => {
     expect(metrics).toMatch(/^wcagai_dlq_size 5$/m);
     expect(metrics).toMatch(/^wcagai_dlq_captured_total\{code="HTTP_CLIENT_ERROR"\} 3$/m);
     expect(metrics).toMatch(/^wcagai_dlq_captured_total\{code="HTTP_SERVER_ERROR"\} 2$/m);
+
+    // Two entries replayed or deleted since; their capture markers expired (8 days). The start-up
+    // sweep must not bring back the one that failed 9 days ago (BullMQ keeps a failed job until
+    // another job fails), and still takes the one that failed within its window.
+    const failedKey = svc.service.queue.keys.failed!;
+    const byJob = new Map(entries.map((e) => [e.jobId, e.id]));
+    const [oldJob, recentJob] = [ids[0]!, ids[1]!];
+    for (const jobId of [oldJob, recentJob]) {
+      await svc.service.redis.del(keys.dlq.job(jobId));
+      await new DlqStore(svc.service.redis, keys).remove([byJob.get(jobId)!]);
+    }
+    await svc.service.redis.zadd(failedKey, Date.now() - 9 * 86_400_000, oldJob);
+    expect(await second.sweep(100)).toBe(1);
+    const after = (await svc.get('/admin/dlq/jobs?limit=100', AUTH)).json.entries as DlqEntry[];
+    expect(after.map((e) => e.jobId)).toContain(recentJob);
+    expect(after.map((e) => e.jobId)).not.toContain(oldJob);
   });
 });
 
@@ -254,23 +291,31 @@ describe('DLQ store', () => {
     const at = Date.UTC(2026, 1, 1);
     // 25 entries, in groups of five with the same failure time.
     const seeded = Array.from({ length: 25 }, (_, i) => entry({ code: 'HTTP_SERVER_ERROR', host: 'p.example', at: at + Math.floor(i / 5) * 1000 }));
-    const pipeline = store.redis.pipeline();
-    store.insertInto(pipeline, seeded);
-    await pipeline.exec();
-    const seen: string[] = [];
-    let cursor: string | undefined;
-    for (let pageNo = 0; pageNo < 10; pageNo++) {
-      const page = await dlq.list({ limit: 7, ...(cursor ? { cursor } : {}) });
-      seen.push(...page.entries.map((e) => e.id));
-      // The last entry of the page leaves before the next page is read: paging carries on after it.
-      if (pageNo === 1 && page.entries.length) await dlq.remove(page.entries[page.entries.length - 1]!.id);
-      if (!page.nextCursor) break;
-      cursor = page.nextCursor;
-    }
+    await seed(store, seeded);
+    // The last entry of the second page leaves before the next page is read: paging carries on after it.
+    const seen = await pageThrough(dlq, 7, 1);
     expect(seen).toHaveLength(25);
     expect(new Set(seen).size).toBe(25);
     const times = seen.map((id) => seeded.find((e) => e.id === id)!.lastFailedAt);
     expect(times).toEqual([...times].sort().reverse());
+  });
+
+  it("shows no entry twice when more tie-mates than a page holds were shown before the cursor's entry left", async () => {
+    const { store, dlq } = await storeFor();
+    // 30 entries failed in one millisecond (a bulk failure), read 5 at a time.
+    const seeded = Array.from({ length: 30 }, () => entry({ code: 'DNS_FAILURE', host: 't.example', at: Date.UTC(2026, 1, 2) }));
+    await seed(store, seeded);
+    const seen = await pageThrough(dlq, 5, 2);
+    expect(new Set(seen).size).toBe(30);
+    expect(seen).toHaveLength(30);
+  });
+
+  it('finds a host however it is spelled (case, default port)', async () => {
+    const { store, dlq } = await storeFor();
+    const seeded = [entry({ code: 'DNS_FAILURE', host: 'shop.example', at: Date.UTC(2026, 1, 3) })];
+    await seed(store, seeded);
+    for (const host of ['shop.example', 'Shop.Example', 'SHOP.example:443', 'shop.example:80']) expect((await dlq.list({ limit: 5, host })).entries.map((e) => e.id), host).toEqual([seeded[0]!.id]);
+    expect((await dlq.list({ limit: 5, host: 'shop.example:8443' })).entries).toEqual([]);
   });
 
   it('refuses a cursor it never gave out (400 naming the field) instead of starting again at the newest entry', async () => {
@@ -290,9 +335,7 @@ describe('DLQ store', () => {
     // code's index: further down than one page's bounded walk (limit × 50 + 1,000 entries) reaches.
     const wanted = [entry({ code: 'DNS_FAILURE', host: 'rare.example', at }), entry({ code: 'DNS_FAILURE', host: 'rare.example', at: at + 1 })];
     const others = Array.from({ length: 2_000 }, (_, i) => entry({ code: 'DNS_FAILURE', host: 'busy.example', at: at + 10_000 + i }));
-    const pipeline = store.redis.pipeline();
-    store.insertInto(pipeline, [...wanted, ...others]);
-    await pipeline.exec();
+    await seed(store, [...wanted, ...others]);
 
     const first = await dlq.list({ limit: 5, code: 'DNS_FAILURE', host: 'rare.example' });
     expect(first.entries).toEqual([]);
@@ -312,15 +355,15 @@ describe('DLQ store', () => {
     const { dlq, store } = await storeFor();
     const now = Date.now();
     const old = Array.from({ length: 1_200 }, (_, i) => entry({ code: CODES[i % 2]!, host: `old${i % 3}.example`, at: now - 40 * 86_400_000 - i * 1000 }));
+    // The oldest 600 are being retried: their replays are running, and a replay that fails comes
+    // back to its entry. More than one purge batch (500) of them, at the front of the range.
+    const retrying = Array.from({ length: 600 }, (_, i) => ({ ...entry({ code: 'DNS_FAILURE', host: 'busy.example', at: now - 50 * 86_400_000 - i * 1000 }), status: 'retrying' as const, retries: [{ at: new Date(now).toISOString(), jobId: `scan_replay${i}`, outcome: 'pending' as const }] }));
     const recent = Array.from({ length: 3 }, () => entry({ code: 'HTTP_SERVER_ERROR', host: 'new.example', at: now - 60_000 }));
-    const pipeline = store.redis.pipeline();
-    store.insertInto(pipeline, [...old, ...recent]);
-    await pipeline.exec();
-    expect((await dlq.stats()).total).toBe(1_203);
+    await seed(store, [...old, ...retrying, ...recent]);
+    expect((await dlq.stats()).total).toBe(1_803);
     expect(await dlq.purge({ olderThanMs: 30 * 86_400_000 })).toEqual({ removed: 1_200 });
     const stats = await dlq.stats();
-    expect(stats).toMatchObject({ total: 3, byCode: { HTTP_SERVER_ERROR: 3 }, byHost: { 'new.example': 3 } });
-    expect(Object.values(stats.byDay)).toEqual([3]);
+    expect(stats).toMatchObject({ total: 603, byCode: { HTTP_SERVER_ERROR: 3, DNS_FAILURE: 600 }, byHost: { 'new.example': 3, 'busy.example': 600 } });
     expect(await dlq.purge({ olderThanMs: 30 * 86_400_000 })).toEqual({ removed: 0 });
   });
 
@@ -346,6 +389,91 @@ describe('DLQ store', () => {
     const scheduler = await maintenance.getJobScheduler('dlq-retention');
     expect(scheduler).toMatchObject({ every: 900_000 });
     await maintenance.close();
+  });
+});
+
+describe('DLQ retry', () => {
+  /** One dead entry, and a DLQ over it whose submit and liveness the test decides. */
+  async function retryable(submit: (ctx: { id?: string }) => Promise<{ id: string }>, isLive: (jobId: string) => Promise<boolean>, now?: () => number) {
+    const { store } = await storeFor();
+    const seeded = entry({ code: 'HTTP_SERVER_ERROR', host: 'r.example', at: Date.now() - 60_000 });
+    await seed(store, [seeded]);
+    const dlq = new DeadLetterQueue({ store, submit: (_url, _options, ctx) => submit(ctx), isLive, ...(now ? { now } : {}) });
+    return { store, dlq, id: seeded.id };
+  }
+
+  it('records the job id with the claim, and keeps the claim when the add did queue the job though its answer was lost', async () => {
+    const queued = new Set<string>();
+    const { dlq, id } = await retryable(
+      async (ctx) => {
+        queued.add(ctx.id!);
+        throw new Error('Command timed out');
+      },
+      async (jobId) => queued.has(jobId),
+    );
+    const result = await dlq.retry(id);
+    expect(queued.has(result.jobId)).toBe(true);
+    const entry = await dlq.get(id);
+    expect(entry).toMatchObject({ status: 'retrying', retries: [{ jobId: result.jobId, outcome: 'pending' }] });
+    await expect(dlq.retry(id)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(queued.size).toBe(1);
+  });
+
+  it('gives the claim back when nothing was queued, as REDIS_UNAVAILABLE', async () => {
+    const { dlq, id } = await retryable(
+      async () => {
+        throw new Error('Stream isn\'t writeable');
+      },
+      async () => false,
+    );
+    await expect(dlq.retry(id)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    expect(await dlq.get(id)).toMatchObject({ status: 'dead', retries: [] });
+  });
+
+  it('lets a claim whose job never reached the queue be claimed again only after staleClaimMs, and never while its job runs', async () => {
+    let clock = Date.now();
+    const live = new Set<string>();
+    const { dlq, store, id } = await retryable(
+      async (ctx) => ({ id: ctx.id! }),
+      async (jobId) => live.has(jobId),
+      () => clock,
+    );
+    // A process claimed the entry and died before queueing its job.
+    await store.update(id, (e) => ({ ...e, status: 'retrying', retries: [{ at: new Date(clock).toISOString(), jobId: 'scan_never', outcome: 'pending' }] }));
+    await expect(dlq.retry(id)).rejects.toMatchObject({ code: 'CONFLICT' });
+    clock += 3 * 60_000;
+    const again = await dlq.retry(id);
+    expect(again.jobId).not.toBe('scan_never');
+    // That replay is running: however old its claim gets, no second one.
+    live.add(again.jobId);
+    clock += 60 * 60_000;
+    await expect(dlq.retry(id)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await dlq.get(id)).retries).toMatchObject([{ jobId: 'scan_never', outcome: 'failed' }, { jobId: again.jobId, outcome: 'pending' }]);
+  });
+
+  it('reports a bulk retry cut short by Redis as stoppedBy REDIS_UNAVAILABLE, with what it did', async () => {
+    const keys = keysFor(uniquePrefix('dlqb'));
+    const conn = producerConnection(redis.url, { commandTimeout: 30_000 });
+    await waitReady(conn);
+    const store = new DlqStore(conn, keys);
+    const seeded = Array.from({ length: 6 }, (_, i) => entry({ code: 'DNS_FAILURE', host: 'b.example', at: Date.now() - 60_000 - i }));
+    await seed(store, seeded);
+    let submitted = 0;
+    const dlq = new DeadLetterQueue({
+      store,
+      submit: async (_url, _options, ctx) => {
+        // Redis goes away after the third replay is queued.
+        if (++submitted === 3) conn.disconnect();
+        return { id: ctx.id! };
+      },
+      isLive: async () => true,
+      bulkConcurrency: 1,
+    });
+    const result = await dlq.retryMany({ code: 'DNS_FAILURE' });
+    expect(result.matched).toBe(6);
+    expect(result.stoppedBy).toBe('REDIS_UNAVAILABLE');
+    expect(result.retried.length).toBe(3);
+    expect(result.skipped.length).toBe(1);
   });
 });
 

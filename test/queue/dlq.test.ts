@@ -226,6 +226,10 @@ describe('dead-letter queue (SCAN_ATTEMPTS 3, SCAN_BACKOFF 100ms)', () => {
     const bad = await svc.request({ method: 'POST', url: '/admin/dlq/purge?olderThan=soon', headers: AUTH });
     expect(bad.status).toBe(400);
     expect(bad.json.errors).toEqual([{ field: 'olderThan', message: expect.any(String) }]);
+    // A bare number would be milliseconds (the whole DLQ): a unit is required.
+    const bare = await svc.request({ method: 'POST', url: '/admin/dlq/purge?olderThan=30', headers: AUTH });
+    expect(bare.status).toBe(400);
+    expect(bare.json.errors).toEqual([{ field: 'olderThan', message: 'expected a duration with its unit such as 12h, 30d' }]);
     // Nothing is a day old yet.
     expect((await svc.request({ method: 'POST', url: '/admin/dlq/purge?olderThan=1d', headers: AUTH })).json).toEqual({ removed: 0, olderThan: '1d' });
     expect((await svc.request({ method: 'POST', url: '/admin/dlq/purge?olderThan=0ms', headers: AUTH })).json).toEqual({ removed: 1, olderThan: '0ms' });

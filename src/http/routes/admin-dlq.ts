@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseDuration } from '../../config/schema.js';
+import { hasDurationUnit, parseDuration } from '../../config/schema.js';
 import { ERROR_CODE_PATTERN, type DlqFilter, type DlqOperations, type DlqSummary } from '../../domain/dlq.js';
 import { ValidationError } from '../problem.js';
 import { parseOrThrow } from '../validation.js';
@@ -64,8 +64,8 @@ export function adminDlqRoutes(dlq: DlqOperations): (app: FastifyInstance) => vo
 
     app.post('/admin/dlq/purge', async (request) => {
       const { olderThan } = parseOrThrow(purgeQuery, request.query, 'query');
-      const ms = parseDuration(olderThan);
-      if (ms === null) throw new ValidationError([{ field: 'olderThan', message: 'expected a duration such as 12h, 30d' }], 'invalid query');
+      const ms = hasDurationUnit(olderThan) ? parseDuration(olderThan) : null;
+      if (ms === null) throw new ValidationError([{ field: 'olderThan', message: 'expected a duration with its unit such as 12h, 30d' }], 'invalid query');
       const result = await dlq.purge({ olderThanMs: ms });
       request.log.warn({ event: 'admin.dlq.purge', olderThanMs: ms, removed: result.removed }, 'DLQ purged');
       return { ...result, olderThan };
