@@ -3,7 +3,7 @@ import type { Impact, Report, ScanOptions, WcagLevel, WcagVersion } from '../dom
 import { toolInfo } from '../domain/version.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { applyBaseline, gateCount, loadBaseline } from '../reporters/baseline.js';
-import { render, type ReportFormat } from '../reporters/index.js';
+import { formatOfFile, render, type ReportFormat } from '../reporters/index.js';
 import { scanBatch } from '../scanner/batch.js';
 import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
 import { dedupeUrls, fetchSitemap, readUrlsFile } from '../scanner/inputs.js';
@@ -93,7 +93,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;
   const baseline = flags.baseline ? await readBaseline(flags.baseline) : undefined;
   const urls = await collectUrls(args, flags);
-  const format: ReportFormat = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const format: ReportFormat = flags.format ?? (flags.output ? formatOfFile(flags.output) : process.stdout.isTTY ? 'pretty' : 'json');
 
   const timeout = flags.timeout;
   const scanner = await createScanner({
@@ -129,6 +129,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   } else {
     process.stdout.write(text);
   }
-  if (gateCount(report, flags.failOn, baseline !== undefined) > 0) return 2;
-  return report.summary.pagesFailed > 0 ? 1 : 0;
+  // A page that could not be scanned wins over the gate: the gate saw only part of the site.
+  if (report.summary.pagesFailed > 0) return 1;
+  return gateCount(report, flags.failOn, baseline !== undefined) > 0 ? 2 : 0;
 }

@@ -26,9 +26,12 @@ export function applyBaseline(report: Report, baseline: Report): Report {
     }));
     const fixed: Fixed[] = [];
     // A page that failed to scan now says nothing about the baseline's findings: none are "fixed".
+    // Nor does a rule that did not run this time (--rules, --disable-rules, another level).
     if (page.status === 'ok' && before) {
       const listed = new Set<string>();
+      const ran = new Set(page.rules.ran);
       for (const v of before.violations) {
+        if (!ran.has(v.id)) continue;
         for (const n of v.nodes) {
           if (seen.has(n.fingerprint) || listed.has(n.fingerprint)) continue;
           listed.add(n.fingerprint);

@@ -15,6 +15,20 @@ export function isReportFormat(value: string): value is ReportFormat {
   return (REPORT_FORMATS as readonly string[]).includes(value);
 }
 
+/**
+ * The format a report file's name asks for (`a11y.sarif`, `junit.xml`, `report.html`), JSON
+ * otherwise: what goes into a file never depends on whether stdout is a terminal.
+ */
+export function formatOfFile(path: string): ReportFormat {
+  const name = path.toLowerCase();
+  if (name.endsWith('.sarif') || name.endsWith('.sarif.json')) return 'sarif';
+  if (name.endsWith('.xml')) return 'junit';
+  if (name.endsWith('.html') || name.endsWith('.htm')) return 'html';
+  if (name.endsWith('.csv')) return 'csv';
+  if (name.endsWith('.txt')) return 'pretty';
+  return 'json';
+}
+
 /** The report in `format`; `color` only affects `pretty`. */
 export function render(report: Report, format: ReportFormat, options: { color?: boolean } = {}): string {
   switch (format) {

@@ -37,8 +37,7 @@ function renderPage(page: PageResult, paint: Paint): string[] {
     return [`${url}  ${paint('1;31', `error ${clean(code)}`)}: ${clean(page.error?.message ?? 'page could not be scanned')}`];
   }
   const nodes = page.violations.reduce((n, v) => n + v.nodes.length, 0);
-  if (page.violations.length === 0) return [`${url}  ${paint('32', 'no violations')}`];
-  const lines = [`${url}  ${plural(page.violations.length, 'violation')}, ${plural(nodes, 'element')}`];
+  const lines = [page.violations.length === 0 ? `${url}  ${paint('32', 'no violations')}` : `${url}  ${plural(page.violations.length, 'violation')}, ${plural(nodes, 'element')}`];
   for (const v of sortByImpact(page.violations)) lines.push(...renderViolation(v, paint));
   if (page.fixed && page.fixed.length > 0) lines.push(`  ${paint('32', `${page.fixed.length} fixed since baseline`)}`);
   return lines;

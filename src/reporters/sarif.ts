@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Impact, Report, Violation } from '../domain/scan.js';
 import { IMPACTS } from '../domain/scan.js';
 import { targetText } from './summary.js';
@@ -41,8 +42,10 @@ export function renderSarif(report: Report): string {
               logicalLocations: [{ fullyQualifiedName: targetText(node.target), kind: 'element' }],
             },
           ],
-          partialFingerprints: { 'wcagai/v1': node.fingerprint },
-          properties: { target: node.target, impact: v.impact, wcag: v.wcag },
+          // Per page: the element's own fingerprint is the same on every page that shares it (a
+          // site header), and SARIF consumers match results across runs by this value.
+          partialFingerprints: { 'wcagai/v2': locationFingerprint(page.url, node.fingerprint) },
+          properties: { target: node.target, impact: v.impact, wcag: v.wcag, fingerprint: node.fingerprint },
         };
         if (node.baseline === 'new') result.baselineState = 'new';
         else if (node.baseline === 'persisting') result.baselineState = 'unchanged';
@@ -94,6 +97,11 @@ export function renderSarif(report: Report): string {
     ],
   };
   return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+/** A finding's fingerprint on one page: the element's fingerprint and the page's URL. */
+export function locationFingerprint(pageUrl: string, fingerprint: string): string {
+  return createHash('sha256').update(`${pageUrl}\n${fingerprint}`).digest('hex').slice(0, 24);
 }
 
 function ruleFor(v: Violation): Record<string, unknown> {

@@ -8,7 +8,7 @@ import { startEgressProxy, type EgressProxy, type EgressRoute } from './egress-p
 import { axeRunSpec, validateScanOptions } from './options.js';
 import { axeVersion, preloadScript, websocketGuardScript } from './page-script.js';
 import { BrowserPool, type ContextMode, type Slot } from './pool.js';
-import { toViolations, type RawAxeResult } from './results.js';
+import { emptyResult, toViolations, type RawAxeResult } from './results.js';
 import { checkTarget, createCachingResolver, parseTargetUrl } from './target-guard.js';
 import type { Scanner, ScannerStats, ScanRequestOptions, TargetPolicy } from './types.js';
 
@@ -138,18 +138,6 @@ function classifyNavigationError(err: unknown, timeoutMs: number): WcagaiError {
   const message = e?.message ?? String(err);
   for (const [pattern, code] of NET_ERRORS) if (pattern.test(message)) return new WcagaiError(code, message.split('\n')[0]!, { cause: err });
   return toWcagaiError(err);
-}
-
-function emptyResult(url: string): PageResult {
-  return {
-    url,
-    finalUrl: null,
-    status: 'ok',
-    httpStatus: null,
-    timings: { navigationMs: 0, settleMs: 0, axeMs: 0, totalMs: 0 },
-    rules: { axeVersion: axeVersion(), tags: [], ran: [] },
-    violations: [],
-  };
 }
 
 /** The http(s) origin of a frame's document, or null (about:blank, srcdoc, data:, blob:). */

@@ -1,6 +1,21 @@
 import { createHash } from 'node:crypto';
-import type { Impact, Violation, ViolationNode } from '../domain/scan.js';
+import type { Impact, PageResult, ScanErrorInfo, Violation, ViolationNode } from '../domain/scan.js';
 import { successCriteria } from '../domain/wcag.js';
+import { axeVersion } from './page-script.js';
+
+/** A page result before its scan: nothing found yet, or (with `error`) a page that could not be scanned. */
+export function emptyResult(url: string, error?: ScanErrorInfo): PageResult {
+  return {
+    url,
+    finalUrl: null,
+    status: error ? 'error' : 'ok',
+    httpStatus: null,
+    ...(error ? { error } : {}),
+    timings: { navigationMs: 0, settleMs: 0, axeMs: 0, totalMs: 0 },
+    rules: { axeVersion: axeVersion(), tags: [], ran: [] },
+    violations: [],
+  };
+}
 
 /** The part of an axe-core result the page sends back (slimmed in the page to keep CDP traffic small). */
 export interface RawAxeViolation {

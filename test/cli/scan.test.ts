@@ -131,6 +131,8 @@ describe('wcagai without a browser', () => {
     // Refused before the scan, not after it with the report lost.
     ['an --output in a directory that does not exist', ['scan', '--output', '/nonexistent-dir/report.json', 'URL'], /^wcagai: --output \/nonexistent-dir\/report\.json: no directory \/nonexistent-dir to write it in$/],
     ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
+    // resolve() drops the slash: without a check of its own this passed, and the scan ran before the write failed.
+    ['an --output naming a directory to be', ['scan', '--output', 'new-dir/', 'URL'], /^wcagai: --output new-dir\/: names a directory, not a file$/],
     ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],
     ['a stress --out in a directory that does not exist', ['stress', '--amount', '1', '--out', '/nonexistent-dir/stress.json'], /^wcagai: --out \/nonexistent-dir\/stress\.json: no directory/],
     // Flags that would be ignored in silence.
@@ -208,6 +210,13 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     expect(violations.every((v) => v.impact === 'minor' || v.impact === 'moderate')).toBe(true);
   });
 
+  it('exits 1, not 2, when a page could not be scanned beside one that fails the gate', async ({ expect }) => {
+    const run = await runCli(['scan', '--format', 'json', server.url('/missing.html'), server.url('/violation.html')]);
+    expect(run.code, run.stderr).toBe(1);
+    expect(parseReport(run).summary).toMatchObject({ pagesFailed: 1, violations: expect.any(Number) });
+    expect(parseReport(run).summary.violations).toBeGreaterThan(0);
+  });
+
   it('exits 1 on a 404 page and puts the error in the report', async ({ expect }) => {
     const run = await runCli(['scan', '--format', 'json', server.url('/missing.html')]);
     expect(run.code, run.stderr).toBe(1);
@@ -236,6 +245,15 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
       expect(third[0]!.headers['x-preview-token']).toBeUndefined();
       expect(third[0]!.headers['x-audit']).toBeUndefined();
     }
+  });
+
+  it('writes --output in the format its name asks for when --format is not given', async ({ expect }) => {
+    const sarifFile = join(tmp, 'named.sarif');
+    const jsonFile = join(tmp, 'named.json');
+    const [sarif, json] = await Promise.all([runCli(['scan', '--output', sarifFile, server.url('/clean.html')]), runCli(['scan', '-o', jsonFile, server.url('/clean.html')])]);
+    expect([sarif.code, json.code], sarif.stderr + json.stderr).toEqual([0, 0]);
+    expect(JSON.parse(await readFile(sarifFile, 'utf8')).version).toBe('2.1.0');
+    expect(JSON.parse(await readFile(jsonFile, 'utf8')).tool.name).toBe('wcagai');
   });
 
   it('writes sarif, junit, html and csv to --output and nothing to stdout', async ({ expect }) => {

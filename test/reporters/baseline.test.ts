@@ -47,6 +47,16 @@ describe('applyBaseline', () => {
     expect(result.summary.baseline).toEqual({ new: 3, persisting: 6, fixed: 1 });
   });
 
+  it('calls nothing fixed of a rule that did not run this time (--rules, --disable-rules, another level)', () => {
+    const report = makeReport();
+    // image-alt did not run: its baseline finding fp-img-old says nothing about today.
+    report.pages[0]!.rules.ran = report.pages[0]!.rules.ran.filter((id) => id !== 'image-alt');
+    report.pages[0]!.violations = report.pages[0]!.violations.filter((v) => v.id !== 'image-alt');
+    const result = applyBaseline(report, makeBaseline());
+    expect(result.pages[0]!.fixed).toEqual([]);
+    expect(result.summary.baseline?.fixed).toBe(0);
+  });
+
   it('treats every node of a page missing from the baseline as new', () => {
     const baseline = makeBaseline();
     baseline.pages = baseline.pages.filter((p) => p.url !== 'https://example.com/');

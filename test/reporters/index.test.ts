@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REPORT_FORMATS, isReportFormat, render } from '../../src/reporters/index.js';
+import { REPORT_FORMATS, formatOfFile, isReportFormat, render } from '../../src/reporters/index.js';
 import { renderJson } from '../../src/reporters/json.js';
 import { makeReport } from './fixture.js';
 
@@ -8,6 +8,10 @@ describe('render', () => {
     expect([...REPORT_FORMATS].sort()).toEqual(['csv', 'html', 'json', 'junit', 'pretty', 'sarif']);
     expect(isReportFormat('sarif')).toBe(true);
     expect(isReportFormat('xml')).toBe(false);
+  });
+
+  it('takes the format of a report file from its name, JSON when the name says none', () => {
+    expect(['a11y.sarif', 'x.sarif.json', 'junit.xml', 'report.HTML', 'r.htm', 'nodes.csv', 'notes.txt', 'last-week.json', 'report'].map(formatOfFile)).toEqual(['sarif', 'sarif', 'junit', 'html', 'html', 'csv', 'pretty', 'json', 'json']);
   });
 
   it('dispatches to each renderer', () => {

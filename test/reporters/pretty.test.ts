@@ -54,4 +54,15 @@ describe('renderPretty', () => {
     expect(out).toContain('1 fixed since baseline');
     expect(out).toContain('baseline: 1 new, 0 persisting, 1 fixed');
   });
+
+  it('says what was fixed on a page that is clean now', () => {
+    const report = makeReport();
+    report.pages[0]!.violations = [];
+    report.pages[0]!.fixed = [
+      { id: 'x', fingerprint: 'f', target: ['a'] },
+      { id: 'y', fingerprint: 'g', target: ['b'] },
+    ];
+    const out = renderPretty(report, { color: false });
+    expect(out).toMatch(/^https:\/\/example\.com\/ {2}no violations\n {2}2 fixed since baseline$/m);
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyBaseline } from '../../src/reporters/baseline.js';
-import { renderSarif } from '../../src/reporters/sarif.js';
+import { locationFingerprint, renderSarif } from '../../src/reporters/sarif.js';
 import { makeReport } from './fixture.js';
 
 interface SarifResult {
@@ -13,6 +13,7 @@ interface SarifResult {
     logicalLocations: Array<{ fullyQualifiedName: string; kind: string }>;
   }>;
   partialFingerprints: Record<string, string>;
+  properties: { fingerprint: string };
   baselineState?: string;
 }
 
@@ -80,10 +81,20 @@ describe('renderSarif', () => {
     expect(location.physicalLocation.artifactLocation.uri).toBe('https://example.com/');
     expect(location.physicalLocation.region?.snippet?.text).toContain('<script>');
     expect(location.logicalLocations[0]).toEqual({ fullyQualifiedName: 'img.hero', kind: 'element' });
-    expect(run.results.map((r) => r.partialFingerprints['wcagai/v1'])).toEqual([
+    expect(run.results.map((r) => r.properties.fingerprint)).toEqual([
       'fp-img-1', 'fp-img-2', 'fp-cc-a', 'fp-cc-b', 'fp-cc-c', 'fp-cc-d', 'fp-cc-e', 'fp-region', 'fp-heading',
     ]);
+    for (const r of run.results) expect(r.partialFingerprints).toEqual({ 'wcagai/v2': locationFingerprint(r.locations[0]!.physicalLocation.artifactLocation.uri, r.properties.fingerprint) });
     expect(run.results.every((r) => r.baselineState === undefined)).toBe(true);
+  });
+
+  it('gives an element shared by two pages (a site header) a fingerprint per page', () => {
+    const report = makeReport();
+    const twin = { ...report.pages[0]!, url: 'https://example.com/about' };
+    const { run } = parse(renderSarif({ ...report, pages: [report.pages[0]!, twin] }));
+    const img = run.results.filter((r) => r.properties.fingerprint === 'fp-img-1');
+    expect(img.map((r) => r.locations[0]!.physicalLocation.artifactLocation.uri)).toEqual(['https://example.com/', 'https://example.com/about']);
+    expect(new Set(img.map((r) => r.partialFingerprints['wcagai/v2'])).size).toBe(2);
   });
 
   it('sets baselineState new / unchanged once a baseline was applied', () => {
@@ -91,7 +102,7 @@ describe('renderSarif', () => {
     const baseline = makeReport();
     baseline.pages[0]!.violations = baseline.pages[0]!.violations.slice(0, 1);
     const { run } = parse(renderSarif(applyBaseline(report, baseline)));
-    const states = Object.fromEntries(run.results.map((r) => [r.partialFingerprints['wcagai/v1'], r.baselineState]));
+    const states = Object.fromEntries(run.results.map((r) => [r.properties.fingerprint, r.baselineState]));
     expect(states['fp-img-1']).toBe('unchanged');
     expect(states['fp-cc-a']).toBe('new');
     expect(states['fp-heading']).toBe('new');

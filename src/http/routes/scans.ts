@@ -9,6 +9,7 @@ import { observeScan } from '../../observability/metrics.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
 import { summarize } from '../../reporters/summary.js';
 import { axeVersion } from '../../scanner/page-script.js';
+import { emptyResult } from '../../scanner/results.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
 import { parseOrThrow } from '../validation.js';
@@ -45,9 +46,13 @@ function accepted(reply: FastifyReply, id: string, extra: Record<string, unknown
     .send({ id, status: 'queued', ...extra, links: { self, report: `${self}/report` } });
 }
 
-/** A stored scan as a one-page report, rendered by the same reporters as `wcagai scan`. */
+/**
+ * A stored scan as a one-page report, rendered by the same reporters as `wcagai scan`. A scan
+ * that failed without a result (a stalled one) is its page's error, never an empty report that
+ * CI would read as a pass.
+ */
 export function reportOf(view: ScanView): Report {
-  const pages = view.result ? [view.result] : [];
+  const pages = view.result ? [view.result] : view.status === 'failed' ? [emptyResult(view.url, view.error ?? { code: 'INTERNAL', message: 'the scan failed without a result', retryable: false })] : [];
   return {
     tool: toolInfo(),
     axeVersion: view.result?.rules.axeVersion ?? axeVersion(),
