@@ -122,6 +122,9 @@ export function entryAfterFailedReplay(entry: DlqEntry, facts: FailedJobFacts): 
 /** Tries of one capture (see captureRetrying). */
 const CAPTURE_TRIES = 8;
 
+/** How often a running capture sweeps for failures no event brought. */
+const DEFAULT_SWEEP_EVERY_MS = 5 * 60_000;
+
 export interface DlqCaptureOptions {
   /** Dedicated, blocking-capable connection (QueueEvents reads the event stream with XREAD BLOCK). */
   connection: RedisClient;
@@ -135,6 +138,12 @@ export interface DlqCaptureOptions {
   onCapture?: CaptureListener;
   /** On start, look at this many of the most recent failed jobs for ones missed while no process ran (0: none). */
   sweep?: number;
+  /**
+   * With `sweep`, look again this often (default 5 minutes; 0: start-up only): a failure whose
+   * event no process read (every capture cut off from Redis while the event stream was trimmed
+   * past it) is still caught while the process runs.
+   */
+  sweepEveryMs?: number;
 }
 
 /**
@@ -159,6 +168,8 @@ export class DlqCapture {
   private closed = false;
   /** Aborted by close(): a capture waiting to try again gives up at once. */
   private readonly stopping = new AbortController();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping = false;
 
   constructor(private readonly options: DlqCaptureOptions) {
     const { keys, connection, logger } = options;
@@ -227,7 +238,30 @@ export class DlqCapture {
 
   async ready(): Promise<void> {
     await this.events.waitUntilReady();
-    if (this.options.sweep) await this.sweep(this.options.sweep).catch((err: unknown) => this.options.logger.warn({ event: 'dlq.sweep.failed', err }, 'DLQ start-up sweep failed'));
+    const limit = this.options.sweep ?? 0;
+    if (!limit) return;
+    await this.sweep(limit).catch((err: unknown) => this.options.logger.warn({ event: 'dlq.sweep.failed', err }, 'DLQ start-up sweep failed'));
+    const every = this.options.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS;
+    if (every > 0 && !this.closed) {
+      this.sweepTimer = setInterval(() => this.sweepInBackground(limit), every);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** One periodic sweep at a time, awaited by close(). */
+  private sweepInBackground(limit: number): void {
+    if (this.closed || this.sweeping) return;
+    this.sweeping = true;
+    const p = this.sweep(limit)
+      .then((n) => {
+        if (n > 0) this.options.logger.warn({ event: 'dlq.sweep.captured', captured: n }, `DLQ sweep captured ${n} failed scan(s) no event had brought`);
+      })
+      .catch((err: unknown) => this.options.logger.debug({ event: 'dlq.sweep.failed', err }, 'DLQ sweep failed'))
+      .finally(() => {
+        this.sweeping = false;
+      });
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
   }
 
   /**
@@ -337,6 +371,7 @@ export class DlqCapture {
   /** Stops listening and waits for the captures under way. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.stopping.abort();
     await this.events.close().catch(() => undefined);
     await Promise.allSettled([...this.running]);

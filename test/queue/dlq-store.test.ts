@@ -200,6 +200,17 @@ describe('DLQ capture', () => {
     const after = (await svc.get('/admin/dlq/jobs?limit=100', AUTH)).json.entries as DlqEntry[];
     expect(after.map((e) => e.jobId)).toContain(recentJob);
     expect(after.map((e) => e.jobId)).not.toContain(oldJob);
+
+    // A process running all along catches a failure no event brought (its entry and marker gone
+    // here, as if the stream had been trimmed past it) by sweeping again while it runs.
+    const periodic = new DlqCapture({ connection: workerConnection(redis.url), queue: svc.service.queue, keys, store: new DlqStore(svc.service.redis, keys), results: new ResultStore(svc.service.redis, keys, 60_000, 0), logger, sweep: 200, sweepEveryMs: 200 });
+    await periodic.ready();
+    closers.push(() => periodic.close());
+    const missed = ids[2]!;
+    await svc.service.redis.del(keys.dlq.job(missed));
+    await new DlqStore(svc.service.redis, keys).remove([byJob.get(missed)!]);
+    await waitFor(async () => ((await new DlqStore(svc.service.redis, keys).capturedAs(missed)) ? true : undefined), { timeoutMs: 10_000, what: 'the periodic sweep to capture the missed failure' });
+    expect(sink.events('dlq.sweep.captured')).toEqual([expect.objectContaining({ captured: 1 })]);
   });
 });
 
