@@ -24,11 +24,27 @@ export interface AlertManagerOptions {
   dedupPrefix: string;
   /** Notifications kept for GET /admin/alerts. */
   keepNotifications?: number;
+  /** Expiry of the evaluation lock, renewed every third of it while an evaluation runs (default max(intervalMs, 60 s)). */
+  lockTtlMs?: number;
   now?(): number;
 }
 
 /** Extends the lock's expiry to `ARGV[2]` ms only while `ARGV[1]` still holds it. */
 const HOLD_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+
+/**
+ * Saves an evaluation: the state (KEYS[2] = ARGV[2]) only while ARGV[1] still holds the lock KEYS[1],
+ * so an evaluator that lost it cannot overwrite a newer evaluator's state; the notifications
+ * (ARGV[4…], pushed to KEYS[3], trimmed to ARGV[3]) are history and are kept either way. 1 if saved.
+ */
+const SAVE_SCRIPT = `
+local held = redis.call('GET', KEYS[1]) == ARGV[1]
+if held then redis.call('SET', KEYS[2], ARGV[2]) end
+if #ARGV > 3 then
+  for i = 4, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+end
+if held then return 1 else return 0 end`;
 
 /**
  * Evaluates the alert rules every `intervalMs` and notifies. Every process runs one; a short
@@ -80,33 +96,59 @@ export class AlertManager {
   async evaluateOnce(): Promise<boolean> {
     const { redis, intervalMs, origin } = this.options;
     const started = this.now();
-    // The lock outlives a slow evaluation (notifier timeouts and retries), then is cut back to the interval.
-    const got = await redis.set(this.keys.lock, origin, 'PX', Math.max(intervalMs, 60_000), 'NX');
+    // The lock is renewed while the evaluation runs (notifier timeouts and retries can outlast it),
+    // then cut back to the interval. Losing it (Redis unreachable past its expiry) cancels the sends
+    // still running, and the state is saved only while the lock is still ours.
+    const ttl = this.options.lockTtlMs ?? Math.max(intervalMs, 60_000);
+    const got = await redis.set(this.keys.lock, origin, 'PX', ttl, 'NX');
     if (got !== 'OK') {
       this.setFiring(await this.load());
       return false;
     }
+    const evaluation = new AbortController();
+    const stopped = () => evaluation.abort();
+    this.controller.signal.addEventListener('abort', stopped, { once: true });
+    const lost = () => {
+      if (evaluation.signal.aborted) return;
+      this.options.logger.warn({ event: 'alerts.lock_lost' }, 'alert evaluation lock lost: notifications still running are cancelled and the state is not saved');
+      evaluation.abort();
+    };
+    const renew = setInterval(() => {
+      redis.eval(HOLD_SCRIPT, 1, this.keys.lock, origin, String(ttl)).then(
+        (held) => {
+          if (held !== 1) lost();
+        },
+        () => undefined, // Redis unreachable for now: the next renewal (or the save) finds out.
+      );
+    }, Math.max(1, Math.floor(ttl / 3)));
+    renew.unref();
     try {
       const [state, silences] = await Promise.all([this.load(), this.silences()]);
       const figures = await this.options.figures();
       const verdicts = evaluateRules(figures, this.options.settings);
       const { next, sends } = plan(state, verdicts, this.now(), this.options.settings, this.options.notifiers, silences);
-      const records = await Promise.all(sends.map((s) => this.deliver(s, next)));
-      await this.save(next, records);
-      this.setFiring(next);
+      const records = await Promise.all(sends.map((s) => this.deliver(s, next, evaluation.signal)));
+      clearInterval(renew);
+      if (await this.save(next, records)) this.setFiring(next);
+      else {
+        lost();
+        this.setFiring(await this.load());
+      }
     } finally {
+      clearInterval(renew);
+      this.controller.signal.removeEventListener('abort', stopped);
       const left = Math.max(1, intervalMs - (this.now() - started) - 50);
       await redis.eval(HOLD_SCRIPT, 1, this.keys.lock, origin, String(left)).catch(() => undefined);
     }
     return true;
   }
 
-  private async deliver(send: Send, state: AlertState): Promise<NotificationRecord> {
+  private async deliver(send: Send, state: AlertState, signal: AbortSignal): Promise<NotificationRecord> {
     const notifier = this.options.notifiers.find((n) => n.channel === send.channel);
     const base = { at: new Date(this.now()).toISOString(), alert: send.alert.id, severity: send.alert.severity, channel: send.channel, action: send.action, summary: send.alert.summary };
     if (!notifier) return { ...base, ok: false, error: 'channel no longer configured' };
     try {
-      const answer = await notifier.send(send.alert, send.action, { source: this.options.source, dedupKey: `${this.options.dedupPrefix}/${send.alert.id}` }, this.controller.signal);
+      const answer = await notifier.send(send.alert, send.action, { source: this.options.source, dedupKey: `${this.options.dedupPrefix}/${send.alert.id}` }, signal);
       recordSend(state, send, true, this.now());
       this.options.logger.info({ event: 'alerts.notified', alert: send.alert.id, channel: send.channel, action: send.action, status: answer.status }, `alert ${send.alert.id}: ${send.action} sent to ${send.channel}`);
       return { ...base, ok: true, status: answer.status };
@@ -164,10 +206,12 @@ export class AlertManager {
     return raw ? (JSON.parse(raw) as AlertState) : {};
   }
 
-  private async save(state: AlertState, records: NotificationRecord[]): Promise<void> {
-    const multi = this.options.redis.multi().set(this.keys.state, JSON.stringify(state));
-    if (records.length) multi.lpush(this.keys.notifications, ...records.map((r) => JSON.stringify(r))).ltrim(this.keys.notifications, 0, (this.options.keepNotifications ?? 200) - 1);
-    await multi.exec();
+  /** Saves the state if this process still holds the lock (and the notifications either way); whether it did. */
+  private async save(state: AlertState, records: NotificationRecord[]): Promise<boolean> {
+    const { lock, state: stateKey, notifications } = this.keys;
+    const keep = String(this.options.keepNotifications ?? 200);
+    const saved = await this.options.redis.eval(SAVE_SCRIPT, 3, lock, stateKey, notifications, this.options.origin, JSON.stringify(state), keep, ...records.map((r) => JSON.stringify(r)));
+    return saved === 1;
   }
 
   private setFiring(state: AlertState): void {

@@ -30,7 +30,9 @@ const CHECKS: Record<AlertRuleName, Check> = {
   },
   BREAKER_OPEN: ({ breakers }, threshold) => {
     if (!breakers) return 'unknown';
-    const open = breakers.filter((b) => b.state === 'OPEN');
+    // HALF_OPEN is still open: its one trial call can take the whole <SVC>_TIMEOUT, and a failed trial
+    // opens it again. Counting only OPEN resolved the alert for the trial and triggered it again after.
+    const open = breakers.filter((b) => b.state === 'OPEN' || b.state === 'HALF_OPEN');
     const names = [...new Set(open.map((b) => b.name))].sort();
     return names.length >= threshold && names.length > 0
       ? { value: names.length, summary: `circuit breaker open: ${names.join(', ')}`, details: { open: open.map((b) => `${b.name}@${b.process}`) } }

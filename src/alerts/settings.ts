@@ -13,5 +13,6 @@ export function alertSettingsOf(config: Config): AlertSettings {
     rules: Object.fromEntries(ALERT_RULES.map((r) => [r, rule(r)])) as Record<AlertRuleName, RuleSettings>,
     errorRateWindowMs: config.ALERT_ERROR_RATE_WINDOW,
     errorRateMinScans: config.ALERT_ERROR_RATE_MIN_SCANS,
+    resolveAfterMs: config.ALERT_RESOLVE_AFTER,
   };
 }

@@ -12,6 +12,11 @@ export interface AlertRecord extends Alert {
   notified: Record<string, number>;
   /** Channels still owed a resolve. */
   pendingResolve?: string[];
+  /**
+   * Epoch ms: a firing alert whose condition cleared then; its resolve waits until it has stayed clear
+   * for `resolveAfterMs`, and firing again meanwhile continues the same alert (cooldown included).
+   */
+  clearedAt?: number;
   /** Epoch ms: an operator silenced it until then (no trigger is sent meanwhile). */
   silencedUntil?: number;
 }
@@ -45,7 +50,11 @@ export const RESOLVE_GIVE_UP_MS = 3_600_000;
  * only when its cooldown has passed since the last successful send; a cleared alert owes a
  * resolve to every channel that was sent its trigger. A silenced alert is still evaluated and
  * shown firing, but sends no trigger until its silence ends (then at once, if it still fires);
- * a trigger sent before the silence still gets its resolve. Pure: `now` is a parameter.
+ * a trigger sent before the silence still gets its resolve. A cleared alert is resolved only once
+ * it has stayed clear for `settings.resolveAfterMs` (hysteresis): one that fires again before then
+ * is the same alert, its cooldown running on, so a flapping condition sends no trigger/resolve/trigger
+ * series and never shows resolved on a channel while it is still coming and going.
+ * Pure: `now` is a parameter.
  */
 export function plan(
   previous: AlertState,
@@ -82,7 +91,13 @@ export function plan(
     }
     if (prev?.status === 'firing') {
       const owed = Object.keys(prev.notified);
-      if (owed.length) next[id] = { ...prev, status: 'resolved', resolvedAt: now, pendingResolve: owed };
+      const clearedAt = prev.clearedAt ?? now;
+      if (!owed.length) continue;
+      if (now - clearedAt < settings.resolveAfterMs) next[id] = { ...prev, clearedAt };
+      else {
+        const { clearedAt: _held, ...rest } = prev;
+        next[id] = { ...rest, status: 'resolved', resolvedAt: now, pendingResolve: owed };
+      }
     } else if (prev?.status === 'resolved') next[id] = prev;
   }
   // Resolves still owed (new or from earlier evaluations), until delivered or given up.

@@ -40,6 +40,8 @@ export interface AlertSettings {
   rules: Record<AlertRuleName, RuleSettings>;
   errorRateWindowMs: number;
   errorRateMinScans: number;
+  /** How long a firing alert must stay clear before it is resolved (0: at once). */
+  resolveAfterMs: number;
 }
 
 export type NotifyAction = 'trigger' | 'resolve';

@@ -88,6 +88,8 @@ export class AiClient {
             ],
           },
           schema: completionSchema,
+          // A completion creates nothing.
+          idempotent: true,
           signal: s,
           secrets: [apiKey],
         }),

@@ -74,6 +74,8 @@ export class ApolloClient {
             headers: { 'x-api-key': this.settings.apiKey, 'cache-control': 'no-cache' },
             body: { ...(tags.length ? { q_organization_keyword_tags: tags } : {}), ...(query.locations?.length ? { organization_locations: query.locations } : {}), page, per_page: perPage },
             schema: searchSchema,
+            // A search creates nothing.
+            idempotent: true,
             signal: s,
             secrets: [this.settings.apiKey],
           }),

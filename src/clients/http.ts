@@ -54,6 +54,12 @@ export interface UpstreamRequest<T> {
   secrets?: ReadonlyArray<string | undefined>;
   /** Leave the path out of error texts (Slack webhook paths are secrets). */
   hidePath?: boolean;
+  /**
+   * Harmless to send twice (default: GET, PUT and DELETE). A POST that changes nothing (a search,
+   * a completion) or that the service deduplicates (PagerDuty's dedup_key) says so. A request that
+   * is not is retried only when it provably did not take effect: see `callUpstream`.
+   */
+  idempotent?: boolean;
 }
 
 export interface UpstreamAnswer<T> {
@@ -88,15 +94,25 @@ function issues(error: z.ZodError): string {
     .join('; ');
 }
 
+/** Connection errors that prove the request never reached the server: refused, or no address for the name. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /**
  * One HTTP call to an external service with the request id of the current request or job
  * forwarded as X-Request-ID. Every failure becomes an UpstreamError with a catalogue code;
  * error texts never carry headers, and configured secrets are scrubbed from them.
+ *
+ * An idempotent request's network errors, cut-off answers, 429 and 5xx are `transient` (retried).
+ * A non-idempotent one (a note created, a Slack message posted) may have taken effect although no
+ * answer came, so only a refused connection, an unknown host, or a 429 or 503 with Retry-After (the
+ * service says it did not process it) are; a reset connection, a cut-off answer or another 5xx fail
+ * the call at once rather than risk doing it twice. Either way they count towards the breaker.
  */
 export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<UpstreamAnswer<T>> {
   const target = new URL(req.url);
   const where = `${req.method} ${target.origin}${req.hidePath ? '' : target.pathname}`;
   const clean = (text: string) => scrub(text, [...(req.secrets ?? []), req.hidePath ? req.url : undefined]);
+  const idempotent = req.idempotent ?? (req.method === 'GET' || req.method === 'PUT' || req.method === 'DELETE');
   const requestId = currentContext()?.requestId;
   const headers: Record<string, string> = {
     accept: req.text ? 'text/plain, application/json' : 'application/json',
@@ -110,30 +126,37 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
     response = await fetch(req.url, { method: req.method, headers, signal: req.signal, ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}) });
   } catch (err) {
     if (req.signal.aborted) throw err;
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const reason = cause?.code ?? cause?.message ?? (err as Error).message;
-    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where} failed: ${reason}`), { transient: true, breakerFailure: true, cause: err });
+    const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+    const code = cause?.code ?? cause?.errors?.[0]?.code;
+    const reason = code ?? cause?.message ?? (err as Error).message;
+    const neverSent = code !== undefined && NEVER_SENT.has(code);
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where} failed: ${reason}`), { transient: idempotent || neverSent, breakerFailure: true, cause: err });
   }
   let raw: string;
   try {
     raw = await response.text();
   } catch (err) {
     if (req.signal.aborted) throw err;
-    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where}: the answer was cut off`), { transient: true, breakerFailure: true, cause: err });
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where}: the answer was cut off`), { transient: idempotent, breakerFailure: true, cause: err });
   }
   const snippet = clean(raw.replace(/\s+/g, ' ').trim().slice(0, MAX_SNIPPET));
   const status = response.status;
+  const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
   if (status === 429) {
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
     throw new UpstreamError('UPSTREAM_RATE_LIMITED', req.service, `${req.service}: ${where} answered 429${retryAfterMs !== undefined ? ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)` : ''}${snippet ? `: ${snippet}` : ''}`, {
       httpStatus: status,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      transient: true,
+      transient: idempotent || retryAfterMs !== undefined,
       breakerFailure: true,
     });
   }
   if (status >= 500) {
-    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, `${req.service}: ${where} answered ${status}${snippet ? `: ${snippet}` : ''}`, { httpStatus: status, transient: true, breakerFailure: true });
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, `${req.service}: ${where} answered ${status}${snippet ? `: ${snippet}` : ''}`, {
+      httpStatus: status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      transient: idempotent || retryAfterMs !== undefined,
+      breakerFailure: true,
+    });
   }
   if (status >= 400) {
     // The service is up and refused this request (bad key, bad payload): neither retried nor held against the breaker.

@@ -29,7 +29,8 @@ export class HubSpotClient {
     private readonly settings: HubSpotSettings,
   ) {}
 
-  private call<T>(method: 'POST', path: string, body: unknown, schema: z.ZodType<T>, signal?: AbortSignal) {
+  /** `idempotent`: the call creates nothing (a search); a note create is retried only when it provably did not happen. */
+  private call<T>(method: 'POST', path: string, body: unknown, schema: z.ZodType<T>, idempotent: boolean, signal?: AbortSignal) {
     return this.policy.execute(
       (s) =>
         callUpstream({
@@ -41,6 +42,7 @@ export class HubSpotClient {
           schema,
           signal: s,
           secrets: [this.settings.token],
+          idempotent,
         }),
       signal,
     );
@@ -53,6 +55,7 @@ export class HubSpotClient {
       '/crm/v3/objects/companies/search',
       { filterGroups: [{ filters: [{ propertyName: 'domain', operator: 'EQ', value: domain }] }], properties: ['name', 'domain'], limit: 1 },
       companySearchSchema,
+      true,
       signal,
     );
     const first = answer.value.results[0];
@@ -69,6 +72,7 @@ export class HubSpotClient {
         associations: [{ to: { id: companyId }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: NOTE_TO_COMPANY }] }],
       },
       noteSchema,
+      false,
       signal,
     );
     return answer.value.id;

@@ -28,6 +28,8 @@ export class PagerDutyNotifier implements Notifier {
           url: this.settings.eventsUrl,
           body: pagerDutyEvent(alert, action, this.settings.routingKey, context.source, context.dedupKey),
           schema: answerSchema,
+          // The dedup_key makes a repeated event harmless.
+          idempotent: true,
           signal: s,
           secrets: [this.settings.routingKey],
         }),

@@ -1,8 +1,10 @@
+import { AsyncResource } from 'node:async_hooks';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
   bulkhead,
   circuitBreaker,
+  CircuitState,
   ConsecutiveBreaker,
   handleWhen,
   IsolatedCircuitError,
@@ -79,6 +81,8 @@ export class ServicePolicy {
   private readonly retry: RetryPolicy;
   private readonly circuit: CircuitBreakerPolicy;
   private readonly timeout: TimeoutPolicy;
+  /** Failures of attempts that started before an operator reset: the breaker does not count them. */
+  private readonly staleFailures = new WeakSet<object>();
 
   constructor(
     readonly name: string,
@@ -93,7 +97,7 @@ export class ServicePolicy {
     });
     const counter = new ConsecutiveBreaker(settings.breakerFailures);
     this.circuit = circuitBreaker(
-      handleWhen((err) => err instanceof UpstreamError && err.breakerFailure),
+      handleWhen((err) => err instanceof UpstreamError && err.breakerFailure && !this.staleFailures.has(err)),
       { halfOpenAfter: settings.halfOpenAfterMs, breaker: counter },
     );
     this.timeout = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
@@ -115,11 +119,11 @@ export class ServicePolicy {
       attempts++;
       return fn(s);
     };
+    // Bound to the caller's async context: a call that waits in the bulkhead's queue is started from
+    // the call that frees a slot, and would otherwise run (and forward X-Request-ID) in that call's context.
+    const run = AsyncResource.bind(() => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller), s1), caller));
     try {
-      const value = await this.bulkhead.execute(
-        () => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.attempt(counted, s2, caller), s1), caller),
-        caller,
-      );
+      const value = await this.bulkhead.execute(run, caller);
       this.logger?.info({ event: 'upstream.call', service: this.name, attempts, ms: Math.round(performance.now() - started) }, `${this.name}: call answered`);
       return value;
     } catch (err) {
@@ -133,12 +137,32 @@ export class ServicePolicy {
     }
   }
 
-  private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal): Promise<T> {
+  /** One attempt as the circuit breaker runs it. */
+  private async guarded<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal): Promise<T> {
+    // cockatiel starts the half-open trial while the circuit still reads OPEN (HALF_OPEN just after);
+    // every other attempt starts with it CLOSED.
+    const trial = this.circuit.state !== CircuitState.Closed;
+    const generation = this.breaker.generation;
+    try {
+      return await this.attempt(fn, signal, caller, trial);
+    } catch (err) {
+      // A reset since the attempt started: its failure is from before the reset and must not undo it.
+      if (this.breaker.generation !== generation && typeof err === 'object' && err !== null) this.staleFailures.add(err);
+      throw err;
+    }
+  }
+
+  private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal, trial: boolean): Promise<T> {
     try {
       return await this.timeout.execute(({ signal: s }) => fn(s), signal);
     } catch (err) {
       if (err instanceof TaskCancelledError && !caller.aborted) {
         throw new UpstreamError('UPSTREAM_TIMEOUT', this.name, `${this.name}: no answer within ${this.settings.timeoutMs} ms`, { breakerFailure: true, cause: err });
+      }
+      // A half-open trial the caller gave up on proved nothing: counted as a failure, it keeps the
+      // breaker open (cockatiel closes it on any error the breaker does not count).
+      if (trial && caller.aborted) {
+        throw new UpstreamError('UPSTREAM_TIMEOUT', this.name, `${this.name}: call cancelled during the half-open trial; the breaker stays open`, { breakerFailure: true, cause: err });
       }
       throw err;
     }

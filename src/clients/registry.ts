@@ -41,6 +41,7 @@ export class ManagedBreaker {
   private cause: BreakerChange['cause'] = 'call';
   /** Set while reset() passes through ISOLATED: listeners hear one change, not two. */
   private quiet = false;
+  private resets = 0;
   private readonly listeners = new Set<(change: BreakerChange) => void>();
 
   constructor(
@@ -83,8 +84,17 @@ export class ManagedBreaker {
     };
   }
 
-  /** Closes the breaker now and forgets its failure count (also ends an isolation). */
+  /**
+   * Counts the resets: an attempt that started before one (such as a half-open trial in flight) is
+   * not counted by the breaker when it fails, so it cannot open the breaker the operator closed.
+   */
+  get generation(): number {
+    return this.resets;
+  }
+
+  /** Closes the breaker now and forgets its failure count (also ends an isolation and the attempts in flight). */
   reset(): void {
+    this.resets++;
     this.counter.state = 0;
     if (this.policy.state === CircuitState.Closed) return;
     this.cause = 'reset';

@@ -208,6 +208,7 @@ export const envSchema = z.object({
   ALERTS_INTERVAL: duration('10s'),
   ALERT_ERROR_RATE_WINDOW: duration('5m'),
   ALERT_ERROR_RATE_MIN_SCANS: int(10, 1),
+  ALERT_RESOLVE_AFTER: duration('1m'),
   ...alertRule('ERROR_RATE', { threshold: 10, severity: 'warning' }),
   ...alertRule('QUEUE_DEPTH', { threshold: 100, severity: 'critical' }),
   ...alertRule('QUEUE_UTILIZATION', { threshold: 80, severity: 'warning' }),

@@ -54,6 +54,7 @@ const settings = (): Record<string, string> => ({
   QUEUE_PREFIX: prefix,
   ADMIN_TOKEN: TOKEN,
   ALERTS_INTERVAL: '250ms',
+  ALERT_RESOLVE_AFTER: '500ms',
   ALERT_QUEUE_DEPTH_THRESHOLD: '3',
   ALERT_WORKERS_MISSING_ENABLED: 'false',
   SLACK_WEBHOOK_URL: slack.url(SLACK_PATH),

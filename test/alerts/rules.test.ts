@@ -7,7 +7,9 @@ import type { Figures, Severity } from '../../src/alerts/types.js';
 import { loadConfig } from '../../src/config/load.js';
 
 const GIB = 2 ** 30;
-const defaults = alertSettingsOf(loadConfig({}));
+const configured = alertSettingsOf(loadConfig({}));
+/** The defaults, resolving a cleared alert at once (the hold before a resolve has tests of its own). */
+const defaults = { ...configured, resolveAfterMs: 0 };
 const CHANNELS = [
   { channel: 'slack', accepts: (_s: Severity) => true },
   { channel: 'pagerduty', accepts: pagesOnCall },
@@ -31,6 +33,7 @@ describe('alert rules (pure)', () => {
     expect(defaults.rules.BREAKER_OPEN).toMatchObject({ threshold: 1, severity: 'error' });
     expect(defaults.rules.RSS).toMatchObject({ threshold: 1024, severity: 'warning' });
     expect(defaults.errorRateWindowMs).toBe(300_000);
+    expect(configured.resolveAfterMs).toBe(60_000);
   });
 
   it('stay quiet on a healthy deployment', () => {
@@ -57,9 +60,23 @@ describe('alert rules (pure)', () => {
     expect(Object.keys(alerts).sort()).toEqual(['breaker_open', 'dlq_growth', 'error_rate', 'queue_depth', 'queue_utilization', 'rss', 'workers_missing']);
     expect(alerts.error_rate).toMatchObject({ severity: 'warning', value: 10, summary: 'scan error rate 10% over the last 5 min (2 of 20 failed; threshold 10%)' });
     expect(alerts.queue_depth).toMatchObject({ severity: 'critical', value: 100, summary: '100 scans waiting in the queue (threshold 100)' });
-    expect(alerts.breaker_open).toMatchObject({ severity: 'error', value: 1, summary: 'circuit breaker open: ai' });
+    expect(alerts.breaker_open).toMatchObject({ severity: 'error', value: 2, summary: 'circuit breaker open: ai, hubspot' });
     expect(alerts.rss).toMatchObject({ severity: 'warning', value: 1024 });
     expect(alerts.workers_missing).toMatchObject({ severity: 'critical', value: 0 });
+  });
+
+  it('count a HALF_OPEN breaker as open: its trial call can last the whole timeout and may open it again', () => {
+    const breakers = (state: string): Figures => ({ ...quiet, breakers: [{ name: 'ai', state, process: 'w1' }] });
+    expect(firing(breakers('HALF_OPEN')).map((a) => [a.id, a.value, a.summary])).toEqual([['breaker_open', 1, 'circuit breaker open: ai']]);
+    expect(firing(breakers('ISOLATED'))).toEqual([]);
+    // A dead service probed every half-open period: OPEN, HALF_OPEN, OPEN… is one alert, never resolved in between.
+    let t = 0;
+    let r = step({}, breakers('OPEN'), t);
+    expect(r.sends).toEqual(['slack:trigger:breaker_open', 'pagerduty:trigger:breaker_open']);
+    for (const state of ['HALF_OPEN', 'OPEN', 'HALF_OPEN', 'OPEN']) {
+      r = step(r.state, breakers(state), (t += 1_000));
+      expect(r.sends).toEqual([]);
+    }
   });
 
   it('need enough scans for an error rate, and a figure they cannot read leaves them unknown', () => {
@@ -75,16 +92,16 @@ describe('alert rules (pure)', () => {
   });
 });
 
+/** One evaluation in which every send succeeds. */
+function step(state: AlertState, figures: Figures, now: number, silences: Silences = {}, settings = defaults) {
+  const { next, sends } = plan(state, evaluateRules(figures, settings), now, settings, CHANNELS, silences);
+  for (const s of sends) recordSend(next, s, true, now);
+  return { state: next, sends: sends.map((s) => `${s.channel}:${s.action}:${s.alert.id}`) };
+}
+
 describe('notification planning (pure: the clock is a parameter)', () => {
   const depth = (waiting: number): Figures => ({ ...quiet, queue: { waiting, active: 0, utilizationPercent: 1, maxCapacity: 1000 } });
   const cooldown = defaults.rules.QUEUE_DEPTH.cooldownMs;
-
-  /** One evaluation in which every send succeeds. */
-  function step(state: AlertState, figures: Figures, now: number, silences: Silences = {}) {
-    const { next, sends } = plan(state, evaluateRules(figures, defaults), now, defaults, CHANNELS, silences);
-    for (const s of sends) recordSend(next, s, true, now);
-    return { state: next, sends: sends.map((s) => `${s.channel}:${s.action}:${s.alert.id}`) };
-  }
 
   it('notifies once, again only after the cooldown while still firing, and resolves when cleared', () => {
     let t = 1_000_000;
@@ -102,6 +119,32 @@ describe('notification planning (pure: the clock is a parameter)', () => {
     expect(r.state).toEqual({});
     r = step(r.state, depth(3), (t += 10_000));
     expect(r.sends).toEqual([]);
+  });
+
+  it('resolves a cleared alert only once it has stayed clear for ALERT_RESOLVE_AFTER: firing again before is the same alert, cooldown included', () => {
+    const held = configured; // resolveAfterMs 60 s
+    const hold = held.resolveAfterMs;
+    let t = 0;
+    let r = step({}, depth(150), t, {}, held);
+    expect(r.sends).toEqual(['slack:trigger:queue_depth', 'pagerduty:trigger:queue_depth']);
+    // Flapping: clear, firing, clear… within the hold: nothing sent, still firing since the start.
+    r = step(r.state, depth(3), (t += 10_000), {}, held);
+    expect(r.sends).toEqual([]);
+    expect(r.state.queue_depth).toMatchObject({ status: 'firing', since: 0, clearedAt: 10_000 });
+    r = step(r.state, depth(150), (t += 10_000), {}, held);
+    expect(r.sends).toEqual([]);
+    expect(r.state.queue_depth!.clearedAt).toBeUndefined();
+    r = step(r.state, depth(3), (t += 10_000), {}, held);
+    r = step(r.state, depth(3), (t += hold - 1), {}, held);
+    expect(r.sends).toEqual([]);
+    expect(r.state.queue_depth).toMatchObject({ status: 'firing', since: 0, clearedAt: 30_000 });
+    // Clear for the whole hold: resolved.
+    r = step(r.state, depth(3), (t += 1), {}, held);
+    expect(r.sends).toEqual(['slack:resolve:queue_depth', 'pagerduty:resolve:queue_depth']);
+    expect(r.state).toEqual({});
+    // A new episode after the resolve is a new alert: triggered at once.
+    r = step(r.state, depth(150), (t += 1_000), {}, held);
+    expect(r.sends).toEqual(['slack:trigger:queue_depth', 'pagerduty:trigger:queue_depth']);
   });
 
   it('sends no trigger for a silenced alert but shows it firing, and triggers at once when the silence ends', () => {

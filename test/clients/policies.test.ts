@@ -5,10 +5,13 @@ import { z } from 'zod';
 import { callUpstream, parseRetryAfter, UpstreamError } from '../../src/clients/http.js';
 import { DEFAULT_POLICY, ServicePolicy, type PolicySettings } from '../../src/clients/policies.js';
 import { BreakerRegistry, type BreakerChange } from '../../src/clients/registry.js';
+import { HubSpotClient } from '../../src/clients/hubspot.js';
+import { SlackNotifier } from '../../src/clients/slack.js';
 import { runWithContext } from '../../src/observability/context.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { LogSink } from '../support/service.js';
+import { freePort } from '../support/net.js';
+import { LogSink, waitFor } from '../support/service.js';
 
 const SECRET = 'sk-live-0123456789abcdef';
 const okSchema = z.object({ ok: z.literal(true) });
@@ -25,10 +28,10 @@ function policy(settings: Partial<PolicySettings> = {}, name = 'ai'): ServicePol
   return new ServicePolicy(name, { ...DEFAULT_POLICY, backoffMs: 20, timeoutMs: 2_000, ...settings });
 }
 
-/** One call through `p` to `path` on the fake, as the clients make it. */
+/** One call through `p` to `path` on the fake, as the clients make it (an idempotent POST, as a search or completion is). */
 function call(p: ServicePolicy, path: string, signal?: AbortSignal) {
   return p.execute(
-    (s) => callUpstream({ service: p.name, method: 'POST', url: fake.url(path), headers: { authorization: `Bearer ${SECRET}` }, body: { q: 1 }, schema: okSchema, signal: s, secrets: [SECRET] }),
+    (s) => callUpstream({ service: p.name, method: 'POST', url: fake.url(path), headers: { authorization: `Bearer ${SECRET}` }, body: { q: 1 }, schema: okSchema, signal: s, secrets: [SECRET], idempotent: true }),
     signal,
   );
 }
@@ -116,7 +119,7 @@ describe('resilience policy (real HTTP on loopback)', () => {
       const p = policy({ attempts: 3, breakerFailures: 100 });
       const retries: string[] = [];
       p.onRetry((e) => retries.push(e.error instanceof UpstreamError ? e.error.code : 'unknown'));
-      const answer = await p.execute((s) => callUpstream({ service: p.name, method: 'POST', url, body: { q: 1 }, schema: okSchema, signal: s }));
+      const answer = await p.execute((s) => callUpstream({ service: p.name, method: 'POST', url, body: { q: 1 }, schema: okSchema, signal: s, idempotent: true }));
       expect(answer).toMatchObject({ status: 200, value: { ok: true } });
       expect(connections).toBe(3);
       expect(retries).toEqual(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_UNAVAILABLE']);
@@ -125,15 +128,75 @@ describe('resilience policy (real HTTP on loopback)', () => {
     }
 
     // Nothing listens: refused every time, retried until the attempts are spent.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
     const p = policy({ attempts: 2, breakerFailures: 100 });
     let retried = 0;
     p.onRetry(() => retried++);
     const err = await failure(p.execute((s) => callUpstream({ service: p.name, method: 'POST', url: `http://127.0.0.1:${port}/`, body: {}, schema: okSchema, signal: s })));
     expect(err.transient).toBe(true);
+    expect(retried).toBe(1);
+  });
+
+  it('retries a non-idempotent POST (HubSpot note, Slack message) only when it provably did not take effect', async () => {
+    // Each path answers its first request with `first`, then normally.
+    let notes = 0;
+    let messages = 0;
+    let first: 'bad-gateway' | 'drop-after-read' | 'unavailable-retry-after' | 'rate-limited' = 'bad-gateway';
+    const fail = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): boolean => {
+      if (first === 'bad-gateway') res.writeHead(502).end('bad gateway');
+      else if (first === 'drop-after-read') req.socket.destroy();
+      else if (first === 'unavailable-retry-after') res.writeHead(503, { 'retry-after': '0' }).end('busy');
+      else res.writeHead(429, { 'retry-after': '0' }).end('slow down');
+      return true;
+    };
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/crm/v3/objects/notes') {
+          if (++notes === 1 && fail(req, res)) return;
+          res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `note-${notes}` }));
+        } else if (req.url === '/hook') {
+          if (++messages === 1 && fail(req, res)) return;
+          res.end('ok');
+        } else res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const alert = { id: 'queue_depth', rule: 'QUEUE_DEPTH' as const, severity: 'critical' as const, summary: 's', value: 1, threshold: 1, details: {} };
+    try {
+      const hubspot = new HubSpotClient(policy({ attempts: 3, breakerFailures: 100 }, 'hubspot'), { baseUrl: base, token: 'hs-token-0123456789' });
+      const slackNotifier = new SlackNotifier(policy({ attempts: 3, breakerFailures: 100 }, 'slack'), `${base}/hook`);
+      const round = async (how: typeof first) => {
+        [notes, messages, first] = [0, 0, how];
+        const note = await hubspot.addCompanyNote('42', '<p>x</p>').catch((e: unknown) => e);
+        const sent = await slackNotifier.send(alert, 'trigger', { source: 't' }).catch((e: unknown) => e);
+        return { note, sent, notes, messages };
+      };
+      // A 502 or a connection cut after the request was read: it may have been processed. Not tried again.
+      for (const how of ['bad-gateway', 'drop-after-read'] as const) {
+        const r = await round(how);
+        expect(r.note).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', transient: false });
+        expect(r.sent).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', transient: false });
+        expect([r.notes, r.messages]).toEqual([1, 1]);
+      }
+      // 503 or 429 with Retry-After: the service says it did not process it. Tried again.
+      for (const how of ['unavailable-retry-after', 'rate-limited'] as const) {
+        const r = await round(how);
+        expect(r.note).toBe('note-2');
+        expect(r.sent).toMatchObject({ status: 200 });
+        expect([r.notes, r.messages]).toEqual([2, 2]);
+      }
+    } finally {
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    }
+    // Nothing listens: the connection is refused, so the request never left. Tried again.
+    const port = await freePort();
+    const p = policy({ attempts: 2, breakerFailures: 100 }, 'slack');
+    let retried = 0;
+    p.onRetry(() => retried++);
+    const refused = await new SlackNotifier(p, `http://127.0.0.1:${port}/hook`).send(alert, 'trigger', { source: 't' }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', transient: true });
     expect(retried).toBe(1);
   });
 
@@ -210,6 +273,47 @@ describe('resilience policy (real HTTP on loopback)', () => {
     expect(fake.requestsTo('/still-down')).toHaveLength(2);
   });
 
+  it('a half-open trial the caller cancels keeps the breaker open: the next call fails fast without reaching the service', async () => {
+    fake.on('/trial-cancel', () => ({ status: 503, text: 'down' }));
+    const p = policy({ attempts: 1, breakerFailures: 2, halfOpenAfterMs: 150, timeoutMs: 5_000 });
+    for (let i = 0; i < 2; i++) await failure(call(p, '/trial-cancel'));
+    expect(p.breaker.snapshot().state).toBe('OPEN');
+    await new Promise((r) => setTimeout(r, 200));
+    fake.on('/trial-cancel', () => ({ hang: true }));
+    const controller = new AbortController();
+    const trial = failure(call(p, '/trial-cancel', controller.signal));
+    await waitFor(() => fake.requestsTo('/trial-cancel').length === 3, { timeoutMs: 5_000, what: 'the trial call to reach the service' });
+    expect(p.breaker.snapshot().state).toBe('HALF_OPEN');
+    controller.abort();
+    expect((await trial).code).toBe('UPSTREAM_TIMEOUT');
+    expect(p.breaker.snapshot().state).toBe('OPEN');
+    fake.on('/trial-cancel', () => ({ status: 503, text: 'down' }));
+    expect((await failure(call(p, '/trial-cancel'))).code).toBe('CIRCUIT_OPEN');
+    expect(fake.requestsTo('/trial-cancel')).toHaveLength(3);
+  });
+
+  it('an operator reset is not undone by a half-open trial that started before it and fails after it', async () => {
+    fake.on('/stale-trial', () => ({ status: 503, text: 'down' }));
+    const p = policy({ attempts: 1, breakerFailures: 3, halfOpenAfterMs: 150, timeoutMs: 5_000 });
+    for (let i = 0; i < 3; i++) await failure(call(p, '/stale-trial'));
+    await new Promise((r) => setTimeout(r, 200));
+    // The trial waits for an answer; the operator resets the breaker meanwhile; then the trial fails.
+    let answer: (a: { status: number; text: string }) => void = () => undefined;
+    fake.on('/stale-trial', () => new Promise((resolve) => (answer = resolve)));
+    const trial = failure(call(p, '/stale-trial'));
+    await waitFor(() => fake.requestsTo('/stale-trial').length === 4, { timeoutMs: 5_000, what: 'the trial call to reach the service' });
+    expect(p.breaker.snapshot().state).toBe('HALF_OPEN');
+    p.breaker.reset();
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
+    answer({ status: 503, text: 'still down' });
+    expect((await trial).code).toBe('UPSTREAM_UNAVAILABLE');
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
+    // Failures of calls made after the reset count as usual.
+    fake.on('/stale-trial', () => ({ status: 503, text: 'down' }));
+    await failure(call(p, '/stale-trial'));
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 1 });
+  });
+
   it('reset closes an open breaker; isolate holds it open until reset', async () => {
     fake.on('/ok', () => ({ json: { ok: true } }));
     fake.on('/err', () => ({ status: 500 }));
@@ -239,6 +343,22 @@ describe('resilience policy (real HTTP on loopback)', () => {
     expect(first.status).toBe('fulfilled');
     expect(second.status).toBe('rejected');
     expect((second as PromiseRejectedResult).reason).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED' });
+  });
+
+  it('forwards the X-Request-ID of its own caller for a call that waited in the bulkhead queue', async () => {
+    fake.on('/queued', (req) => ({ json: { ok: true, id: req.body?.id }, delayMs: 100 }));
+    const p = policy({ concurrency: 1, queue: 10 });
+    const ids = ['req-q-A', 'req-q-B', 'req-q-C', 'req-q-D'];
+    await Promise.all(
+      ids.map((id) =>
+        runWithContext({ requestId: id }, () =>
+          p.execute((s) => callUpstream({ service: p.name, method: 'POST', url: fake.url('/queued'), body: { id }, schema: z.object({ ok: z.literal(true) }).passthrough(), signal: s })),
+        ),
+      ),
+    );
+    const sent = fake.requestsTo('/queued');
+    expect(sent.map((r) => r.body.id)).toEqual(ids);
+    expect(sent.map((r) => r.headers['x-request-id'])).toEqual(ids);
   });
 
   it("stops at once when the caller's signal aborts", async () => {

@@ -46,7 +46,7 @@ beforeAll(async () => {
     if (domain === 'localhost') return { json: { total: 1, results: [{ id: '777', properties: { name: 'Broken CRM Ltd', domain } }] } };
     return { json: { total: 0, results: [] } };
   });
-  hubspot.on('/crm/v3/objects/notes', (req) => (req.body?.associations?.[0]?.to?.id === '777' ? { status: 503, text: 'hubspot down' } : { status: 201, json: { id: `note-${hubspot.requestsTo('/crm/v3/objects/notes').length}` } }));
+  hubspot.on('/crm/v3/objects/notes', (req) => (req.body?.associations?.[0]?.to?.id === '777' ? { status: 503, headers: { 'retry-after': '0' }, text: 'hubspot down' } : { status: 201, json: { id: `note-${hubspot.requestsTo('/crm/v3/objects/notes').length}` } }));
   svc = await startTestService({
     redisUrl: redis.url,
     worker: 1,
@@ -193,7 +193,7 @@ describe('AI suggestions behind a breaker, HubSpot notes (real worker, fake serv
     expect(result.integrations!.hubspot).toMatchObject({ status: 'failed', code: 'UPSTREAM_UNAVAILABLE' });
     expect(result.integrations!.hubspot!.detail).toContain('answered 503: hubspot down');
     expect(result.integrations!.hubspot!.detail).not.toContain(HUBSPOT_TOKEN);
-    // HUBSPOT_ATTEMPTS=2: the note was tried twice.
+    // HUBSPOT_ATTEMPTS=2: the note was tried twice (a note create is retried on a 503 with Retry-After: it was not processed).
     expect(hubspot.requestsTo('/crm/v3/objects/notes').length - before).toBe(2);
     expect(svc.logs.events('scan.degraded', (e) => e.integration === 'hubspot')).toHaveLength(1);
     expect(await svc.service.dlq.size()).toBe(0);

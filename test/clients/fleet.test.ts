@@ -1,0 +1,89 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BreakerFleet } from '../../src/clients/fleet.js';
+import { DEFAULT_POLICY, ServicePolicy } from '../../src/clients/policies.js';
+import { BreakerRegistry } from '../../src/clients/registry.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { LogSink, uniquePrefix, waitFor } from '../support/service.js';
+
+/** Breaker control of several processes (one BreakerFleet each) through a redis-server of this file's own. */
+
+let server: RedisServer;
+const connections: Redis[] = [];
+const fleets: BreakerFleet[] = [];
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(fleets.map((f) => f.close()));
+  for (const c of connections) c.disconnect();
+  await server?.close();
+});
+
+function connection(): Redis {
+  const c = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  connections.push(c);
+  return c;
+}
+
+/** One process: its registry and fleet. Its commands to Redis (not its subscription) take `latencyMs` more. */
+async function fleetProcess(prefix: string, origin: string, latencyMs = 0) {
+  const registry = new BreakerRegistry();
+  registry.add(new ServicePolicy('ai', DEFAULT_POLICY).breaker);
+  const redis = connection();
+  const slow = new Proxy(redis, {
+    get(target, key) {
+      const value = Reflect.get(target, key) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (latencyMs) await new Promise((r) => setTimeout(r, latencyMs));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const fleet = await BreakerFleet.connect(registry, {
+    publisher: slow,
+    subscriber: connection(),
+    channel: `{${prefix}}:breakers:control`,
+    isolatedKey: `{${prefix}}:breakers:isolated`,
+    origin,
+    logger: createLogger({ level: 'info', destination: new LogSink() }),
+  });
+  fleets.push(fleet);
+  return { registry, fleet, state: () => registry.snapshot().ai!.state };
+}
+
+describe('breaker control across processes', () => {
+  it('a concurrent isolate and reset from two processes end the same way in both, in the isolated set, and in a process started later', async () => {
+    const prefix = uniquePrefix('fleet');
+    const isolatedKey = `{${prefix}}:breakers:isolated`;
+    const redis = connection();
+    // A's isolate reaches Redis late; B resets in between.
+    const a = await fleetProcess(prefix, 'A', 100);
+    const b = await fleetProcess(prefix, 'B');
+    await Promise.all([a.fleet.act('isolate', 'ai'), new Promise((r) => setTimeout(r, 20)).then(() => b.fleet.act('reset', 'ai'))]);
+    const inSet = async () => (await redis.smembers(isolatedKey)).includes('ai');
+    const agreed = await waitFor(async () => (a.state() === b.state() && (a.state() === 'ISOLATED') === (await inSet()) ? a.state() : undefined), {
+      timeoutMs: 3_000,
+      what: 'both processes and the isolated set to agree',
+    }).catch(async () => `A ${a.state()}, B ${b.state()}, in the set: ${String(await inSet())}`);
+    expect(['ISOLATED', 'CLOSED']).toContain(agreed);
+    const late = await fleetProcess(prefix, 'C');
+    expect(late.state()).toBe(agreed);
+  });
+
+  it('applies an action here and reports how many other processes it reached', async () => {
+    const prefix = uniquePrefix('fleet');
+    const a = await fleetProcess(prefix, 'A');
+    const b = await fleetProcess(prefix, 'B');
+    const answer = await a.fleet.act('isolate', 'ai');
+    expect(answer).toMatchObject({ name: 'ai', breaker: { state: 'ISOLATED' }, reached: 1 });
+    await waitFor(() => b.state() === 'ISOLATED', { timeoutMs: 3_000, what: 'the isolation to reach B' });
+    expect((await b.fleet.act('reset', 'ai')).breaker.state).toBe('CLOSED');
+    await waitFor(() => a.state() === 'CLOSED', { timeoutMs: 3_000, what: 'the reset to reach A' });
+    await expect(a.fleet.act('reset', 'nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
