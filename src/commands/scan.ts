@@ -7,6 +7,9 @@ import { formatOfFile, render, type ReportFormat } from '../reporters/index.js';
 import { scanBatch } from '../scanner/batch.js';
 import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
 import { dedupeUrls, fetchSitemap, readUrlsFile } from '../scanner/inputs.js';
+import { policyFetch } from '../scanner/policy-fetch.js';
+import type { TargetPolicy } from '../scanner/types.js';
+import { loadDotEnv } from '../config/dotenv.js';
 import { validateScanOptions } from '../scanner/options.js';
 import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
 import type { ExitCode } from './exit-codes.js';
@@ -56,11 +59,12 @@ export function parseHeaderFlags(values: readonly string[]): Record<string, stri
 }
 
 /** The URL list from arguments, a file and a sitemap, validated before any browser starts. */
-async function collectUrls(args: string[], flags: ScanFlags): Promise<string[]> {
+async function collectUrls(args: string[], flags: ScanFlags, policy: TargetPolicy): Promise<string[]> {
   if (flags.limit !== undefined && !flags.sitemap) throw new WcagaiError('USAGE', '--limit applies to --sitemap only');
   const urls = args.map((u) => parseTargetUrl(u).href);
   if (flags.urlsFile) urls.push(...(await readUrlsFile(flags.urlsFile)));
-  if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, flags.limit ? { limit: flags.limit } : {})));
+  // With private targets refused, the sitemap and every document it leads to are held to the same policy as the pages.
+  if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, { ...(flags.limit ? { limit: flags.limit } : {}), ...(policy.allowPrivate ? {} : { fetchImpl: policyFetch(policy) }) })));
   const unique = dedupeUrls(urls);
   if (unique.length === 0) throw new WcagaiError('USAGE', 'no URL to scan: give URLs, --urls-file FILE or --sitemap URL');
   return unique;
@@ -79,7 +83,10 @@ async function readBaseline(path: string): Promise<Report> {
 /** `wcagai scan`: exit 0 clean, 2 when the gate finds violations, 1 when a page could not be scanned. */
 export async function runScanCommand(args: string[], raw: Record<string, unknown>): Promise<ExitCode> {
   const flags = raw as unknown as ScanFlags;
+  // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
+  loadDotEnv();
   if (flags.output) checkOutputFile(flags.output, '--output');
+  const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate });
   const options: ScanOptions = {
     wcagLevel: flags.level,
     wcagVersion: flags.wcag,
@@ -92,7 +99,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   validateScanOptions(options);
   const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;
   const baseline = flags.baseline ? await readBaseline(flags.baseline) : undefined;
-  const urls = await collectUrls(args, flags);
+  const urls = await collectUrls(args, flags, policy);
   const format: ReportFormat = flags.format ?? (flags.output ? formatOfFile(flags.output) : process.stdout.isTTY ? 'pretty' : 'json');
 
   const timeout = flags.timeout;
@@ -101,7 +108,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     concurrency: Math.min(flags.concurrency, urls.length),
     contextMode: flags.browserContexts,
     ...(timeout ? { scanTimeoutMs: timeout, navigationTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.navigationTimeoutMs, timeout), axeTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.axeTimeoutMs, timeout) } : {}),
-    policy: policyFromEnv(process.env, { allowPrivate: flags.allowPrivate }),
+    policy,
   });
   const bar = urls.length > 1 && process.stderr.isTTY ? progressBar(process.stderr, urls.length) : null;
   let report: Report;

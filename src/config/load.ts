@@ -1,12 +1,13 @@
 import { ConfigError } from './error.js';
 import { envSchema, SECRET_KEYS, type Config } from './schema.js';
+import { maskUrlCredentials } from './values.js';
 
 export { ConfigError };
 
-/** Validates the environment into a frozen Config; empty strings count as unset. */
+/** Validates the environment into a frozen Config; values of blanks only count as unset (they take the default). */
 export function loadConfig(env: Record<string, string | undefined>, overrides: Partial<Record<string, string>> = {}): Config {
   const input: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...env, ...overrides })) if (v !== undefined && v !== '') input[k] = v;
+  for (const [k, v] of Object.entries({ ...env, ...overrides })) if (v !== undefined && v.trim() !== '') input[k] = v;
   const parsed = envSchema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
@@ -23,8 +24,11 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: P
 export function maskedConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
-    if (k === 'REDIS_URL') out[k] = String(v).replace(/\/\/([^@/]*)@/, '//***@');
+    // The Redis URL stays readable (which Redis is the question config check answers), its password hidden.
+    if (k === 'REDIS_URL') out[k] = maskUrlCredentials(String(v));
     else if ((SECRET_KEYS as readonly string[]).includes(k) && v !== undefined && !(Array.isArray(v) && v.length === 0)) out[k] = Array.isArray(v) ? v.map(() => '***') : '***';
+    // Any other URL-valued setting (REDIS_URL, WCAGAI_URL, AI_BASE_URL, …) may carry credentials.
+    else if (typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) out[k] = maskUrlCredentials(v);
     else out[k] = v;
   }
   return out;

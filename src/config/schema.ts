@@ -1,12 +1,20 @@
 import { constants } from 'node:fs';
 import { z } from 'zod';
 import { canAccess } from './files.js';
+import { parseBoolSetting } from './values.js';
 
 const bool = (def: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+    .string()
     .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+    .transform((v, ctx) => {
+      const b = parseBoolSetting(v);
+      if (b === null) {
+        ctx.addIssue({ code: 'custom', message: 'expected true or false (or 1/0, yes/no)' });
+        return z.NEVER;
+      }
+      return b;
+    });
 /**
  * A variable set to nothing but blanks (`PORT=` in a .env, an empty value from an orchestrator)
  * counts as unset: it takes the default instead of coercing to 0 (a random port, rate limiting off).
@@ -156,7 +164,8 @@ export const envSchema = z.object({
   WORKER_STALLED_INTERVAL: optionalDuration,
   // Scan engine
   ALLOW_PRIVATE_TARGETS: bool(false),
-  SCAN_ALLOWED_HOSTS: list,
+  // Host names or addresses, optionally with a port or a `*.` prefix; not URLs (a listed URL would allow nothing, in silence).
+  SCAN_ALLOWED_HOSTS: list.pipe(z.array(z.string().regex(/^(\*\.)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, 'expected a comma list of hosts such as staging.example.com, *.example.com, 10.0.0.5:8080'))),
   SCAN_TIMEOUT: duration('60s'),
   NAVIGATION_TIMEOUT: duration('30s'),
   AXE_TIMEOUT: duration('30s'),

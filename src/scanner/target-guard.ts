@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { WcagaiError } from '../errors/catalogue.js';
+import { parseBoolSetting } from '../config/values.js';
 import type { Resolver, TargetPolicy } from './types.js';
 
 const ALLOWED_SCHEMES = new Set(['http:', 'https:']);
@@ -339,10 +340,9 @@ export async function checkTarget(url: URL | string, policy: TargetPolicy): Prom
 
 function parseBool(name: string, value: string | undefined, fallback: boolean): boolean {
   if (value === undefined || value.trim() === '') return fallback;
-  const v = value.trim().toLowerCase();
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new WcagaiError('USAGE', `${name} must be true, false, 1 or 0, got ${JSON.stringify(value)}`);
+  const b = parseBoolSetting(value);
+  if (b === null) throw new WcagaiError('USAGE', `${name} must be true or false (or 1/0, yes/no), got ${JSON.stringify(value)}`);
+  return b;
 }
 
 /** Builds the target policy from ALLOW_PRIVATE_TARGETS and SCAN_ALLOWED_HOSTS. */

@@ -17,6 +17,8 @@ export interface RunOptions {
   /** Extra node flags, placed before the script. */
   nodeArgs?: string[];
   timeoutMs?: number;
+  /** Working directory (default the repository root): where a `.env` is read from. */
+  cwd?: string;
 }
 
 /**
@@ -57,7 +59,7 @@ function spawnCli(args: string[], options: RunOptions): Promise<CliRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
-      cwd: ROOT,
+      cwd: options.cwd ?? ROOT,
       env: { ...baseEnv(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -217,6 +217,18 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     expect(parseReport(run).summary.violations).toBeGreaterThan(0);
   });
 
+  it('reads .env like every command, and holds a sitemap to the target policy before fetching it', async ({ expect }) => {
+    const dir = await mkdtemp(join(tmp, 'dotenv-'));
+    await writeFile(join(dir, '.env'), 'ALLOW_PRIVATE_TARGETS=false\n');
+    const viaDotEnv = await runCli(['scan', '--format', 'json', server.url('/clean.html')], { cwd: dir });
+    expect(viaDotEnv.code, viaDotEnv.stderr).toBe(1);
+    expect(parseReport(viaDotEnv).pages[0]!.error?.code).toBe('BLOCKED_TARGET');
+    const before = server.requestsTo('/sitemap.xml').length;
+    const sitemap = await runCli(['scan', '--no-allow-private', '--sitemap', server.url('/sitemap.xml')]);
+    expectOneLineError(sitemap, /BLOCKED_TARGET|refusing to scan 127\.0\.0\.1/);
+    expect(server.requestsTo('/sitemap.xml').length).toBe(before);
+  });
+
   it('exits 1 on a 404 page and puts the error in the report', async ({ expect }) => {
     const run = await runCli(['scan', '--format', 'json', server.url('/missing.html')]);
     expect(run.code, run.stderr).toBe(1);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, maskedConfig } from '../../src/config/load.js';
 import { SECRET_KEYS } from '../../src/config/schema.js';
+import { policyFromEnv } from '../../src/scanner/target-guard.js';
 import { startRedisServer } from '../support/redis-server.js';
 import { baseEnv } from '../support/service.js';
 
@@ -73,6 +74,10 @@ describe('loadConfig', () => {
     expect(config.RATE_LIMIT_MAX).toBe(loadConfig({}).RATE_LIMIT_MAX);
     expect(config.RATE_LIMIT_MAX).toBeGreaterThan(0);
     expect(config.SCAN_TIMEOUT).toBe(60_000);
+    // Whatever the field's kind: a number (a threshold of 0 would fire at once), a boolean, an enum, a host.
+    const blanks = loadConfig({ ALERT_RSS_THRESHOLD: ' ', ALLOW_PRIVATE_TARGETS: ' ', LOG_LEVEL: '  ', HOST: ' ', REDIS_URL: ' ' });
+    expect(blanks).toMatchObject({ ALERT_RSS_THRESHOLD: loadConfig({}).ALERT_RSS_THRESHOLD, ALLOW_PRIVATE_TARGETS: false, LOG_LEVEL: 'info', HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379' });
+    expect(blanks.ALERT_RSS_THRESHOLD).toBeGreaterThan(0);
     const problems = problemsOf(() => loadConfig({ RESULT_TTL: '0', RATE_LIMIT_WINDOW: '0ms' }));
     expect(problems.find((p) => p.startsWith('RESULT_TTL='))).toMatch(/at least 1s/);
     expect(problems.find((p) => p.startsWith('RATE_LIMIT_WINDOW='))).toMatch(/at least 1s/);
@@ -85,6 +90,20 @@ describe('loadConfig', () => {
     expect(masked).toMatchObject({ ADMIN_TOKEN: '***', API_KEYS: ['***', '***'], METRICS_TOKEN: '***', REDIS_URL: 'redis://***@redis.internal:6380/2' });
     const text = JSON.stringify(masked);
     for (const secret of ['admin-token-123456789', 'k1-secret', 'k2-secret', 'metrics-secret', 'pa55word']) expect(text).not.toContain(secret);
+    // A password holding '@' (ioredis reads up to the last one), one in the query, and credentials in any other URL setting.
+    expect(maskedConfig(loadConfig({ REDIS_URL: 'redis://:p@ssw0rd@redis.internal:6379/0' })).REDIS_URL).toBe('redis://***@redis.internal:6379/0');
+    expect(maskedConfig(loadConfig({ REDIS_URL: 'redis://redis.internal:6379/0?password=s3cret' })).REDIS_URL).toBe('redis://redis.internal:6379/0?password=***');
+    expect(JSON.stringify(maskedConfig(loadConfig({ WCAGAI_URL: 'https://ops:hunter2@wcagai.internal/' })))).not.toContain('hunter2');
+  });
+
+  it('reads a boolean the same way everywhere, and refuses an allowed host that is not a host', () => {
+    for (const [raw, value] of [['TRUE', true], ['Yes', true], ['no', false], ['0', false]] as const) {
+      expect(loadConfig({ ALLOW_PRIVATE_TARGETS: raw }).ALLOW_PRIVATE_TARGETS, raw).toBe(value);
+      expect(policyFromEnv({ ALLOW_PRIVATE_TARGETS: raw }, { allowPrivate: !value }).allowPrivate, raw).toBe(value);
+    }
+    expect(loadConfig({ SCAN_ALLOWED_HOSTS: 'staging.example.com, *.example.org,10.0.0.5:8080,[::1]:8443' }).SCAN_ALLOWED_HOSTS).toHaveLength(4);
+    const problems = problemsOf(() => loadConfig({ SCAN_ALLOWED_HOSTS: 'https://staging.example.com' }));
+    expect(problems).toEqual([expect.stringMatching(/^SCAN_ALLOWED_HOSTS=.*expected a comma list of hosts/)]);
   });
 
   it('reads Sentinel and Cluster settings, refuses both at once and a Cluster database other than 0', () => {

@@ -111,6 +111,11 @@ describe('POST /api/batches and GET /api/batches/:id', () => {
     expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), 'not a url', fixture.url('/b.html')] }), 'urls[1]', 'INVALID_URL');
     expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), fixture.url('/b.html'), 'ftp://example.com/'] }), 'urls[2]', 'UNSUPPORTED_SCHEME');
     expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html'), 7] }), 'urls[1]');
+    // Several bad URLs: every one named, in order (not whichever check failed first).
+    const several = await svc.post('/api/batches', { urls: ['ftp://example.com/', fixture.url('/a.html'), 'not a url', 'javascript:alert(1)'] });
+    expect(several.status, several.body).toBe(400);
+    expect(several.json).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((several.json.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['urls[0]', 'urls[2]', 'urls[3]']);
     expectFieldProblem(await svc.post('/api/batches', { urls: [] }), 'urls');
     expectFieldProblem(await svc.post('/api/batches', {}), 'urls');
     expectFieldProblem(await svc.post('/api/batches', { urls: [fixture.url('/a.html')], sitemap: fixture.url('/sitemap.xml') }), 'urls');

@@ -5,14 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dedupeUrls, fetchSitemap, readUrlsFile } from '../../src/scanner/inputs.js';
+import { dedupeUrls, fetchSitemap, parseSitemapXml, readUrlsFile } from '../../src/scanner/inputs.js';
+import { pinnedGet } from '../../src/scanner/policy-fetch.js';
 
 let server: Server;
 let base = '';
+const requested: string[] = [];
 const routes = new Map<string, { status?: number; type?: string; body: string | Buffer; delayMs?: number }>();
 
 beforeAll(async () => {
   server = createServer((req, res) => {
+    requested.push(req.url ?? '');
     const route = routes.get(req.url ?? '');
     if (!route) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
@@ -67,6 +70,11 @@ beforeAll(async () => {
   routes.set('/error', { status: 500, body: 'boom' });
   routes.set('/slow.xml', { body: '<urlset></urlset>', delayMs: 2_000 });
   routes.set('/loop.xml', { body: `<sitemapindex><sitemap><loc>${base}/loop.xml</loc></sitemap></sitemapindex>` });
+  // An index of 20 children that list no page: `limit` counts pages, so only the document cap stops the walk.
+  for (let i = 0; i < 20; i++) routes.set(`/empty-${i}.xml`, { body: '<urlset></urlset>' });
+  routes.set('/fanout.xml', { body: `<sitemapindex>${Array.from({ length: 20 }, (_, i) => `<sitemap><loc>${base}/empty-${i}.xml</loc></sitemap>`).join('')}</sitemapindex>` });
+  routes.set('/slow-index.xml', { body: `<sitemapindex><sitemap><loc>${base}/slow.xml</loc></sitemap><sitemap><loc>${base}/slow.xml?2</loc></sitemap></sitemapindex>` });
+  routes.set('/slow.xml?2', { body: '<urlset></urlset>', delayMs: 2_000 });
 });
 
 afterAll(async () => {
@@ -138,6 +146,22 @@ describe('fetchSitemap', () => {
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('fetches at most maxDocuments sitemaps, and gives up the whole walk at totalTimeoutMs', async () => {
+    const asked = () => requested.filter((p) => p.startsWith('/empty-')).length;
+    const before = asked();
+    await expect(fetchSitemap(`${base}/fanout.xml`, { limit: 5, maxDocuments: 5 })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('an index of more than 5 sitemaps') });
+    expect(asked() - before).toBe(4);
+    // Each child is within the per-request timeout; together they are not.
+    await expect(fetchSitemap(`${base}/slow-index.xml`, { timeoutMs: 30_000, totalTimeoutMs: 500 })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/timed out after \d+ ms|not read within 500 ms/) });
+  });
+
+  it('reads a document of many <!…> declarations in one pass (each looked for a DOCTYPE subset to the end of the document)', () => {
+    // About 1.6 MB: a few hundred milliseconds at worst now; the quadratic search took tens of seconds.
+    const xml = `<urlset>${'<!x>'.repeat(400_000)}<url><loc>https://site.test/only</loc></url></urlset>`;
+    expect(parseSitemapXml(xml)?.locs).toEqual(['https://site.test/only']);
+    expect(parseSitemapXml('<!DOCTYPE urlset [ <!ENTITY a "x>y"> ]><urlset><url><loc>https://site.test/dt</loc></url></urlset>')?.locs).toEqual(['https://site.test/dt']);
+  });
+
   it('stops on self-referencing indexes', async () => {
     expect(await fetchSitemap(`${base}/loop.xml`)).toEqual([]);
   });
@@ -195,5 +219,15 @@ describe('dedupeUrls', () => {
       'x',
       'https://b.test/#top',
     ]);
+  });
+});
+
+describe('pinnedGet', () => {
+  it('connects to the address the policy checked, never resolving the name again (DNS rebinding)', async () => {
+    // The name does not resolve at all: only the pinned address can have been used.
+    const res = await pinnedGet(`http://rebind.invalid:${(server.address() as AddressInfo).port}/pages.xml`, ['127.0.0.1'], { headers: { accept: 'application/xml' } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<urlset');
+    expect(requested.at(-1)).toBe('/pages.xml');
   });
 });

@@ -3,36 +3,47 @@ import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanStatus } from '../../queue/job.js';
-import { admitOptions, admitUrl } from '../../queue/submission.js';
-import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
-import { checkTarget } from '../../scanner/target-guard.js';
+import { admitOptions, admitUrl, FieldProblem } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
+import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
+import { policyFetch } from '../../scanner/policy-fetch.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
 import { parseOrThrow } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;
-const MAX_SITEMAP_REDIRECTS = 5;
+/** What one batch request may make the server fetch: sitemap documents, and time for all of them. */
+const MAX_SITEMAP_DOCUMENTS = 50;
+const SITEMAP_TOTAL_TIMEOUT_MS = 60_000;
 
 /**
- * `fetch` for sitemaps fetched by the server: every URL it reaches (nested sitemaps of an index,
- * each redirect hop) passes the target policy first, as the sitemap URL itself did. Without this a
- * sitemap on an allowed host could point the server at internal addresses.
+ * Checks many URLs (a batch), at most `concurrency` look-ups at a time, and names every bad one:
+ * one bad URL is its own problem (as for a single scan), several are one validation error listing
+ * each by field, in order. Nothing is admitted unless every URL is.
  */
-function policyFetch(policy: TargetPolicy, fetchImpl: typeof fetch = fetch): typeof fetch {
-  return async (input, init) => {
-    let url = input instanceof Request ? input.url : String(input);
-    for (let hop = 0; ; hop++) {
-      await checkTarget(url, policy);
-      const response = await fetchImpl(url, { ...init, redirect: 'manual' });
-      const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;
-      if (!location) return response;
-      await response.body?.cancel().catch(() => undefined);
-      if (hop >= MAX_SITEMAP_REDIRECTS) throw new WcagaiError('USAGE', `sitemap ${url}: more than ${MAX_SITEMAP_REDIRECTS} redirects`);
-      url = new URL(location, url).href;
+async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf: (i: number) => string, concurrency = 16): Promise<string[]> {
+  const admitted: string[] = new Array<string>(raws.length);
+  const problems: Array<{ index: number; problem: FieldProblem }> = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < raws.length) {
+      const i = next++;
+      try {
+        admitted[i] = await admitUrl(raws[i]!, policy, fieldOf(i));
+      } catch (err) {
+        if (!(err instanceof FieldProblem)) throw err;
+        problems.push({ index: i, problem: err });
+      }
     }
   };
+  await Promise.all(Array.from({ length: Math.min(concurrency, raws.length) }, lane));
+  if (problems.length === 1) throw problems[0]!.problem;
+  if (problems.length > 1) {
+    problems.sort((a, b) => a.index - b.index);
+    throw new ValidationError(problems.map(({ problem }) => ({ field: problem.field, message: problem.message })), `${problems.length} URLs refused`);
+  }
+  return admitted;
 }
 
 /** Batch routes: many URLs (or a sitemap) with shared options, and their progress. */
@@ -46,7 +57,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     let raw: string[];
     if (body.sitemap) {
       const sitemap = await admitUrl(body.sitemap, deps.policy, 'sitemap');
-      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
+      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
         throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
       });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
@@ -54,7 +65,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
       raw = body.urls!;
       if (raw.length > max) throw new ValidationError([{ field: 'urls', message: `at most ${max} URLs per batch, got ${raw.length}` }]);
     }
-    const urls = await Promise.all(raw.map((u, i) => admitUrl(u, deps.policy, body.sitemap ? `sitemap[${i}]` : `urls[${i}]`)));
+    const urls = await admitUrls(raw, deps.policy, (i) => (body.sitemap ? `sitemap[${i}]` : `urls[${i}]`));
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
     const id = randomId('batch_', 12);
     const requestId = String(request.id);
