@@ -12,7 +12,7 @@ import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, redisTargetOf, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
+import { producerConnection, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
 import { startScanWorker, type ScanWorker } from '../queue/worker.js';
@@ -167,18 +167,26 @@ export async function startService(config: Config, logger: Logger, options: Serv
       closing ??= (async () => {
         const started = Date.now();
         const left = () => Math.max(1_000, deadlineMs - (Date.now() - started));
-        // Stop accepting at once (new requests get 503 SHUTTING_DOWN); in-flight requests,
-        // Prefer: wait included, are answered. Alerts and breaker control stop meanwhile, so
-        // nothing is evaluated or applied while the process winds down.
-        const appClosed = app ? Promise.race([app.close(), new Promise((r) => setTimeout(r, left()))]) : Promise.resolve();
-        await integrationsRuntime.close();
+        // Stop fetching scans at once: the worker's close takes no new job and lets the active
+        // ones finish (at the deadline it returns them to the queue). Meanwhile the API stops
+        // accepting (new requests get 503 SHUTTING_DOWN) and answers in-flight requests,
+        // Prefer: wait included; alerts and breaker control stop, so nothing is evaluated or
+        // applied while the process winds down. Every step that needs Redis is bounded: with
+        // Redis unreachable its commands would never settle, and the browser must still be closed.
+        const workerClosed = worker ? worker.close(left()) : Promise.resolve({ released: false });
+        const appClosed = app ? settleWithin(app.close(), left()) : Promise.resolve();
+        await settleWithin(integrationsRuntime.close(), left());
+        const { released } = await workerClosed;
+        const scannerClosed = scanner?.close();
+        // No scan starts here any more: a request still waiting on one that is not finished
+        // answers 202 now instead of holding the shutdown until the deadline.
+        if (worker) await waiter?.close();
         await appClosed;
-        const { released } = worker ? await worker.close(left()) : { released: false };
         // After the worker: the failures of its last scans are still captured.
-        await dlqRuntime.close();
-        await Promise.allSettled([scanner?.close(), waiter?.close(), queue.close(), ...owned.map((f) => f())]);
+        await settleWithin(dlqRuntime.close(), left());
+        await Promise.allSettled([scannerClosed, waiter?.close(), settleWithin(queue.close(), left()), ...owned.map((f) => f())]);
         await reporter?.close(2_000).catch(() => false);
-        await Promise.allSettled([redis.quit(), workerRedis?.quit()]);
+        await Promise.allSettled([redis, workerRedis].map((r) => r && settleWithin(r.quit(), 1_000).then(() => r.disconnect())));
         return { released };
       })();
       return closing;

@@ -1,7 +1,8 @@
-import { installProcessHandlers, SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
+import { SHUTDOWN_GRACE_MS } from '../app/lifecycle.js';
 import { runtimeFromEnv } from '../app/runtime.js';
 import { startService } from '../app/service.js';
 import { listenOrStop } from './listen.js';
+import { runService } from './run-service.js';
 
 /**
  * `wcagai worker`: scan workers only, against the queue at REDIS_URL, and with `--health-port`
@@ -10,20 +11,10 @@ import { listenOrStop } from './listen.js';
 export async function runWorker(flags: { concurrency?: number; healthPort?: number }): Promise<number> {
   const { config, logger, env } = runtimeFromEnv(flags.healthPort !== undefined ? { WORKER_HEALTH_PORT: String(flags.healthPort) } : {}, 'wcagai-worker');
   const healthServer = config.WORKER_HEALTH_PORT > 0;
-  const service = await startService(config, logger, { api: false, healthServer, workerConcurrency: flags.concurrency ?? config.WORKER_CONCURRENCY, env });
-  let exitCode = 0;
-  let removeHandlers: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => {
-    removeHandlers = installProcessHandlers(logger, async (reason) => {
-      if (reason === 'uncaughtException') exitCode = 1;
-      await service.close();
-      resolve();
-    }, (err) => service.reporter.capture(err), { forceAfterMs: config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS });
-  });
-  if (healthServer && service.app) {
+  const start = () => startService(config, logger, { api: false, healthServer, workerConcurrency: flags.concurrency ?? config.WORKER_CONCURRENCY, env });
+  return runService(logger, config.SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS, start, async (service, removeHandlers) => {
+    if (!healthServer || !service.app) return;
     const address = await listenOrStop(service, service.app, config.HOST, config.WORKER_HEALTH_PORT, removeHandlers);
     logger.info({ event: 'worker.health_listening', address }, `worker health on ${address}/health/ready`);
-  }
-  await finished;
-  return exitCode;
+  });
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Keys } from './keys.js';
-import type { RedisClient } from './redis.js';
+import { settleWithin, type RedisClient } from './redis.js';
 
 /** What a worker reports of itself on each beat. */
 export interface HeartbeatFigures {
@@ -33,9 +33,15 @@ export function startHeartbeat(redis: RedisClient, keys: Keys, id: string, read:
   timer.unref();
   return {
     beat,
-    async stop(): Promise<void> {
+    /**
+     * Stops beating and removes the heartbeat, waiting for Redis at most `timeoutMs`. Over a
+     * connection that is not ready (Redis unreachable) nothing is sent: the commands would wait in
+     * the offline queue and never settle, and the key expires on its own three beats later.
+     */
+    async stop(timeoutMs = 1_000): Promise<void> {
       clearInterval(timer);
-      await redis.multi().del(keys.worker(id)).srem(keys.workers, id).exec().catch(() => undefined);
+      if (redis.status !== 'ready') return;
+      await settleWithin(redis.multi().del(keys.worker(id)).srem(keys.workers, id).exec(), timeoutMs);
     },
   };
 }

@@ -172,6 +172,23 @@ export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<
   });
 }
 
+/**
+ * Waits for `work` at most `ms`, then carries on: for shutdown steps that talk to Redis, whose
+ * commands wait in the offline queue (and never settle) while Redis is unreachable. Never rejects;
+ * resolves true when `work` settled in time.
+ */
+export async function settleWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Redis failures become REDIS_UNAVAILABLE (503, retry after 5 s) so clients know to retry; a WcagaiError passes as it is. */
 export function toRedisError(err: unknown): Error {
   if (err instanceof WcagaiError) return err;

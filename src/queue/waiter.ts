@@ -13,6 +13,8 @@ export class CompletionWaiter {
     for (const wake of set) wake();
   };
   private readonly ignore = () => undefined;
+  /** Closed: a wait returns at once (what a waiter woken by close() would answer). */
+  private closed = false;
 
   /**
    * Listens on a QueueEvents stream the process already reads (the DLQ capture's: each stream
@@ -33,6 +35,7 @@ export class CompletionWaiter {
    * subscribing, so a job that finished just before the call is not missed.
    */
   async wait(jobId: string, ms: number, isDone: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed) return isDone();
     let wake!: () => void;
     const finished = new Promise<void>((resolve) => {
       wake = resolve;
@@ -56,6 +59,7 @@ export class CompletionWaiter {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const set of this.waiters.values()) for (const wake of set) wake();
     this.waiters.clear();
     this.events.off('completed', this.settle);

@@ -97,25 +97,37 @@ export function startScanWorker(options: ScanWorkerOptions): ScanWorker {
     options.heartbeatMs ?? 5_000,
   );
   logger.info({ event: 'worker.start', workerId: id, concurrency: options.concurrency }, 'worker started');
+  let closing: Promise<{ released: boolean }> | null = null;
 
   return {
     id,
     worker,
     async close(deadlineMs: number) {
-      let timer: NodeJS.Timeout | undefined;
-      const graceful = worker.close().then(() => false);
-      const expired = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), deadlineMs);
-      });
-      const released = await Promise.race([graceful, expired]);
-      clearTimeout(timer);
-      if (released) {
-        logger.warn({ event: 'worker.release', workerId: id }, 'shutdown deadline reached: returning active scans to the queue');
-        worker.cancelAllJobs('shutdown');
-        await Promise.race([graceful, new Promise((r) => setTimeout(r, 5_000))]);
-      }
-      await heartbeat.stop();
-      return { released };
+      // BullMQ stops fetching at once; the active scans run on until they finish or the deadline.
+      closing ??= (async () => {
+        let closed = false;
+        void worker.close().then(
+          () => (closed = true),
+          () => (closed = true),
+        );
+        // With Redis unreachable BullMQ's close never settles (its connections wait to reconnect):
+        // once no scan runs here there is nothing left to wait for.
+        const done = () => closed || (active === 0 && options.connection.status !== 'ready');
+        const settle = async (ms: number) => {
+          const until = Date.now() + ms;
+          while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+          return done();
+        };
+        const released = !(await settle(deadlineMs));
+        if (released) {
+          logger.warn({ event: 'worker.release', workerId: id }, 'shutdown deadline reached: returning active scans to the queue');
+          worker.cancelAllJobs('shutdown');
+          await settle(5_000);
+        }
+        await heartbeat.stop();
+        return { released };
+      })();
+      return closing;
     },
   };
 }

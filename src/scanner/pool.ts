@@ -118,6 +118,7 @@ export class BrowserPool {
       browserRestarts: Math.max(0, this.launches - 1),
       contextsRetired: this.contextsRetired,
       browserPid: this.browser?.process()?.pid ?? null,
+      browserConnected: this.browser?.connected === true,
     };
   }
 
@@ -250,6 +251,9 @@ export class BrowserPool {
           this.generation++;
           this.freeSlots = [];
           this.options.events?.onDisconnect?.({ browserPid: pid, generation });
+          // Relaunched now, not at the next scan: until then the process is not ready (/health/ready
+          // answers 503), and an idle one would stay so. A launch that fails is tried again by the next scan.
+          void this.ensureBrowser('relaunch after crash').catch(() => undefined);
         }
       });
       this.options.events?.onLaunch?.({ browserPid: pid, generation, reason });

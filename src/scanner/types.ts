@@ -34,6 +34,8 @@ export interface ScannerStats {
   scansDone: number;
   browserRestarts: number;
   browserPid: number | null;
+  /** The browser is up and connected (false after a crash until it is relaunched); left out, a pid counts as up. */
+  browserConnected?: boolean;
   /** Shared browser contexts retired because a scan in them failed or could not be cleaned. */
   contextsRetired?: number;
   /** Pages garbage-collected between scans because their heap passed the limit (engine only). */

@@ -182,6 +182,17 @@ describe('503 under pressure', () => {
     // The refusals are counted under their problem code.
     expect(metrics.body).toMatch(/^wcagai_http_errors_total\{[^}]*code="OVERLOADED"[^}]*\} [1-9]/m);
   });
+
+  it('keeps /health/live at 200: a busy process is alive, not one to restart', async () => {
+    const svc = await service({ MAX_HEAP_MB: '1' });
+    await waitFor(async () => (await svc.get('/api/scans/scan_probe')).status === 503, { timeoutMs: 5_000, intervalMs: 200, what: 'pressure to be detected' });
+    const live = await svc.get('/health/live');
+    expect(live.status, live.body).toBe(200);
+    expect(live.json).toMatchObject({ status: 'ok' });
+    // Still under pressure: the API and readiness (take it out of rotation) keep refusing.
+    expectProblem(await svc.get('/api/scans/scan_probe'), 503, 'OVERLOADED', '/api/scans/scan_probe');
+    expectProblem(await svc.get('/health/ready'), 503, 'OVERLOADED', '/health/ready');
+  });
 });
 
 describe('500', () => {

@@ -41,8 +41,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** `wcagai serve` with its embedded worker, started and warm (its browser launched). */
-async function startServe(settings: Record<string, string>): Promise<Server> {
+/** `wcagai serve` with its embedded worker, spawned (`settings` may name another REDIS_URL); `browserPid` is 0 until it is ready. */
+async function spawnServe(settings: Record<string, string>): Promise<Server> {
   const port = await freePort();
   const prefix = uniquePrefix('shut');
   const env = { ...baseEnv(), ...TEST_SETTINGS, ALLOW_PRIVATE_TARGETS: 'true', REDIS_URL: redis.url, QUEUE_PREFIX: prefix, PORT: String(port), ...settings };
@@ -65,11 +65,21 @@ async function startServe(settings: Record<string, string>): Promise<Server> {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/health/ready`)).ok, { timeoutMs: 45_000, intervalMs: 200, what: `serve to be ready:\n${output}` });
-  const launch = lines().find((l) => l.event === 'browser.launch');
-  expect(launch?.browserPid, output).toEqual(expect.any(Number));
-  return { proc, base, prefix, browserPid: launch!.browserPid as number, exited, output: () => output, lines };
+  return { proc, base: `http://127.0.0.1:${port}`, prefix, browserPid: 0, exited, output: () => output, lines };
+}
+
+/** `wcagai serve` with its embedded worker, started and warm (its browser launched). */
+async function startServe(settings: Record<string, string>): Promise<Server> {
+  const server = await spawnServe(settings);
+  await waitFor(async () => (await fetch(`${server.base}/health/ready`)).ok, { timeoutMs: 45_000, intervalMs: 200, what: `serve to be ready:\n${server.output()}` });
+  return { ...server, browserPid: launchedBrowser(server) };
+}
+
+/** The pid of the browser a server logged launching. */
+function launchedBrowser(server: Server): number {
+  const launch = server.lines().find((l) => l.event === 'browser.launch');
+  expect(launch?.browserPid, server.output()).toEqual(expect.any(Number));
+  return launch!.browserPid as number;
 }
 
 /** Live processes of a process group (Chromium runs as its own group, led by the browser). */
@@ -219,5 +229,39 @@ describe('graceful shutdown of `wcagai serve`', () => {
     const [state] = await statesOf(server.prefix, [accepted.body.id as string]);
     expect(['active', 'waiting', 'prioritized']).toContain(state!.state);
     expect(await waitFor(() => groupMembers(server.browserPid).length === 0, { timeoutMs: 10_000, what: 'Chromium to exit after its parent' })).toBe(true);
+  });
+
+  it('with Redis unreachable, still closes the browser and exits 0 before the backstop', async () => {
+    const own = await startRedisServer();
+    try {
+      const server = await startServe({ REDIS_URL: own.url, SHUTDOWN_TIMEOUT: '5s', WORKER_CONCURRENCY: '1' });
+      await own.stop();
+      await waitFor(async () => (await fetch(`${server.base}/health/ready`)).status === 503, { timeoutMs: 10_000, what: 'serve to see Redis gone' });
+      const signalled = Date.now();
+      server.proc.kill('SIGTERM');
+      const exit = await server.exited;
+      expect(exit, server.output().slice(-3_000)).toMatchObject({ code: 0, signal: null });
+      // SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE_MS is the backstop's exit 1.
+      expect(exit.at - signalled).toBeLessThan(15_000);
+      const log = server.lines();
+      expect(log.filter((l) => l.event === 'shutdown.done')).toHaveLength(1);
+      expect(log.filter((l) => l.event === 'shutdown.timeout')).toEqual([]);
+      expect(await waitFor(() => groupMembers(server.browserPid).length === 0, { timeoutMs: 5_000, what: 'Chromium to be gone' })).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a SIGTERM during start-up waits for it, then shuts down and exits 0', async () => {
+    const server = await spawnServe({ WORKER_CONCURRENCY: '1' });
+    // The browser is up, the worker and the API are still being built.
+    await waitFor(() => server.lines().some((l) => l.event === 'browser.launch'), { timeoutMs: 45_000, intervalMs: 20, what: `the browser to start:\n${server.output()}` });
+    server.proc.kill('SIGTERM');
+    const exit = await server.exited;
+    expect(exit, server.output().slice(-3_000)).toMatchObject({ code: 0, signal: null });
+    const log = server.lines();
+    expect(log.filter((l) => l.event === 'shutdown.done')).toHaveLength(1);
+    expect(log.filter((l) => (l.level as number) >= 50), server.output().slice(-3_000)).toEqual([]);
+    expect(await waitFor(() => groupMembers(launchedBrowser(server)).length === 0, { timeoutMs: 5_000, what: 'Chromium to be gone' })).toBe(true);
   });
 });

@@ -76,7 +76,9 @@ export interface DetailedHealth {
 function browserCheckOf(scanner: Scanner | null | undefined) {
   if (!scanner) return undefined;
   const s = scanner.stats();
-  return { status: (s.browserPid !== null ? 'up' : 'down') as CheckStatus, pages: s.concurrency, active: s.active, restarts: s.browserRestarts };
+  // Connected, not merely known: a crashed browser keeps its pid until it is relaunched.
+  const up = s.browserConnected ?? s.browserPid !== null;
+  return { status: (up ? 'up' : 'down') as CheckStatus, pages: s.concurrency, active: s.active, restarts: s.browserRestarts };
 }
 
 /**
@@ -136,7 +138,9 @@ export function healthRoutes(app: FastifyInstance, deps: DetailedHealthDeps): vo
   const detailed = detailedHealth(deps, started);
   app.addHook('onClose', async () => detailed.close());
 
-  app.get('/health/live', async () => ({ status: 'ok', timestamp: new Date().toISOString() }));
+  // Exempt from under-pressure (a handler that returns nothing lets the request through): a busy
+  // process is alive, and a liveness probe answered 503 would get it restarted for being busy.
+  app.get('/health/live', { config: { pressureHandler: () => undefined } }, async () => ({ status: 'ok', timestamp: new Date().toISOString() }));
   methodGuard(app, '/health/live', ['GET']);
 
   app.get('/health/ready', async (request, reply) => {
