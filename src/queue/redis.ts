@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.js';
+import { maskUrlCredentials } from '../config/values.js';
 import { WcagaiError } from '../errors/catalogue.js';
 
 /** A connection to wherever the deployment's Redis is: one server (or a Sentinel-watched master), or a Cluster. */
@@ -52,7 +53,7 @@ export function redisTargetOf(config: TargetSettings): RedisTarget {
 
 /** The target for messages and logs, password masked. */
 export function describeRedisTarget(target: RedisTarget): string {
-  const url = target.url.replace(/\/\/([^@/]*)@/, '//***@');
+  const url = maskUrlCredentials(target.url);
   const list = (nodes: HostPort[]) => nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(',');
   if (target.mode === 'sentinel') return `Sentinel master "${target.name}" via ${list(target.sentinels)}`;
   if (target.mode === 'cluster') return `Redis Cluster via ${list(target.nodes)}`;

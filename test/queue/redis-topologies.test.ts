@@ -56,6 +56,8 @@ describe('target from the configuration', () => {
     const cluster = redisTargetOf(loadConfig({ REDIS_URL: 'rediss://:s3cret@x:6379', REDIS_CLUSTER_NODES: 'c1:7000,c2:7001' }));
     expect(cluster).toMatchObject({ mode: 'cluster', nodes: [{ host: 'c1', port: 7000 }, { host: 'c2', port: 7001 }] });
     expect(describeRedisTarget(redisTargetOf(loadConfig({ REDIS_URL: url })))).toBe('redis://***@10.0.0.9:6379/2');
+    // A password holding '@' (ioredis reads the authority up to the last one).
+    expect(describeRedisTarget(redisTargetOf(loadConfig({ REDIS_URL: 'redis://:p@ssw0rd@10.0.0.9:6379/2' })))).toBe('redis://***@10.0.0.9:6379/2');
     expect(describeRedisTarget(sentinel)).toBe('Sentinel master "queue" via s1:26379,[::1]:26380');
     expect(describeRedisTarget(cluster)).toBe('Redis Cluster via c1:7000,c2:7001');
   });
