@@ -1,3 +1,5 @@
+import { constants } from 'node:os';
+import { clean } from '../domain/text.js';
 import { AdminClient } from '../tui/client.js';
 import { loadDotEnv } from '../config/dotenv.js';
 
@@ -9,7 +11,10 @@ export interface TopFlags {
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
-/** Quit like q, so the terminal is restored (Ctrl-C in the dashboard is a key, not SIGINT). */
+/**
+ * Quit like q, so the terminal is restored (Ctrl-C in the dashboard is a key, not SIGINT), then
+ * exit 128 + the signal's number as a process killed by it would.
+ */
 const SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
 
 /**
@@ -34,7 +39,8 @@ export async function runTop(flags: TopFlags): Promise<number> {
     try {
       snapshot = await client.snapshot();
     } catch (err) {
-      process.stderr.write(`wcagai: ${(err as Error).message}\n`);
+      // The server's problem detail: its text, never a terminal command.
+      process.stderr.write(`wcagai: ${clean((err as Error).message)}\n`);
       return 1;
     }
     if (flags.json) {
@@ -60,10 +66,19 @@ export async function runTop(flags: TopFlags): Promise<number> {
   delete process.env.CONTINUOUS_INTEGRATION;
   const { runDashboard } = await import('../tui/run.js');
   const controller = new AbortController();
-  const quit = () => controller.abort();
-  for (const sig of SIGNALS) process.once(sig, quit);
+  let signalled: NodeJS.Signals | null = null;
+  // `on`, not `once`: while a listener of ours is there, Ink's signal-exit does not re-raise the
+  // signal (which would kill the process on the alternate screen before the cleanup ran). The
+  // abort restores the screen synchronously; a second signal exits at once.
+  const quit = (sig: NodeJS.Signals) => {
+    if (signalled) process.exit(128 + constants.signals[signalled]);
+    signalled = sig;
+    controller.abort();
+  };
+  for (const sig of SIGNALS) process.on(sig, quit);
   try {
-    return await runDashboard({ url, token, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, color, signal: controller.signal });
+    const code = await runDashboard({ url, token, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, color, signal: controller.signal });
+    return signalled ? 128 + constants.signals[signalled] : code;
   } finally {
     for (const sig of SIGNALS) process.off(sig, quit);
   }

@@ -1,5 +1,6 @@
 import type { Impact, PageResult, Report, ReportSummary, Violation } from '../domain/scan.js';
 import { IMPACTS } from '../domain/scan.js';
+import { clean } from '../domain/text.js';
 import { targetText } from './summary.js';
 
 export interface PrettyOptions {
@@ -76,9 +77,4 @@ function sortByImpact(violations: Violation[]): Violation[] {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** Page-supplied text must not drive the terminal: control characters (ESC included) are dropped. */
-function clean(text: string): string {
-  return text.replace(/[\r\n\t]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
 }

@@ -4,6 +4,7 @@ import type { ActionResult } from './client.js';
 import { Dashboard } from './components/Dashboard.js';
 import type { StatusMessage } from './components/Footer.js';
 import type { FeedState } from './feed.js';
+import { safe } from './format.js';
 import { PANELS, type PanelName, type Size } from './layout.js';
 import { keysOf, move, resolveIndex, type Selection } from './selection.js';
 
@@ -96,6 +97,20 @@ export function App({ feed, actions, url, size: fixedSize, clock = Date.now, tic
   const snapshot = state.snapshot;
   const selected = Object.fromEntries(PANELS.map((p) => [p, resolveIndex(keysOf(snapshot, p), selection[p])])) as Record<PanelName, number>;
 
+  // Each panel's selection follows the highlighted item's key from the first snapshot on (and
+  // the next item's once it is gone): a new DLQ entry on top then leaves the cursor on its entry.
+  useEffect(() => {
+    setSelection((s) => {
+      let next = s;
+      for (const p of PANELS) {
+        const keys = keysOf(snapshot, p);
+        const index = resolveIndex(keys, s[p]);
+        if (keys.length && s[p].key !== keys[index]) next = { ...next, [p]: { key: keys[index]!, index } };
+      }
+      return next;
+    });
+  }, [snapshot]);
+
   // Ink re-subscribes the input handler in an effect that may run after the next key arrives, so
   // the handler reads the latest render's state through a ref, never from its own closure.
   const latest = useRef({ pending, help, focus, busy, snapshot, selected });
@@ -168,7 +183,7 @@ export function App({ feed, actions, url, size: fixedSize, clock = Date.now, tic
       if (entries.length === 0) return setStatus({ text: 'the DLQ shows no entry to retry', tone: 'info' });
       if (input === 'r') {
         const e = entries[Math.min(selected.dlq, entries.length - 1)]!;
-        return ask(`Retry DLQ entry ${e.id} (${e.host}, ${e.code})?`, () => actions.retryDlq(e.id));
+        return ask(`Retry DLQ entry ${safe(e.id)} (${safe(e.host)}, ${safe(e.code)})?`, () => actions.retryDlq(e.id));
       }
       const ids = entries.map((e) => e.id);
       return ask(`Retry all ${ids.length} DLQ entries shown${snapshot?.dlq && snapshot.dlq.size > ids.length ? ` (of ${snapshot.dlq.size})` : ''}?`, () => actions.retryDlqMany(ids));
@@ -176,7 +191,7 @@ export function App({ feed, actions, url, size: fixedSize, clock = Date.now, tic
     if (input === 'x') {
       const b = snapshot?.breakers?.[selected.breakers];
       if (focus !== 'breakers' || !b) return setStatus({ text: 'x resets the breaker selected in the Breakers panel: press Tab to focus it', tone: 'info' });
-      return ask(`Reset breaker ${b.name} fleet-wide (now ${b.state}, ${b.failures} failures)?`, () => actions.resetBreaker(b.name));
+      return ask(`Reset breaker ${safe(b.name)} fleet-wide (now ${safe(b.state)}, ${safe(b.failures)} failures)?`, () => actions.resetBreaker(b.name));
     }
     if (input === 'p') {
       const paused = snapshot?.queue?.paused;

@@ -19,6 +19,8 @@ export interface AdminClientOptions {
   token?: string | undefined;
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** Aborting it ends every request of this client and of a feed using it at once (`top` quitting). */
+  signal?: AbortSignal;
 }
 
 /** What an operator action did, for the status line. */
@@ -64,6 +66,16 @@ export class AdminClient {
     return this.options.fetch ?? fetch;
   }
 
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
+  }
+
+  /** A request's signal: aborted after `ms`, or with the client's signal. */
+  timeout(ms: number): AbortSignal {
+    const timeout = AbortSignal.timeout(ms);
+    return this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
+  }
+
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
@@ -71,7 +83,7 @@ export class AdminClient {
         method,
         headers: this.headers({ accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+        signal: this.timeout(this.options.timeoutMs ?? 10_000),
       });
     } catch (err) {
       throw new AdminApiError(`cannot reach ${this.base}: ${networkMessage(err)}`, 0, 'CONNECTION_FAILED');

@@ -53,6 +53,7 @@ export class SnapshotFeed {
     this.initialMs = options.backoff?.initialMs ?? 500;
     this.maxMs = options.backoff?.maxMs ?? 15_000;
     this.state = { snapshot: null, receivedAt: null, connection: { kind: 'connecting', since: this.now() } };
+    options.client.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
 
   get current(): FeedState {
@@ -157,7 +158,7 @@ export class SnapshotFeed {
     const { client } = this.options;
     let res: Response;
     try {
-      res = await client.fetch(`${client.base}/admin/snapshot`, { headers: client.headers({ accept: 'application/json' }), signal: AbortSignal.timeout(5_000) });
+      res = await client.fetch(`${client.base}/admin/snapshot`, { headers: client.headers({ accept: 'application/json' }), signal: client.timeout(5_000) });
     } catch (err) {
       return { ok: false, status: 0, reason: networkMessage(err) };
     }

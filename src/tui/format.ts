@@ -1,4 +1,6 @@
 /** Text helpers of the dashboard: pure, so the components stay small. */
+import stringWidth from 'string-width';
+import { clean } from '../domain/text.js';
 
 /**
  * `42s`, `5m`, `3h12m`, `2d4h`: seconds only under a minute. Coarse on purpose: a line whose
@@ -47,14 +49,57 @@ export function millis(ms: number | null): string {
 }
 
 /**
- * Cuts `text` to `width` columns, marking the cut with `~`; pads it when `pad`. An ASCII mark on
- * purpose: Ink measures a line with any non-ASCII character through Intl.Segmenter, and one `…`
- * per table row made every frame half again as expensive to draw.
+ * Text from the server (and through it from other services and pages: a breaker's last failure
+ * quotes an upstream's answer) made safe to print: control characters dropped, so no escape
+ * sequence reaches the terminal, and a missing value shown as `-`. Every string of a snapshot,
+ * a status line or a prompt goes through here (or through `fit`, which calls it).
  */
-export function fit(text: string, width: number, pad = false): string {
+export function safe(text: string | number | null | undefined): string {
+  return text === null || text === undefined ? '-' : clean(String(text));
+}
+
+/**
+ * A copy of `value` with `safe` applied to every string in it, however deep (numbers a server
+ * sent as strings included): what the dashboard draws a snapshot from.
+ */
+export function safeDeep<T>(value: T): T {
+  if (typeof value === 'string') return clean(value) as T;
+  if (Array.isArray(value)) return value.map(safeDeep) as T;
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, safeDeep(v)])) as T;
+  return value;
+}
+
+/** Printable ASCII only: one column per character, the common case. */
+const NARROW = /^[\x20-\x7e]*$/;
+
+/**
+ * `safe(text)` cut to `width` terminal columns, marking the cut with `~`; padded when `pad`.
+ * Wide characters (CJK) count two columns. An ASCII mark on purpose: Ink measures a line with
+ * any non-ASCII character through Intl.Segmenter, and one `…` per table row made every frame
+ * half again as expensive to draw.
+ */
+export function fit(text: string | number | null | undefined, width: number, pad = false): string {
   if (width <= 0) return '';
-  const cut = text.length > width ? `${text.slice(0, Math.max(0, width - 1))}~` : text;
-  return pad ? cut.padEnd(width) : cut;
+  const plain = safe(text);
+  if (NARROW.test(plain)) {
+    const cut = plain.length > width ? `${plain.slice(0, width - 1)}~` : plain;
+    return pad ? cut.padEnd(width) : cut;
+  }
+  let cut = plain;
+  let used = stringWidth(plain);
+  if (used > width) {
+    cut = '';
+    used = 0;
+    for (const char of plain) {
+      const w = stringWidth(char);
+      if (used + w > width - 1) break;
+      cut += char;
+      used += w;
+    }
+    cut += '~';
+    used += 1;
+  }
+  return pad && used < width ? cut + ' '.repeat(width - used) : cut;
 }
 
 const BLOCKS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

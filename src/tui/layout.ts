@@ -27,7 +27,7 @@ export function itemCount(snapshot: Snapshot | null, panel: PanelName): number {
     case 'breakers':
       return snapshot.breakers?.length ?? 0;
     case 'workers':
-      return snapshot.workers.length;
+      return snapshot.workers?.length ?? 0;
     case 'dlq':
       return snapshot.dlq?.newest.length ?? 0;
     case 'alerts':

@@ -15,7 +15,10 @@ export interface DashboardOptions {
   stderr: NodeJS.WriteStream;
   /** False under NO_COLOR. */
   color: boolean;
-  /** Aborting it quits like q (the command wires SIGTERM, SIGHUP and SIGINT to it). */
+  /**
+   * Aborting it quits like q (the command wires SIGTERM, SIGHUP and SIGINT to it), restoring the
+   * terminal before the abort returns.
+   */
   signal?: AbortSignal;
 }
 
@@ -29,7 +32,10 @@ const CLEAR_SCREEN = '\x1b[2J\x1b[H';
  * screen comes back as it was. Resolves to the exit code.
  */
 export async function runDashboard(options: DashboardOptions): Promise<number> {
-  const client = new AdminClient({ url: options.url, token: options.token });
+  // One controller for every request the dashboard makes: quitting ends the feed and any action
+  // still waiting for the server at once, instead of keeping the process alive until they time out.
+  const requests = new AbortController();
+  const client = new AdminClient({ url: options.url, token: options.token, signal: requests.signal });
   const feed = new SnapshotFeed({ client });
   const { stdout } = options;
   let restored = false;
@@ -43,7 +49,10 @@ export async function runDashboard(options: DashboardOptions): Promise<number> {
   // wider than the new size scrolls the screen and leaves debris. Wipe it: the next frame starts clean.
   const wipe = () => stdout.write(CLEAR_SCREEN);
   let instance: Instance | null = null;
-  const quit = () => instance?.unmount();
+  const quit = () => {
+    instance?.unmount();
+    restore();
+  };
   try {
     feed.start();
     instance = render(
@@ -54,12 +63,13 @@ export async function runDashboard(options: DashboardOptions): Promise<number> {
     );
     stdout.on('resize', wipe);
     options.signal?.addEventListener('abort', quit, { once: true });
+    if (options.signal?.aborted) quit();
     await instance.waitUntilExit();
     return 0;
   } finally {
     options.signal?.removeEventListener('abort', quit);
     stdout.off('resize', wipe);
-    feed.stop();
+    requests.abort();
     instance?.cleanup();
     restore();
   }

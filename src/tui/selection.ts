@@ -16,7 +16,7 @@ export function keysOf(snapshot: Snapshot | null, panel: PanelName): string[] {
     case 'breakers':
       return (snapshot.breakers ?? []).map((b) => b.name);
     case 'workers':
-      return snapshot.workers.map((w) => w.id);
+      return (snapshot.workers ?? []).map((w) => w.id);
     case 'dlq':
       return (snapshot.dlq?.newest ?? []).map((e) => e.id);
     case 'alerts':

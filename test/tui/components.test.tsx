@@ -1,4 +1,5 @@
 import { renderToString } from 'ink';
+import stringWidth from 'string-width';
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../src/domain/snapshot.js';
@@ -215,5 +216,107 @@ describe('the clock while disconnected', () => {
     await waitFor(() => /updated [3-9]s ago/.test(ui.lastFrame() ?? ''), { what: 'the age to move', timeoutMs: 5_000, intervalMs: 20 });
     expect(ui.lastFrame()).toMatch(/retrying in [1-7]s/);
     ui.unmount();
+  });
+});
+
+describe('text from the server is never a terminal command', () => {
+  // A title change, a clipboard write (OSC 52), a screen wipe and a C1 CSI: what an upstream's
+  // answer quoted in a breaker's last failure, a page's URL or an alert could carry.
+  const EVIL = '\x1b]0;PWNED\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b[1;1H\x9b31m\r\n';
+  const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+  /** Every string of `value` with EVIL in the middle of it. */
+  const taint = <T,>(value: T): T => {
+    if (typeof value === 'string') return `${value.slice(0, 4)}${EVIL}${value.slice(4)}` as T;
+    if (Array.isArray(value)) return value.map(taint) as T;
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, taint(v)])) as T;
+    return value;
+  };
+  const evilSnapshot = () => {
+    const s = breakerOpenSnapshot();
+    s.dlq = dlqSnapshot(3).dlq!;
+    s.alerts!.push({ id: 'x', rule: 'R', severity: 'warning', summary: 'slack said no', since: iso(1_000), silencedUntil: iso(-60_000) });
+    return taint(s);
+  };
+
+  it('every string of a snapshot, the status line, a prompt and the connection lose their control characters, at every width', () => {
+    const snapshot = evilSnapshot();
+    const feeds: FeedState[] = [live(snapshot), { snapshot, receivedAt: NOW, connection: { kind: 'down', since: NOW, reason: `ECONNRESET${EVIL}`, retryAt: NOW + 1_000, attempts: 2 } }, { snapshot: null, receivedAt: null, connection: { kind: 'unauthorized', since: NOW, reason: `bad${EVIL}`, retryAt: NOW + 1_000 } }];
+    for (const feed of feeds) {
+      for (const focus of PANELS) {
+        const status = { text: `UPSTREAM_REJECTED: ${EVIL}no`, tone: 'error' as const };
+        const variants = [props(feed, { focus, status }), props(feed, { focus, prompt: `Retry DLQ entry ${EVIL}?`, url: `http://x${EVIL}` })];
+        for (const p of variants) {
+          for (const lines of [frame(p), wideFrame({ ...p, size: { columns: 150, rows: 40 } }), wideFrame({ ...p, size: { columns: 220, rows: 50 } })]) {
+            const text = lines.join('\n');
+            expect(text, JSON.stringify(text)).not.toMatch(CONTROL);
+          }
+        }
+      }
+    }
+    // The text itself is still there, minus the control characters.
+    expect(wideFrame(props(live(snapshot), { size: { columns: 150, rows: 40 } })).join('\n')).toContain('last: HTTP]0;PWNED]52;c;ZXZpbA==[2J[1;1H31m _SERVER_ERROR');
+  });
+
+  it('top --once: the printed snapshot carries no control character either', async () => {
+    const { renderSnapshot } = await import('../../src/tui/run.js');
+    for (const columns of [80, 150, 220]) {
+      const text = renderSnapshot(evilSnapshot(), { url: URL, columns, rows: 50, color: false, now: NOW });
+      expect(text).toContain('DLQ 3 entries');
+      expect(text, JSON.stringify(text)).not.toMatch(CONTROL);
+    }
+  });
+});
+
+describe('breakers that differ between processes', () => {
+  it('100x24, all five OPEN on one process and CLOSED on another: the selected breaker is on screen wherever it is', () => {
+    const s = dlqSnapshot(500);
+    s.workers = Array.from({ length: 8 }, (_, i) => worker(i + 1));
+    s.alerts = Array.from({ length: 4 }, (_, i) => ({ id: `a${i}`, rule: 'R', severity: 'error' as const, summary: `alert ${i}`, since: iso(1_000) }));
+    const open = breakerOpenSnapshot().breakers!.find((b) => b.name === 'apollo')!;
+    const names = ['ai', 'apollo', 'hubspot', 'slack', 'pagerduty'];
+    s.breakers = names.map((name) => ({ ...open, name }));
+    for (const [i, name] of names.entries()) {
+      const lines = frame(props(live(s), { size: { columns: 100, rows: 24 }, focus: 'breakers', selected: { ...none, breakers: i } }));
+      const marked = lines.filter((l) => l.startsWith('› '));
+      expect(marked, lines.join('\n')).toHaveLength(1);
+      expect(marked[0]).toMatch(new RegExp(`^› ${name} +OPEN`));
+      // No process line without its breaker above it.
+      const first = lines.findIndex((l) => l.includes('BREAKERS')) + 1;
+      expect(lines[first]).not.toContain('per process');
+    }
+  });
+});
+
+describe('missing fields', () => {
+  it('a null host, DLQ code/url/status, alert summary or severity, breaker state or processes: "-" instead of a crash', () => {
+    const s = breakerOpenSnapshot();
+    const nil = null as unknown as string;
+    s.workers = [worker(1, { host: nil, id: nil })];
+    s.dlq = dlqSnapshot(2).dlq!;
+    s.dlq.newest[0] = { ...s.dlq.newest[0]!, host: nil, code: nil, url: nil, status: nil as never };
+    s.alerts = [{ id: 'a', rule: 'R', severity: nil as never, summary: nil, since: iso(1_000) }];
+    s.breakers![0] = { ...s.breakers![0]!, state: nil as never, uniform: false, processes: nil as never };
+    s.serviceVersion = nil;
+    for (const size of [{ columns: 80, rows: 24 }, { columns: 150, rows: 40 }]) {
+      const text = wideFrame(props(live(s), { size, focus: 'breakers' })).join('\n');
+      expect(text).toMatch(/› ai +- +0 fail/);
+      expect(text).toMatch(/· - +- +1\/4/);
+      expect(text).toMatch(/dlq_entry00000 +- +- /);
+      expect(text).toMatch(/- +since/);
+    }
+  });
+});
+
+describe('wide characters', () => {
+  it('a CJK host name is cut to its column, the row no wider than the terminal', () => {
+    const s = dlqSnapshot(2);
+    s.dlq!.newest[0] = { ...s.dlq!.newest[0]!, host: '例え.テスト.日本.例え.テスト', code: 'ナビゲーション・タイムアウト' };
+    s.workers = [worker(1, { host: '日本語のホスト名' })];
+    for (const columns of [80, 100, 150]) {
+      const lines = wideFrame(props(live(s), { size: { columns, rows: 30 } }));
+      for (const line of lines) expect(stringWidth(line), line).toBeLessThanOrEqual(columns);
+      const row = lines.find((l) => l.includes('dlq_entry00000'))!;
+      expect(row).toMatch(/例え\.テスト\.日本.*~ /);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -149,4 +149,28 @@ describe('wcagai top in a real terminal (tmux)', () => {
     expect(end).not.toContain('BREAKERS');
     expect(readFileSync(after, 'utf8')).toBe(readFileSync(before, 'utf8'));
   }, 180_000);
+
+  it('kill -TERM, -HUP or -INT quits like q: the normal screen back, exit 128 + the signal', async () => {
+    const signals = [
+      ['TERM', 143],
+      ['HUP', 129],
+      ['INT', 130],
+    ] as const;
+    const command = `for s in ${signals.map(([s]) => s).join(' ')}; do node ${BIN} top --url ${url}; echo "top exited with $? at $s"; done; sleep 60`;
+    const killed = await startTerminal(command, { columns: 100, rows: 30, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADMIN_TOKEN: TOKEN } });
+    try {
+      for (const [sig, code] of signals) {
+        await waitFor(async () => /live \(stream\)/.test(await killed.screen()) && (await killed.variable('alternate_on')) === '1', { what: `the dashboard before SIG${sig}`, timeoutMs: 90_000 });
+        const top = execFileSync('pgrep', ['-P', String(await killed.panePid()), 'node'], { encoding: 'utf8' }).trim();
+        process.kill(Number(top), `SIG${sig}`);
+        const screen = await killed.waitFor(new RegExp(`top exited with \\d+ at ${sig}`), 15_000);
+        expect(screen).toContain(`top exited with ${code} at ${sig}`);
+        expect(await killed.variable('alternate_on')).toBe('0');
+        expect(await killed.variable('cursor_flag')).toBe('1');
+        expect(screen).not.toContain('BREAKERS');
+      }
+    } finally {
+      await killed.close();
+    }
+  }, 300_000);
 });

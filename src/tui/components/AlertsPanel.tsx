@@ -31,7 +31,7 @@ export function AlertsPanel({ alerts, rows, width, focused, selected, now }: Ale
       {list.slice(start, start + body).map((a, k) => (
         <Row key={a.id} selected={start + k === selected} focused={focused}>
           <Paint color={SEVERITY_COLOR[a.severity]} bold>
-            {fit(a.severity.toUpperCase(), 9, true)}
+            {fit(a.severity, 9, true).toUpperCase()}
           </Paint>
           {fit(a.summary, Math.max(10, width - 40 - (a.silencedUntil ? SILENCE_WIDTH : 0)), true)}
           <Text>{`  since ${clock(a.since)} (${age(a.since, now)})`}</Text>

@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import type { BreakerRow } from '../../domain/snapshot.js';
-import { age, clock, fit, windowStart } from '../format.js';
+import { age, clock, fit, safe, windowStart } from '../format.js';
 import { BREAKER_COLOR, Dim, Paint } from '../theme.js';
 import { Empty, Row, Title } from './Title.js';
 
@@ -23,7 +23,7 @@ export function processLabel(id: string): string {
 }
 
 function State({ state }: { state: BreakerRow['state'] }) {
-  return <Paint color={BREAKER_COLOR[state]} bold={state !== 'CLOSED'}>{state.padEnd(9)}</Paint>;
+  return <Paint color={BREAKER_COLOR[state]} bold={state !== 'CLOSED'}>{fit(state, 9, true)}</Paint>;
 }
 
 /** Every service's breaker (the worst state in the fleet), with each process's state when they differ. */
@@ -32,11 +32,30 @@ export function BreakersPanel({ breakers, rows, width, focused, selected, wide, 
   if (!breakers) lines.push(<Empty key="none" text="no breaker figures from this server" />);
   else if (breakers.length === 0) lines.push(<Empty key="none" text="no breakers" />);
   else {
-    // Each breaker is one line, plus one for its processes when they disagree.
-    const body = rows - 1;
-    const start = windowStart(selected, Math.max(1, body), breakers.length);
-    for (let i = start; i < breakers.length && lines.length < body; i++) {
+    // Each breaker is one line, plus one for its processes when they disagree: the window is
+    // over those lines, so the selected breaker is always on screen (its process line may not be).
+    const body = Math.max(1, rows - 1);
+    const items: Array<{ index: number; perProcess: boolean }> = [];
+    breakers.forEach((b, index) => {
+      items.push({ index, perProcess: false });
+      if (!b.uniform) items.push({ index, perProcess: true });
+    });
+    const at = items.findIndex((item) => item.index === selected && !item.perProcess);
+    let start = windowStart(Math.max(0, at), body, items.length);
+    // Not a process line without its breaker above it.
+    if (items[start]?.perProcess && start < at) start++;
+    for (const { index: i, perProcess } of items.slice(start, start + body)) {
       const b = breakers[i]!;
+      if (perProcess) {
+        const per = (b.processes ?? []).map((p) => `${processLabel(safe(p.process))} ${safe(p.state)}${p.failures ? `(${p.failures})` : ''}`).join(', ');
+        lines.push(
+          <Text key={`${b.name}/p`} wrap="truncate-end">
+            {'    ↳ '}
+            <Dim>{`per process: ${per}`}</Dim>
+          </Text>,
+        );
+        continue;
+      }
       const opened = b.openedAt ? `opened ${clock(b.openedAt)} (${age(b.openedAt, now)} ago)` : '';
       lines.push(
         <Row key={b.name} selected={i === selected} focused={focused}>
@@ -47,15 +66,6 @@ export function BreakersPanel({ breakers, rows, width, focused, selected, wide, 
           {wide && b.lastFailure ? <Dim>{`  last: ${fit(b.lastFailure, Math.max(10, width - 60))}`}</Dim> : null}
         </Row>,
       );
-      if (!b.uniform && lines.length < body) {
-        const per = b.processes.map((p) => `${processLabel(p.process)} ${p.state}${p.failures ? `(${p.failures})` : ''}`).join(', ');
-        lines.push(
-          <Text key={`${b.name}/p`} wrap="truncate-end">
-            {'    ↳ '}
-            <Dim>{`per process: ${per}`}</Dim>
-          </Text>,
-        );
-      }
     }
   }
   const open = breakers?.filter((b) => b.state !== 'CLOSED').length ?? 0;

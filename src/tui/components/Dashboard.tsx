@@ -1,5 +1,7 @@
 import { Box, Text } from 'ink';
+import { useMemo } from 'react';
 import type { FeedState } from '../feed.js';
+import { safe, safeDeep } from '../format.js';
 import { allocateRows, CHROME_ROWS, columnsFor, DETAIL_WIDTH, MIN_COLUMNS, MIN_ROWS, type PanelName, type Size } from '../layout.js';
 import { AlertsPanel } from './AlertsPanel.js';
 import { BreakersPanel } from './BreakersPanel.js';
@@ -29,7 +31,14 @@ export interface DashboardProps {
  * the terminal's height so Ink updates it in place instead of clearing the screen each second.
  */
 export function Dashboard(props: DashboardProps) {
-  const { feed, url, now, size, focus, selected, status, prompt, help } = props;
+  const { now, size, focus, selected, help } = props;
+  // Everything drawn from the server (and through it from other services and pages) or typed by
+  // an operator loses its control characters here: no escape sequence reaches the terminal.
+  const snapshot = useMemo(() => safeDeep(props.feed.snapshot), [props.feed.snapshot]);
+  const connection = useMemo(() => safeDeep(props.feed.connection), [props.feed.connection]);
+  const url = safe(props.url);
+  const status = props.status && { ...props.status, text: safe(props.status.text) };
+  const prompt = props.prompt === null ? null : safe(props.prompt);
   const width = size.columns;
   if (size.columns < MIN_COLUMNS || size.rows < MIN_ROWS) {
     return (
@@ -41,7 +50,6 @@ export function Dashboard(props: DashboardProps) {
   }
   const height = size.rows - 1;
   const bodyRows = height - CHROME_ROWS;
-  const snapshot = feed.snapshot;
   const gap = 2;
   const columns = columnsFor(size, gap);
 
@@ -64,7 +72,7 @@ export function Dashboard(props: DashboardProps) {
 
   return (
     <Box flexDirection="column" width={width} height={height}>
-      <Header snapshot={snapshot} connection={feed.connection} receivedAt={feed.receivedAt} url={url} now={now} width={width} />
+      <Header snapshot={snapshot} connection={connection} receivedAt={props.feed.receivedAt} url={url} now={now} width={width} />
       {help ? (
         <Help rows={bodyRows} width={width} />
       ) : !snapshot ? (

@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import type { Snapshot } from '../../domain/snapshot.js';
 import type { Connection } from '../feed.js';
-import { clock, duration, fit } from '../format.js';
+import { clock, duration, fit, safe } from '../format.js';
 import { Dim, Paint, STATUS_COLOR } from '../theme.js';
 
 export interface HeaderProps {
@@ -32,12 +32,12 @@ function ConnectionLine({ connection, snapshot, receivedAt, url, now, width }: H
       );
     case 'live': {
       const alerts = snapshot?.alerts?.length ?? 0;
-      const stale = snapshot?.workers.filter((w) => w.stale).length ?? 0;
+      const stale = snapshot?.workers?.filter((w) => w.stale).length ?? 0;
       return (
         <Text wrap="truncate-end">
           <Paint color="green">●</Paint>
           {` live (${connection.via === 'stream' ? 'stream' : 'polling'})`}
-          {snapshot ? ` · ${snapshot.workers.length} worker${snapshot.workers.length === 1 ? '' : 's'}` : ''}
+          {snapshot?.workers ? ` · ${snapshot.workers.length} worker${snapshot.workers.length === 1 ? '' : 's'}` : ''}
           {stale ? <Paint color="red">{` (${stale} stale)`}</Paint> : null}
           {snapshot?.dlq ? ` · DLQ ${snapshot.dlq.size}` : ''}
           {alerts ? <Paint color="red" bold>{` · ${alerts} alert${alerts === 1 ? '' : 's'} firing`}</Paint> : snapshot?.alerts ? ' · no alerts' : ''}
@@ -58,9 +58,9 @@ export function Header(props: HeaderProps) {
       <Text wrap="truncate-end">
         <Text bold>wcagai top </Text>
         <Paint color={status ? STATUS_COLOR[status] : undefined} bold>
-          {status ? `● ${status.toUpperCase()}` : '○ UNKNOWN'}
+          {status ? `● ${safe(status).toUpperCase()}` : '○ UNKNOWN'}
         </Paint>
-        {snapshot ? `  v${snapshot.serviceVersion}  up ${duration(snapshot.uptimeSeconds * 1000)}` : ''}
+        {snapshot ? `  v${safe(snapshot.serviceVersion)}  up ${duration(snapshot.uptimeSeconds * 1000)}` : ''}
         {`  ${url}  `}
         <Dim>{updated}</Dim>
       </Text>
