@@ -1,5 +1,6 @@
 /** Plain-text views of the dead-letter queue for `wcagai dlq` on a terminal. Pure functions. */
 import type { DlqBulkRetryResult, DlqEntry, DlqStats } from '../domain/dlq.js';
+import { clean } from '../domain/text.js';
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -30,7 +31,8 @@ export function dlqEntryText(e: DlqEntry): string {
     `url           ${e.request.url}`,
     `host          ${e.host}`,
     `code          ${e.code}${e.retryable ? ' (retryable)' : ' (permanent)'}`,
-    `message       ${e.message}`,
+    // Scan errors can quote what a page or its server sent: printed on a terminal, without control characters.
+    `message       ${clean(e.message)}`,
     `scan          ${e.jobId}`,
     `priority      ${e.request.priority}`,
     `options       ${JSON.stringify(e.request.options)}`,
@@ -39,7 +41,7 @@ export function dlqEntryText(e: DlqEntry): string {
     ...(e.requestId ? [`request id    ${e.requestId}`] : []),
     ...(e.workerId ? [`worker        ${e.workerId}`] : []),
     `attempts      ${e.attemptsMade}`,
-    ...e.attempts.map((a) => `  ${when(a.at)}  ${a.jobId} #${a.attempt}  ${a.code}: ${a.message}`),
+    ...e.attempts.map((a) => `  ${when(a.at)}  ${a.jobId} #${a.attempt}  ${a.code}: ${clean(a.message)}`),
     `retries       ${e.retries.length}`,
     ...e.retries.map((r) => `  ${when(r.at)}  ${r.jobId ?? '(queueing)'}  ${r.outcome}`),
   ];
