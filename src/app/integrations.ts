@@ -27,7 +27,10 @@ import { OutcomeCounter } from '../queue/outcomes.js';
 import type { Capacity } from '../queue/producer.js';
 import type { RedisClient } from '../queue/redis.js';
 
-/** One service's policy settings from <PREFIX>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN, _CONCURRENCY. */
+/**
+ * One service's policy settings from <PREFIX>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN,
+ * _CONCURRENCY; HubSpot's calls are also rate limited (`ratePerSecond` from HUBSPOT_RATE_PER_SECOND).
+ */
 export function policySettingsOf(config: Config, prefix: ServicePrefix): PolicySettings {
   const concurrency = config[`${prefix}_CONCURRENCY`];
   return {
@@ -39,6 +42,7 @@ export function policySettingsOf(config: Config, prefix: ServicePrefix): PolicyS
     halfOpenAfterMs: config[`${prefix}_BREAKER_HALF_OPEN`],
     concurrency,
     queue: concurrency * 25,
+    ...(prefix === 'HUBSPOT' && config.HUBSPOT_RATE_PER_SECOND > 0 ? { ratePerSecond: config.HUBSPOT_RATE_PER_SECOND } : {}),
   };
 }
 

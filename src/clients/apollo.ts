@@ -63,8 +63,10 @@ export class ApolloClient {
   async searchCompanies(query: CompanyQuery, signal?: AbortSignal): Promise<Company[]> {
     const found = new Map<string, Company>();
     const tags = [...query.keywords, ...(query.industries ?? [])];
+    // Fixed for the whole run: Apollo pages by offset ((page - 1) * per_page), so a page size that
+    // changed between pages would read some rows twice and skip others.
+    const perPage = Math.min(PER_PAGE, Math.max(query.limit, 10));
     for (let page = 1; page <= MAX_PAGES && found.size < query.limit; page++) {
-      const perPage = Math.min(PER_PAGE, Math.max(query.limit - found.size, 10));
       const answer = await this.policy.execute(
         (s) =>
           callUpstream({

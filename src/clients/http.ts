@@ -104,9 +104,11 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
  *
  * An idempotent request's network errors, cut-off answers, 429 and 5xx are `transient` (retried).
  * A non-idempotent one (a note created, a Slack message posted) may have taken effect although no
- * answer came, so only a refused connection, an unknown host, or a 429 or 503 with Retry-After (the
- * service says it did not process it) are; a reset connection, a cut-off answer or another 5xx fail
- * the call at once rather than risk doing it twice. Either way they count towards the breaker.
+ * answer came, so only a refused connection, an unknown host, a 429 (a rate limit refuses the request
+ * unprocessed) or a 503 with Retry-After (the service says it did not process it) are; a reset
+ * connection, a cut-off answer or another 5xx fail the call at once rather than risk doing it twice.
+ * Network errors, cut-off answers and 5xx count towards the breaker; a 429 does not (the service is
+ * up and asks to slow down).
  */
 export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<UpstreamAnswer<T>> {
   const target = new URL(req.url);
@@ -143,11 +145,14 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
   const status = response.status;
   const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
   if (status === 429) {
+    // "Slow down", not a failure: the service is up and refused the request before processing it
+    // (so even a note create is safe to send again). Retried after the backoff or its Retry-After,
+    // never held against the breaker: a burst of calls must not shut the integration off.
     throw new UpstreamError('UPSTREAM_RATE_LIMITED', req.service, `${req.service}: ${where} answered 429${retryAfterMs !== undefined ? ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)` : ''}${snippet ? `: ${snippet}` : ''}`, {
       httpStatus: status,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      transient: idempotent || retryAfterMs !== undefined,
-      breakerFailure: true,
+      transient: true,
+      breakerFailure: false,
     });
   }
   if (status >= 500) {

@@ -22,6 +22,7 @@ import {
 import type { Logger } from 'pino';
 import { WcagaiError } from '../errors/catalogue.js';
 import { UpstreamError } from './http.js';
+import { TokenBucket } from './rate-limit.js';
 import { ManagedBreaker } from './registry.js';
 
 /** The resilience settings of one external service. */
@@ -41,6 +42,11 @@ export interface PolicySettings {
   /** Calls in flight at once; more wait in a queue of `queue` places, then fail fast. */
   concurrency: number;
   queue: number;
+  /**
+   * Client-side rate limit: at most this many attempts a second (retries included), spread evenly;
+   * unset for none. The wait for a turn does not count towards `timeoutMs`.
+   */
+  ratePerSecond?: number | undefined;
 }
 
 export const DEFAULT_POLICY: PolicySettings = Object.freeze({
@@ -73,7 +79,8 @@ function retryable(settings: PolicySettings) {
 /**
  * One service's policy: a bulkhead around retry (bounded, exponential backoff with jitter,
  * Retry-After honoured) around a circuit breaker (consecutive failures) around a timeout.
- * The breaker counts every failed attempt; its open state makes calls fail fast with CIRCUIT_OPEN.
+ * The breaker counts every failed attempt but a 429; its open state makes calls fail fast with
+ * CIRCUIT_OPEN. With `ratePerSecond`, every attempt first waits for its turn.
  */
 export class ServicePolicy {
   readonly breaker: ManagedBreaker;
@@ -81,6 +88,7 @@ export class ServicePolicy {
   private readonly retry: RetryPolicy;
   private readonly circuit: CircuitBreakerPolicy;
   private readonly timeout: TimeoutPolicy;
+  private readonly rate: TokenBucket | null;
   /** Failures of attempts that started before an operator reset: the breaker does not count them. */
   private readonly staleFailures = new WeakSet<object>();
 
@@ -101,6 +109,7 @@ export class ServicePolicy {
       { halfOpenAfter: settings.halfOpenAfterMs, breaker: counter },
     );
     this.timeout = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
+    this.rate = settings.ratePerSecond ? new TokenBucket(settings.ratePerSecond) : null;
     this.breaker = new ManagedBreaker(name, this.circuit, counter, settings.halfOpenAfterMs);
   }
 
@@ -154,6 +163,8 @@ export class ServicePolicy {
 
   private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal, trial: boolean): Promise<T> {
     try {
+      // Inside the breaker (an open breaker fails fast without taking a turn), outside the timeout.
+      await this.rate?.take(signal);
       return await this.timeout.execute(({ signal: s }) => fn(s), signal);
     } catch (err) {
       if (err instanceof TaskCancelledError && !caller.aborted) {

@@ -8,6 +8,24 @@ export interface WcagaiApiOptions {
   timeoutMs?: number;
 }
 
+export interface ApiFieldError {
+  field: string;
+  message: string;
+}
+
+function fieldErrors(list: unknown[]): ApiFieldError[] {
+  return list.flatMap((e) => {
+    const { field, message } = (e ?? {}) as { field?: unknown; message?: unknown };
+    return typeof field === 'string' ? [{ field, message: typeof message === 'string' ? message : 'refused' }] : [];
+  });
+}
+
+/** The field errors of a problem answer `err` carries (see `WcagaiApi.call`), or none. */
+export function apiFieldErrors(err: unknown): ApiFieldError[] {
+  const errors = err instanceof WcagaiError ? err.details?.errors : undefined;
+  return Array.isArray(errors) ? (errors as ApiFieldError[]) : [];
+}
+
 /** A running wcagai server's HTTP API, for the CLI's remote commands (breakers, prospect). */
 export class WcagaiApi {
   private readonly base: string;
@@ -38,9 +56,11 @@ export class WcagaiApi {
       json = undefined;
     }
     if (!res.ok) {
-      const problem = (json ?? {}) as { code?: string; detail?: string };
+      const problem = (json ?? {}) as { code?: string; detail?: string; errors?: unknown };
       const code = (problem.code && problem.code in ERRORS ? problem.code : res.status === 404 ? 'NOT_FOUND' : 'INTERNAL') as ErrorCode;
-      throw new WcagaiError(code, `${method} ${path}: ${problem.detail ?? `answered ${res.status}`}`);
+      // The problem's field errors (`urls[3]`: why that URL was refused) go with it, for callers that act on them.
+      const errors = Array.isArray(problem.errors) ? fieldErrors(problem.errors) : [];
+      throw new WcagaiError(code, `${method} ${path}: ${problem.detail ?? `answered ${res.status}`}`, { details: { httpStatus: res.status, ...(errors.length ? { errors } : {}) } });
     }
     if (json === undefined) throw new WcagaiError('INTERNAL', `${method} ${path} answered ${res.status} without JSON`);
     return json as T;

@@ -42,10 +42,11 @@ export async function runProspect(flags: ProspectFlags): Promise<number> {
   }
   const url = flags.url ?? config.WCAGAI_URL;
   const apiKey = flags.apiKey ?? config.API_KEYS[0];
+  // Printed before queueing: the Apollo credits are spent, so the list is kept even if queueing fails.
+  if (!flags.json) out(companies.map((c) => `${c.website}  ${c.name}\n`).join(''));
   const batch = await queueBatch(config, companies.map((c) => c.website), { wcagLevel: flags.level, wcagVersion: flags.wcag, bestPractice: false }, { url, apiKey, requestId: `prospect-${randomBytes(6).toString('hex')}` });
   if (flags.json) out(`${JSON.stringify({ companies, batch }, null, 2)}\n`);
   else {
-    out(companies.map((c) => `${c.website}  ${c.name}\n`).join(''));
     for (const r of batch.refused) out(`refused ${r.url}: ${r.reason}\n`);
     out(`queued batch ${batch.id}: ${batch.total} scan(s) at WCAG ${flags.wcag} ${flags.level} (${batch.via === 'api' ? `through ${url}` : 'directly into the queue'}); progress: GET /api/batches/${batch.id}\n`);
   }

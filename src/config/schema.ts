@@ -205,6 +205,8 @@ export const envSchema = z.object({
   HUBSPOT_BASE_URL: url.default('https://api.hubapi.com'),
   HUBSPOT_TOKEN: optionalSecret,
   HUBSPOT_SYNC: bool(false),
+  // HubSpot's search API takes about 5 calls a second per account; per process (0: no limit).
+  HUBSPOT_RATE_PER_SECOND: decimal(4, 0),
   SLACK_WEBHOOK_URL: url.optional(),
   PAGERDUTY_ROUTING_KEY: optionalSecret,
   PAGERDUTY_EVENTS_URL: url.default('https://events.pagerduty.com/v2/enqueue'),

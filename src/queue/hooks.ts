@@ -65,7 +65,7 @@ export function createScanHooks(deps: ScanHookDeps): ScanHooks {
       let out = result;
       if (ai && result.violations.length > 0) {
         try {
-          out = { ...out, suggestions: await ai.suggest(result.violations, ctx.signal) };
+          out = { ...out, suggestions: await ai.suggest(result.violations, ctx.signal, ctx.log) };
         } catch (err) {
           const e = err as Error & { code?: string };
           ctx.log.warn({ event: 'scan.degraded', integration: 'ai', code: e.code }, `AI suggestions unavailable: ${e.message}`);
@@ -80,9 +80,12 @@ export function createScanHooks(deps: ScanHookDeps): ScanHooks {
       if (!hubspot || !result) return null;
       const at = () => new Date().toISOString();
       try {
-        const domain = companyDomainOf(result.finalUrl ?? view.url);
-        const company = await hubspot.findCompanyByDomain(domain, ctx.signal);
-        if (!company) return withOutcome(result, 'hubspot', { status: 'skipped', at: at(), detail: `no HubSpot company with domain ${domain}` });
+        // The company of the URL submitted; the page's final URL (after redirects) only when that finds
+        // none: a redirect to a shared login or another vendor must not put the note on its company.
+        const domains = [...new Set([view.url, result.finalUrl].filter((u): u is string => !!u).map(companyDomainOf))];
+        let company: Awaited<ReturnType<HubSpotClient['findCompanyByDomain']>> = null;
+        for (const domain of domains) if (!company) company = await hubspot.findCompanyByDomain(domain, ctx.signal);
+        if (!company) return withOutcome(result, 'hubspot', { status: 'skipped', at: at(), detail: `no HubSpot company with domain ${domains.join(' or ')}` });
         const noteId = await hubspot.addCompanyNote(company.id, noteBody(view, result, deps.publicUrl), ctx.signal);
         ctx.log.info({ event: 'hubspot.note', companyId: company.id, noteId }, `HubSpot note ${noteId} attached to company ${company.id}`);
         return withOutcome(result, 'hubspot', { status: 'done', at: at(), detail: `note ${noteId} on company ${company.id}` });

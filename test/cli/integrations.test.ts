@@ -128,6 +128,37 @@ describe('wcagai prospect', () => {
     }
   });
 
+  it('through the API, leaves out the websites the server refuses, queues the rest and says which were refused', async () => {
+    // This server refuses private addresses; public IP literals need no DNS, and no worker scans them.
+    const strict = await startTestService({ redisUrl: redis.url, settings: { ALERTS_ENABLED: 'false', ALLOW_PRIVATE_TARGETS: 'false' } });
+    try {
+      await strict.service.app!.listen({ port: 0, host: '127.0.0.1' });
+      const base = `http://127.0.0.1:${(strict.service.app!.server.address() as AddressInfo).port}`;
+      const companies = (orgs: Array<[string, string]>) => () => ({ json: { organizations: orgs.map(([name, website_url]) => ({ name, website_url })), pagination: { page: 1, total_pages: 1 } } });
+      apollo.on('/api/v1/mixed_companies/search', companies([['Alive One', 'http://93.184.216.34'], ['Internal Co', 'http://10.1.2.3'], ['Alive Two', 'http://93.184.216.35'], ['Loop Ltd', 'http://127.0.0.9']]));
+      const before = strict.logs.events('batch.queued').length;
+      const run = await runCli(['prospect', '--query', 'x', '--url', base], { env: { ...env(), ALLOW_PRIVATE_TARGETS: 'false' } });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('https://93.184.216.34/  Alive One\nhttps://10.1.2.3/  Internal Co\nhttps://93.184.216.35/  Alive Two\nhttps://127.0.0.9/  Loop Ltd\n');
+      expect(run.stdout).toMatch(/^refused https:\/\/10\.1\.2\.3\/: .*private/m);
+      expect(run.stdout).toMatch(/^refused https:\/\/127\.0\.0\.9\/: .*private/m);
+      const id = /queued batch (batch_[\w-]+): 2 scan\(s\)/.exec(run.stdout)?.[1];
+      expect(id, run.stdout).toBeDefined();
+      const batch = await strict.get(`/api/batches/${id}`);
+      expect(batch.json.scans.map((s: any) => s.url).sort()).toEqual(['https://93.184.216.34/', 'https://93.184.216.35/']);
+      expect(strict.logs.events('batch.queued').length - before).toBe(1);
+
+      // Every website refused: nothing queued, but the companies Apollo was paid for are printed.
+      apollo.on('/api/v1/mixed_companies/search', companies([['Internal Co', 'http://10.1.2.3']]));
+      const none = await runCli(['prospect', '--query', 'x', '--url', base], { env: { ...env(), ALLOW_PRIVATE_TARGETS: 'false' } });
+      expect(none.code).toBe(1);
+      expect(none.stdout).toBe('https://10.1.2.3/  Internal Co\n');
+      expect(none.stderr).toMatch(/no website found is allowed as a scan target: https:\/\/10\.1\.2\.3\/ \(.*private/);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('explains a missing Apollo key and an Apollo refusal', async () => {
     const missing = await runCli(['prospect', '--query', 'x'], { env: clean });
     expect(missing.code).toBe(1);

@@ -106,10 +106,11 @@ describe('AI suggestions behind a breaker, HubSpot notes (real worker, fake serv
     const [call] = ai.requestsTo(completions);
     expect(call!.headers.authorization).toBe(`Bearer ${AI_KEY}`);
     expect(call!.headers['x-request-id']).toBe('req-ai-1');
-    expect(call!.body).toMatchObject({ model: 'test-model', max_tokens: 300 });
+    // max_tokens sized to the two rules asked, AI_MAX_TOKENS (300) at most.
+    expect(call!.body).toMatchObject({ model: 'test-model', max_tokens: 136 });
     const prompt = call!.body.messages[1].content as string;
-    expect(prompt).toContain('rule: image-alt');
-    expect(prompt).toContain('rule: label');
+    expect(prompt).toContain('"rule":"image-alt"');
+    expect(prompt).toContain('"rule":"label"');
 
     expect((await breakerOf('ai')).state).toBe('CLOSED');
     const second = await scan(fixture.url('/p1.html'), 'req-ai-2');
