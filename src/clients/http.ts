@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { toolInfo } from '../domain/version.js';
 import { WcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { currentContext } from '../observability/context.js';
+import { clean as controlFree } from '../domain/text.js';
 
 /** The external services wcagai calls; each has one breaker of the same name. */
 export const SERVICE_NAMES = ['ai', 'apollo', 'hubspot', 'slack', 'pagerduty'] as const;
@@ -141,7 +142,8 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
     if (req.signal.aborted) throw err;
     throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where}: the answer was cut off`), { transient: idempotent, breakerFailure: true, cause: err });
   }
-  const snippet = clean(raw.replace(/\s+/g, ' ').trim().slice(0, MAX_SNIPPET));
+  // The start of the answer goes into messages shown on terminals (`top`, logs): no control characters.
+  const snippet = clean(controlFree(raw).replace(/\s+/g, ' ').trim().slice(0, MAX_SNIPPET));
   const status = response.status;
   const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
   if (status === 429) {

@@ -212,6 +212,13 @@ describe('resilience policy (real HTTP on loopback)', () => {
     expect(p.breaker.snapshot().failures).toBe(0);
   });
 
+  it('quotes an answer without its control characters: the message reaches terminals (top, logs)', async () => {
+    fake.on('/escape', () => ({ status: 422, text: '\u001b]0;PWNED\u0007\u001b[2Jbad\u0000 input' }));
+    const err = await failure(call(policy({ attempts: 1 }), '/escape'));
+    expect(err.message).toMatch(/ answered 422: \]0;PWNED\[2Jbad input$/);
+    expect(err.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it('enforces the timeout of an attempt', async () => {
     fake.on('/hang', () => ({ hang: true }));
     const started = performance.now();
