@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import type { Server } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Keys } from '../queue/keys.js';
@@ -13,13 +13,15 @@ import type { CompletionWaiter } from '../queue/waiter.js';
 import type { Scanner, TargetPolicy } from '../scanner/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { textForLog, urlForLog } from '../observability/redact.js';
 import { noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { authPlugin, presentedApiKey } from './plugins/auth.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { batchedRedisStore } from './plugins/rate-limit-store.js';
 import { errorReportingPlugin } from './plugins/sentry.js';
-import { requestIdFrom, requestIdPlugin } from './plugins/request-id.js';
-import { securityHeadersPlugin } from './plugins/security-headers.js';
+import { requestIdFrom, requestIdPlugin, traceIdFrom } from './plugins/request-id.js';
+import { routerRefused } from './plugins/router-refusals.js';
+import { securityHeadersPlugin, setSecurityHeaders } from './plugins/security-headers.js';
 import { clientErrorProblem } from './client-error.js';
 import { classifyHttpError, problem, sendProblem } from './problem.js';
 import { adminQueueRoutes } from './routes/admin.js';
@@ -51,33 +53,30 @@ export interface ServerDeps {
 
 const OPEN_PATHS = /^\/(health|metrics)(\/|$|\?)/;
 
-/** Query parameters whose values are credentials (`token`, `access_token`, `api_key`, `password`, …). */
-const SECRET_QUERY = /(token|secret|password|passwd|api[-_]?key|^key$|^auth|signature|^sig$|session|dsn)/i;
-
-/** A URL for the log: the values of credential-like query parameters masked. */
-function urlForLog(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const masked = url
-    .slice(q + 1)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq < 0) return pair;
-      let name = pair.slice(0, eq);
-      try {
-        name = decodeURIComponent(name.replace(/\+/g, ' '));
-      } catch {
-        // a malformed escape: judge the raw name
-      }
-      return SECRET_QUERY.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair;
-    });
-  return `${url.slice(0, q + 1)}${masked.join('&')}`;
-}
-
 /** What the "incoming request" line shows of a request (Fastify's fields, with the URL masked). */
 function requestForLog(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
   return { method: req.method, url: urlForLog(String(req.url ?? '')), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
+/**
+ * Fastify's request lines. The incoming one is written before any hook runs, so it takes the
+ * trace id from the traceparent header itself (later lines get it from the request's context).
+ */
+class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, _reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    const traceId = request.headers.traceparent === undefined ? undefined : traceIdFrom(request.headers.traceparent);
+    request.log.info(traceId ? { req: request, traceId } : { req: request }, 'incoming request');
+  }
+}
+
+/** `RATE_LIMIT_WINDOW` in words: `1 minute`, `15 seconds`, `1500 ms`. */
+function windowText(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1_000, 'second']];
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${name}${ms === size ? '' : 's'}`;
+  }
+  return `${ms} ms`;
 }
 
 /**
@@ -91,15 +90,18 @@ function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptio
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     // The same key as the context mixin and the worker: the "incoming request" line (logged before any
     // hook runs) carries requestId too, so one grep follows a request from arrival to completion.
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    logController: new RequestLogController({ requestIdLogLabel: 'requestId' }),
     ...options,
     // Parser-level refusals (400, 408, 431) are problems too, not Fastify's plain JSON.
     clientErrorHandler: clientErrorProblem,
     // Router refusals (a malformed %-escape, a path parameter over maxParamLength) happen before any
-    // route or hook; without this Fastify answers them in its own plain JSON.
+    // route or hook; without this Fastify answers them in its own plain JSON. No hook runs for them
+    // either: the headers, metrics and "request completed" line of every other answer are added here.
     frameworkErrors: (err, request, reply) => {
       const { code, detail } = classifyHttpError(err);
       reply.header('x-request-id', request.id);
+      setSecurityHeaders(reply);
+      routerRefused(request, reply, code);
       return sendProblem(reply, problem(request, code, detail));
     },
   });
@@ -109,7 +111,8 @@ function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptio
   app.setErrorHandler((err, request, reply) => {
     const { code, detail, extra, headers, internal } = classifyHttpError(err);
     if (internal) request.log.error({ err, event: 'http.error' }, 'request failed');
-    else request.log.info({ event: 'http.problem', code }, detail);
+    // A detail may quote a URL the client sent (a sitemap, a scan target): its credentials stay out of the log.
+    else request.log.info({ event: 'http.problem', code }, textForLog(detail));
     return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
   return app;
@@ -212,7 +215,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,
         code: 'RATE_LIMITED',
-        message: `rate limit of ${context.max} requests per ${context.after} exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`,
+        // `context.after` is the time left in the window, not the window.
+        message: `rate limit of ${context.max} requests per ${windowText(config.RATE_LIMIT_WINDOW)} exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`,
       }),
     });
   }

@@ -1,61 +1,113 @@
 /**
  * Log redaction: the value of every property named like a credential is replaced, at any depth,
- * before a line is written. Objects are copied only along the path to a secret, so a line
- * without one (nearly every line) costs a walk over its keys and nothing else.
+ * before a line is written, and URLs are written with their credentials masked (`urlForLog`).
+ * Objects are copied only along the path to a secret, so a line without one (nearly every line)
+ * costs a walk over its keys and nothing else.
  */
+import { EventEmitter } from 'node:events';
 
 export const CENSOR = '[redacted]';
 
-/** Property names whose values never reach a log line (compared lower-cased). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set([
-  'authorization',
-  'proxy-authorization',
-  'cookie',
-  'set-cookie',
-  'x-api-key',
-  'apikey',
-  'api_key',
-  'token',
-  'password',
-  'secret',
-  'routing_key',
-  'webhookurl',
-  // Settings that hold credentials, wherever a configuration object is logged.
-  'admin_token',
-  'api_keys',
-  'metrics_token',
-  'sentry_dsn',
-  'redis_url',
-  'redis_sentinel_password',
-  'ai_api_key',
-  'apollo_api_key',
-  'hubspot_token',
-  'slack_webhook_url',
-  'pagerduty_routing_key',
-]);
+/**
+ * Names whose values never reach a log line, matched on the name lower-cased with everything but
+ * letters and digits removed (`X-Auth-Token`, `access_token` and `accessToken` alike). Counts and
+ * ids named after a credential (`tokens`, `maxTokens`, `keyCount`, `cacheKey`) are not matched.
+ */
+const SECRET_NAME =
+  /(?:token|(?:api|private|routing|access|signing|encryption)keys?|passphrase|cookies?|dsn|webhook(?:url)?|credentials?|bearer|sessionid|signature)$|secret|passw|authorization|privatekey|^(?:auth|pwd|redisurl)$/;
+
+/** Decisions by name: a line's keys repeat from line to line, so the pattern runs once per name. */
+const decided = new Map<string, boolean>();
+
+/** True when a property (or query parameter) named `name` holds a credential. */
+export function isSecretName(name: string): boolean {
+  let secret = decided.get(name);
+  if (secret === undefined) {
+    secret = SECRET_NAME.test(name.toLowerCase().replace(/[^a-z0-9]/g, ''));
+    // Made-up names (a map logged by its keys) must not grow the cache without bound.
+    if (decided.size >= 5_000) decided.clear();
+    decided.set(name, secret);
+  }
+  return secret;
+}
+
+/** Query parameters that are credentials besides the names above (`?key=`, `?sig=`, `?session_…=`, `?auth…=`, `?tokenId=`). */
+const SECRET_QUERY = /token|secret|passw|api[-_]?key|^key$|^auth|signature|^sig$|session|dsn|^code$/i;
+
+function maskPairs(pairs: string): string {
+  return pairs
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      let name = pair.slice(0, eq);
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // a malformed escape: judge the raw name
+      }
+      return SECRET_QUERY.test(name) || isSecretName(name) ? `${pair.slice(0, eq)}=${CENSOR}` : pair;
+    })
+    .join('&');
+}
+
+/**
+ * Userinfo of a URL (`scheme://user:password@`, also one nested in another's query) or of a
+ * scheme-relative one at the start: whatever precedes the last `@` of the authority. Slashes and
+ * backslashes after the scheme are skipped as WHATWG does for http(s); the authority ends at `/`,
+ * `\`, `?`, `#` or a space.
+ */
+const USERINFO = /(^\s*|[a-zA-Z][a-zA-Z0-9+.-]*:)([/\\]{2,})[^/\\?#\s]*@/g;
+
+/**
+ * A URL (absolute, or a path with a query) as a log line shows it: the user and password masked,
+ * and the values of credential-like query and fragment parameters (`token`, `access_token`,
+ * `api_key`, `password`, `sig`, …) replaced. Text that is not a URL passes through these same
+ * rules. The one function every log line with a URL uses; a stored result keeps the real URL.
+ */
+export function urlForLog(url: string): string {
+  let text = url;
+  // WHATWG drops tabs and newlines anywhere in a URL: `ht\ttp://user:pw@host` is still userinfo.
+  if (/[\t\n\r]/.test(text)) text = text.replace(/[\t\n\r]/g, '');
+  if (text.includes('@')) text = text.replace(USERINFO, `$1$2${CENSOR}@`);
+  const q = text.indexOf('?');
+  const h = text.indexOf('#');
+  if (q < 0 && h < 0) return text;
+  const end = h < 0 ? text.length : h;
+  let out = q >= 0 && q < end ? `${text.slice(0, q + 1)}${maskPairs(text.slice(q + 1, end))}` : text.slice(0, end);
+  // A fragment of parameters (`#access_token=…`, OAuth's implicit flow) is masked like a query.
+  if (h >= 0) out += `#${maskPairs(text.slice(h + 1))}`;
+  return out;
+}
+
+const URL_IN_TEXT = /[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s"'<>]+/g;
+
+/** Text (an error message) with every absolute URL in it as `urlForLog` writes it. */
+export function textForLog(text: string): string {
+  return text.includes('://') ? text.replace(URL_IN_TEXT, urlForLog) : text;
+}
 
 /** Deeper than any line we write: a value below it is replaced, never written unchecked. */
 const MAX_DEPTH = 8;
 const TOO_DEEP = '[too deep]';
 const CIRCULAR = '[Circular]';
 
-function isSecretKey(key: string): boolean {
-  return SECRET_KEYS.has(key) || SECRET_KEYS.has(key.toLowerCase());
-}
-
 /**
- * How a value is walked: plain objects, arrays and errors (their own enumerable fields reach the
- * line through the error serializer) at every depth; other objects (a class instance, a Fastify
- * request, a socket) only for their own field names, since walking into them would be slow and
- * circular, and most reach a line only through serializers that pick a few safe fields.
+ * How a value is walked: plain objects, arrays, errors (their `cause` and AggregateError's
+ * `errors` included) and instances of other classes, at every depth; emitters (a socket, a
+ * stream, a request's raw message, a logger) only for their own field names, since walking into
+ * them would be slow, and what of them reaches a line goes through serializers that pick a few
+ * safe fields. A URL object is written masked.
  */
-function kindOf(value: unknown): 'deep' | 'shallow' | null {
+function kindOf(value: unknown): 'deep' | 'shallow' | 'url' | null {
   if (value === null || typeof value !== 'object') return null;
   if (Array.isArray(value) || value instanceof Error) return 'deep';
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto === Object.prototype || proto === null) return 'deep';
+  if (value instanceof URL) return 'url';
   // Bytes: a key per byte, and no names.
-  return ArrayBuffer.isView(value) ? null : 'shallow';
+  if (ArrayBuffer.isView(value)) return null;
+  return value instanceof EventEmitter ? 'shallow' : 'deep';
 }
 
 /** A copy keeping the prototype (an error stays an error), its message and stack included. */
@@ -70,18 +122,41 @@ function shallowCopy(value: Record<string, unknown>): Record<string, unknown> {
   return Object.assign(copy, value);
 }
 
+/** The fields walked: own enumerable ones, and an error's `cause` and `errors` (not enumerable, yet serialized). */
+function fieldsOf(obj: Record<string, unknown>): string[] {
+  const keys = Object.keys(obj);
+  if (obj instanceof Error) {
+    for (const name of ['cause', 'errors']) if (Object.prototype.hasOwnProperty.call(obj, name) && !keys.includes(name)) keys.push(name);
+  }
+  return keys;
+}
+
 function walk(value: unknown, path: object[]): unknown {
   const kind = kindOf(value);
   if (!kind) return value;
+  if (kind === 'url') {
+    const href = (value as URL).href;
+    const masked = urlForLog(href);
+    return masked === href ? value : masked;
+  }
   const obj = value as Record<string, unknown>;
   if (path.includes(obj)) return CIRCULAR;
   if (path.length >= MAX_DEPTH) return TOO_DEEP;
   path.push(obj);
   let copy: Record<string, unknown> | null = null;
-  for (const key of Object.keys(obj)) {
+  // An error quoting a URL (`net::ERR_CONNECTION_REFUSED at https://host/?token=…`) is written masked.
+  if (obj instanceof Error && typeof obj.message === 'string') {
+    const message = textForLog(obj.message);
+    if (message !== obj.message) {
+      copy = shallowCopy(obj);
+      copy.message = message;
+      if (typeof obj.stack === 'string') copy.stack = textForLog(obj.stack);
+    }
+  }
+  for (const key of fieldsOf(obj)) {
     const inner = obj[key];
     if (inner === undefined || inner === null) continue;
-    const next = isSecretKey(key) ? CENSOR : kind === 'deep' ? walk(inner, path) : inner;
+    const next = isSecretName(key) ? CENSOR : kind === 'deep' ? walk(inner, path) : inner;
     if (next === inner) continue;
     copy ??= shallowCopy(obj);
     copy[key] = next;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { currentContext } from './context.js';
 
@@ -78,6 +79,9 @@ export async function initErrorReporting(options: ErrorReportingOptions): Promis
         if (requestId) event.setTag('request_id', requestId);
         if (jobId) event.setTag('job_id', jobId);
         if (active?.traceId) event.setTag('trace_id', active.traceId);
+        // Each event its own trace: the request's (traceparent) or a fresh one. A clone shares the
+        // process scope's propagation context, so every event of a process had one trace id.
+        event.setPropagationContext({ traceId: active?.traceId ?? randomBytes(16).toString('hex'), sampleRand: Math.random() });
         // Sentry indexes tags as strings; numbers would be kept as-is and not match string searches.
         for (const [k, v] of Object.entries(ctx.tags ?? {})) event.setTag(k, String(v));
         event.captureException(err);

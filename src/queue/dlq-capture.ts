@@ -7,6 +7,7 @@ import type { DlqAttempt, DlqEntry } from '../domain/dlq.js';
 import type { Priority } from '../domain/request.js';
 import { DEFAULT_SCAN_OPTIONS, type ScanOptions } from '../domain/scan.js';
 import { ERRORS } from '../errors/catalogue.js';
+import { textForLog, urlForLog } from '../observability/redact.js';
 import { attemptsFromLog } from './dlq-attempts.js';
 import { SWEEP_WINDOW_MS, type DlqStore } from './dlq-store.js';
 import { PRIORITY, type ScanJobData, type ScanView } from './job.js';
@@ -301,7 +302,8 @@ export class DlqCapture {
     const stored = await this.options.results.get(jobId);
     if (stored?.status === 'completed' && stored.result) {
       const moved = await job.retry('failed').then(() => true, () => false);
-      logger.info({ event: 'dlq.capture.completed', jobId, reason: job.failedReason || eventReason, moved }, 'failed job had completed (its result is stored): not a dead letter; handed back to be marked completed');
+      const reason = job.failedReason || eventReason;
+      logger.info({ event: 'dlq.capture.completed', jobId, reason: reason && textForLog(reason), moved }, 'failed job had completed (its result is stored): not a dead letter; handed back to be marked completed');
       return { outcome: 'completed' };
     }
     const { logs } = await queue.getJobLogs(jobId, 0, -1, true);
@@ -337,7 +339,7 @@ export class DlqCapture {
     const entry = entryFromJob(newDlqId(), facts);
     const written = await store.write(entry.id, entry, '', jobId);
     if (written.status !== 'ok') return this.observed(written.status === 'dup' ? written.existing : null);
-    logger.warn({ event: 'dlq.captured', dlqId: entry.id, jobId, code: entry.code, url: entry.request.url, attempts: entry.attemptsMade }, `scan moved to the DLQ: ${entry.code}`);
+    logger.warn({ event: 'dlq.captured', dlqId: entry.id, jobId, code: entry.code, url: urlForLog(entry.request.url), attempts: entry.attemptsMade }, `scan moved to the DLQ: ${entry.code}`);
     this.tell(entry, true);
     return { outcome: 'created', entry };
   }

@@ -13,6 +13,8 @@ export const jobDataSchema = z.object({
   options: scanOptionsSchema,
   cacheKey: z.string(),
   requestId: z.string().optional(),
+  /** The submitting request's W3C trace id; optional, so jobs queued before it existed still run. */
+  traceId: z.string().optional(),
   batchId: z.string().optional(),
   dlqId: z.string().optional(),
 });

@@ -1,6 +1,7 @@
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { PageResult } from '../domain/scan.js';
+import { textForLog, urlForLog } from '../observability/redact.js';
 import type { Scanner } from '../scanner/types.js';
 import { attemptLogLine } from './dlq-attempts.js';
 import type { ScanHooks } from './hooks.js';
@@ -26,8 +27,8 @@ export interface ProcessorDeps {
   hooks?: ScanHooks;
   /** Counts final outcomes fleet-wide (the alerts' error rate). */
   outcomes?: { record(outcome: 'completed' | 'failed'): Promise<void> };
-  /** Runs `fn` with the job's request id and job id in the log context. */
-  withContext?<T>(ctx: { requestId?: string; jobId: string }, fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` with the job's request id, trace id and job id in the log context. */
+  withContext?<T>(ctx: { requestId?: string; traceId?: string; jobId: string }, fn: () => Promise<T>): Promise<T>;
   /** A DLQ replay (job data has dlqId) completed: its entry leaves the DLQ. */
   onReplayCompleted?(dlqId: string, jobId: string): Promise<unknown>;
   /**
@@ -86,24 +87,29 @@ export function createScanProcessor(deps: ProcessorDeps) {
     const parsed = jobDataSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(failedReasonOf('INVALID_OPTIONS', `job payload not understood (schema ${String((job.data as { v?: unknown })?.v)})`));
     const data = parsed.data;
+    // The submitting request's ids: every line of the scan carries them, and the trace id goes on
+    // from the request's traceparent (older jobs have none).
+    const ids = { ...(data.requestId ? { requestId: data.requestId } : {}), ...(data.traceId ? { traceId: data.traceId } : {}) };
     const run = async () => {
-      const log = deps.logger.child({ jobId: job.id, ...(data.requestId ? { requestId: data.requestId } : {}) });
+      const log = deps.logger.child({ jobId: job.id, ...ids });
+      // The job's URL as every line shows it (credentials masked); the stored record keeps the real one.
+      const url = urlForLog(data.url);
       const startedAt = Date.now();
       // A run that stored its result and died before BullMQ recorded the completion (killed
       // worker) leaves the job to be stalled and run again: answer with the stored result instead
       // of scanning and storing a second one.
       const earlier = await deps.store.get(job.id!);
       if (earlier?.status === 'completed' && earlier.result) {
-        log.warn({ event: 'scan.recovered', url: data.url }, 'result already stored by an earlier run of this scan: not scanning again');
+        log.warn({ event: 'scan.recovered', url }, 'result already stored by an earlier run of this scan: not scanning again');
         if (data.dlqId && deps.onReplayCompleted) await deps.onReplayCompleted(data.dlqId, job.id!).catch(() => undefined);
         return { status: 'completed' as const, violations: earlier.result.violations.length, timings: earlier.result.timings };
       }
-      log.info({ event: 'scan.start', url: data.url, attempt: job.attemptsMade + 1 }, 'scan started');
+      log.info({ event: 'scan.start', url, attempt: job.attemptsMade + 1 }, 'scan started');
       /** Shutdown reached its deadline: hand the job back untouched, without spending an attempt. */
       const releaseIfAborted = async () => {
         if (!signal?.aborted || !token) return;
         await job.moveToWait(token);
-        log.warn({ event: 'scan.released', url: data.url }, 'scan returned to the queue at shutdown');
+        log.warn({ event: 'scan.released', url }, 'scan returned to the queue at shutdown');
         throw new WaitingError();
       };
       /**
@@ -114,7 +120,7 @@ export function createScanProcessor(deps: ProcessorDeps) {
        */
       const store = async (view: ScanView) => {
         if (await deps.store.putFinal(view, data.cacheKey, token)) return;
-        log.warn({ event: 'scan.lock_lost', url: data.url }, 'this worker lost the job\'s lock (another worker has it now): result not stored');
+        log.warn({ event: 'scan.lock_lost', url }, 'this worker lost the job\'s lock (another worker has it now): result not stored');
         throw new WaitingError();
       };
       const result = await deps.scanner.scan(data.url, data.options, signal ? { signal } : {});
@@ -126,7 +132,7 @@ export function createScanProcessor(deps: ProcessorDeps) {
         await releaseIfAborted();
         const view = viewOf(job, data, final, startedAt);
         await store(view);
-        log.info({ event: 'scan.completed', url: data.url, violations: result.violations.length, ms: result.timings.totalMs, ...(final.degraded ? { degraded: final.degraded } : {}) }, 'scan completed');
+        log.info({ event: 'scan.completed', url, violations: result.violations.length, ms: result.timings.totalMs, ...(final.degraded ? { degraded: final.degraded } : {}) }, 'scan completed');
         await deps.outcomes?.record('completed').catch(() => undefined);
         const synced = deps.hooks?.afterStore ? await deps.hooks.afterStore(view, hookCtx).catch(() => null) : null;
         if (synced) await store({ ...view, result: synced });
@@ -135,13 +141,13 @@ export function createScanProcessor(deps: ProcessorDeps) {
       }
       const error = result.error!;
       const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      log.warn({ event: 'scan.failed', url: data.url, code: error.code, retryable: error.retryable, final: last }, error.message);
+      log.warn({ event: 'scan.failed', url, code: error.code, retryable: error.retryable, final: last }, textForLog(error.message));
       if (last) await store(viewOf(job, data, result, startedAt));
       if (last) await deps.outcomes?.record('failed').catch(() => undefined);
       const reason = failedReasonOf(error.code, error.message);
       throw error.retryable ? new Error(reason) : new UnrecoverableError(reason);
     };
-    return deps.withContext ? deps.withContext({ jobId: job.id!, ...(data.requestId ? { requestId: data.requestId } : {}) }, run) : run();
+    return deps.withContext ? deps.withContext({ jobId: job.id!, ...ids }, run) : run();
   };
   // Every failed attempt goes to the job's log, so the DLQ entry can show each attempt's error.
   return async (job: Job<ScanJobData>, token?: string, signal?: AbortSignal): Promise<ScanJobOutcome> => {

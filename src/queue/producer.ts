@@ -93,6 +93,8 @@ const RESERVATION_TTL_MS = 30_000;
 export interface SubmitContext {
   priority: Priority;
   requestId?: string;
+  /** The request's W3C trace id (traceparent), restored in the worker's log context. */
+  traceId?: string;
   batchId?: string;
   dlqId?: string;
   /** Skip cache and dedup (replays of failed scans must run again). */
@@ -227,6 +229,7 @@ export class ScanProducer {
       options,
       cacheKey,
       ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+      ...(ctx.traceId ? { traceId: ctx.traceId } : {}),
       ...(ctx.batchId ? { batchId: ctx.batchId } : {}),
       ...(ctx.dlqId ? { dlqId: ctx.dlqId } : {}),
     };

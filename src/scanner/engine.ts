@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { CDPSession, Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core';
 import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
+import { textForLog, urlForLog } from '../observability/redact.js';
 import { findBrowser } from './browser.js';
 import { startEgressProxy, type EgressProxy, type EgressRoute } from './egress-proxy.js';
 import { axeRunSpec, validateScanOptions } from './options.js';
@@ -390,7 +391,7 @@ export class ScanEngine implements Scanner {
     result.status = 'error';
     result.violations = [];
     result.error = { code: error.code, message: error.message, retryable: error.retryable };
-    this.config.logger?.debug({ event: 'scan.error', url: result.url, code: error.code }, error.message);
+    this.config.logger?.debug({ event: 'scan.error', url: urlForLog(result.url), code: error.code }, textForLog(error.message));
   }
 
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
@@ -580,7 +581,7 @@ export class ScanEngine implements Scanner {
         // own look-up, not refused for good.
         state.blocked = error.code === 'BLOCKED_TARGET' || error.code === 'DNS_FAILURE' ? error : new WcagaiError('BLOCKED_TARGET', `${url}: ${error.message}`);
       }
-      this.config.logger?.debug({ event: 'request.blocked', url }, 'request refused by target policy');
+      this.config.logger?.debug({ event: 'request.blocked', url: urlForLog(url) }, 'request refused by target policy');
       await req.abort('blockedbyclient').catch(() => undefined);
     }
   }
@@ -591,7 +592,7 @@ export class ScanEngine implements Scanner {
     return deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
       (clean) => clean,
       (err: unknown) => {
-        this.config.logger?.warn({ event: 'slot.cleanup_failed', url, err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
+        this.config.logger?.warn({ event: 'slot.cleanup_failed', url: urlForLog(url), err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
         return false;
       },
     );
@@ -628,7 +629,7 @@ export class ScanEngine implements Scanner {
         const left = timeoutMs - (performance.now() - started);
         const again = attempt === 1 || (attempt < MAX_LOAD_TRIES && left >= 2 * LOAD_STALL_MS);
         this.config.logger?.warn(
-          { event: 'navigation.load_stalled', url, attempt, pending: watch.pendingFrames() },
+          { event: 'navigation.load_stalled', url: urlForLog(url), attempt, pending: watch.pendingFrames() },
           again ? 'load stalled on frames that never commit; navigating again' : 'load stalled again; scanning the page as it stands',
         );
         if (!again) return watch.response;
@@ -673,7 +674,7 @@ export class ScanEngine implements Scanner {
     const egress = response?.headers()['x-wcagai-egress'];
     if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(page.url())) ?? egressError(egress, url);
     const log = this.config.logger;
-    log?.info({ event: 'browser.navigated', url, finalUrl: result.finalUrl, httpStatus: response?.status() ?? null, ms: timings.navigationMs }, 'page loaded');
+    log?.info({ event: 'browser.navigated', url: urlForLog(url), finalUrl: result.finalUrl === null ? null : urlForLog(result.finalUrl), httpStatus: response?.status() ?? null, ms: timings.navigationMs }, 'page loaded');
     if (response) {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);
@@ -708,7 +709,7 @@ export class ScanEngine implements Scanner {
     timings.axeMs = Math.round(performance.now() - t);
     result.violations = toViolations(raw.violations);
     result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
-    log?.info({ event: 'browser.analyzed', url, settleMs: timings.settleMs, axeMs: timings.axeMs, rules: raw.ran.length, violations: result.violations.length }, 'axe-core ran');
+    log?.info({ event: 'browser.analyzed', url: urlForLog(url), settleMs: timings.settleMs, axeMs: timings.axeMs, rules: raw.ran.length, violations: result.violations.length }, 'axe-core ran');
   }
 }
 

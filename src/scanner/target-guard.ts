@@ -9,34 +9,42 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { WcagaiError } from '../errors/catalogue.js';
 import { parseBoolSetting } from '../config/values.js';
+import { CENSOR, urlForLog } from '../observability/redact.js';
 import type { Resolver, TargetPolicy } from './types.js';
 
 const ALLOWED_SCHEMES = new Set(['http:', 'https:']);
 
-/** Parses and validates a scan target: http(s) only, no credentials, WHATWG-normalized host. */
+/**
+ * Parses and validates a scan target: http(s) only, no credentials, WHATWG-normalized host. A
+ * refusal quotes the URL as a log line would show it (`urlForLog`: user, password and token-like
+ * query values masked), since its message reaches the answer and the log.
+ */
 export function parseTargetUrl(input: string): URL {
   const text = input.trim();
+  const quoted = JSON.stringify(urlForLog(text));
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new WcagaiError('INVALID_URL', `not a URL: ${JSON.stringify(text)}`, { details: { url: text } });
+    throw new WcagaiError('INVALID_URL', `not a URL: ${quoted}`, { details: { url: urlForLog(text) } });
   }
   if (!ALLOWED_SCHEMES.has(url.protocol)) {
     throw new WcagaiError(
       'UNSUPPORTED_SCHEME',
-      `unsupported URL scheme "${url.protocol}" in ${JSON.stringify(text)}: only http and https are scanned`,
-      { details: { url: text, scheme: url.protocol } },
+      `unsupported URL scheme "${url.protocol}" in ${quoted}: only http and https are scanned`,
+      { details: { url: urlForLog(text), scheme: url.protocol } },
     );
   }
   // `http://example.com@127.0.0.1/` reads like example.com to a human but targets 127.0.0.1;
   // the raw check also catches an empty userinfo (`http://@host/`) that WHATWG silently drops.
   if (url.username !== '' || url.password !== '' || rawAuthority(text).includes('@')) {
-    throw new WcagaiError(
-      'INVALID_URL',
-      `credentials in URLs are not accepted: ${JSON.stringify(text)}`,
-      { details: { url: text } },
-    );
+    // Quoted as parsed, the credentials replaced: the raw text may hide them where a mask would
+    // not look, and the parsed form names the host the URL really targets.
+    const shown = new URL(url.href);
+    shown.username = '';
+    shown.password = '';
+    const masked = shown.href.replace('//', `//${CENSOR}@`);
+    throw new WcagaiError('INVALID_URL', `credentials in URLs are not accepted: ${JSON.stringify(urlForLog(masked))}`, { details: { url: urlForLog(masked) } });
   }
   return url;
 }

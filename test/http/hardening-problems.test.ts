@@ -141,7 +141,43 @@ describe('problem+json for every error status', () => {
   });
 });
 
+describe('requests the router refuses (no route, so no hook runs)', () => {
+  it('a bad %-escape (400) and an over-long id (404): problem, security headers, metrics and the completion line', async () => {
+    const svc = await service();
+    const badEscape = await svc.get('/api/scans/%E0%A4%A?token=abc', { 'x-request-id': 'req_fwescape' });
+    expectProblem(badEscape, 400, 'BAD_REQUEST', '/api/scans/%E0%A4%A');
+    const longId = `/api/scans/scan_${'a'.repeat(300)}`;
+    const overLong = await svc.get(longId, { 'x-request-id': 'req_fwlong' });
+    expectProblem(overLong, 404, 'NOT_FOUND', longId);
+    for (const [id, status] of [['req_fwescape', 400], ['req_fwlong', 404]] as const) {
+      const lines = await waitFor(() => {
+        const mine = svc.logs.entries.filter((e) => e.requestId === id);
+        return mine.some((e) => e.msg === 'request completed') ? mine : undefined;
+      }, { what: `the completion line of ${id}` });
+      expect(lines.map((e) => e.msg)).toEqual(['incoming request', 'request completed']);
+      expect(lines[1]).toMatchObject({ res: { statusCode: status } });
+      expect(typeof lines[1]!.responseTime).toBe('number');
+    }
+    expect(JSON.stringify(svc.logs.entries)).not.toContain('token=abc');
+    const metrics = (await svc.get('/metrics')).body;
+    expect(metrics).toMatch(/^wcagai_http_requests_total\{route="unmatched",method="GET",status_code="400"\} 1$/m);
+    expect(metrics).toMatch(/^wcagai_http_requests_total\{route="unmatched",method="GET",status_code="404"\} 1$/m);
+    expect(metrics).toMatch(/^wcagai_http_errors_total\{code="BAD_REQUEST",status_code="400"\} 1$/m);
+    expect(metrics).toMatch(/^wcagai_http_errors_total\{code="NOT_FOUND",status_code="404"\} 1$/m);
+    expect(metrics).toMatch(/^wcagai_http_request_duration_seconds_count\{route="unmatched",method="GET",status_code="400"\} 1$/m);
+  });
+});
+
 describe('429 and 401 problems', () => {
+  it('429 names the configured window, not the time left in it', async () => {
+    // The window as the plugin would word the time left: 90 s left reads "2 minutes", never "90 seconds".
+    const svc = await service({ RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: '90s' });
+    expect((await svc.get('/api/scans/scan_none')).status).toBe(404);
+    const res = await svc.get('/api/scans/scan_none');
+    const body = expectProblem(res, 429, 'RATE_LIMITED', '/api/scans/scan_none');
+    expect(body.detail).toMatch(/^rate limit of 1 requests per 90 seconds exceeded; retry in \d+ s$/);
+  });
+
   it('429 with Retry-After once the limit is spent', async () => {
     const svc = await service({ RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m' });
     for (let i = 0; i < 2; i++) expect((await svc.get('/api/scans/scan_none')).status).toBe(404);

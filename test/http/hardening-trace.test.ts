@@ -145,13 +145,15 @@ describe('correlation ids across serve and worker processes', () => {
       return hit!;
     };
     const incoming = find('incoming request', (l) => l.msg === 'incoming request');
-    expect(incoming).toMatchObject({ pid: serve.pid, req: { method: 'POST', url: '/api/scan' } });
+    // The incoming line is written before any hook: it takes the trace id from the header itself.
+    expect(incoming).toMatchObject({ pid: serve.pid, traceId: TRACE_ID, req: { method: 'POST', url: '/api/scan' } });
     const queued = find('queue add', (l) => l.event === 'scan.queued');
     expect(queued).toMatchObject({ pid: serve.pid, jobId, traceId: TRACE_ID });
     const start = find('worker start', (l) => l.event === 'scan.start');
-    expect(start).toMatchObject({ pid: worker.pid, jobId, url: fixture.url('/traced.html') });
+    // The trace id travels in the job: the worker's lines carry it as the API's do.
+    expect(start).toMatchObject({ pid: worker.pid, jobId, traceId: TRACE_ID, url: fixture.url('/traced.html') });
     const navigated = find('browser navigation', (l) => l.event === 'browser.navigated');
-    expect(navigated).toMatchObject({ pid: worker.pid, jobId, url: fixture.url('/traced.html'), httpStatus: 200 });
+    expect(navigated).toMatchObject({ pid: worker.pid, jobId, traceId: TRACE_ID, url: fixture.url('/traced.html'), httpStatus: 200 });
     const analyzed = find('axe-core run', (l) => l.event === 'browser.analyzed');
     expect(analyzed).toMatchObject({ pid: worker.pid, jobId, violations: 1 });
     const external = find('external call', (l) => l.event === 'upstream.call');
@@ -161,7 +163,8 @@ describe('correlation ids across serve and worker processes', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]!.headers['x-request-id']).toBe('test123');
     const completed = find('completion', (l) => l.event === 'scan.completed');
-    expect(completed).toMatchObject({ pid: worker.pid, jobId });
+    expect(completed).toMatchObject({ pid: worker.pid, jobId, traceId: TRACE_ID });
+    for (const l of lines) expect(l.raw.match(/"traceId":/g)?.length ?? 0, l.raw).toBeLessThanOrEqual(1);
     const answered = find('response', (l) => l.msg === 'request completed');
     expect(answered).toMatchObject({ pid: serve.pid, traceId: TRACE_ID, res: { statusCode: 200 } });
     expect(new Set(lines.map((l) => l.pid))).toEqual(new Set([serve.pid, worker.pid]));
@@ -203,10 +206,15 @@ describe('correlation ids across serve and worker processes', () => {
     for (const l of logged) for (const id of invalid) expect(l.raw).not.toContain(`"requestId":${JSON.stringify(id)}`);
   });
 
-  it('takes the trace id of a valid traceparent only', async () => {
+  it('takes the trace id of a valid traceparent only (W3C Trace Context)', async () => {
     const cases: Array<[string, string | undefined]> = [
-      [`00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`, TRACE_ID],
+      [`00-${TRACE_ID}-00f067aa0ba902b7-01`, TRACE_ID],
+      [`00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`, undefined],
       [`00-${'0'.repeat(32)}-00f067aa0ba902b7-01`, undefined],
+      [`00-${TRACE_ID}-${'0'.repeat(16)}-01`, undefined],
+      [`ff-${TRACE_ID}-00f067aa0ba902b7-01`, undefined],
+      [`00-${TRACE_ID}-00f067aa0ba902b7-01-more`, undefined],
+      [`01-${TRACE_ID}-00f067aa0ba902b7-01-more`, TRACE_ID],
       [`00-${TRACE_ID}-zzzz-01`, undefined],
       ['garbage', undefined],
     ];
@@ -223,6 +231,50 @@ describe('correlation ids across serve and worker processes', () => {
       if (expected) expect(line.traceId).toBe(expected);
       else expect(line).not.toHaveProperty('traceId');
     }
+  });
+
+  it('masks a token in the scanned URL on every line of both processes, failures included, while the result keeps the URL', async () => {
+    const secret = 'pageTok3nQ8vZ';
+    const scan = async (url: string, requestId: string) => {
+      const res = await fetch(`${base}/api/scan`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': requestId, prefer: 'wait=30' },
+        body: JSON.stringify({ url }),
+      });
+      const body = (await res.json()) as Record<string, any>;
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      return body;
+    };
+    const target = fixture.url(`/traced.html?token=${secret}&page=2`);
+    const done = await scan(target, 'masked-ok');
+    expect(done).toMatchObject({ status: 'completed', url: target, result: { url: target } });
+    // Nothing listens there: the browser's error quotes the URL (net::ERR_CONNECTION_REFUSED at …).
+    const refused = `http://127.0.0.1:${await freePort()}/?token=${secret}`;
+    const failed = await scan(refused, 'masked-failed');
+    expect(failed).toMatchObject({ status: 'failed', url: refused });
+
+    const lines = await waitFor(
+      () => {
+        const all = logLines().filter((l) => String(l.requestId).startsWith('masked-') || l.jobId === failed.id);
+        const finished = all.some((l) => l.event === 'scan.completed') && all.some((l) => l.event === 'scan.failed' && l.final === true);
+        const captured = all.some((l) => l.event === 'dlq.captured');
+        return finished && captured && all.filter((l) => l.msg === 'request completed').length === 2 ? all : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the lines of both scans to be flushed' },
+    );
+    const masked = fixture.url('/traced.html?token=[redacted]&page=2');
+    const of = (event: string, requestId = 'masked-ok') => {
+      const hit = lines.find((l) => l.event === event && (event === 'dlq.captured' || l.requestId === requestId));
+      expect(hit, `${event} in:\n${lines.map((l) => l.raw).join('\n')}`).toBeDefined();
+      return hit!;
+    };
+    for (const event of ['scan.queued', 'scan.start', 'browser.navigated', 'browser.analyzed', 'scan.completed']) expect(of(event).url, event).toBe(masked);
+    expect(of('browser.navigated').finalUrl).toBe(masked);
+    const maskedRefused = refused.replace(secret, '[redacted]');
+    expect(of('scan.failed', 'masked-failed')).toMatchObject({ url: maskedRefused, msg: expect.stringContaining(maskedRefused) });
+    expect(of('dlq.captured')).toMatchObject({ jobId: failed.id, url: maskedRefused });
+    for (const l of lines) expect(l.raw, l.raw).not.toContain(secret);
+    expect(readFileSync(logFile, 'utf8')).not.toContain(secret);
   });
 
   it('echoes X-Request-ID on every answer, errors and 405 included', async () => {

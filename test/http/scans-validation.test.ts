@@ -67,6 +67,30 @@ describe('POST /api/scans refuses bad input with a 4xx problem naming the field,
     await queueIsEmpty();
   });
 
+  it('credentials in a URL: refused without quoting them, in the answer or the log, for a scan and a batch', async () => {
+    const password = 'Hunter2pw9x';
+    const single = await svc.post('/api/scans', { url: `http://alice:${password}@93.184.215.14/page?token=tok3n` }, { 'x-request-id': 'cred-single' });
+    expectProblem(single, 400, 'INVALID_URL', 'url');
+    expect(single.json.detail).toContain('"http://[redacted]@93.184.215.14/page?token=[redacted]"');
+    const several = await svc.post('/api/batches', { urls: [`http://bob:${password}@93.184.215.14/a`, PUBLIC, `http://carol:${password}@93.184.215.14/b`] }, { 'x-request-id': 'cred-batch' });
+    expectProblem(several, 400, 'VALIDATION_FAILED', 'urls[0]');
+    expect(several.json.errors.map((e: { field: string }) => e.field)).toEqual(['urls[0]', 'urls[2]']);
+    const one = await svc.post('/api/batches', { urls: [PUBLIC, `http://dave:${password}@93.184.215.14/c`] }, { 'x-request-id': 'cred-batch-one' });
+    expectProblem(one, 400, 'INVALID_URL', 'urls[1]');
+    const unsupported = await svc.post('/api/scans', { url: `ftp://erin:${password}@93.184.215.14/f` }, { 'x-request-id': 'cred-ftp' });
+    expectProblem(unsupported, 400, 'UNSUPPORTED_SCHEME', 'url');
+    for (const res of [single, several, one, unsupported]) {
+      expect(res.body).not.toContain(password);
+      expect(res.body).not.toContain('tok3n');
+    }
+    const lines = svc.logs.entries.filter((e) => String(e.requestId).startsWith('cred-'));
+    expect(lines.filter((e) => e.event === 'http.problem')).toHaveLength(4);
+    const text = JSON.stringify(svc.logs.entries);
+    expect(text).not.toContain(password);
+    expect(text).not.toContain('tok3n');
+    await queueIsEmpty();
+  });
+
   it('an unknown wcagLevel, an unknown field, an unknown rule id, a bad viewport', async () => {
     expectProblem(await svc.post('/api/scans', { url: PUBLIC, wcagLevel: 'AAAA' }), 400, 'VALIDATION_FAILED', 'wcagLevel');
     const unknown = await svc.post('/api/scans', { url: PUBLIC, depth: 3 });

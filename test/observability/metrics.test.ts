@@ -313,6 +313,16 @@ describe('grafana dashboard', () => {
     }
   });
 
+  it('combines what every API process counts for the whole fleet (DLQ captures, queue, finished scans) with max, never sum', () => {
+    const dash = JSON.parse(text) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const captures = dash.panels.find((p) => p.title === 'DLQ captures per minute by code')!;
+    expect(captures.targets.map((t) => t.expr)).toEqual(['max by (code) (rate(wcagai_dlq_captured_total[$__rate_interval])) * 60']);
+    const fleetWide = exprs.filter((e) => /wcagai_(dlq_captured_total|dlq_size|queue_jobs)\b|outcome=~"completed\|failed"/.test(e));
+    expect(fleetWide.length).toBeGreaterThanOrEqual(4);
+    for (const e of fleetWide) expect(e).not.toMatch(/\bsum\b/);
+  });
+
   it('queries only metrics that the registry exposes', async () => {
     const dash = JSON.parse(text) as { panels: Array<{ targets: Array<{ expr: string }> }> };
     const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));

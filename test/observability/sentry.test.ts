@@ -80,6 +80,30 @@ describe('initErrorReporting', () => {
   });
 });
 
+describe('trace context of events', () => {
+  it('gives each event the trace id of its request, or a fresh one: never one id for every event of the process', async () => {
+    const reporter = await initErrorReporting({ dsn, logger: silent });
+    try {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      runWithContext({ requestId: 'req_traced', traceId }, () => reporter.capture(new Error('traced')));
+      reporter.capture(new Error('first untraced'));
+      reporter.capture(new Error('second untraced'));
+      expect(await reporter.flush(5_000)).toBe(true);
+      const byMessage = new Map(events().map((e) => [e.exception?.values?.[0]?.value, e]));
+      const traceOf = (message: string) => byMessage.get(message)?.contexts?.trace?.trace_id;
+      expect(traceOf('traced')).toBe(traceId);
+      expect(byMessage.get('traced')?.tags).toMatchObject({ trace_id: traceId });
+      const first = traceOf('first untraced');
+      const second = traceOf('second untraced');
+      expect(first).toMatch(/^[0-9a-f]{32}$/);
+      expect(second).toMatch(/^[0-9a-f]{32}$/);
+      expect(new Set([first, second, traceId]).size).toBe(3);
+    } finally {
+      await reporter.close(1_000);
+    }
+  });
+});
+
 describe('errorReportingPlugin', () => {
   let reporter: ErrorReporter;
   beforeAll(async () => {

@@ -7,6 +7,7 @@ export interface SentryEvent {
   release?: string;
   environment?: string;
   exception?: { values?: Array<{ type?: string; value?: string; stacktrace?: { frames?: unknown[] } }> };
+  contexts?: { trace?: { trace_id?: string; span_id?: string } };
 }
 
 export interface Received {

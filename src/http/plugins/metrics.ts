@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { QueueEvents } from 'bullmq';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Metrics, observeScan, type ScanTimings } from '../../observability/metrics.js';
 import { PROBLEM_CONTENT_TYPE, problem, sendProblem } from '../problem.js';
+import { onRouterRefusal } from './router-refusals.js';
 import { parseJobOutcome } from '../../queue/processor.js';
 
 declare module 'fastify' {
@@ -53,13 +54,18 @@ export interface MetricsPluginOptions {
 /** HTTP request metrics for every route, and GET /metrics in Prometheus text format. */
 export function metricsPlugin(app: FastifyInstance, metrics: Metrics, opts: MetricsPluginOptions = {}): void {
   trackProblemCodes(app);
-  app.addHook('onResponse', (request, reply, done) => {
+  const record = (request: FastifyRequest, reply: FastifyReply, ms: number) => {
     const labels = { route: routeLabel(request), method: request.method, status_code: String(reply.statusCode) };
     metrics.httpRequests.inc(labels);
-    metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.httpRequestDuration.observe(labels, ms / 1000);
     if (reply.statusCode >= 400) metrics.httpErrors.inc({ code: reply.problemCode ?? 'UNCODED', status_code: labels.status_code });
+  };
+  app.addHook('onResponse', (request, reply, done) => {
+    record(request, reply, reply.elapsedTime);
     done();
   });
+  // Requests the router refuses run no hook (see router-refusals.ts): counted all the same.
+  onRouterRefusal(app, record);
 
   // Under @fastify/under-pressure a scrape is let through (a pressure handler that returns nothing
   // continues the request): the metrics are most needed exactly when the process is overloaded.

@@ -3,7 +3,11 @@ import { randomId } from '../../domain/ids.js';
 import { runWithContext } from '../../observability/context.js';
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/**
+ * W3C Trace Context `traceparent`: version, trace id, parent id, flags, in lower-case hex. Version
+ * 00 has exactly these four fields; a later version may add fields after another `-`.
+ */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/;
 
 /** The caller's X-Request-ID when well formed, else a new `req_<random>`. */
 export function requestIdFrom(header: string | string[] | undefined): string {
@@ -11,11 +15,18 @@ export function requestIdFrom(header: string | string[] | undefined): string {
   return value && VALID_ID.test(value) ? value : randomId('req_', 9);
 }
 
-/** The trace id of a W3C traceparent header (not all zeros), if present. */
+/**
+ * The trace id of a W3C traceparent header, if valid: version ff, an all-zero trace or parent
+ * id, upper-case hex and extra fields on version 00 make the header one to ignore.
+ */
 export function traceIdFrom(header: string | string[] | undefined): string | undefined {
-  const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase();
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
   const m = value ? TRACEPARENT.exec(value) : null;
-  return m && !/^0+$/.test(m[1]!) ? m[1] : undefined;
+  if (!m) return undefined;
+  const [, version, traceId, parentId, rest] = m;
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (/^0+$/.test(traceId!) || /^0+$/.test(parentId!)) return undefined;
+  return traceId;
 }
 
 declare module 'fastify' {

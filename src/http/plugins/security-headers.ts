@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
 const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 // The HTML report is one self-contained page: inline styles and data: images only.
@@ -12,13 +12,18 @@ const FIXED = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
-/** Security headers on every answer. */
+/** Sets the security headers of an answer (its CSP by its content type, the API's when it has none yet). */
+export function setSecurityHeaders(reply: FastifyReply): void {
+  reply.headers(FIXED);
+  const type = String(reply.getHeader('content-type') ?? '');
+  if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', type.startsWith('text/html') ? REPORT_CSP : API_CSP);
+  if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+}
+
+/** Security headers on every answer (a router refusal runs no hook: see server.ts's frameworkErrors). */
 export function securityHeadersPlugin(app: FastifyInstance): void {
   app.addHook('onSend', (_request, reply, payload, done) => {
-    reply.headers(FIXED);
-    const type = String(reply.getHeader('content-type') ?? '');
-    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', type.startsWith('text/html') ? REPORT_CSP : API_CSP);
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    setSecurityHeaders(reply);
     done(null, payload);
   });
 }

@@ -69,7 +69,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
     const id = randomId('batch_', 12);
     const requestId = String(request.id);
-    const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id });
+    const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id, ...(request.traceId ? { traceId: request.traceId } : {}) });
     await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
     request.log.info({ event: 'batch.queued', batchId: id, total: unique.length }, 'batch submitted');
     const self = `/api/batches/${id}`;

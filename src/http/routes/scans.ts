@@ -6,6 +6,7 @@ import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanView } from '../../queue/job.js';
 import { admitOptions, admitUrl } from '../../queue/submission.js';
 import { observeScan } from '../../observability/metrics.js';
+import { urlForLog } from '../../observability/redact.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
 import { summarize } from '../../reporters/summary.js';
 import { axeVersion } from '../../scanner/page-script.js';
@@ -80,8 +81,8 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const url = await admitUrl(body.url, deps.policy);
     const options = admitOptions(body);
     const requestId = String(request.id);
-    const { id, outcome } = await producer.submit(url, options, { priority: body.priority, requestId });
-    request.log.info({ event: 'scan.queued', jobId: id, outcome, url }, 'scan submitted');
+    const { id, outcome } = await producer.submit(url, options, { priority: body.priority, requestId, ...(request.traceId ? { traceId: request.traceId } : {}) });
+    request.log.info({ event: 'scan.queued', jobId: id, outcome, url: urlForLog(url) }, 'scan submitted');
     if (deps.metrics && outcome !== 'new') observeScan(deps.metrics, undefined, outcome === 'cached' ? 'cached' : 'deduplicated');
     if (outcome === 'cached') {
       const view = await producer.view(id);
