@@ -45,7 +45,9 @@ beforeAll(async () => {
     const fail = failing;
     decisions.set(req, !fail);
     if (fail) return { status: FAILURES[n++ % FAILURES.length]!, json: { error: { message: 'injected outage' } } };
-    const rules = [...String(req.body?.messages?.[1]?.content ?? '').matchAll(/^rule: (\S+)$/gm)].map((m) => m[1]!);
+    // The rules asked about: one line of JSON between the prompt's delimiter lines.
+    const block = /^BEGIN_RULES_JSON\n(.*)\nEND_RULES_JSON$/m.exec(String(req.body?.messages?.[1]?.content ?? ''));
+    const rules = block ? (JSON.parse(block[1]!) as Array<{ rule: string }>).map((r) => r.rule) : [];
     const content = JSON.stringify({ suggestions: rules.map((rule) => ({ rule, fix: `Fix ${rule} as the rule's help describes.` })) });
     return { json: { id: `chatcmpl-${decisions.size}`, choices: [{ index: 0, message: { role: 'assistant', content } }] } };
   });
