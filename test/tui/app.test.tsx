@@ -90,17 +90,19 @@ describe('quitting', () => {
   });
 
   it('ends the poll and an action still waiting for the server at once, and restores the screen before the abort returns', async () => {
-    // No event stream (so the feed polls); snapshots are answered until one is shown, then nothing is: every
-    // later poll and the pause hang, as on a server that stopped answering.
+    // No event stream (so the feed polls); snapshots are answered until the pause is sent, then
+    // nothing is: every later poll and the pause hang, as on a server that stopped answering. The
+    // test follows the server, not the screen: with CI set (as in CI), Ink draws only the last frame.
     const open = new Set<IncomingMessage>();
-    // Snapshots are answered until the first is on screen (a poll the client gave up on under load
-    // is answered again); from then on nothing is.
-    let answering = true;
+    let answered = 0;
     let hangingPolls = 0;
     let paused = false;
     server = createServer((req, res) => {
       if (req.url === '/admin/events') return void res.writeHead(404).end();
-      if (req.url === '/admin/snapshot' && answering) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(dlqSnapshot(2)));
+      if (req.url === '/admin/snapshot' && !paused) {
+        answered++;
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(dlqSnapshot(2)));
+      }
       if (req.url === '/admin/snapshot') hangingPolls++;
       if (req.method === 'POST') paused = true;
       open.add(req);
@@ -114,12 +116,20 @@ describe('quitting', () => {
     // runDashboard patches the console (through console.Console, which vitest's console lacks).
     (console as { Console?: typeof Console }).Console ??= Console;
     const done = runDashboard({ url, stdin: stdin as never, stdout: stdout as never, stderr: new FakeStdout() as never, color: false, signal: quit.signal });
-    await waitFor(() => stdout.written.includes('DLQ 2 entries'), { what: 'the first snapshot', timeoutMs: 20_000, intervalMs: 20 });
-    answering = false;
-    stdin.write('p');
-    await tick();
-    stdin.write('y');
-    await waitFor(() => paused && hangingPolls > 0, { what: 'the pause and a poll waiting for the server', timeoutMs: 10_000, intervalMs: 20 });
+    await waitFor(() => answered > 0, { what: 'the first snapshot', timeoutMs: 10_000, intervalMs: 20 });
+    // Pause (p, then y to confirm) until the server sees it: the first keys may come before the
+    // dashboard has read its first snapshot.
+    await waitFor(
+      async () => {
+        stdin.write('p');
+        await tick();
+        stdin.write('y');
+        await new Promise((r) => setTimeout(r, 100));
+        return paused;
+      },
+      { what: 'the pause to reach the server', timeoutMs: 10_000, intervalMs: 20 },
+    );
+    await waitFor(() => hangingPolls > 0, { what: 'a poll waiting for the server', timeoutMs: 10_000, intervalMs: 20 });
     expect(open.size).toBeGreaterThanOrEqual(2);
 
     quit.abort();
