@@ -25,7 +25,7 @@ import { createScanHooks, type ScanHooks } from '../queue/hooks.js';
 import type { Keys } from '../queue/keys.js';
 import { OutcomeCounter } from '../queue/outcomes.js';
 import type { Capacity } from '../queue/producer.js';
-import type { RedisClient } from '../queue/redis.js';
+import { settleWithin, type RedisClient } from '../queue/redis.js';
 
 /**
  * One service's policy settings from <PREFIX>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN,
@@ -204,9 +204,8 @@ export async function startIntegrations(config: Config, logger: Logger, options:
       closed ??= (async () => {
         await alerts?.stop();
         // Bounded: with Redis down, the subscriber's commands would wait for a reconnection forever.
-        const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
-        await bounded(fleet.close());
-        await bounded(subscriber.quit());
+        await settleWithin(fleet.close(), 1_000);
+        await settleWithin(subscriber.quit(), 1_000);
         subscriber.disconnect();
       })();
       return closed;

@@ -1,4 +1,5 @@
 import type { DlqBulkRetryResult, DlqEntry, DlqFilter, DlqListQuery, DlqOperations, DlqPage, DlqRetryResult, DlqStats, DlqSummary } from '../domain/dlq.js';
+import { forEachLimited } from '../domain/concurrency.js';
 import { DLQ_ID, hostFilterOf } from '../domain/dlq.js';
 import type { Priority } from '../domain/request.js';
 import type { ScanOptions } from '../domain/scan.js';
@@ -6,7 +7,7 @@ import { isWcagaiError, WcagaiError } from '../errors/catalogue.js';
 import type { DlqStore } from './dlq-store.js';
 import { newScanId } from './job.js';
 import type { SubmitContext } from './producer.js';
-import { toRedisError } from './redis.js';
+import { rethrowAsUnavailable, toRedisError } from './redis.js';
 
 /** How the DLQ queues a replay: ScanProducer.submit, or a stand-in in tests. */
 export type ReplaySubmit = (url: string, options: ScanOptions, ctx: SubmitContext) => Promise<{ id: string }>;
@@ -31,13 +32,6 @@ export interface DeadLetterQueueOptions {
 const DEFAULT_LIMIT = 50;
 export const MAX_LIST_LIMIT = 1_000;
 
-/** Store errors as REDIS_UNAVAILABLE (503 with Retry-After), not as an internal error. */
-function stored<T>(p: Promise<T>): Promise<T> {
-  return p.catch((err: unknown) => {
-    throw toRedisError(err);
-  });
-}
-
 function notFound(id: string): WcagaiError {
   return new WcagaiError('NOT_FOUND', `no DLQ entry with id ${id}`, { details: { id } });
 }
@@ -57,26 +51,26 @@ export class DeadLetterQueue implements DlqOperations {
 
   async list(query: DlqListQuery = {}): Promise<DlqPage> {
     const limit = Math.min(Math.max(1, Math.floor(query.limit ?? DEFAULT_LIMIT)), MAX_LIST_LIMIT);
-    return stored(this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: hostFilterOf(query.host) } : {}) }));
+    return this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: hostFilterOf(query.host) } : {}) }).catch(rethrowAsUnavailable);
   }
 
   async get(id: string): Promise<DlqEntry> {
-    const found = DLQ_ID.test(id) ? await stored(this.store.read(id)) : null;
+    const found = DLQ_ID.test(id) ? await this.store.read(id).catch(rethrowAsUnavailable) : null;
     if (!found) throw notFound(id);
     return found.entry;
   }
 
   stats(): Promise<DlqStats> {
-    return stored(this.store.stats());
+    return this.store.stats().catch(rethrowAsUnavailable);
   }
 
   /** Entries in the DLQ (the `wcagai_dlq_size` gauge). */
   size(): Promise<number> {
-    return stored(this.store.size());
+    return this.store.size().catch(rethrowAsUnavailable);
   }
 
   summary(): Promise<DlqSummary> {
-    return stored(this.store.summary(this.now()));
+    return this.store.summary(this.now()).catch(rethrowAsUnavailable);
   }
 
   /**
@@ -90,8 +84,8 @@ export class DeadLetterQueue implements DlqOperations {
     const stale = current.status === 'retrying' ? await this.stalePending(current) : null;
     const claimAt = new Date(this.now()).toISOString();
     const jobId = newScanId();
-    const { entry: claimed } = await stored(
-      this.store.update(id, (entry) => {
+    const { entry: claimed } = await this.store
+      .update(id, (entry) => {
         const pending = entry.retries.filter((r) => r.outcome === 'pending');
         if (entry.status === 'retrying' && !(stale && pending.length === 1 && pending[0]!.at === stale.at && pending[0]!.jobId === stale.jobId)) {
           const pendingJob = pending[pending.length - 1]?.jobId;
@@ -101,8 +95,8 @@ export class DeadLetterQueue implements DlqOperations {
         entry.status = 'retrying';
         entry.retries.push({ at: claimAt, jobId, outcome: 'pending' });
         return entry;
-      }),
-    );
+      })
+      .catch(rethrowAsUnavailable);
     if (!claimed) throw notFound(id);
     try {
       await this.options.submit(claimed.request.url, claimed.request.options, {
@@ -142,7 +136,7 @@ export class DeadLetterQueue implements DlqOperations {
     if (pending.length !== 1) return null;
     const r = pending[0]!;
     if (this.now() - Date.parse(r.at) <= (this.options.staleClaimMs ?? 120_000)) return null;
-    if (r.jobId && (await stored(this.options.isLive(r.jobId)))) return null;
+    if (r.jobId && (await this.options.isLive(r.jobId).catch(rethrowAsUnavailable))) return null;
     return r;
   }
 
@@ -151,41 +145,37 @@ export class DeadLetterQueue implements DlqOperations {
    * stay dead and can be retried later); entries being retried already are skipped.
    */
   async retryMany(filter: DlqFilter): Promise<DlqBulkRetryResult> {
-    const ids = await stored(this.store.ids('code' in filter ? { code: filter.code } : 'host' in filter ? { host: hostFilterOf(filter.host) } : {}));
+    const ids = await this.store.ids('code' in filter ? { code: filter.code } : 'host' in filter ? { host: hostFilterOf(filter.host) } : {}).catch(rethrowAsUnavailable);
     const result: DlqBulkRetryResult = { matched: ids.length, retried: [], skipped: [] };
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length && !result.stoppedBy) {
-        const id = ids[next++]!;
-        try {
-          result.retried.push(await this.retry(id));
-        } catch (caught) {
-          // Anything else from a retry is the store failing: stop there and report what was done.
-          const err = isWcagaiError(caught) ? caught : (toRedisError(caught) as WcagaiError);
-          if (err.code === 'QUEUE_FULL' || err.code === 'REDIS_UNAVAILABLE') {
-            result.stoppedBy ??= err.code;
-            result.skipped.push({ id, reason: err.code });
-          } else result.skipped.push({ id, reason: err.code === 'CONFLICT' ? 'already retrying' : err.code === 'NOT_FOUND' ? 'gone' : err.code });
-        }
+    const retryOne = async (id: string) => {
+      try {
+        result.retried.push(await this.retry(id));
+      } catch (caught) {
+        // Anything else from a retry is the store failing: stop there and report what was done.
+        const err = isWcagaiError(caught) ? caught : (toRedisError(caught) as WcagaiError);
+        if (err.code === 'QUEUE_FULL' || err.code === 'REDIS_UNAVAILABLE') {
+          result.stoppedBy ??= err.code;
+          result.skipped.push({ id, reason: err.code });
+        } else result.skipped.push({ id, reason: err.code === 'CONFLICT' ? 'already retrying' : err.code === 'NOT_FOUND' ? 'gone' : err.code });
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, this.options.bulkConcurrency ?? 8) }, worker));
+    await forEachLimited(ids, this.options.bulkConcurrency ?? 8, retryOne, () => result.stoppedBy !== undefined);
     return result;
   }
 
   /** A replay of `dlqId` completed: the request works again, so the entry leaves the DLQ. */
   async replayCompleted(dlqId: string): Promise<boolean> {
-    const { found } = await stored(this.store.update(dlqId, () => null));
+    const { found } = await this.store.update(dlqId, () => null).catch(rethrowAsUnavailable);
     return found;
   }
 
   async remove(id: string): Promise<void> {
-    if (!DLQ_ID.test(id) || (await stored(this.store.remove([id]))) === 0) throw notFound(id);
+    if (!DLQ_ID.test(id) || (await this.store.remove([id]).catch(rethrowAsUnavailable)) === 0) throw notFound(id);
   }
 
   /** Removes entries whose last failure is older than `olderThanMs`. */
   async purge(options: { olderThanMs: number }): Promise<{ removed: number }> {
     if (!Number.isFinite(options.olderThanMs) || options.olderThanMs < 0) throw new WcagaiError('USAGE', 'olderThan must be a duration of 0 or more');
-    return { removed: await stored(this.store.removeOlderThan(this.now() - options.olderThanMs)) };
+    return { removed: await this.store.removeOlderThan(this.now() - options.olderThanMs).catch(rethrowAsUnavailable) };
   }
 }

@@ -195,3 +195,8 @@ export function toRedisError(err: unknown): Error {
   if (err instanceof WcagaiError) return err;
   return new WcagaiError('REDIS_UNAVAILABLE', `queue store unavailable: ${(err as Error).message}`, { cause: err, details: { retryAfterSeconds: 5 } });
 }
+
+/** For `.catch`: a store whose Redis does not answer answers REDIS_UNAVAILABLE (503, retry), which the API's routes pass on. */
+export function rethrowAsUnavailable(err: unknown): never {
+  throw toRedisError(err);
+}

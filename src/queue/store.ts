@@ -1,17 +1,12 @@
 import type { ScanView } from './job.js';
 import type { Keys } from './keys.js';
-import { toRedisError, type RedisClient } from './redis.js';
+import { rethrowAsUnavailable, type RedisClient } from './redis.js';
 
 export interface BatchRecord {
   id: string;
   createdAt: string;
   ids: string[];
   requestId?: string;
-}
-
-/** Reads and batch writes answer REDIS_UNAVAILABLE (503, retry) when Redis does not: the API's routes pass it on. */
-function rethrowAsUnavailable(err: unknown): never {
-  throw toRedisError(err);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Snapshot } from '../domain/snapshot.js';
+import { forEachLimited } from '../domain/concurrency.js';
 
 /** A server answer that is not a success, with what its problem document says. */
 export class AdminApiError extends Error {
@@ -118,21 +119,23 @@ export class AdminClient {
     return this.act(async () => {
       const failures = new Map<string, number>();
       let retried = 0;
-      let next = 0;
-      const worker = async () => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
+      // A server gone or a token refused fails every later call alike: none is started.
+      let hopeless = false;
+      await forEachLimited(
+        ids,
+        4,
+        async (id) => {
           try {
             await this.call('POST', `/admin/dlq/retry/${encodeURIComponent(id)}`);
             retried++;
           } catch (err) {
             const code = (err as AdminApiError).code ?? 'ERROR';
             failures.set(code, (failures.get(code) ?? 0) + 1);
-            if (code === 'CONNECTION_FAILED' || code === 'UNAUTHORIZED') next = ids.length;
+            if (code === 'CONNECTION_FAILED' || code === 'UNAUTHORIZED') hopeless = true;
           }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(4, ids.length) }, worker));
+        },
+        () => hopeless,
+      );
       const skipped = [...failures].map(([code, n]) => `${n} ${code}`).join(', ');
       if (retried === 0 && failures.size) throw new AdminApiError(`no entry retried (${skipped})`, 400, [...failures.keys()][0]!);
       return `retried ${retried} of ${ids.length} entries${skipped ? `; not retried: ${skipped}` : ''}`;

@@ -1,3 +1,4 @@
+import { forEachLimited } from '../../domain/concurrency.js';
 import { randomId } from '../../domain/ids.js';
 import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
@@ -25,19 +26,14 @@ const SITEMAP_TOTAL_TIMEOUT_MS = 60_000;
 async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf: (i: number) => string, concurrency = 16): Promise<string[]> {
   const admitted: string[] = new Array<string>(raws.length);
   const problems: Array<{ index: number; problem: FieldProblem }> = [];
-  let next = 0;
-  const lane = async () => {
-    while (next < raws.length) {
-      const i = next++;
-      try {
-        admitted[i] = await admitUrl(raws[i]!, policy, fieldOf(i));
-      } catch (err) {
-        if (!(err instanceof FieldProblem)) throw err;
-        problems.push({ index: i, problem: err });
-      }
+  await forEachLimited(raws, concurrency, async (raw, i) => {
+    try {
+      admitted[i] = await admitUrl(raw, policy, fieldOf(i));
+    } catch (err) {
+      if (!(err instanceof FieldProblem)) throw err;
+      problems.push({ index: i, problem: err });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, raws.length) }, lane));
+  });
   if (problems.length === 1) throw problems[0]!.problem;
   if (problems.length > 1) {
     problems.sort((a, b) => a.index - b.index);
