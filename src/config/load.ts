@@ -4,7 +4,11 @@ import { maskUrlCredentials } from './values.js';
 
 export { ConfigError };
 
-/** Validates the environment into a frozen Config; values of blanks only count as unset (they take the default). */
+/**
+ * Validates the environment into a frozen Config. A variable set to nothing but blanks (`PORT=` in
+ * a .env, an empty value from an orchestrator) counts as unset: it takes its default instead of
+ * coercing to 0 (a random port, rate limiting off, a threshold that always fires).
+ */
 export function loadConfig(env: Record<string, string | undefined>, overrides: Partial<Record<string, string>> = {}): Config {
   const input: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...env, ...overrides })) if (v !== undefined && v.trim() !== '') input[k] = v;

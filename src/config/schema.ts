@@ -3,33 +3,29 @@ import { z } from 'zod';
 import { canAccess } from './files.js';
 import { parseBoolSetting } from './values.js';
 
+/** A transform that reads a setting with `parse`; a value it refuses (null) is an issue saying `expected`. */
+function readWith<T>(parse: (value: string) => T | null, expected: string) {
+  return (value: string, ctx: z.RefinementCtx): T => {
+    const read = parse(value);
+    if (read !== null) return read;
+    ctx.addIssue({ code: 'custom', message: expected });
+    return z.NEVER;
+  };
+}
+
+// Values of blanks only never reach these: loadConfig drops them, so they take their default.
 const bool = (def: boolean) =>
   z
     .string()
     .default(def ? 'true' : 'false')
-    .transform((v, ctx) => {
-      const b = parseBoolSetting(v);
-      if (b === null) {
-        ctx.addIssue({ code: 'custom', message: 'expected true or false (or 1/0, yes/no)' });
-        return z.NEVER;
-      }
-      return b;
-    });
-/**
- * A variable set to nothing but blanks (`PORT=` in a .env, an empty value from an orchestrator)
- * counts as unset: it takes the default instead of coercing to 0 (a random port, rate limiting off).
- */
-const blankIsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+    .transform(readWith(parseBoolSetting, 'expected true or false (or 1/0, yes/no)'));
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess(
-    blankIsUnset,
-    z.coerce
-      .number({ error: 'expected an integer' })
-      .int('expected an integer')
-      .min(min, `expected an integer >= ${min}`)
-      .max(max, `expected an integer <= ${max}`)
-      .default(def),
-  );
+  z.coerce
+    .number({ error: 'expected an integer' })
+    .int('expected an integer')
+    .min(min, `expected an integer >= ${min}`)
+    .max(max, `expected an integer <= ${max}`)
+    .default(def);
 const list = z
   .string()
   .default('')
@@ -57,34 +53,13 @@ export function parseDuration(value: string): number | null {
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
   return Math.round(Number(m[1]) * unit);
 }
-const duration = (def: string) =>
-  z.preprocess(
-    blankIsUnset,
-    z
-      .string()
-      .default(def)
-      .transform((v, ctx) => {
-        const ms = parseDuration(v);
-        if (ms === null) {
-          ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 15m, 30d' });
-          return z.NEVER;
-        }
-        return ms;
-      }),
-  );
+const readDuration = readWith(parseDuration, 'expected a duration such as 500ms, 30s, 15m, 30d');
+const duration = (def: string) => z.string().default(def).transform(readDuration);
 /** A duration that may be left unset (the code then derives it). */
 const optionalDuration = z
   .string()
   .optional()
-  .transform((v, ctx) => {
-    if (v === undefined) return undefined;
-    const ms = parseDuration(v);
-    if (ms === null) {
-      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 15m, 30d' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  .transform((v, ctx) => (v === undefined ? undefined : readDuration(v, ctx)));
 
 const url = z.string().url('expected a URL');
 const decimal = (def: number, min = 0) => z.coerce.number({ error: 'expected a number' }).min(min, `expected a number >= ${min}`).default(def);
