@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { buildClients } from '../app/integrations.js';
-import { queueBatch } from '../app/prospect.js';
+import { queueBatch, type QueuedBatch } from '../app/prospect.js';
 import { loadConfig } from '../config/load.js';
 import type { WcagLevel, WcagVersion } from '../domain/scan.js';
-import { WcagaiError } from '../errors/catalogue.js';
+import { isWcagaiError, WcagaiError } from '../errors/catalogue.js';
 import { loadDotEnv } from '../config/dotenv.js';
 
 export interface ProspectFlags {
@@ -44,7 +44,14 @@ export async function runProspect(flags: ProspectFlags): Promise<number> {
   const apiKey = flags.apiKey ?? config.API_KEYS[0];
   // Printed before queueing: the Apollo credits are spent, so the list is kept even if queueing fails.
   if (!flags.json) out(companies.map((c) => `${c.website}  ${c.name}\n`).join(''));
-  const batch = await queueBatch(config, companies.map((c) => c.website), { wcagLevel: flags.level, wcagVersion: flags.wcag, bestPractice: false }, { url, apiKey, requestId: `prospect-${randomBytes(6).toString('hex')}` });
+  let batch: QueuedBatch;
+  try {
+    batch = await queueBatch(config, companies.map((c) => c.website), { wcagLevel: flags.level, wcagVersion: flags.wcag, bestPractice: false }, { url, apiKey, requestId: `prospect-${randomBytes(6).toString('hex')}` });
+  } catch (err) {
+    // The same for --json: the companies are written (with why nothing was queued) before the error line and exit 1.
+    if (flags.json) out(`${JSON.stringify({ companies, batch: null, error: { code: isWcagaiError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) } }, null, 2)}\n`);
+    throw err;
+  }
   if (flags.json) out(`${JSON.stringify({ companies, batch }, null, 2)}\n`);
   else {
     for (const r of batch.refused) out(`refused ${r.url}: ${r.reason}\n`);

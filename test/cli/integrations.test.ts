@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysFor } from '../../src/queue/keys.js';
@@ -126,6 +126,23 @@ describe('wcagai prospect', () => {
     } finally {
       conn.disconnect();
     }
+  });
+
+  it('with --json, still prints the companies when nothing could be queued, and exits 1', async () => {
+    // A port nothing listens on: Redis cannot be reached, after Apollo was already paid for the search.
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const run = await runCli(['prospect', '--query', 'fintech', '--limit', '2', '--json'], { env: { ...env(), REDIS_URL: `redis://127.0.0.1:${closed}` } });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^wcagai: cannot reach Redis at /);
+    const out = JSON.parse(run.stdout) as { companies: Array<{ domain: string }>; batch: null; error: { code: string; message: string } };
+    expect(out.companies.map((c) => c.domain)).toEqual(['127.0.0.2', '127.0.0.3']);
+    expect(out.batch).toBeNull();
+    expect(out.error.code).toBe('REDIS_UNAVAILABLE');
   });
 
   it('through the API, leaves out the websites the server refuses, queues the rest and says which were refused', async () => {
