@@ -94,6 +94,10 @@ export async function launchBrowser(options: LaunchOptions): Promise<Browser> {
       headless: true,
       pipe: true,
       args: chromiumArgs(options.extraArgs),
+      // puppeteer turns Chromium's popup blocker off; on, a window a page opens on its own (no
+      // click: a scan makes none) is never created, so it cannot load a document and write storage
+      // of an origin the scan does not know of before it could be closed.
+      ignoreDefaultArgs: ['--disable-popup-blocking'],
       timeout: options.timeoutMs ?? 30_000,
       handleSIGINT: false,
       handleSIGTERM: false,

@@ -59,6 +59,8 @@ const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
 /** Per-scan state the request guard and the frame tracker write and the scan reads. */
 interface ScanState {
   blocked: WcagaiError | null;
+  /** The response of the main frame's latest document (null once its navigation failed): the one a page that navigated after its load went to. */
+  document: HTTPResponse | null;
   /** The page's own code left something that could still write after the scan (see page-script). */
   live: boolean;
   /**
@@ -101,10 +103,11 @@ export function cookieReaches(domain: string, hosts: ReadonlySet<string>): boole
 /**
  * Failed scans whose page is still sound, so it is cleaned and kept rather than thrown away (which
  * in a shared context retires the context and every idle page in it): the document answered an
- * error status (its scripts ran: it is parked first, as any page), or no document of the target
- * was reached at all (nothing of it ran; a redirect's cookies are still cleared).
+ * error status or axe-core refused the scan's include/exclude selectors for it (its scripts ran:
+ * it is parked first, as any page), or no document of the target was reached at all (nothing of
+ * it ran; a redirect's cookies are still cleared).
  */
-const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED']);
+const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED', 'INVALID_OPTIONS']);
 const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'BLOCKED_TARGET']);
 
 /** Enough for any real page; a page that keeps spawning frames costs its slot a fresh context instead. */
@@ -369,8 +372,9 @@ export class ScanEngine implements Scanner {
     // reported as failed.
     const draft: PageResult = { ...result, timings: { ...result.timings } };
     const publish = () => Object.assign(result, draft, { timings: Object.assign(result.timings, draft.timings) });
+    const crash = pageCrash(slot.page);
     try {
-      const work = this.runPhases(slot, href, options, draft);
+      const work = Promise.race([this.runPhases(slot, href, options, draft), crash.crashed]);
       await deadline(work, this.config.scanTimeoutMs, 'SCAN_TIMEOUT', `scan did not finish within ${this.config.scanTimeoutMs} ms`, request.signal);
       publish();
     } catch (err) {
@@ -383,6 +387,8 @@ export class ScanEngine implements Scanner {
       if (this.pool.isStale(slot) || !CLEANABLE_FAILURES.has(error.code)) return { value: result, reusable: false };
       if (!REACHED_FAILURES.has(error.code)) this.states.get(slot.page)!.live = false;
       return { value: result, reusable: await this.clean(slot, url) };
+    } finally {
+      crash.off();
     }
     return { value: result, reusable: await this.clean(slot, url) };
   }
@@ -397,6 +403,7 @@ export class ScanEngine implements Scanner {
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
     const state: ScanState = {
       blocked: null,
+      document: null,
       live: true,
       origins: new Set(),
       guessedKeys: new Set(),
@@ -420,6 +427,12 @@ export class ScanEngine implements Scanner {
     page.on('request', (req) => {
       const host = hostOf(req.url());
       if (host) state.hosts.add(host);
+    });
+    page.on('response', (res) => {
+      if (res.request().isNavigationRequest() && res.frame() === page.mainFrame()) state.document = res;
+    });
+    page.on('requestfailed', (req) => {
+      if (req.isNavigationRequest() && req.frame() === page.mainFrame()) state.document = null;
     });
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
@@ -641,9 +654,10 @@ export class ScanEngine implements Scanner {
 
   private async runPhases(slot: Slot, url: string, options: ScanOptions, result: PageResult): Promise<void> {
     const { page } = slot;
-    const { navigationTimeoutMs, settleQuietMs, settleMaxMs, axeTimeoutMs } = this.config;
+    const { navigationTimeoutMs } = this.config;
     const state = this.states.get(page)!;
     state.blocked = null;
+    state.document = null;
     state.live = true;
     state.origins.clear();
     state.storageKeys.clear();
@@ -660,7 +674,7 @@ export class ScanEngine implements Scanner {
     // parked): a URL that differs from it only in its #fragment would not load anything, and the
     // old DOM would be scanned. Parked first, so the page is requested again.
     if (sameDocument(page.url(), url)) await this.park(page);
-    let t = performance.now();
+    const t = performance.now();
     let response;
     try {
       response = await this.navigate(page, url, navigationTimeoutMs);
@@ -668,19 +682,66 @@ export class ScanEngine implements Scanner {
       throw state.blocked ?? this.egressRefusal(url) ?? classifyNavigationError(err, navigationTimeoutMs);
     }
     timings.navigationMs = Math.round(performance.now() - t);
+    this.acceptDocument(page, url, response, result);
+    for (let redirects = 0; ; redirects++) {
+      try {
+        return await this.checkPage(page, url, options, result, response);
+      } catch (err) {
+        // The page sent itself elsewhere after its load (a meta refresh, a script setting
+        // location): the document it went to is the one to scan, once it has loaded.
+        if (!navigatedAway(err)) throw err;
+        if (redirects >= MAX_CLIENT_REDIRECTS) throw classifyAxeError(err);
+        this.config.logger?.info({ event: 'navigation.client_redirect', url: urlForLog(url), from: urlForLog(result.finalUrl ?? url) }, 'page navigated after its load; scanning the document it went to');
+        const followed = performance.now();
+        response = await this.followClientRedirect(page, url);
+        timings.navigationMs += Math.round(performance.now() - followed);
+        this.acceptDocument(page, url, response, result);
+      }
+    }
+  }
+
+  /** Refuses a loaded main document the target policy or the egress proxy refused, or one that is not a page to scan. */
+  private acceptDocument(page: Page, url: string, response: HTTPResponse | null, result: PageResult): void {
+    const state = this.states.get(page)!;
     if (state.blocked) throw state.blocked;
     result.finalUrl = page.url();
     // The egress proxy's own answer (refused, or the site unreachable) is not the site's document.
     const egress = response?.headers()['x-wcagai-egress'];
     if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(page.url())) ?? egressError(egress, url);
-    const log = this.config.logger;
-    log?.info({ event: 'browser.navigated', url: urlForLog(url), finalUrl: result.finalUrl === null ? null : urlForLog(result.finalUrl), httpStatus: response?.status() ?? null, ms: timings.navigationMs }, 'page loaded');
+    this.config.logger?.info(
+      { event: 'browser.navigated', url: urlForLog(url), finalUrl: result.finalUrl === null ? null : urlForLog(result.finalUrl), httpStatus: response?.status() ?? null, ms: result.timings.navigationMs },
+      'page loaded',
+    );
     if (response) {
       result.httpStatus = response.status();
       checkDocument(response.status(), response.headers()['content-type'], url);
     }
+  }
 
-    t = performance.now();
+  /**
+   * Waits for the document a page navigated to after its load (its old document is gone: its
+   * execution context was destroyed) and answers that document's response.
+   */
+  private async followClientRedirect(page: Page, url: string): Promise<HTTPResponse | null> {
+    const { navigationTimeoutMs } = this.config;
+    const state = this.states.get(page)!;
+    try {
+      await page.waitForFunction(() => document.readyState === 'complete', { polling: 50, timeout: navigationTimeoutMs });
+    } catch (err) {
+      throw state.blocked ?? this.egressRefusal(page.url()) ?? classifyNavigationError(err, navigationTimeoutMs);
+    }
+    // No response: the document it went to could not be fetched, and what loaded is the browser's
+    // own error page (or a blank one), not a page of the site.
+    if (!state.document) throw state.blocked ?? new WcagaiError('CONNECTION_FAILED', `${url}: the page navigated after its load to ${urlForLog(page.url())}, which could not be loaded`);
+    return state.document;
+  }
+
+  /** Settle, then axe-core, on the page's current document. */
+  private async checkPage(page: Page, url: string, options: ScanOptions, result: PageResult, response: HTTPResponse | null): Promise<void> {
+    const { settleQuietMs, settleMaxMs, axeTimeoutMs } = this.config;
+    const state = this.states.get(page)!;
+    const timings = result.timings;
+    let t = performance.now();
     const settled = await deadline(
       page.evaluate(
         (q, m) => (window as unknown as { __wcagaiSettle(q: number, m: number): Promise<{ live: boolean }> }).__wcagaiSettle(q, m),
@@ -698,19 +759,37 @@ export class ScanEngine implements Scanner {
 
     const spec = axeRunSpec(options);
     t = performance.now();
-    const raw = await deadline(
-      page.evaluate(runAxeInPage, spec.context, spec.options),
-      axeTimeoutMs,
-      'AXE_TIMEOUT',
-      `axe-core did not finish within ${axeTimeoutMs} ms`,
-    ).catch((err) => {
-      throw err instanceof WcagaiError ? err : classifyAxeError(err);
+    const raw = await deadline(page.evaluate(runAxeInPage, spec.context, spec.options), axeTimeoutMs, 'AXE_TIMEOUT', `axe-core did not finish within ${axeTimeoutMs} ms`).catch((err) => {
+      throw err instanceof WcagaiError || navigatedAway(err) ? err : classifyAxeError(err);
     });
     timings.axeMs = Math.round(performance.now() - t);
     result.violations = toViolations(raw.violations);
     result.rules = { axeVersion: axeVersion(), tags: spec.tags, ran: raw.ran.sort() };
-    log?.info({ event: 'browser.analyzed', url: urlForLog(url), settleMs: timings.settleMs, axeMs: timings.axeMs, rules: raw.ran.length, violations: result.violations.length }, 'axe-core ran');
+    this.config.logger?.info({ event: 'browser.analyzed', url: urlForLog(url), settleMs: timings.settleMs, axeMs: timings.axeMs, rules: raw.ran.length, violations: result.violations.length }, 'axe-core ran');
   }
+}
+
+/**
+ * Rejects with BROWSER_CRASHED when the page's renderer dies (out of memory, killed). Without it a
+ * crash shows as whichever deadline the scan was waiting on (settle, axe: up to AXE_TIMEOUT later),
+ * since an evaluation in a crashed page is never answered.
+ */
+function pageCrash(page: Page): { crashed: Promise<never>; off(): void } {
+  let onCrash: () => void = () => undefined;
+  const crashed = new Promise<never>((_, reject) => {
+    onCrash = () => reject(new WcagaiError('BROWSER_CRASHED', 'the page crashed (its renderer ran out of memory or was killed)'));
+    page.once('error', onCrash);
+  });
+  crashed.catch(() => undefined);
+  return { crashed, off: () => page.off('error', onCrash) };
+}
+
+/** Documents a page may send itself on to after its load (meta refresh, script) before the scan gives up on it. */
+const MAX_CLIENT_REDIRECTS = 3;
+
+/** True for the error of an evaluation whose document was replaced under it (the page navigated). */
+function navigatedAway(err: unknown): boolean {
+  return !(err instanceof WcagaiError) && /Execution context was destroyed|Cannot find context with specified id|Inspected target navigated/i.test((err as Error)?.message ?? '');
 }
 
 /**
@@ -795,6 +874,10 @@ class LoadWatch {
 function classifyAxeError(err: unknown): WcagaiError {
   const message = (err as Error)?.message ?? String(err);
   if (/Target closed|Session closed|Connection closed|Protocol error/i.test(message)) return new WcagaiError('BROWSER_CRASHED', message.split('\n')[0]!);
+  // The scan's own include/exclude selectors, not the page, are at fault: another try ends the same.
+  if (/No elements found for include|is not a valid selector/i.test(message)) {
+    return new WcagaiError('INVALID_OPTIONS', `include/exclude selectors: ${message.split('\n')[0]!.replace(/^(SyntaxError|Error): /, '')}`);
+  }
   if (/Execution context was destroyed|navigat/i.test(message)) return new WcagaiError('AXE_FAILED', `page navigated away during the checks: ${message.split('\n')[0]}`);
   return new WcagaiError('AXE_FAILED', message.split('\n')[0]!, { cause: err });
 }

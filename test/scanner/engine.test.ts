@@ -3,6 +3,7 @@
  * adaptive settle, deadlines, error codes, frames and shadow DOM, options, crash recovery and
  * recycling. No mocks: every page is a real HTTP response from test/support/fixture-server.ts.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -459,6 +460,20 @@ describe('ScanEngine on loopback pages', () => {
       expect(next.finalUrl).toBe(server.url('/static'));
     });
 
+    it('opens no window a page asks for: nothing of another site it would load is left for the next scan of that site', async () => {
+      server.html('/iso/reader12', isolationPage('reader12', `detect('reader12');`));
+      server.html('/iso/popup-writer', isolationPage('popup-writer', `writeState('popup').then(() => detect('popup-writer'));`));
+      const target = server.url('/iso/popup-writer', 'localhost');
+      server.html(
+        '/popup-other-site',
+        page('<h1>Opener</h1>', `<script>window.open('${target}', 'w'); window.open('${target}?noopener', '_blank', 'noopener'); const a = document.createElement('a'); a.href = '${target}?link'; a.target = '_blank'; document.body.append(a); a.click();</script>`),
+      );
+      ok(await engine.scan(server.url('/popup-other-site'), DEFAULT_SCAN_OPTIONS));
+      ok(await engine.scan(server.url('/iso/reader12', 'localhost'), DEFAULT_SCAN_OPTIONS));
+      expect(reports.get('reader12')).toBe('');
+      expect(server.requestsTo('/iso/popup-writer')).toEqual([]);
+    });
+
     it('does not start a scan cancelled while it waited for a page, and keeps the page', async () => {
       const before = server.requests.length;
       const retired = engine.stats().contextsRetired;
@@ -722,6 +737,45 @@ describe('ScanEngine on loopback pages', () => {
     });
   });
 
+  describe('pages that navigate after their load', () => {
+    /** Holds the checks of the page it is in until the page has moved on, so the move always comes during them. */
+    const HOLD_CHECKS = `<script>axe.run = () => new Promise(() => {});</script>`;
+    /** A script that moves the page on to `path` once its checks start (as a late redirect would, but always then). */
+    const moveDuringChecks = (path: string) => `<script>axe.run = () => { location.href = '${path}'; return new Promise(() => {}); };</script>`;
+
+    it('scans the document a meta refresh or a script sends the page to after its load, with its own status and URL', async () => {
+      server.html('/moved-target', page(`<h1>Moved here</h1>${NO_ALT_IMG}`));
+      server.html('/meta-refresh', page('<h1>Moving</h1><meta http-equiv="refresh" content="0; url=/moved-target">', HOLD_CHECKS));
+      server.html('/script-redirect', page('<h1>Moving</h1>', moveDuringChecks('/moved-target')));
+      const retired = engine.stats().contextsRetired;
+      for (const path of ['/meta-refresh', '/script-redirect']) {
+        const result = ok(await engine.scan(server.url(path), DEFAULT_SCAN_OPTIONS));
+        expect(result.finalUrl, path).toBe(server.url('/moved-target'));
+        expect(result.httpStatus, path).toBe(200);
+        expect(ruleIds(result), path).toEqual(['image-alt']);
+      }
+      server.html('/moved-gone', page('<h1>Gone</h1>'), { status: 404 });
+      server.html('/script-to-404', page('<h1>Moving</h1>', moveDuringChecks('/moved-gone')));
+      const gone = await engine.scan(server.url('/script-to-404'), DEFAULT_SCAN_OPTIONS);
+      expect(gone).toMatchObject({ status: 'error', httpStatus: 404, finalUrl: server.url('/moved-gone'), error: { code: 'HTTP_CLIENT_ERROR', retryable: false } });
+      // Moved on to a site that cannot be reached: the browser's own error page is not scanned as the site.
+      server.html('/script-to-nowhere', page('<h1>Moving</h1>', moveDuringChecks(`http://127.0.0.1:${await closedPort()}/`)));
+      const nowhere = await engine.scan(server.url('/script-to-nowhere'), DEFAULT_SCAN_OPTIONS);
+      expect(nowhere).toMatchObject({ status: 'error', violations: [], error: { code: 'CONNECTION_FAILED', retryable: true } });
+      expect(engine.stats().contextsRetired).toBe(retired);
+    });
+
+    it('gives up on a page that keeps reloading itself after a few documents', async () => {
+      server.html('/reloads', page('<h1>Again</h1>', `<script>axe.run = () => { location.reload(); return new Promise(() => {}); };</script>`));
+      const before = server.requestsTo('/reloads').length;
+      const result = await engine.scan(server.url('/reloads'), DEFAULT_SCAN_OPTIONS);
+      expect(result.error).toMatchObject({ code: 'AXE_FAILED', retryable: true });
+      expect(result.error?.message).toContain('navigated away');
+      expect(server.requestsTo('/reloads').length - before).toBeLessThanOrEqual(6);
+      ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
+    });
+  });
+
   describe('deadlines and error codes', () => {
     for (const path of ['/hang', '/hang-image']) {
       it(`ends a page that never finishes loading (${path}) within the deadline, and stays usable`, async () => {
@@ -831,6 +885,18 @@ describe('ScanEngine on loopback pages', () => {
       expect(nodesOf(excluded, 'image-alt').map((n) => n.target)).toEqual([['#img-b']]);
     });
 
+    it('reports include selectors the page has nothing for, or that are not CSS, as INVALID_OPTIONS (not retryable) and keeps the page', async () => {
+      const retired = engine.stats().contextsRetired;
+      for (const include of ['#not-on-this-page', '[[[']) {
+        const result = await engine.scan(server.url('/two-images'), opts({ include: [include] }));
+        expect(result.status, include).toBe('error');
+        expect(result.error, include).toMatchObject({ code: 'INVALID_OPTIONS', retryable: false });
+        expect(result.error?.message, include).toContain('include/exclude');
+      }
+      expect(engine.stats().contextsRetired).toBe(retired);
+      expect(ruleIds(ok(await engine.scan(server.url('/two-images'), DEFAULT_SCAN_OPTIONS)))).toEqual(['button-name', 'image-alt']);
+    });
+
     it('adds the AAA rules at level AAA', async () => {
       const aa = ok(await engine.scan(server.url('/contrast'), DEFAULT_SCAN_OPTIONS));
       expect(aa.violations).toEqual([]);
@@ -905,6 +971,34 @@ describe('ScanEngine browser lifecycle', () => {
     }
     expect(await waitForExit(pids)).toEqual([]);
     expect(ourChromiumProcesses()).toEqual([]);
+  });
+
+  it('reports a page whose renderer dies during the checks as BROWSER_CRASHED at once, not as the deadline it was waiting on', async () => {
+    // Its checks never end on their own: they ask for /checks-started and wait.
+    server.route('/checks-started', (_req, res) => void res.writeHead(204).end());
+    server.html('/crashes', page('<h1>Crashes</h1>', `<script>axe.run = () => { fetch('/checks-started'); return new Promise(() => {}); };</script>`));
+    const engine = await createScanner({ ...CONFIG, axeTimeoutMs: 60_000, scanTimeoutMs: 120_000 });
+    try {
+      const scan = engine.scan(server.url('/crashes'), DEFAULT_SCAN_OPTIONS);
+      while (server.requestsTo('/checks-started').length === 0) await new Promise((r) => setTimeout(r, 20));
+      const renderers = browserTree(engine.stats().browserPid!).filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=renderer');
+        } catch {
+          return false;
+        }
+      });
+      expect(renderers.length).toBeGreaterThan(0);
+      for (const pid of renderers) process.kill(pid, 'SIGKILL');
+      const crashed = await scan;
+      expect(crashed.error).toMatchObject({ code: 'BROWSER_CRASHED', retryable: true });
+      expect(crashed.error?.message).toContain('page crashed');
+      // The browser itself lives on; the next scan gets a fresh page.
+      expect(ruleIds(ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
+      expect(engine.stats().browserRestarts).toBe(0);
+    } finally {
+      await engine.close();
+    }
   });
 
   it('garbage-collects a reused page whose heap passed gcHeapBytes before its next scan, and only then', async () => {
