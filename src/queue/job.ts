@@ -35,11 +35,24 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The options as the scan reads them: rule ids and selectors are sets (any order, a repeat once),
+ * and an empty list selects what no list does.
+ */
+function scanIdentity(options: ScanOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...options };
+  for (const field of ['rules', 'disableRules', 'include', 'exclude'] as const) {
+    const list = options[field];
+    out[field] = list?.length ? [...new Set(list)].sort() : undefined;
+  }
+  return out;
+}
+
 /** Identity of a scan request for cache and dedup: normalized URL (no fragment) + canonical options. */
 export function cacheKeyOf(url: string, options: ScanOptions): string {
   const u = new URL(url);
   u.hash = '';
-  return createHash('sha256').update(JSON.stringify([u.href, canonical(options)])).digest('hex').slice(0, 32);
+  return createHash('sha256').update(JSON.stringify([u.href, canonical(scanIdentity(options))])).digest('hex').slice(0, 32);
 }
 
 export type ScanStatus = 'queued' | 'active' | 'completed' | 'failed';

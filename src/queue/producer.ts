@@ -265,8 +265,8 @@ export class ScanProducer {
     }
     const decisions = await this.decide(batch, false, true);
     const news: Pending[] = [];
-    const newIds = new Set<string>();
-    for (const [i, d] of decisions.entries()) if (d.outcome === 'new') (news.push(batch[i]!), newIds.add(d.id));
+    const newIds = new Map<string, Pending>();
+    for (const [i, d] of decisions.entries()) if (d.outcome === 'new') (news.push(batch[i]!), newIds.set(d.id, batch[i]!));
     // The id a refused request was given, with the depth that refused it: a twin of it in the batch is refused too.
     const refused = new Map<string, number>();
     decisions.forEach((d, i) => d.outcome === 'full' && refused.set(batch[i]!.id, Number(d.id)));
@@ -288,6 +288,8 @@ export class ScanProducer {
         await this.queue.addBulk(news.map((p) => ({ name: 'scan', data: this.data(p.url, p.options, p.cacheKey, p.ctx), opts: this.jobOptions(p.id, p.ctx) })));
         for (const p of news) p.resolve({ id: p.id, outcome: 'new' });
         for (const j of joiners) j.p.resolve({ id: j.id, outcome: 'inflight' });
+        const higher = joiners.filter((j) => PRIORITY[j.p.ctx.priority] < PRIORITY[newIds.get(j.id)!.ctx.priority]);
+        await Promise.all(higher.map((j) => this.raisePriority(j.id, j.p.ctx.priority)));
       } catch (err) {
         // The markers stay (see addFailed).
         const error = toRedisError(err);
@@ -304,6 +306,7 @@ export class ScanProducer {
           const answer = await this.joinOrResubmit(first!.p, first!.id);
           first!.p.resolve(answer);
           for (const t of twins) t.p.resolve({ id: answer.id, outcome: 'inflight' });
+          await Promise.all(twins.filter((t) => PRIORITY[t.p.ctx.priority] < PRIORITY[first!.p.ctx.priority]).map((t) => this.raisePriority(answer.id, t.p.ctx.priority)));
         } catch (err) {
           for (const t of [first!, ...twins]) t.p.reject(err);
         }
@@ -316,7 +319,11 @@ export class ScanProducer {
    * more, joining whatever marker is there then (as the single path's second attempt does).
    */
   private async joinOrResubmit(p: Pending, inflightId: string): Promise<{ id: string; outcome: SubmitOutcome }> {
-    if (await this.isLive(inflightId)) return { id: inflightId, outcome: 'inflight' };
+    const job = await this.liveJob(inflightId);
+    if (job) {
+      await this.raisePriority(inflightId, p.ctx.priority, job);
+      return { id: inflightId, outcome: 'inflight' };
+    }
     await this.clearMarker(p.cacheKey, inflightId);
     return this.submitOne(p.url, p.options, p.ctx, p.cacheKey, p.id, 1);
   }
@@ -328,10 +335,12 @@ export class ScanProducer {
       if (outcome === 'cached') return { id: value, outcome: 'cached' };
       if (outcome === 'inflight') {
         // The marker outlives a job that vanished or failed without a final record: clear it, try once more.
-        if (attempt === 0 && !(await this.isLive(value))) {
+        const job = attempt === 0 ? await this.liveJob(value) : undefined;
+        if (job === null) {
           await this.clearMarker(cacheKey, value);
           continue;
         }
+        await this.raisePriority(value, ctx.priority, job);
         return { id: value, outcome: 'inflight' };
       }
       try {
@@ -357,7 +366,9 @@ export class ScanProducer {
       // A twin of a request of this batch (the same page under another #fragment) joins its job,
       // which is not in the queue yet: it is not stale.
       const admittedIds = new Set(decisions.filter((d) => d.outcome === 'new').map((d) => d.id));
-      const stale = (await Promise.all(decisions.map(async (d, i) => (d.outcome === 'inflight' && !admittedIds.has(d.id) && !(await this.isLive(d.id)) ? i : -1)))).filter((i) => i >= 0);
+      // The live job each request joins (null: its marker is stale; undefined: it joins none).
+      const joined = await Promise.all(decisions.map((d) => (d.outcome === 'inflight' && !admittedIds.has(d.id) ? this.liveJob(d.id) : undefined)));
+      const stale = joined.flatMap((job, i) => (job === null ? [i] : []));
       if (stale.length) {
         await Promise.all(stale.map((i) => this.clearMarker(requests[i]!.cacheKey, decisions[i]!.id)));
         const again = await this.decide(stale.map((i) => requests[i]!), ctx.fresh === true);
@@ -367,6 +378,7 @@ export class ScanProducer {
       }
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       if (bulk.length) await this.queue.addBulk(bulk);
+      await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, job)));
     } catch (err) {
       // The markers stay (see addFailed).
       throw toRedisError(err);
@@ -376,11 +388,27 @@ export class ScanProducer {
     return decisions;
   }
 
-  private async isLive(id: string): Promise<boolean> {
+  /** The job of `id` while it may still run; null once it finished or is gone. */
+  private async liveJob(id: string): Promise<Job | null> {
     const job = await this.redisCall(() => Job.fromId(this.queue, id));
-    if (!job) return false;
-    const state = await job.getState();
-    return state !== 'failed' && state !== 'completed' && state !== 'unknown';
+    if (!job) return null;
+    const state = await this.redisCall(() => job.getState());
+    return state !== 'failed' && state !== 'completed' && state !== 'unknown' ? job : null;
+  }
+
+  /**
+   * A request joining a job queued at a lower priority lifts the job to its own: a high-priority
+   * scan is not left behind a low-priority batch that named its page first. Best effort: a job
+   * that finished or went meanwhile keeps what it had, and the request is answered either way.
+   */
+  private async raisePriority(id: string, priority: Priority, known?: Job): Promise<void> {
+    if (priority === 'low') return;
+    try {
+      const job = known ?? (await Job.fromId(this.queue, id));
+      if (job && job.priority > PRIORITY[priority]) await job.changePriority({ priority: PRIORITY[priority] });
+    } catch {
+      // Nothing to undo: the job runs at its old priority.
+    }
   }
 
   private queueFull(depth: number): WcagaiError {
@@ -437,7 +465,8 @@ export class ScanProducer {
       status,
       url: job.data.url,
       options: job.data.options,
-      attempts: job.attemptsMade,
+      // attemptsMade counts finished attempts; a running one counts too, as its final record will.
+      attempts: status === 'active' ? job.attemptsMade + 1 : job.attemptsMade,
       createdAt: iso(job.timestamp),
       startedAt: iso(job.processedOn),
       finishedAt: iso(job.finishedOn),

@@ -46,11 +46,17 @@ export class CompletionWaiter {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), ms);
-      signal?.addEventListener('abort', () => resolve('timeout'), { once: true });
+      // A signal aborted already fires no event.
+      if (signal?.aborted) resolve('timeout');
+      else signal?.addEventListener('abort', () => resolve('timeout'), { once: true });
     });
     try {
       if (await isDone()) return true;
-      return (await Promise.race([finished.then(() => 'done' as const), timedOut])) === 'done';
+      if ((await Promise.race([finished.then(() => 'done' as const), timedOut])) === 'done') return true;
+      // At the deadline the scan may be done without its event here yet: it finished as the time
+      // ran out (the event is still on its way), or its record is stored while its job is still
+      // finishing (the CRM sync runs after the store). A client that hung up needs no answer.
+      return !signal?.aborted && (await isDone());
     } finally {
       clearTimeout(timer);
       set.delete(wake);

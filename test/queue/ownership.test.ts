@@ -22,7 +22,7 @@ import type { Scanner } from '../../src/scanner/types.js';
 import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { LogSink, uniquePrefix, waitFor } from '../support/service.js';
-import { stubResult } from '../support/stub-results.js';
+import { heldScanner, stubResult } from '../support/stub-results.js';
 
 let redis: RedisServer;
 const closers: Array<() => Promise<unknown>> = [];
@@ -57,24 +57,6 @@ async function addScan(queue: Queue, url: string, attempts = 1): Promise<string>
   return id;
 }
 
-/** A scanner whose scans wait until the test answers them; `calls` counts the scans started. */
-function heldScanner(): Scanner & { calls: string[]; answer(result: (url: string) => PageResult): void } {
-  const waiting: Array<(result: (url: string) => PageResult) => void> = [];
-  const scanner = {
-    calls: [] as string[],
-    async scan(url: string): Promise<PageResult> {
-      scanner.calls.push(url);
-      const make = await new Promise<(url: string) => PageResult>((resolve) => waiting.push(resolve));
-      return make(url);
-    },
-    answer(result: (url: string) => PageResult) {
-      for (const resolve of waiting.splice(0)) resolve(result);
-    },
-    stats: () => ({ concurrency: 1, active: waiting.length, scansDone: scanner.calls.length, browserRestarts: 0, browserPid: 1 }),
-    close: async () => undefined,
-  };
-  return scanner;
-}
 
 function quickScanner(): Scanner & { calls: string[] } {
   const scanner = {

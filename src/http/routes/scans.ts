@@ -98,6 +98,8 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const gone = new AbortController();
       const hangUp = () => gone.abort();
       reply.raw.once('close', hangUp);
+      // A client that hung up while the scan was being submitted has no 'close' left to come.
+      if (reply.raw.destroyed) gone.abort();
       let finished: boolean;
       try {
         finished = await waiter.wait(id, wait * 1_000, isDone, gone.signal);
