@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { currentContext } from '../observability/context.js';
+import { currentContext, outsideContext } from '../observability/context.js';
 
 /**
  * What a shutdown may take beyond SHUTDOWN_TIMEOUT (the deadline of in-flight requests and active scans):
@@ -57,7 +57,9 @@ export function installProcessHandlers(logger: Logger, shutdown: (reason: string
   const onUncaught = (err: Error) => {
     logger.fatal({ event: 'process.uncaughtException', err, ...currentContext() }, `💥 uncaught exception: ${err.message}`);
     onError?.(err);
-    stop('uncaughtException', 1);
+    // The crash line names the request or job that threw; the shutdown it starts is the whole
+    // process's, so its lines (and everything it closes) must not carry that request's ids.
+    outsideContext(() => stop('uncaughtException', 1));
   };
   const onUnhandled = (reason: unknown) => {
     const message = reason instanceof Error ? reason.message : String(reason);

@@ -16,7 +16,9 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: P
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '?');
-      const shown = (SECRET_KEYS as readonly string[]).includes(key) ? '(secret)' : JSON.stringify(input[key]);
+      // A refused value is shown to say which one it was, but a URL setting's credentials stay hidden.
+      const value = input[key];
+      const shown = (SECRET_KEYS as readonly string[]).includes(key) ? '(secret)' : JSON.stringify(value === undefined ? value : maskUrlCredentials(value));
       return `${key}=${shown}: ${issue.message}`;
     });
     throw new ConfigError(problems);

@@ -55,11 +55,21 @@ export function parseDuration(value: string): number | null {
 }
 const readDuration = readWith(parseDuration, 'expected a duration such as 500ms, 30s, 15m, 30d');
 const duration = (def: string) => z.string().default(def).transform(readDuration);
-/** A duration that may be left unset (the code then derives it). */
+/**
+ * The longest duration a setting that a timer waits for may take: a Node timer past MAX_TIMER_MS
+ * fires at once (a SHUTDOWN_TIMEOUT of 25d gave up the shutdown the moment it began), and 24d
+ * leaves room for what is added to it (the shutdown's grace, the lock's margin over SCAN_TIMEOUT).
+ */
+const MAX_TIMER_SETTING_MS = 24 * 86_400_000;
+const TIMER_TOO_LONG = 'expected at most 24d (a timer cannot wait longer)';
+/** A duration that a timer waits for (a deadline, an interval, a backoff). */
+const timerDuration = (def: string) => duration(def).refine((ms) => ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
+/** A duration that may be left unset (the code then derives it); a timer waits for it. */
 const optionalDuration = z
   .string()
   .optional()
-  .transform((v, ctx) => (v === undefined ? undefined : readDuration(v, ctx)));
+  .transform((v, ctx) => (v === undefined ? undefined : readDuration(v, ctx)))
+  .refine((ms) => ms === undefined || ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
 
 const url = z.string().url('expected a URL');
 const decimal = (def: number, min = 0) => z.coerce.number({ error: 'expected a number' }).min(min, `expected a number >= ${min}`).default(def);
@@ -74,9 +84,9 @@ type Int = ReturnType<typeof int>;
 /** <P>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN, _CONCURRENCY of one service. */
 function servicePolicy<P extends ServicePrefix>(p: P, d: { timeout: string; attempts: number; concurrency: number }) {
   return {
-    [`${p}_TIMEOUT`]: duration(d.timeout),
+    [`${p}_TIMEOUT`]: timerDuration(d.timeout),
     [`${p}_ATTEMPTS`]: int(d.attempts, 1, 10),
-    [`${p}_BACKOFF`]: duration('250ms'),
+    [`${p}_BACKOFF`]: timerDuration('250ms'),
     [`${p}_BREAKER_FAILURES`]: int(5, 1, 1_000),
     [`${p}_BREAKER_HALF_OPEN`]: duration('30s'),
     [`${p}_CONCURRENCY`]: int(d.concurrency, 1, 256),
@@ -131,7 +141,7 @@ export const envSchema = z.object({
   RESULT_TTL: duration('30d').refine((ms) => ms >= 1_000, 'expected at least 1s'),
   CACHE_TTL: duration('15m'),
   MAX_BATCH_URLS: int(1000, 1, 10_000),
-  SHUTDOWN_TIMEOUT: duration('30s'),
+  SHUTDOWN_TIMEOUT: timerDuration('30s'),
   DLQ_RETENTION: duration('30d'),
   /** BullMQ job lock; unset: derived from SCAN_TIMEOUT (scan timeout + 15 s, at least 30 s). */
   WORKER_LOCK_DURATION: optionalDuration,
@@ -141,11 +151,11 @@ export const envSchema = z.object({
   ALLOW_PRIVATE_TARGETS: bool(false),
   // Host names or addresses, optionally with a port or a `*.` prefix; not URLs (a listed URL would allow nothing, in silence).
   SCAN_ALLOWED_HOSTS: list.pipe(z.array(z.string().regex(/^(\*\.)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, 'expected a comma list of hosts such as staging.example.com, *.example.com, 10.0.0.5:8080'))),
-  SCAN_TIMEOUT: duration('60s'),
-  NAVIGATION_TIMEOUT: duration('30s'),
-  AXE_TIMEOUT: duration('30s'),
-  SETTLE_MAX: duration('5s'),
-  SETTLE_QUIET: duration('100ms'),
+  SCAN_TIMEOUT: timerDuration('60s'),
+  NAVIGATION_TIMEOUT: timerDuration('30s'),
+  AXE_TIMEOUT: timerDuration('30s'),
+  SETTLE_MAX: timerDuration('5s'),
+  SETTLE_QUIET: timerDuration('100ms'),
   BROWSER_MAX_SCANS: int(1000, 0),
   BROWSER_MAX_RSS_MB: int(2048, 0),
   BROWSER_GC_HEAP_MB: int(128, 0),
@@ -191,7 +201,7 @@ export const envSchema = z.object({
   ...servicePolicy('SLACK', { timeout: '5s', attempts: 3, concurrency: 2 }),
   ...servicePolicy('PAGERDUTY', { timeout: '5s', attempts: 3, concurrency: 2 }),
   ALERTS_ENABLED: bool(true),
-  ALERTS_INTERVAL: duration('10s'),
+  ALERTS_INTERVAL: timerDuration('10s'),
   ALERT_ERROR_RATE_WINDOW: duration('5m'),
   ALERT_ERROR_RATE_MIN_SCANS: int(10, 1),
   ALERT_RESOLVE_AFTER: duration('1m'),

@@ -18,8 +18,9 @@ export function maskUrlCredentials(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    // Not parseable: still hide anything before the last '@' of the authority.
-    return value.replace(/\/\/[^/?#]*@/, '//***@');
+    // Not parseable: still hide anything before the last '@' of the authority, and the values of
+    // query parameters named like a credential.
+    return value.replace(/\/\/[^/?#]*@/, '//***@').replace(/([?&][^=&#]*(?:pass|secret|token|key|auth)[^=&#]*=)[^&#]*/gi, '$1***');
   }
   const hadUser = url.username !== '' || url.password !== '';
   let query = false;

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ERRORS, type ErrorCode } from '../errors/catalogue.js';
 import { requestIdFrom } from './plugins/request-id.js';
+import { SECURITY_HEADER_LINES } from './plugins/security-headers.js';
 import { PROBLEM_CONTENT_TYPE, problemType } from './problem.js';
 
 const DETAILS: Record<'REQUEST_TIMEOUT' | 'HEADERS_TOO_LARGE' | 'BAD_REQUEST', string> = {
@@ -14,7 +15,8 @@ const DETAILS: Record<'REQUEST_TIMEOUT' | 'HEADERS_TOO_LARGE' | 'BAD_REQUEST', s
  * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses (malformed framing, headers
  * over `maxHeaderSize`, headers or body not received in time) never reach a route or hook, and
  * Fastify's default answer is plain JSON. This answers them as problem+json like every other error,
- * then closes the connection: a parser that gave up cannot read the next request on it.
+ * with the security headers of every other answer, then closes the connection: a parser that
+ * gave up cannot read the next request on it.
  */
 export function clientErrorProblem(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
@@ -28,7 +30,7 @@ export function clientErrorProblem(err: NodeJS.ErrnoException, socket: Duplex): 
   const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+      `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\n${SECURITY_HEADER_LINES}Connection: close\r\n\r\n${head ? '' : body}`,
     );
   }
   socket.destroy(err);

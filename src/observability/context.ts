@@ -19,6 +19,11 @@ export function runWithContext<T>(ctx: RequestContext, fn: () => T): T {
   return storage.run({ ...storage.getStore(), ...ctx }, fn);
 }
 
+/** Runs `fn`, and everything it starts, outside any request or job (a process-wide task begun inside one). */
+export function outsideContext<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** Enters `ctx` for the rest of the current async flow (used by Fastify's onRequest hook). */
 export function enterContext(ctx: RequestContext): void {
   storage.enterWith({ ...storage.getStore(), ...ctx });

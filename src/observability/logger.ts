@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { WcagaiError } from '../errors/catalogue.js';
 import { currentContext } from './context.js';
-import { redactSecrets } from './redact.js';
+import { redactSecrets, textForLog } from './redact.js';
 
 export interface LoggerOptions {
   level: string;
@@ -69,6 +69,17 @@ export function createLogger(options: LoggerOptions): Logger {
       ...(options.name ? { name: options.name } : {}),
       // Credentials never reach a line, wherever they appear (see redact.ts).
       formatters: { log: redactSecrets, bindings: redactSecrets },
+      // The message is not a field: a URL it quotes (`💥 unhandled rejection: fetch failed for
+      // https://…?token=…`) is masked here, with the arguments a format string interpolates.
+      hooks: {
+        logMethod(args, method) {
+          for (let i = 0; i < args.length; i++) {
+            const arg = args[i] as unknown;
+            if (typeof arg === 'string' && arg.includes('://')) (args as unknown[])[i] = textForLog(arg);
+          }
+          return method.apply(this, args);
+        },
+      },
       mixin: (_object, _level, logger) => {
         const ctx = currentContext();
         if (!ctx) return {};

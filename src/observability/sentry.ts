@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { currentContext } from './context.js';
+import { textForLog } from './redact.js';
 
 export interface CaptureContext {
   requestId?: string;
@@ -61,6 +62,13 @@ export async function initErrorReporting(options: ErrorReportingOptions): Promis
     tracesSampleRate: 0,
     sendClientReports: false,
     sendDefaultPii: false,
+    // An error may quote a URL with its credentials (a page's `?token=`, a Redis password): the
+    // event leaves the process with them masked, as the log writes them.
+    beforeSend(event) {
+      for (const value of event.exception?.values ?? []) if (typeof value.value === 'string') value.value = textForLog(value.value);
+      if (typeof event.message === 'string') event.message = textForLog(event.message);
+      return event;
+    },
   });
   const scope = new sentry.Scope();
   scope.setClient(client);

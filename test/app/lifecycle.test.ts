@@ -86,6 +86,24 @@ runWithContext({ requestId: 'req-crash-1', jobId: 'scan_job9' }, () => setTimeou
     expect(run.stderr).not.toContain('kaboom');
   });
 
+  it('runs the shutdown after an uncaught exception outside the request that threw: its lines carry no request or job id', async () => {
+    const run = await runScript(
+      'uncaught-shutdown-context',
+      `install(async (reason) => { await new Promise((r) => setTimeout(r, 20)); logger.info({ event: 'test.shutdown', reason }, 'shutdown ran'); });
+setInterval(() => {}, 1_000);
+runWithContext({ requestId: 'req-crash-2', jobId: 'scan_job10' }, () => setTimeout(() => { throw new Error('kaboom again'); }, 20));`,
+    );
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(crashes(run)).toEqual([expect.objectContaining({ requestId: 'req-crash-2', jobId: 'scan_job10' })]);
+    const shutdownLines = run.lines.filter((l) => ['shutdown.start', 'test.shutdown', 'shutdown.done'].includes(l.event));
+    expect(shutdownLines.map((l) => l.event)).toEqual(['shutdown.start', 'test.shutdown', 'shutdown.done']);
+    // A grep for the request id finds the crash, not the whole shutdown of the process.
+    for (const line of shutdownLines) {
+      expect(line, line.event).not.toHaveProperty('requestId');
+      expect(line, line.event).not.toHaveProperty('jobId');
+    }
+  });
+
   it('logs an uncaught exception outside any request without a request id, and exits 1', async () => {
     const run = await runScript('uncaught-plain', `install(async () => {});\nsetInterval(() => {}, 1_000);\nsetTimeout(() => { throw new TypeError('plain failure'); }, 20);`);
     expect(run.code).toBe(1);
@@ -110,6 +128,23 @@ setTimeout(() => { logger.info({ event: 'test.alive' }, 'still running'); }, 300
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(crashes(run)).toEqual([expect.objectContaining({ level: 50, event: 'process.unhandledRejection', requestId: 'req-reject-7', msg: '💥 unhandled rejection: nobody caught me' })]);
     expect(run.lines.some((l) => l.event === 'test.alive')).toBe(true);
+  });
+
+  it('writes the 💥 lines with the credentials of a URL their error quotes masked, message included', async () => {
+    const run = await runScript(
+      'crash-quotes-url',
+      `install(async () => {});
+setInterval(() => {}, 1_000);
+Promise.reject(new Error('fetch failed for https://ops:pw-in-url@api.example/v1?token=tok-in-query'));
+setTimeout(() => { throw new Error('boom at https://api.example/?api_key=key-in-query'); }, 50);`,
+    );
+    expect(run.code).toBe(1);
+    const lines = crashes(run);
+    expect(lines.map((l) => l.msg)).toEqual([
+      '💥 unhandled rejection: fetch failed for https://[redacted]@api.example/v1?token=[redacted]',
+      '💥 uncaught exception: boom at https://api.example/?api_key=[redacted]',
+    ]);
+    for (const secret of ['pw-in-url', 'tok-in-query', 'key-in-query']) expect(run.stdout + run.stderr).not.toContain(secret);
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

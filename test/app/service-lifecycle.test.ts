@@ -78,6 +78,9 @@ describe('readiness and the browser', () => {
       { timeoutMs: 10_000, intervalMs: 20, what: '/health/ready to answer 503' },
     );
     expect(down.json).toMatchObject({ checks: { redis: { status: 'up' }, browser: { status: 'down' } } });
+    // The problem names the browser, not a Redis outage.
+    expect(down.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(down.json).toMatchObject({ status: 503, code: 'BROWSER_CRASHED', type: 'urn:wcagai:problem:browser-crashed', detail: 'not ready: browser unavailable' });
     expect(await waitForExit(tree, 5_000)).toEqual([]);
 
     // Relaunched without waiting for a scan to need it: an idle worker becomes ready again.

@@ -96,6 +96,33 @@ describe('loadConfig', () => {
     expect(JSON.stringify(maskedConfig(loadConfig({ WCAGAI_URL: 'https://ops:hunter2@wcagai.internal/' })))).not.toContain('hunter2');
   });
 
+  it('refuses a deadline or interval longer than a timer can wait, and takes 24d', () => {
+    // Past 2^31 - 1 ms a Node timer fires at once: a SHUTDOWN_TIMEOUT of 25d gave up the shutdown as it began.
+    const bad = { SHUTDOWN_TIMEOUT: '25d', SCAN_TIMEOUT: '30d', AI_TIMEOUT: '25d', ALERTS_INTERVAL: '1000d', WORKER_LOCK_DURATION: '25d' };
+    const problems = problemsOf(() => loadConfig(bad));
+    expect(problems).toHaveLength(Object.keys(bad).length);
+    for (const name of Object.keys(bad)) expect(problems.find((p) => p.startsWith(`${name}=`)), problems.join('\n')).toMatch(/at most 24d/);
+    const config = loadConfig({ SHUTDOWN_TIMEOUT: '24d', SCAN_TIMEOUT: '24d', WORKER_LOCK_DURATION: '24d' });
+    expect(config.SHUTDOWN_TIMEOUT).toBe(24 * 86_400_000);
+    expect(config.WORKER_LOCK_DURATION).toBe(24 * 86_400_000);
+    // Durations no timer waits for (kept in Redis as expiries) stay as long as they were.
+    expect(loadConfig({ RESULT_TTL: '90d', DLQ_RETENTION: '365d' }).DLQ_RETENTION).toBe(365 * 86_400_000);
+  });
+
+  it('names a bad URL setting without the credentials it holds', () => {
+    const bad = {
+      AI_BASE_URL: 'https://user:ai-pw-1@ai example/v1',
+      WCAGAI_URL: 'https//ops:ops-pw-2@wcagai.internal/',
+      PAGERDUTY_EVENTS_URL: 'https://events.example:99999/enqueue?token=pd-tok-3',
+    };
+    const problems = problemsOf(() => loadConfig(bad));
+    expect(problems).toHaveLength(3);
+    for (const name of Object.keys(bad)) expect(problems.find((p) => p.startsWith(`${name}=`)), problems.join('\n')).toMatch(/URL/);
+    for (const secret of ['ai-pw-1', 'ops-pw-2', 'pd-tok-3']) expect(problems.join('\n')).not.toContain(secret);
+    // What is left still shows which value was refused.
+    expect(problems.find((p) => p.startsWith('AI_BASE_URL='))).toContain('ai example');
+  });
+
   it('reads a boolean the same way everywhere, and refuses an allowed host that is not a host', () => {
     for (const [raw, value] of [['TRUE', true], ['Yes', true], ['no', false], ['0', false]] as const) {
       expect(loadConfig({ ALLOW_PRIVATE_TARGETS: raw }).ALLOW_PRIVATE_TARGETS, raw).toBe(value);

@@ -109,6 +109,15 @@ describe('problem+json for every error status', () => {
     expect(String(health.headers.allow).split(/,\s*/).sort()).toEqual(['GET', 'HEAD']);
   });
 
+  it('405 with Allow on /metrics too, not a 404 as if it did not exist', async () => {
+    for (const method of ['POST', 'DELETE'] as const) {
+      const res = await svc.request({ method, url: '/metrics' });
+      expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/metrics');
+      expect(String(res.headers.allow).split(/,\s*/).sort()).toEqual(['GET', 'HEAD']);
+    }
+    expect((await svc.get('/metrics')).status).toBe(200);
+  });
+
   it('413 for a body over the limit', async () => {
     const res = await svc.post('/api/scans', { url: `http://127.0.0.1/${'a'.repeat(70_000)}` });
     expectProblem(res, 413, 'PAYLOAD_TOO_LARGE', '/api/scans');

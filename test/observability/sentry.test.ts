@@ -78,6 +78,21 @@ describe('initErrorReporting', () => {
       await reporter.close(1_000);
     }
   });
+
+  it('sends an error quoting a URL with its credentials masked, its cause included, as the log writes it', async () => {
+    const reporter = await initErrorReporting({ dsn, logger: silent });
+    try {
+      const cause = new Error('connect failed to redis://:redis-pw@cache.internal:6379/0');
+      reporter.capture(new Error('fetch failed for https://ops:pw-in-url@api.example/v1?token=tok-in-query', { cause }));
+      expect(await reporter.flush(5_000)).toBe(true);
+      const values = events().flatMap((e) => e.exception?.values ?? []).map((v) => v.value);
+      expect(values).toEqual(expect.arrayContaining(['fetch failed for https://[redacted]@api.example/v1?token=[redacted]', 'connect failed to redis://[redacted]@cache.internal:6379/0']));
+      const sent = JSON.stringify(received);
+      for (const secret of ['redis-pw', 'pw-in-url', 'tok-in-query']) expect(sent).not.toContain(secret);
+    } finally {
+      await reporter.close(1_000);
+    }
+  });
 });
 
 describe('trace context of events', () => {

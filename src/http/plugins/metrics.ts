@@ -3,6 +3,7 @@ import type { QueueEvents } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Metrics, observeScan, type ScanTimings } from '../../observability/metrics.js';
 import { PROBLEM_CONTENT_TYPE, problem, sendProblem } from '../problem.js';
+import { methodGuard } from '../routes/method-guard.js';
 import { onRouterRefusal } from './router-refusals.js';
 import { parseJobOutcome } from '../../queue/processor.js';
 
@@ -79,6 +80,8 @@ export function metricsPlugin(app: FastifyInstance, metrics: Metrics, opts: Metr
     const body = await metrics.registry.metrics();
     return reply.header('cache-control', 'no-store').type(metrics.registry.contentType).send(body);
   });
+  // 405 with Allow for other methods, as on every other route (Fastify alone would answer 404).
+  methodGuard(app, '/metrics', ['GET']);
 }
 
 function timingsOf(returnvalue: unknown): ScanTimings | undefined {

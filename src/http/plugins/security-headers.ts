@@ -12,6 +12,14 @@ const FIXED = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
+/**
+ * The headers of an answer written by hand on the socket (a request the HTTP parser refused never
+ * becomes a Fastify reply): the fixed ones, the API's CSP and no-store, as `Name: value` lines.
+ */
+export const SECURITY_HEADER_LINES = Object.entries({ ...FIXED, 'content-security-policy': API_CSP, 'cache-control': 'no-store' })
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
+
 /** Sets the security headers of an answer (its CSP by its content type, the API's when it has none yet). */
 export function setSecurityHeaders(reply: FastifyReply): void {
   reply.headers(FIXED);

@@ -149,7 +149,9 @@ export function healthRoutes(app: FastifyInstance, deps: DetailedHealthDeps): vo
     const checks = { redis: { status: (redis.ok ? 'up' : 'down') as CheckStatus, responseTime: redis.ms }, ...(browser ? { browser } : {}) };
     if (redis.ok && (!browser || browser.status === 'up')) return { status: 'ready', checks };
     const down = Object.entries(checks).filter(([, c]) => c.status === 'down').map(([k]) => k);
-    return sendProblem(reply, problem(request, 'REDIS_UNAVAILABLE', `not ready: ${down.join(', ')} unavailable`, { checks }), { 'retry-after': '5' });
+    // The code names what is down: a crashed browser is not a Redis outage.
+    const code = redis.ok ? 'BROWSER_CRASHED' : 'REDIS_UNAVAILABLE';
+    return sendProblem(reply, problem(request, code, `not ready: ${down.join(', ')} unavailable`, { checks }), { 'retry-after': '5' });
   });
   methodGuard(app, '/health/ready', ['GET']);
 
