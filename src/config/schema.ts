@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { constants } from 'node:fs';
 import { z } from 'zod';
 import { canAccess } from './files.js';
@@ -31,6 +32,27 @@ const list = z
   .default('')
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const optionalSecret = z.string().min(1).optional();
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` takes it: false (the default: X-Forwarded-For is ignored,
+ * the client is the peer), true (whoever connects is a proxy), or the proxies' addresses and CIDR
+ * ranges (and proxy-addr's `loopback`, `linklocal`, `uniquelocal`). No hop count: Fastify trusts
+ * none by count, since a count cannot tell a proxy from a client that sends enough hops itself.
+ */
+export function parseTrustProxy(value: string): boolean | string[] | null {
+  const v = value.trim();
+  if (v === '' || /^false$/i.test(v)) return false;
+  if (/^true$/i.test(v)) return true;
+  const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = (p: string) => {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(p)) return true;
+    const [address, bits, extra] = p.split('/');
+    const family = isIP(address ?? '');
+    if (!family || extra !== undefined) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  };
+  return parts.length && parts.every(known) ? parts : null;
+}
+
 /** Comma list of `host:port` (IPv6 in brackets: `[::1]:26379`). */
 const hostPorts = list.pipe(
   z.array(
@@ -166,6 +188,10 @@ export const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
   API_KEYS: list,
   METRICS_TOKEN: optionalSecret,
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform(readWith(parseTrustProxy, 'expected false, true, or proxy addresses and CIDR ranges such as 10.0.0.0/8, 192.168.1.10')),
   RATE_LIMIT_MAX: int(600, 0),
   RATE_LIMIT_WINDOW: duration('1m').refine((ms) => ms >= 1_000, 'expected at least 1s'),
   BODY_LIMIT: int(65_536, 1_024),

@@ -84,7 +84,7 @@ function windowText(ms: number): string {
  * the log's `requestId`), security headers, and every refusal as problem+json, from the parser,
  * the router, an unknown route or a failing handler alike. `options` are the server's own limits.
  */
-function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptions<Server>, 'bodyLimit' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'maxRequestsPerSocket' | 'return503OnClosing' | 'http' | 'routerOptions'>): FastifyInstance {
+function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptions<Server>, 'bodyLimit' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'maxRequestsPerSocket' | 'return503OnClosing' | 'http' | 'routerOptions' | 'trustProxy'>): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
@@ -155,6 +155,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // by default), so an idle or slow-loris connection lived ~40 s, not 10; a 1 s sweep keeps them near the limit.
     http: { headersTimeout: 10_000, maxHeaderSize: 16_384, requireHostHeader: false, connectionsCheckingInterval: 1_000 },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Behind a load balancer: the client (rate limit per IP, request lines) is read from
+    // X-Forwarded-For only when the peer is a trusted proxy; never by default, or any client could pick its IP.
+    trustProxy: config.TRUST_PROXY,
   });
   if (deps.metrics) metricsPlugin(app, deps.metrics, config.METRICS_TOKEN ? { token: config.METRICS_TOKEN } : {});
   errorReportingPlugin(app, deps.reporter ?? noopReporter);
@@ -239,6 +242,8 @@ export async function buildHealthServer(deps: Pick<ServerDeps, 'logger' | 'redis
   const app = problemServer(deps.logger.child({ component: 'health' }, { level: 'warn' }) as FastifyBaseLogger, {
     requestTimeout: 10_000,
     http: { headersTimeout: 5_000, maxHeaderSize: 16_384, connectionsCheckingInterval: 1_000 },
+    // `/health/ready/` is the same path, as on the API.
+    routerOptions: { ignoreTrailingSlash: true },
   });
   healthRoutes(app, deps);
   return app;

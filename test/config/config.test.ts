@@ -133,6 +133,15 @@ describe('loadConfig', () => {
     expect(problems).toEqual([expect.stringMatching(/^SCAN_ALLOWED_HOSTS=.*expected a comma list of hosts/)]);
   });
 
+  it('reads TRUST_PROXY as false, true or proxy addresses and ranges, and refuses a hop count or a non-address', () => {
+    expect(loadConfig({}).TRUST_PROXY).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'TRUE' }).TRUST_PROXY).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, 192.168.1.10,fd00::/8, loopback ' }).TRUST_PROXY).toEqual(['10.0.0.0/8', '192.168.1.10', 'fd00::/8', 'loopback']);
+    for (const bad of ['2', 'lb.internal', '10.0.0.0/33', '10.0.0.1/8/1']) {
+      expect(problemsOf(() => loadConfig({ TRUST_PROXY: bad })), bad).toEqual([expect.stringMatching(/^TRUST_PROXY=.*expected false, true, or proxy addresses/)]);
+    }
+  });
+
   it('reads Sentinel and Cluster settings, refuses both at once and a Cluster database other than 0', () => {
     const sentinel = loadConfig({ REDIS_SENTINELS: ' 10.0.0.1:26379, sentinel-b:26380,[::1]:26381 ', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' });
     expect(sentinel.REDIS_SENTINELS).toEqual(['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381']);

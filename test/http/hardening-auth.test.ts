@@ -215,6 +215,21 @@ describe('rate limit', () => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('counts per client behind a trusted proxy (TRUST_PROXY), and ignores X-Forwarded-For from anyone else', async () => {
+    // inject() connects from 127.0.0.1: the proxy here.
+    const behind = await service({ RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m', TRUST_PROXY: '127.0.0.1, 10.0.0.0/8' });
+    const from = (ip: string) => ({ 'x-forwarded-for': ip });
+    expect((await behind.get('/api/scans/scan_none', from('203.0.113.7'))).status).toBe(404);
+    expect((await behind.get('/api/scans/scan_none', from('203.0.113.7'))).status).toBe(404);
+    expect((await behind.get('/api/scans/scan_none', from('203.0.113.7'))).status).toBe(429);
+    expect((await behind.get('/api/scans/scan_none', from('203.0.113.8'))).status).toBe(404);
+    // Not trusted (the default): a client cannot pick a fresh count by sending the header itself.
+    const direct = await service({ RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1m' });
+    const statuses = [];
+    for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) statuses.push((await direct.get('/api/scans/scan_none', from(ip))).status);
+    expect(statuses).toEqual([404, 404, 429]);
+  });
+
   it('counts per API key when one is presented', async () => {
     const svc = await service({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW: '1m', API_KEYS: `${KEY_A},${KEY_B}` });
     for (let i = 0; i < 5; i++) expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_A })).status).toBe(404);

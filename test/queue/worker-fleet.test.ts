@@ -95,6 +95,8 @@ describe('two `wcagai worker` processes on one queue', () => {
     expect(ready.headers.get('x-request-id')).toBe('health-check-1');
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: { status: 'up' }, browser: { status: 'up', pages: 1 } } });
     expect(await (await fetch(`${base}/health`)).json()).toMatchObject({ status: 'healthy' });
+    // A trailing slash is the same path, as on the API (probes are often written with one).
+    expect((await fetch(`${base}/health/ready/`)).status).toBe(200);
     // Only health is served: no API, no admin routes on a worker.
     const api404 = await fetch(`${base}/api/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(api404.status).toBe(404);
