@@ -71,6 +71,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_NOT_FOUND: 'NOT_FOUND',
 };
 
+const INTERNAL_DETAIL = 'an internal error occurred; the request id identifies it in the logs';
+
 /** Maps any error reaching Fastify's error handler to a code and a client-safe detail. */
 export function classifyHttpError(err: unknown): { code: ErrorCode; detail: string; extra: Record<string, unknown>; headers: Record<string, string>; internal: boolean } {
   if (err instanceof ValidationError) return { code: err.code, detail: err.message, extra: { errors: err.errors }, headers: {}, internal: false };
@@ -80,8 +82,10 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter);
     if (typeof err.details?.wwwAuthenticate === 'string') headers['www-authenticate'] = err.details.wwwAuthenticate;
     const extra: Record<string, unknown> = {};
+    // An INTERNAL error's message is the server's own (a corrupt stored record, say): the log has it, the client does not.
+    if (err.code === 'INTERNAL') return { code: 'INTERNAL', detail: INTERNAL_DETAIL, extra: {}, headers: {}, internal: true };
     if (err.details?.field) extra.errors = [{ field: String(err.details.field), message: err.message }];
-    return { code: err.code, detail: err.message, extra, headers, internal: err.status >= 500 && err.code === 'INTERNAL' };
+    return { code: err.code, detail: err.message, extra, headers, internal: false };
   }
   const e = err as { code?: string; statusCode?: number; message?: string };
   const mapped = e.code ? FASTIFY_CODES[e.code] : undefined;
@@ -93,5 +97,5 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
   if (e.statusCode === 415) return { code: 'UNSUPPORTED_MEDIA_TYPE', detail: e.message ?? 'unsupported media type', extra: {}, headers: {}, internal: false };
   if (e.statusCode === 429) return { code: 'RATE_LIMITED', detail: e.message ?? 'rate limit exceeded', extra: {}, headers: {}, internal: false };
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { code: 'BAD_REQUEST', detail: e.message ?? 'bad request', extra: {}, headers: {}, internal: false };
-  return { code: 'INTERNAL', detail: 'an internal error occurred; the request id identifies it in the logs', extra: {}, headers: {}, internal: true };
+  return { code: 'INTERNAL', detail: INTERNAL_DETAIL, extra: {}, headers: {}, internal: true };
 }

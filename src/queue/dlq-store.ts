@@ -142,7 +142,8 @@ function encodeCursor(score: number, id: string): string {
   return Buffer.from(JSON.stringify([score, id])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): { score: number; id: string } | null {
+/** A cursor of `list` as its parts; null for anything this DLQ did not hand out. */
+export function decodeCursor(cursor: string): { score: number; id: string } | null {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
     if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') return { score: value[0], id: value[1] };

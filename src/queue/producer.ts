@@ -449,7 +449,13 @@ export class ScanProducer {
   async view(id: string): Promise<ScanView | null> {
     const stored = await this.redisCall(() => this.store.get(id));
     if (stored) return stored;
-    const job = await this.redisCall(() => Job.fromId<ScanJobData>(this.queue, id));
+    const job = await this.redisCall(() =>
+      Job.fromId<ScanJobData>(this.queue, id).catch((err: unknown) => {
+        // Redis answered: a job whose stored fields are not JSON is corrupt (INTERNAL), not an outage.
+        if (err instanceof SyntaxError) throw new WcagaiError('INTERNAL', `stored job of scan ${id} is corrupt: not valid JSON`, { cause: err, details: { scanId: id } });
+        throw err;
+      }),
+    );
     if (!job) return null;
     const state = await this.redisCall(() => job.getState());
     const status: ScanStatus = state === 'active' ? 'active' : state === 'completed' ? 'completed' : state === 'failed' ? 'failed' : 'queued';

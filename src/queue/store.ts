@@ -1,3 +1,4 @@
+import { WcagaiError } from '../errors/catalogue.js';
 import type { ScanView } from './job.js';
 import type { Keys } from './keys.js';
 import { rethrowAsUnavailable, type RedisClient } from './redis.js';
@@ -22,6 +23,25 @@ if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return 1
 `;
 
+/**
+ * A stored record read back. One that is not a JSON object is corrupt: INTERNAL (500, its message
+ * and the record's id in the log, not in the answer), never REDIS_UNAVAILABLE, since Redis answered.
+ */
+function parseRecord<T>(raw: string, what: string, id: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw corrupt(what, id, 'not valid JSON', err);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw corrupt(what, id, 'not a JSON object');
+  return value as T;
+}
+
+function corrupt(what: string, id: string, reason: string, cause?: unknown): WcagaiError {
+  return new WcagaiError('INTERNAL', `stored record of ${what} ${id} is corrupt: ${reason}`, { ...(cause === undefined ? {} : { cause }), details: { [`${what}Id`]: id } });
+}
+
 /** Final scan records and batches in Redis, kept for RESULT_TTL. */
 export class ResultStore {
   private readonly putFinalScript: (...args: Array<string | number>) => Promise<number>;
@@ -39,13 +59,13 @@ export class ResultStore {
 
   async get(id: string): Promise<ScanView | null> {
     const raw = await this.redis.get(this.keys.result(id)).catch(rethrowAsUnavailable);
-    return raw ? (JSON.parse(raw) as ScanView) : null;
+    return raw ? parseRecord<ScanView>(raw, 'scan', id) : null;
   }
 
   async getMany(ids: readonly string[]): Promise<Array<ScanView | null>> {
     if (ids.length === 0) return [];
     const raws = await this.redis.mget(ids.map((id) => this.keys.result(id))).catch(rethrowAsUnavailable);
-    return raws.map((raw) => (raw ? (JSON.parse(raw) as ScanView) : null));
+    return raws.map((raw, i) => (raw ? parseRecord<ScanView>(raw, 'scan', ids[i]!) : null));
   }
 
   /**
@@ -68,6 +88,6 @@ export class ResultStore {
 
   async getBatch(id: string): Promise<BatchRecord | null> {
     const raw = await this.redis.get(this.keys.batch(id)).catch(rethrowAsUnavailable);
-    return raw ? (JSON.parse(raw) as BatchRecord) : null;
+    return raw ? parseRecord<BatchRecord>(raw, 'batch', id) : null;
   }
 }

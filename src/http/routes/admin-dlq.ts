@@ -2,8 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { hasDurationUnit, parseDuration } from '../../config/schema.js';
 import { ERROR_CODE_PATTERN, type DlqFilter, type DlqOperations, type DlqSummary } from '../../domain/dlq.js';
+import { decodeCursor } from '../../queue/dlq-store.js';
+import { FieldProblem } from '../../queue/submission.js';
 import { ValidationError } from '../problem.js';
-import { parseOrThrow } from '../validation.js';
+import { parseOrThrow, validateOrThrow, type FieldCheck } from '../validation.js';
 import type { HealthSection } from './health.js';
 import { methodGuard } from './method-guard.js';
 
@@ -26,11 +28,24 @@ const bulkBody = z
 
 const purgeQuery = z.object({ olderThan: z.string({ error: 'required, e.g. 30d' }).min(1, 'required, e.g. 30d') }).strict();
 
+/**
+ * The form of a DLQ cursor (base64url JSON `[score, id]`, as DlqStore hands it out), checked
+ * before Redis so a bad cursor is named with the other bad fields; the store checks it again.
+ */
+const cursorCheck: FieldCheck = (raw) => {
+  if (typeof raw.cursor !== 'string' || raw.cursor === '' || decodeCursor(raw.cursor)) return [];
+  return [new FieldProblem('VALIDATION_FAILED', 'cursor', 'not a cursor of this DLQ (pass nextCursor of a previous page as it is)')];
+};
+
+const DURATION_EXPECTED = 'expected a duration with its unit such as 12h, 30d';
+const olderThanCheck: FieldCheck = (raw) =>
+  typeof raw.olderThan === 'string' && raw.olderThan !== '' && !(hasDurationUnit(raw.olderThan) && parseDuration(raw.olderThan) !== null) ? [new FieldProblem('VALIDATION_FAILED', 'olderThan', DURATION_EXPECTED)] : [];
+
 /** Admin routes of the dead-letter queue (behind the admin token like every /admin path). */
 export function adminDlqRoutes(dlq: DlqOperations): (app: FastifyInstance) => void {
   return (app) => {
     app.get('/admin/dlq/jobs', async (request) => {
-      const q = parseOrThrow(listQuery, request.query, 'query');
+      const q = await validateOrThrow(listQuery, request.query, [cursorCheck], 'query');
       return dlq.list(q);
     });
     methodGuard(app, '/admin/dlq/jobs', ['GET']);
@@ -63,9 +78,9 @@ export function adminDlqRoutes(dlq: DlqOperations): (app: FastifyInstance) => vo
     methodGuard(app, '/admin/dlq/retry', ['POST']);
 
     app.post('/admin/dlq/purge', async (request) => {
-      const { olderThan } = parseOrThrow(purgeQuery, request.query, 'query');
+      const { olderThan } = await validateOrThrow(purgeQuery, request.query, [olderThanCheck], 'query');
       const ms = hasDurationUnit(olderThan) ? parseDuration(olderThan) : null;
-      if (ms === null) throw new ValidationError([{ field: 'olderThan', message: 'expected a duration with its unit such as 12h, 30d' }], 'invalid query');
+      if (ms === null) throw new ValidationError([{ field: 'olderThan', message: DURATION_EXPECTED }], 'invalid query');
       const result = await dlq.purge({ olderThanMs: ms });
       request.log.warn({ event: 'admin.dlq.purge', olderThanMs: ms, removed: result.removed }, 'DLQ purged');
       return { ...result, olderThan };

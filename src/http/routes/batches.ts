@@ -4,13 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanStatus } from '../../queue/job.js';
-import { admitOptions, admitUrl, FieldProblem } from '../../queue/submission.js';
+import { admitOptions, admitUrl, FieldProblem, ruleProblems, urlProblem } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
 import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
 import { policyFetch } from '../../scanner/policy-fetch.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { parseOrThrow } from '../validation.js';
+import { validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;
@@ -47,8 +47,24 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const { producer, store, config } = deps;
   const max = config.MAX_BATCH_URLS;
 
+  // What can be known of a body without DNS or a sitemap fetch, named along with what the schema refuses.
+  const checks: FieldCheck[] = [
+    (raw) => ((raw.urls === undefined) === (raw.sitemap === undefined) ? [new FieldProblem('VALIDATION_FAILED', 'urls', 'give either urls or sitemap')] : []),
+    async (raw) => {
+      if (!Array.isArray(raw.urls)) return [];
+      if (raw.urls.length > max) return [new FieldProblem('VALIDATION_FAILED', 'urls', `at most ${max} URLs per batch, got ${raw.urls.length}`)];
+      const found = await Promise.all(raw.urls.map((url: unknown, i) => (typeof url === 'string' ? urlProblem(url, deps.policy, `urls[${i}]`) : undefined)));
+      return found.filter((p): p is FieldProblem => p !== undefined);
+    },
+    async (raw) => {
+      const problem = typeof raw.sitemap === 'string' ? await urlProblem(raw.sitemap, deps.policy, 'sitemap') : undefined;
+      return problem ? [problem] : [];
+    },
+    ruleProblems,
+  ];
+
   app.post('/api/batches', async (request, reply) => {
-    const body = parseOrThrow(batchRequestSchema, request.body);
+    const body = await validateOrThrow(batchRequestSchema, request.body, checks);
     const options = admitOptions(body);
     let raw: string[];
     if (body.sitemap) {
@@ -58,8 +74,8 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
       });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
     } else {
+      // Their count (at most MAX_BATCH_URLS), syntax and scheme passed the checks above.
       raw = body.urls!;
-      if (raw.length > max) throw new ValidationError([{ field: 'urls', message: `at most ${max} URLs per batch, got ${raw.length}` }]);
     }
     const urls = await admitUrls(raw, deps.policy, (i) => (body.sitemap ? `sitemap[${i}]` : `urls[${i}]`));
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);

@@ -4,7 +4,7 @@ import type { Report } from '../../domain/scan.js';
 import { toolInfo } from '../../domain/version.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanView } from '../../queue/job.js';
-import { admitOptions, admitUrl } from '../../queue/submission.js';
+import { admitOptions, admitUrl, ruleProblems, urlProblem } from '../../queue/submission.js';
 import { observeScan } from '../../observability/metrics.js';
 import { urlForLog } from '../../observability/redact.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
@@ -13,7 +13,7 @@ import { axeVersion } from '../../scanner/page-script.js';
 import { emptyResult } from '../../scanner/results.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { parseOrThrow } from '../validation.js';
+import { validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const MAX_WAIT_SECONDS = 120;
@@ -76,8 +76,17 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     return view;
   }
 
+  // What can be known of a body without DNS, named along with what the schema refuses.
+  const checks: FieldCheck[] = [
+    async (raw) => {
+      const problem = typeof raw.url === 'string' ? await urlProblem(raw.url, deps.policy) : undefined;
+      return problem ? [problem] : [];
+    },
+    ruleProblems,
+  ];
+
   const submit = async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = parseOrThrow(scanRequestSchema, request.body);
+    const body = await validateOrThrow(scanRequestSchema, request.body, checks);
     const url = await admitUrl(body.url, deps.policy);
     const options = admitOptions(body);
     const requestId = String(request.id);
