@@ -13,6 +13,7 @@ import type { DeadLetterQueue } from '../queue/dlq.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
 import { producerConnection, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
+import { gateRedis, type RedisGate } from '../queue/redis-gate.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
 import { startScanWorker, type ScanWorker } from '../queue/worker.js';
@@ -80,14 +81,28 @@ export async function startService(config: Config, logger: Logger, options: Serv
   let metrics: Metrics | null = null;
   let reporter: ErrorReporter | null = null;
   let integrations: Integrations | null = null;
+  let gate: RedisGate | null = null;
+  // The gate's PINGs go on a connection of their own: not behind a slow command of the producer's.
+  const gateProbe = quietConnection(producerConnection(target), logger);
+  let breakerChannel: RedisClient | null = null;
   try {
-    await waitReady(redis, 10_000);
+    await Promise.all([waitReady(redis, 10_000), waitReady(gateProbe, 10_000)]);
+    // A Redis that hangs (stopped, partitioned) fails the producer's commands at once, as one that
+    // refuses connections does: the API answers 503 within a second, not after command timeouts.
+    gate = gateRedis(redis, {
+      probe: gateProbe,
+      onChange: (open, reason) =>
+        open
+          ? logger.info({ event: 'redis.answering' }, `Redis answers again (${reason} before)`)
+          : logger.warn({ event: 'redis.unanswered', reason }, `Redis does not answer (${reason}): its commands fail at once until a PING is answered`),
+    });
     reporter = await initErrorReporting({ dsn: config.SENTRY_DSN, release: `wcagai@${toolInfo().version}`, environment: config.NODE_ENV, logger });
     // Capture runs in every process; retention's worker only where scans run.
     dlq = await startDlqRuntime(config, logger, { redis, queue, keys, store, producer, runsWorkers: options.workerConcurrency > 0, ...(options.onDlqCapture ? { onCapture: options.onDlqCapture } : {}) });
     const dlqOps = dlq.dlq;
     // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
-    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber: quietConnection(workerConnection(target), logger), keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
+    const subscriber = (breakerChannel = quietConnection(workerConnection(target), logger));
+    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber, keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
     const healthSections = [dlq.healthSection, integ.healthSection];
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
@@ -144,6 +159,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     integ.start();
   } catch (err) {
     await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close(), integrations?.close()]);
+    gate?.close();
+    gateProbe.disconnect();
     redis.disconnect();
     workerRedis?.disconnect();
     throw err;
@@ -151,7 +168,26 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
   const dlqRuntime = dlq;
   const integrationsRuntime = integrations;
+  const redisGate = gate;
+  const subscriber = breakerChannel;
   let closing: Promise<{ released: boolean }> | null = null;
+  /**
+   * During shutdown, while the gate says Redis hangs: the connections it does not cover (the
+   * breaker channel's, the worker's) would wait for answers that do not come, the worker's until
+   * SHUTDOWN_TIMEOUT although no scan runs. They are cut, the worker's once no scan runs here; a
+   * scan that was storing its result stays active in Redis and is run again after its lock expires.
+   */
+  const cutWhileHung = () => {
+    const timer = setInterval(() => {
+      if (!redisGate || redisGate.open) return;
+      subscriber?.disconnect();
+      if ((scanner?.stats().active ?? 0) > 0) return;
+      workerRedis?.disconnect();
+      clearInterval(timer);
+    }, 100);
+    timer.unref();
+    return timer;
+  };
   return {
     config,
     keys,
@@ -173,6 +209,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         // Prefer: wait included; alerts and breaker control stop, so nothing is evaluated or
         // applied while the process winds down. Every step that needs Redis is bounded: with
         // Redis unreachable its commands would never settle, and the browser must still be closed.
+        const cutting = cutWhileHung();
         const workerClosed = worker ? worker.close(left()) : Promise.resolve({ released: false });
         const appClosed = app ? settleWithin(app.close(), left()) : Promise.resolve();
         await settleWithin(integrationsRuntime.close(), left());
@@ -186,7 +223,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
         await settleWithin(dlqRuntime.close(), left());
         await Promise.allSettled([scannerClosed, waiter?.close(), settleWithin(queue.close(), left()), ...owned.map((f) => f())]);
         await reporter?.close(2_000).catch(() => false);
+        // While Redis hangs the gate fails the QUIT at once; closed after it, so the end of the
+        // connection is not taken for an outage.
         await Promise.allSettled([redis, workerRedis].map((r) => r && settleWithin(r.quit(), 1_000).then(() => r.disconnect())));
+        clearInterval(cutting);
+        redisGate?.close();
+        gateProbe.disconnect();
         return { released };
       })();
       return closing;
