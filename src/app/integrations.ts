@@ -108,6 +108,8 @@ export interface Integrations {
   routes(app: FastifyInstance): void;
   /** Breakers for the worker heartbeat. */
   heartbeatExtra(): Record<string, unknown>;
+  /** The breakers of every live worker process, from their heartbeats, as gauge values (`wcagai_worker_circuit_breaker_state`). */
+  workerBreakerStates(): Promise<Array<{ process: string; service: string; state: number }>>;
   /** Starts evaluating alerts. */
   start(): void;
   close(): Promise<void>;
@@ -199,6 +201,8 @@ export async function startIntegrations(config: Config, logger: Logger, options:
       if (alerts) alertRoutes(alerts)(app);
     },
     heartbeatExtra: () => ({ breakers: registry.snapshot() }),
+    workerBreakerStates: async () =>
+      (await fleetBreakers()).flatMap((w) => Object.entries(w.breakers).map(([service, b]) => ({ process: w.process, service, state: BREAKER_STATE[GAUGE_STATE[b.state]] ?? 0 }))),
     start: () => alerts?.start(),
     close() {
       closed ??= (async () => {

@@ -132,7 +132,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       waiter = new CompletionWaiter(dlq.capture.events);
       await waiter.ready();
       const dlqOps = dlq.dlq;
-      metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size() });
+      metrics = createMetrics({ queueCounts: () => producer.capacity(), dlqSize: () => dlqOps.size(), workerBreakers: () => integ.workerBreakerStates() });
       const stopScanMetrics = scanEventsToMetrics(waiter.events, metrics);
       const counted = metrics;
       // Every API process sees every capture once, like scan outcomes: dashboards take max by code.

@@ -25,6 +25,8 @@ export interface MetricsOptions {
   breakerStates?: () => Record<string, number>;
   /** Read at scrape time for `wcagai_alerts_firing`. */
   alertsFiring?: () => Record<string, number>;
+  /** Read at scrape time for `wcagai_worker_circuit_breaker_state`: each worker process's breakers, from its heartbeat. */
+  workerBreakers?: (signal: AbortSignal) => Promise<Array<{ process: string; service: string; state: number }>>;
 }
 
 export interface Metrics {
@@ -38,6 +40,7 @@ export interface Metrics {
   dlqSize: Gauge;
   dlqCaptured: Counter<'code'>;
   circuitBreakerState: Gauge<'service'>;
+  workerBreakerState: Gauge<'service' | 'process'>;
   alertsFiring: Gauge<'severity'>;
 }
 
@@ -120,6 +123,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       registers,
       collect() {
         for (const [service, state] of Object.entries(options.breakerStates?.() ?? {})) this.set({ service }, state);
+      },
+    }),
+    // A worker process serves no /metrics: its breakers (the AI and CRM calls of its scans) reach
+    // Prometheus through every API process, which reads them from the workers' heartbeats.
+    workerBreakerState: new Gauge({
+      name: 'wcagai_worker_circuit_breaker_state',
+      help: 'Circuit breaker state per service in each process running scans, from its heartbeat: 0 closed, 1 half-open, 2 open, 3 isolated. Every API process reports the whole fleet (combine with max).',
+      labelNames: ['service', 'process'],
+      registers,
+      async collect() {
+        if (!options.workerBreakers) return;
+        try {
+          const states = await withDeadline(options.workerBreakers, queueCountsTimeoutMs);
+          // A worker that stopped beating is gone from the fleet: its series go with it.
+          this.reset();
+          for (const { process, service, state } of states) this.set({ service, process }, state);
+        } catch {
+          // keep the last known values
+        }
       },
     }),
     alertsFiring: new Gauge({

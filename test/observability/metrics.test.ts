@@ -323,11 +323,11 @@ describe('grafana dashboard', () => {
     for (const e of fleetWide) expect(e).not.toMatch(/\bsum\b/);
   });
 
-  it('counts each service whose breaker is open or isolated once, however many processes report it', () => {
+  it('counts each service whose breaker is open or isolated once, in API and worker processes alike, however many report it', () => {
     const dash = JSON.parse(text) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     const open = dash.panels.find((p) => p.title === 'Circuit breakers open')!;
     // 2 open, 3 isolated (BREAKER_STATE): both refuse calls.
-    expect(open.targets.map((t) => t.expr)).toEqual(['count(max by (service) (wcagai_circuit_breaker_state) >= 2) or vector(0)']);
+    expect(open.targets.map((t) => t.expr)).toEqual(['count(max by (service) (wcagai_circuit_breaker_state or wcagai_worker_circuit_breaker_state) >= 2) or vector(0)']);
   });
 
   it('queries only metrics that the registry exposes', async () => {
