@@ -124,8 +124,12 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
   let site: FixtureSite | null = null;
   const probes = probesOf(flags.heapSnapshots);
   const abort = new AbortController();
+  // SIGINT and SIGTERM stop the run after its current cycle, and it reports what it measured.
+  // Not `once`: Ctrl-C on a terminal reaches this child twice (from the terminal, and forwarded
+  // by the parent that re-executed it), and the second must not kill it before it reports.
   const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     if (urls.length === 0) {
       site = await startFixtureSite();
@@ -167,6 +171,7 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
     }
   } finally {
     process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await site?.close();
   }
 }

@@ -163,9 +163,18 @@ export async function stressFromFlags(flags: StressFlags, progress: ProgressStre
   const site = needsSite || scenario.target === 'self' ? await startFixtureSite() : null;
   let stack: SelfStack | null = null;
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Kept until the stack is closed and its prefix removed: a second Ctrl-C (or SIGTERM) while
+  // that runs must not end the process and leave the private keys behind in a shared Redis.
+  let cleaning = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!abort.signal.aborted) abort.abort(signal);
+    else if (stack && !cleaning) {
+      cleaning = true;
+      process.stderr.write(`wcagai stress: stopping; removing the private queue prefix ${String(stack.info.prefix)} first\n`);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     let target: StressTarget;
     if (scenario.target === 'self') {
@@ -182,9 +191,12 @@ export async function stressFromFlags(flags: StressFlags, progress: ProgressStre
     }
     return result;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await stack?.close().catch(() => undefined);
-    await site?.close();
+    try {
+      await stack?.close().catch(() => undefined);
+      await site?.close();
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   }
 }

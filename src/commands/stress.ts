@@ -9,8 +9,12 @@ export interface StressCommandFlags extends StressFlags {
   out?: string;
 }
 
-/** `wcagai stress`: 0 when every threshold holds, 99 when one fails (1 on a tool error, thrown). */
-export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 99> {
+/**
+ * `wcagai stress`: 0 when every threshold holds, 99 when one fails (1 on a tool error, thrown).
+ * A run cut short by a signal prints its figures and exits 1: thresholds over the part that ran
+ * (with no wait for recovery) are no verdict either way.
+ */
+export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 1 | 99> {
   if (flags.out) checkOutputFile(flags.out, '--out');
   const result = await stressFromFlags(flags, process.stderr);
   const json = `${JSON.stringify(result, null, 2)}\n`;
@@ -20,5 +24,9 @@ export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 9
     });
   }
   process.stdout.write(flags.json ? json : stressTable(result));
+  if (result.interrupted) {
+    process.stderr.write(`wcagai stress: interrupted by ${result.interrupted} after ${(result.durationMs / 1_000).toFixed(1)} s of load: no verdict\n`);
+    return 1;
+  }
   return result.passed ? 0 : 99;
 }

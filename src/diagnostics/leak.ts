@@ -83,7 +83,8 @@ export interface LeakResult {
 }
 
 const MB = 2 ** 20;
-const fmt = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
+/** MB from 1 MB up, KB below: a 1KB --max-growth or a slope of a few KB per cycle does not read as 0.0 MB. */
+const fmt = (bytes: number) => (Math.abs(bytes) >= MB ? `${(bytes / MB).toFixed(1)} MB` : `${(bytes / 1024).toFixed(1)} KB`);
 
 function range(values: number[]): Range {
   return { startBytes: values[0] ?? 0, endBytes: values[values.length - 1] ?? 0, maxBytes: values.length ? Math.max(...values) : 0 };

@@ -109,10 +109,13 @@ export async function runLoad(plan: LoadPlan, target: LoadTarget, collector: Str
     for (const i of instances) i.stop();
   };
   signal?.addEventListener('abort', stopAll, { once: true });
+  // Stopped before it began (a signal while the stack started): no stage starts.
+  if (signal?.aborted) stopAll();
 
   const runs = plan.stages.map(
     (stage) =>
       new Promise<void>((resolve, reject) => {
+        if (stopped) return resolve();
         const start = () => {
           if (stopped) return resolve();
           try {

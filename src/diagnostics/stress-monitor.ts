@@ -123,11 +123,12 @@ export interface Recovery {
 }
 
 /**
- * Polls every `intervalMs` until the queue is empty and health is healthy, or the deadline passes.
+ * Polls every `intervalMs` until the queue is empty and health is healthy, or the deadline passes
+ * (or `signal` aborts: an interrupted run reads once and stops).
  * With `detailed`, a deployment that answered /health/detailed before must answer it again: a
  * plain or unreadable answer in between (a timeout under load) is not taken for recovery.
  */
-export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>, deadlineMs: number, options: { intervalMs?: number; detailed?: boolean } = {}): Promise<Recovery> {
+export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>, deadlineMs: number, options: { intervalMs?: number; detailed?: boolean; signal?: AbortSignal } = {}): Promise<Recovery> {
   const intervalMs = options.intervalMs ?? 250;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
@@ -142,8 +143,18 @@ export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>,
       if (healthyMs === null && sample.status === 'healthy') healthyMs = elapsed();
       if ((drainedMs !== null || sample.queueDepth === null) && healthyMs !== null) break;
     }
-    if (elapsed() >= deadlineMs) break;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    // An interrupted run does not wait for recovery: one reading, for the breakers and the DLQ.
+    if (elapsed() >= deadlineMs || options.signal?.aborted) break;
+    await new Promise<void>((r) => {
+      const done = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        r();
+      };
+      const timer = setTimeout(done, intervalMs);
+      options.signal?.addEventListener('abort', done, { once: true });
+    });
+    if (options.signal?.aborted) break;
   }
   return { drainedMs, healthyMs, deadlineMs, last };
 }

@@ -56,6 +56,8 @@ export interface StressResult {
   recovery: { drainedMs: number | null; healthyMs: number | null; deadlineMs: number };
   thresholds: ThresholdResult[];
   passed: boolean;
+  /** The signal that stopped the run early (`SIGINT`, `SIGTERM`), or null. A cut run is no verdict: `passed` is false. */
+  interrupted: string | null;
   /** The self-contained stack, when there was one (set by the caller). */
   stack?: Record<string, unknown>;
 }
@@ -110,6 +112,8 @@ export function stressTable(r: StressResult): string {
     out.push(table([['threshold', 'actual', ''], ...r.thresholds.map((t) => [`${t.metric} ${t.expression}`, t.actual === null ? 'no data' : String(t.actual), t.passed ? 'ok' : 'FAILED'])]));
   }
   out.push('');
-  out.push(r.passed ? 'PASSED: every threshold holds' : `FAILED: ${r.thresholds.filter((t) => !t.passed).length} threshold(s) failed`);
+  const failed = r.thresholds.filter((t) => !t.passed).length;
+  if (r.interrupted) out.push(`INTERRUPTED by ${r.interrupted} after ${(r.durationMs / 1_000).toFixed(1)} s: no verdict (${failed} threshold(s) failed over the part that ran)`);
+  else out.push(r.passed ? 'PASSED: every threshold holds' : `FAILED: ${failed} threshold(s) failed`);
   return `${out.join('\n')}\n`;
 }

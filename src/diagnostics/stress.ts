@@ -33,13 +33,18 @@ export interface StressRunOptions {
   scenario: Scenario;
   target: StressTarget;
   progress?: ProgressStream | null;
+  /** Stops the load and the recovery wait; its reason (a string such as `SIGINT`) is reported as `interrupted`. */
   signal?: AbortSignal;
 }
 
 const MB = 2 ** 20;
 
-/** GET /health within 5 s, or a tool error naming the target. */
-async function preflight(target: StressTarget, headers: Record<string, string>): Promise<void> {
+/**
+ * GET /health within 5 s, or a tool error naming the target. When the load calls the scan API,
+ * also one GET of a scan that does not exist: a deployment that refuses the key (401, 403; none
+ * given, or a wrong one) is a tool error, not a run whose every request failed.
+ */
+async function preflight(target: StressTarget, headers: Record<string, string>, usesApi: boolean): Promise<void> {
   try {
     const res = await fetch(new URL('/health', target.baseUrl), { headers, signal: AbortSignal.timeout(5_000) });
     await res.arrayBuffer();
@@ -47,6 +52,18 @@ async function preflight(target: StressTarget, headers: Record<string, string>):
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new WcagaiError('CONNECTION_FAILED', `target ${target.baseUrl} is unreachable: ${cause}`);
+  }
+  if (!usesApi) return;
+  let status: number;
+  try {
+    const res = await fetch(new URL(`/api/scans/scan_wcagai-stress-preflight-${randomBytes(4).toString('hex')}`, target.baseUrl), { headers, signal: AbortSignal.timeout(5_000) });
+    await res.arrayBuffer();
+    status = res.status;
+  } catch {
+    return; // unanswered under load is the run's to measure
+  }
+  if (status === 401 || status === 403) {
+    throw new WcagaiError('USAGE', `target ${target.baseUrl} answered ${status} to GET /api/scans/:id: ${target.token ? 'it refuses the key given with --token' : 'it needs an API key: give it with --token'}`);
   }
 }
 
@@ -107,7 +124,7 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
   const { scenario, target } = options;
   const headers: Record<string, string> = target.token ? { authorization: `Bearer ${target.token}` } : {};
   const pages = resolvePages(scenario, target.siteOrigin);
-  await preflight(target, headers);
+  await preflight(target, headers, scenario.stages.some((st) => st.mix.scan + st.mix.enqueue + st.mix.status > 0));
 
   const collector = new StressCollector();
   const extra = target.chromiumRss
@@ -157,7 +174,9 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
       tty.write('\n');
     }
   }
-  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs, { detailed: before.detailed || monitor.samples.some((s) => s.detailed) });
+  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs, { detailed: before.detailed || monitor.samples.some((s) => s.detailed), ...(options.signal ? { signal: options.signal } : {}) });
+  // Read once the load and the recovery wait are over: a signal after them interrupted nothing.
+  const interrupted = options.signal?.aborted ? (typeof options.signal.reason === 'string' ? options.signal.reason : 'aborted') : null;
   const after: HealthSample | null = recovery.last;
 
   const samples = monitor.samples;
@@ -249,6 +268,8 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
     dlq,
     recovery: { drainedMs: recovery.drainedMs, healthyMs: recovery.healthyMs, deadlineMs: recovery.deadlineMs },
     thresholds,
-    passed: thresholds.every((t) => t.passed),
+    // A run cut short proves nothing, whatever its thresholds say over the part that ran.
+    passed: interrupted === null && thresholds.every((t) => t.passed),
+    interrupted,
   };
 }

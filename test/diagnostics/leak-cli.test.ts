@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_PAGES, startFixtureSite, type FixtureSite } from '../../src/diagnostics/fixture-site.js';
 import type { LeakResult } from '../../src/diagnostics/leak.js';
 import { defaultLeakPages } from '../../src/app/leak.js';
-import { runCli } from '../cli/run-cli.js';
+import { BIN, ROOT, runCli } from '../cli/run-cli.js';
 
 /** `wcagai leak` end to end: the compiled CLI re-executes itself with --expose-gc and scans the fixture site. */
 
@@ -124,4 +125,62 @@ describe.concurrent('wcagai leak', () => {
     expect(r.heap.growthBytes).toBeGreaterThan(5 * 2 ** 20);
     expect(r.reasons.join('\n')).toMatch(/heap grows .*above the 5\.0 MB tolerance/);
   });
+});
+
+describe('wcagai leak stopped by a signal', () => {
+  /**
+   * Runs leak (which re-executes itself under --expose-gc) against a page that counts its scans;
+   * once `scans` of them began, sends `signal` as a terminal or a service manager would.
+   */
+  async function stopped(how: 'ctrl-c' | 'sigterm', scans: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    let seen = 0;
+    let reached: () => void = () => undefined;
+    const enough = new Promise<void>((resolve) => (reached = resolve));
+    const server: Server = createServer((req, res) => {
+      if (!req.url?.startsWith('/page')) return void res.writeHead(404).end();
+      if (++seen >= scans) reached();
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1></main></body></html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/page`;
+    // Its own process group, as a command started from a shell is: Ctrl-C reaches every process of it.
+    const child = spawn(process.execPath, [BIN, 'leak', '--concurrent', '1', '--cycles', '200', '--warmup', '0', '--json', '--url', url], {
+      cwd: ROOT,
+      // As runCli: a developer's shell must not decide what the scan may reach.
+      env: { ...process.env, ALLOW_PRIVATE_TARGETS: undefined, SCAN_ALLOWED_HOSTS: undefined },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    try {
+      await Promise.race([enough, exited]);
+      if (how === 'ctrl-c') process.kill(-child.pid!, 'SIGINT');
+      else child.kill('SIGTERM');
+      return { code: await exited, stdout, stderr };
+    } finally {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }
+
+  for (const how of ['ctrl-c', 'sigterm'] as const) {
+    it(`reports the cycles that ran when stopped by ${how}`, { timeout: 240_000 }, async () => {
+      const run = await stopped(how, 5);
+      expect(run.code, run.stderr).toBe(0);
+      const r = JSON.parse(run.stdout) as LeakResult;
+      expect(r.plannedCycles).toBe(200);
+      expect(r.cycles).toBeGreaterThanOrEqual(4);
+      expect(r.cycles).toBeLessThan(200);
+      expect(r.verdict).toBe('pass');
+    });
+  }
 });

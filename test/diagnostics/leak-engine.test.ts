@@ -60,6 +60,17 @@ describe('runLeak', () => {
     expect(r.reasons.join()).toMatch(/above the 5\.0 MB tolerance/);
   });
 
+  it('states small sizes in KB in its reasons, not as 0.0 MB', async () => {
+    let scans = 0;
+    const scanner: LeakScanner = { scan: async () => (scans++, { status: 'ok' }), browserPid: () => null };
+    const probes: LeakProbes = { gc: () => undefined, memory: () => ({ heapUsed: 40 * MB + scans * 1024, external: 0, rss: 100 * MB }), handles: () => 1, treeRss: () => 0 };
+    const r = await runLeak(scanner, probes, { concurrent: 1, cycles: 10, warmupCycles: 0, urls: ['http://a.test/'], maxGrowthBytes: 2 * 1024, toleranceBytes: 4 * 1024 });
+    expect(r.reasons).toEqual([
+      'heap grows 1.0 KB/cycle (95% CI 1.0 KB to 1.0 KB), 10.0 KB over the run, above the 4.0 KB tolerance',
+      'post-GC heap grew 10.0 KB, above the 2.0 KB maximum',
+    ]);
+  });
+
   it('ignores a significant but tiny trend and fails on growth past the cap or too many errors', async () => {
     const tiny = model(512);
     expect((await runLeak(tiny.scanner, tiny.probes, { ...options, toleranceBytes: 5 * MB })).verdict).toBe('pass');

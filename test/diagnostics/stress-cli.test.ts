@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCENARIOS_DIR } from '../../src/diagnostics/scenario.js';
 import type { StressResult } from '../../src/diagnostics/stress-report.js';
-import { runCli, type CliRun } from '../cli/run-cli.js';
+import { BIN, ROOT, runCli, type CliRun } from '../cli/run-cli.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 /**
@@ -75,7 +76,7 @@ describe('wcagai stress (self-contained stack)', () => {
     const r = JSON.parse(run.stdout) as StressResult;
     expect(JSON.parse(await readFile(out, 'utf8'))).toEqual(r);
 
-    expect(r).toMatchObject({ scenario: 'short', target: 'self', connections: 10, passed: true });
+    expect(r).toMatchObject({ scenario: 'short', target: 'self', connections: 10, passed: true, interrupted: null });
     expect(r.durationMs).toBeGreaterThanOrEqual(3_500);
     expect(r.durationMs).toBeLessThan(30_000);
     expect(r.requests).toBeGreaterThan(0);
@@ -152,6 +153,53 @@ describe('wcagai stress (self-contained stack)', () => {
     expect(r.errors).toMatchObject({ http: 0, socket: 0, timeouts: 0 });
     expect(r.recovery.drainedMs).toEqual(expect.any(Number));
     await expectNoKeysLeft(r);
+  });
+});
+
+describe('wcagai stress interrupted', () => {
+  it('removes the private prefix when stopped by SIGTERM during the load, even when a second SIGTERM follows', { timeout: 240_000 }, async () => {
+    // API only (no worker): the queue never drains, so without the signal the recovery wait would last its whole deadline.
+    const file = await scenarioFile('interrupted', {
+      connections: 4,
+      duration: '120s',
+      mix: { enqueue: 1 },
+      pages: ['/clean.html'],
+      stack: { workers: 0 },
+      recovery: { deadline: '120s' },
+      thresholds: { http_reqs: ['count>0'] },
+    });
+    const child = spawn(process.execPath, [BIN, 'stress', '--scenario', file, '--json'], { cwd: ROOT, env: { ...process.env, REDIS_URL: redis.url, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      // The load is running once scans wait in the private queue.
+      const queued = (keys: string[]) => keys.filter((k) => /^\{stress-[0-9a-f]+\}:scans:(wait|prioritized)$/.test(k));
+      let waiting: string[] = [];
+      while (waiting.length === 0 && child.exitCode === null) {
+        await new Promise((r) => setTimeout(r, 100));
+        waiting = queued(await client.keys('*'));
+      }
+      expect(waiting, stderr).toHaveLength(1);
+      child.kill('SIGTERM');
+      // An impatient operator: the second signal must not cut the cleanup short.
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGTERM');
+      const { code, signal } = await exited;
+      expect({ code, signal }, stderr).toEqual({ code: 1, signal: null });
+      expect(stderr).toMatch(/^wcagai stress: interrupted by SIGTERM after [\d.]+ s of load: no verdict$/m);
+      const r = JSON.parse(stdout) as StressResult;
+      expect(r).toMatchObject({ interrupted: 'SIGTERM', passed: false });
+      expect(r.thresholds).toEqual([{ metric: 'http_reqs', expression: 'count>0', actual: r.requests, passed: true }]);
+      expect(r.requests).toBeGreaterThan(0);
+      expect(r.recovery.drainedMs).toBeNull();
+      await expectNoKeysLeft(r);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
   });
 });
 

@@ -108,6 +108,92 @@ describe('health sampling and recovery', () => {
     const r = await awaitRecovery(async () => sample({ status: 'degraded', queueDepth: 9 }), 60, { intervalMs: 10, detailed: true });
     expect(r).toMatchObject({ drainedMs: null, healthyMs: null, deadlineMs: 60 });
   });
+
+  it('reads once and stops when the run is interrupted, instead of waiting for the deadline', async () => {
+    const abort = new AbortController();
+    let probes = 0;
+    const r = await awaitRecovery(
+      async () => {
+        probes++;
+        abort.abort('SIGINT');
+        return sample({ status: 'degraded', queueDepth: 9, dlqSize: 2 });
+      },
+      2_000,
+      { intervalMs: 5, detailed: true, signal: abort.signal },
+    );
+    expect(probes).toBe(1);
+    expect(r).toMatchObject({ drainedMs: null, healthyMs: null, last: { dlqSize: 2 } });
+  });
+});
+
+describe('a deployment that refuses the key', () => {
+  it('is a tool error naming the target and --token, before any load', async () => {
+    let posts = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.method === 'POST') posts++;
+      if (req.url === '/health') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"healthy"}');
+      if (req.headers.authorization !== 'Bearer good') return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"code":"UNAUTHORIZED"}');
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"NOT_FOUND"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const scenario = parseScenario({ target: base, connections: 1, amount: 1, mix: { health: 1 }, pages: ['http://203.0.113.1/'], recovery: { deadline: '100ms' } }, 'auth.json');
+      const target = (token?: string) => ({ label: base, baseUrl: base, siteOrigin: null, ...(token ? { token } : {}) });
+      const scans = { ...scenario, stages: scenario.stages.map((st) => ({ ...st, mix: { scan: 1, enqueue: 0, status: 0, health: 0 } })) };
+      await expect(runStress({ scenario: scans, target: target() })).rejects.toThrow(`target ${base} answered 401 to GET /api/scans/:id: it needs an API key: give it with --token`);
+      await expect(runStress({ scenario: scans, target: target('bad') })).rejects.toThrow(/answered 401 .*: it refuses the key given with --token$/);
+      expect(posts).toBe(0);
+      // Health reads need no key; the right key passes.
+      expect((await runStress({ scenario, target: target() })).requests).toBe(1);
+      expect((await runStress({ scenario: scans, target: target('good') })).statusCodes).toEqual({ '404': 1 });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('an interrupted run', () => {
+  it('sends no load when interrupted before it began, skips the recovery wait and says so', async () => {
+    // A deployment whose queue never drains: recovery would wait for its whole deadline.
+    let posts = 0;
+    const server = createServer((req, res) => {
+      if (req.method === 'POST') posts++;
+      req.resume();
+      if (req.url === '/health' || req.url === '/health/detailed') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'degraded', system: { memory: { rss: 100, heapUsed: 50 } }, queue: { waiting: 7, active: 2 } }));
+        return;
+      }
+      res.writeHead(202, { 'content-type': 'application/json' }).end('{"id":"scan_x","status":"queued"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const scenario = parseScenario(
+        { target: base, connections: 2, duration: '2s', mix: { enqueue: 1 }, pages: ['http://203.0.113.1/'], recovery: { deadline: '3s' }, thresholds: { http_reqs: ['count>=0'] } },
+        'interrupted.json',
+      );
+      const abort = new AbortController();
+      abort.abort('SIGTERM');
+      const r = await runStress({ scenario, target: { label: base, baseUrl: base, siteOrigin: null }, signal: abort.signal });
+      expect(posts).toBe(0);
+      expect(r.requests).toBe(0);
+      expect(r.interrupted).toBe('SIGTERM');
+      // Its one threshold holds over what ran (nothing), yet a cut run passes nothing.
+      expect(r.thresholds).toEqual([{ metric: 'http_reqs', expression: 'count>=0', actual: 0, passed: true }]);
+      expect(r.passed).toBe(false);
+      expect(r.recovery).toMatchObject({ drainedMs: null, healthyMs: null });
+      const done = await runStress({ scenario: { ...scenario, stages: scenario.stages.map((st) => ({ ...st, durationMs: 300 })), recovery: { deadlineMs: 100 } }, target: { label: base, baseUrl: base, siteOrigin: null } });
+      expect(done.interrupted).toBeNull();
+      expect(done.passed).toBe(true);
+      expect(posts).toBeGreaterThan(0);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });
 
 describe('thresholds over a run that produced nothing', () => {
