@@ -6,30 +6,20 @@ import type { Logger } from 'pino';
 import type { DlqAttempt, DlqEntry } from '../domain/dlq.js';
 import type { Priority } from '../domain/request.js';
 import { DEFAULT_SCAN_OPTIONS, type ScanOptions } from '../domain/scan.js';
-import { ERRORS } from '../errors/catalogue.js';
 import { textForLog, urlForLog } from '../observability/redact.js';
 import { attemptsFromLog } from './dlq-attempts.js';
 import { SWEEP_WINDOW_MS, type DlqStore } from './dlq-store.js';
 import { PRIORITY, type ScanJobData, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
-import { parseFailedReason } from './processor.js';
+import { classifyFailure } from './processor.js';
 import type { RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
 /** BullMQ's failedReason for a job failed by the stall check (maxStalledCount exceeded). */
-const STALLED_REASON = /stalled more than allowable limit/i;
 
 /** A new DLQ id: URL-safe, prefixed. */
 export function newDlqId(): string {
   return randomId('dlq_', 12);
-}
-
-/** Code and message of a final failure: "CODE: message", or STALLED for the stall check. */
-export function classifyFailure(reason: string | undefined): { code: string; message: string; retryable: boolean } {
-  if (reason && STALLED_REASON.test(reason)) return { code: 'STALLED', message: `${reason}: the worker running the scan stopped (crash or kill) too many times`, retryable: true };
-  const { code, message } = parseFailedReason(reason);
-  const spec = (ERRORS as Record<string, { retryable: boolean } | undefined>)[code];
-  return { code, message, retryable: spec?.retryable ?? true };
 }
 
 function priorityOf(value: number | undefined): Priority {

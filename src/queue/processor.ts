@@ -1,6 +1,7 @@
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { PageResult } from '../domain/scan.js';
+import { ERRORS } from '../errors/catalogue.js';
 import { textForLog, urlForLog } from '../observability/redact.js';
 import type { Scanner } from '../scanner/types.js';
 import { attemptLogLine } from './dlq-attempts.js';
@@ -17,6 +18,16 @@ export function failedReasonOf(code: string, message: string): string {
 export function parseFailedReason(reason: string | undefined): { code: string; message: string } {
   const m = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(reason ?? '');
   return m ? { code: m[1]!, message: m[2]! } : { code: 'INTERNAL', message: reason ?? 'failed' };
+}
+
+const STALLED_REASON = /stalled more than allowable limit/i;
+
+/** Code and message of a final failure: "CODE: message", or STALLED for the stall check. */
+export function classifyFailure(reason: string | undefined): { code: string; message: string; retryable: boolean } {
+  if (reason && STALLED_REASON.test(reason)) return { code: 'STALLED', message: `${reason}: the worker running the scan stopped (crash or kill) too many times`, retryable: true };
+  const { code, message } = parseFailedReason(reason);
+  const spec = (ERRORS as Record<string, { retryable: boolean } | undefined>)[code];
+  return { code, message, retryable: spec?.retryable ?? true };
 }
 
 export interface ProcessorDeps {

@@ -5,6 +5,7 @@ import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId, PRIORITY, type ScanJobData, type ScanStatus, type ScanView } from './job.js';
 import type { Keys } from './keys.js';
+import { classifyFailure } from './processor.js';
 import { toRedisError, type RedisClient } from './redis.js';
 import type { ResultStore } from './store.js';
 
@@ -461,7 +462,7 @@ export class ScanProducer {
     const status: ScanStatus = state === 'active' ? 'active' : state === 'completed' ? 'completed' : state === 'failed' ? 'failed' : 'queued';
     if (status === 'completed' || status === 'failed') {
       // The worker stores the final record before the job finishes, so a job that finished after the
-      // first read has its record now; without this re-read a poller sees a made-up SCAN_FAILED.
+      // first read has its record now; without this re-read a poller sees the job-only view of a scan that has its record.
       const final = await this.redisCall(() => this.store.get(id));
       if (final) return final;
     }
@@ -479,7 +480,9 @@ export class ScanProducer {
       cached: false,
       ...(job.data.requestId ? { requestId: job.data.requestId } : {}),
       ...(job.data.batchId ? { batchId: job.data.batchId } : {}),
-      ...(status === 'failed' ? { error: { code: 'SCAN_FAILED', message: job.failedReason ?? 'failed', retryable: false } } : {}),
+      // Failed without a final record (the stall check gave up on it, or its worker died storing it): the
+      // code and message its failure carries, as the DLQ reads them.
+      ...(status === 'failed' ? { error: classifyFailure(job.failedReason) } : {}),
     };
   }
 

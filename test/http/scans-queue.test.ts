@@ -4,6 +4,7 @@
  * real API, and BullMQ workers in this process with stub scanners: the point is the queue, not the page.
  */
 import { connect } from 'node:net';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
@@ -132,6 +133,28 @@ describe('GET /api/scans/:id', () => {
     expect(final).toMatchObject({ status: 'completed', attempts: 2 });
     expect(final.startedAt).not.toBeNull();
     expect(final.finishedAt).not.toBeNull();
+  });
+
+  it('gives a scan that failed without a final record the code its failure carries (STALLED, or the CODE: of its reason)', async () => {
+    const svc = await api({ SCAN_ATTEMPTS: '1' });
+    const { keys } = svc.service;
+    // A bare BullMQ worker stores no record, as a worker that died storing it or the stall check would leave it.
+    const reasons = ['job stalled more than allowable limit', 'HTTP_CLIENT_ERROR: https://example.test/ answered 404'];
+    const connection = workerConnection(redis.url);
+    closers.push(async () => connection.disconnect());
+    let n = 0;
+    const bare = new Worker(keys.queueName, async () => {
+      throw new Error(reasons[n++]);
+    }, { connection, prefix: keys.bullPrefix, concurrency: 1 });
+    closers.push(() => bare.close());
+    const views = [];
+    for (const name of ['stalled', 'gone']) {
+      const res = await svc.post('/api/scans', { url: target(name) });
+      expect(res.status, res.body).toBe(202);
+      views.push(await svc.finished(res.json.id as string));
+    }
+    expect(views[0]).toMatchObject({ status: 'failed', error: { code: 'STALLED', retryable: true } });
+    expect(views[1]).toMatchObject({ status: 'failed', error: { code: 'HTTP_CLIENT_ERROR', message: 'https://example.test/ answered 404', retryable: false } });
   });
 });
 
