@@ -91,6 +91,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // refuses connections does: the API answers 503 within a second, not after command timeouts.
     gate = gateRedis(redis, {
       probe: gateProbe,
+      deadlineMs: config.REDIS_PING_TIMEOUT,
       onChange: (open, reason) =>
         open
           ? logger.info({ event: 'redis.answering' }, `Redis answers again (${reason} before)`)

@@ -146,6 +146,8 @@ export const envSchema = z.object({
   /** `wcagai worker`: serve /health/live, /health/ready and /health on this port (HOST) when set; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  /** How long the API's Redis gate waits for a PING before it takes Redis for hung and fails its commands at once. */
+  REDIS_PING_TIMEOUT: timerDuration('1500ms').refine((ms) => ms >= 100, 'expected at least 100ms'),
   /** Sentinel mode: the sentinels to ask for the master of REDIS_SENTINEL_NAME (REDIS_URL then gives only credentials, db and TLS). */
   REDIS_SENTINELS: hostPorts,
   REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),

@@ -6,7 +6,7 @@ import type { RedisClient } from './redis.js';
 export interface RedisGateOptions {
   /** Milliseconds between PINGs (default 250). One PING is out at a time. */
   intervalMs?: number;
-  /** A PING without an answer after this many milliseconds shuts the gate (default 500). */
+  /** A PING without an answer after this many milliseconds shuts the gate (default 1500). */
   deadlineMs?: number;
   /** Told when the gate shuts (`open` false, with the reason) and when it opens again. */
   onChange?: (open: boolean, reason: string) => void;
@@ -50,7 +50,7 @@ const TIMED_OUT = 'Command timed out';
  */
 export function gateRedis(redis: RedisClient, options: RedisGateOptions = {}): RedisGate {
   const intervalMs = options.intervalMs ?? 250;
-  const deadlineMs = options.deadlineMs ?? 500;
+  const deadlineMs = options.deadlineMs ?? 1_500;
   const client = redis as unknown as { sendCommand: Send };
   const send: Send = client.sendCommand.bind(redis);
   // Commands sent and not answered yet: rejected together when the gate shuts.
@@ -123,7 +123,20 @@ export function gateRedis(redis: RedisClient, options: RedisGateOptions = {}): R
     let answered = false;
     // One turn for I/O after the timer: after a stall of this process the reply that came in
     // meanwhile is read before the PING is judged unanswered.
-    const deadline = setTimeout(() => setImmediate(() => answered || shut(`no answer to PING within ${deadlineMs} ms`)), deadlineMs);
+    // A timer that fires late means this process was stalled (a long GC, a starved CPU): the PING
+    // is judged again one deadline later rather than Redis blamed for our own delay.
+    const judge = (armedAt: number) => {
+      if (answered || closed) return;
+      if (performance.now() - armedAt > deadlineMs * 1.5) {
+        const rearmedAt = performance.now();
+        const again = setTimeout(() => setImmediate(() => judge(rearmedAt)), deadlineMs);
+        again.unref();
+        return;
+      }
+      shut(`no answer to PING within ${deadlineMs} ms`);
+    };
+    const armedAt = performance.now();
+    const deadline = setTimeout(() => setImmediate(() => judge(armedAt)), deadlineMs);
     deadline.unref();
     ping().then(
       () => {
