@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /** What /health/detailed says at one moment (fields absent from the answer are null). */
 export interface HealthSample {
   /** ms since the monitor started. */
@@ -145,15 +147,8 @@ export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>,
     }
     // An interrupted run does not wait for recovery: one reading, for the breakers and the DLQ.
     if (elapsed() >= deadlineMs || options.signal?.aborted) break;
-    await new Promise<void>((r) => {
-      const done = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', done);
-        r();
-      };
-      const timer = setTimeout(done, intervalMs);
-      options.signal?.addEventListener('abort', done, { once: true });
-    });
+    // Cut short by the signal (its AbortError is the wake-up, not a failure).
+    await sleep(intervalMs, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
     if (options.signal?.aborted) break;
   }
   return { drainedMs, healthyMs, deadlineMs, last };
