@@ -94,6 +94,9 @@ describe('loadConfig', () => {
     expect(maskedConfig(loadConfig({ REDIS_URL: 'redis://:p@ssw0rd@redis.internal:6379/0' })).REDIS_URL).toBe('redis://***@redis.internal:6379/0');
     expect(maskedConfig(loadConfig({ REDIS_URL: 'redis://redis.internal:6379/0?password=s3cret' })).REDIS_URL).toBe('redis://redis.internal:6379/0?password=***');
     expect(JSON.stringify(maskedConfig(loadConfig({ WCAGAI_URL: 'https://ops:hunter2@wcagai.internal/' })))).not.toContain('hunter2');
+    // The names log lines mask are masked here too (one set of rules), the rest of the URL kept as written.
+    const signed = maskedConfig(loadConfig({ PAGERDUTY_EVENTS_URL: 'https://events.example/enqueue?sig=abc123&channel=ops', AI_BASE_URL: 'https://ai.example/v1#access_token=tok-9' }));
+    expect(signed).toMatchObject({ PAGERDUTY_EVENTS_URL: 'https://events.example/enqueue?sig=***&channel=ops', AI_BASE_URL: 'https://ai.example/v1#access_token=***' });
   });
 
   it('refuses a deadline or interval longer than a timer can wait, and takes 24d', () => {
