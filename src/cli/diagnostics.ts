@@ -1,18 +1,8 @@
-import { type Command, CommanderError, Option } from 'commander';
+import { type Command, Option } from 'commander';
+import { collect, nonNegativeInt, positiveInt } from './parsers.js';
 
 type SetExit = (code: 0 | 1 | 2 | 99) => void;
 
-const positiveInt = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CommanderError(1, 'wcagai.usage', `${name} must be a positive integer, got "${value}"`);
-  return n;
-};
-const nonNegativeInt = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(1, 'wcagai.usage', `${name} must be an integer >= 0, got "${value}"`);
-  return n;
-};
-const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 /** `wcagai stress` and `wcagai leak`: their modules load only when they run. */
 export function registerDiagnosticsCommands(program: Command, setExit: SetExit): void {

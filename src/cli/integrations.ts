@@ -1,13 +1,7 @@
-import { type Command, CommanderError, Option } from 'commander';
+import { type Command, Option } from 'commander';
+import { intFrom, repeat } from './parsers.js';
 
 type SetExit = (code: 0 | 1) => void;
-
-const repeat = (value: string, previous: string[] = []) => [...previous, value.trim()];
-const limit = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000) throw new CommanderError(1, 'wcagai.usage', `--limit must be an integer from 1 to 1000, got "${value}"`);
-  return n;
-};
 
 function server(command: Command): Command {
   return command
@@ -83,7 +77,7 @@ export function registerIntegrationCommands(program: Command, setExit: SetExit):
     .requiredOption('--query <keywords>', 'keywords describing the companies (comma-separated)')
     .option('--industry <name>', 'an industry (repeatable)', repeat)
     .option('--location <place>', 'a headquarters location such as "Berlin, Germany" (repeatable)', repeat)
-    .option('--limit <n>', 'at most this many companies (1-1000)', limit, 25)
+    .option('--limit <n>', 'at most this many companies (1-1000)', intFrom('--limit', 1, 1_000), 25)
     .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
     .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))
     .option('--url <url>', 'queue through this server (default WCAGAI_URL; without either, straight into Redis at REDIS_URL)')

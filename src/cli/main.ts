@@ -4,23 +4,11 @@ import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
+import { collect, portNumber, positiveInt, viewportSize } from './parsers.js';
 
 import type { ExitCode } from '../commands/exit-codes.js';
 
 export type { ExitCode };
-
-const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-const positiveInt = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CommanderError(1, 'wcagai.usage', `${name} must be a positive integer, got "${value}"`);
-  return n;
-};
-
-const portNumber = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(1, 'wcagai.usage', `--port must be 0-65535, got "${value}"`);
-  return n;
-};
 
 /**
  * Builds the program. Command modules are imported only when their command runs, so
@@ -49,6 +37,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', collect)
     .option('--include <selector>', 'limit the scan to this CSS selector (repeatable)', collect)
     .option('--exclude <selector>', 'leave out this CSS selector (repeatable)', collect)
+    .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)
     .addOption(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv']))
     .option('-o, --output <file>', 'write the report to a file instead of stdout')
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))

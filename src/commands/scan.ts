@@ -28,6 +28,7 @@ interface ScanFlags {
   disableRules?: string[];
   include?: string[];
   exclude?: string[];
+  viewport?: { width: number; height: number };
   format?: ReportFormat;
   output?: string;
   failOn: Impact;
@@ -95,6 +96,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     ...(flags.disableRules ? { disableRules: flags.disableRules } : {}),
     ...(flags.include ? { include: flags.include } : {}),
     ...(flags.exclude ? { exclude: flags.exclude } : {}),
+    ...(flags.viewport ? { viewport: flags.viewport } : {}),
   };
   validateScanOptions(options);
   const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;

@@ -19,6 +19,9 @@ export interface ScanOptions {
   viewport?: { width: number; height: number };
 }
 
+/** Viewport sizes a scan accepts, in CSS pixels, for width and height alike. */
+export const VIEWPORT_SIZE = Object.freeze({ min: 200, max: 7_680 });
+
 export const DEFAULT_SCAN_OPTIONS: ScanOptions = Object.freeze({
   wcagLevel: 'AA',
   wcagVersion: '2.2',

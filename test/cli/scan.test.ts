@@ -29,6 +29,8 @@ beforeAll(async () => {
     // aria-deprecated-role is the only finding, and axe rates it minor.
     .html('/minor.html', page('<h1>Minor</h1><div id="dir" role="directory"><p>Index</p></div>'))
     .html('/missing.html', page('<h1>Not found</h1>'), { status: 404 })
+    // An unnamed button shown only on narrow screens (a phone menu): found at 375 px, not at the default width.
+    .html('/responsive.html', page(`<style>#menu{display:none}@media (max-width:600px){#menu{display:block}}</style><h1>Responsive</h1>${BUTTON.replace('id="go"', 'id="menu"')}`))
     .body(
       '/sitemap.xml',
       'application/xml',
@@ -128,6 +130,8 @@ describe('wcagai without a browser', () => {
     ['a --header without a colon', ['scan', '--header', 'X-Token s3cret', 'URL'], /^wcagai: --header expects "Name: value", got "X-Token s3cret"$/],
     ['a --header value with a line break', ['scan', '--header', 'X-Token: a\r\nX-Other: b', 'URL'], /^wcagai: --header X-Token: the value may hold only printable characters/],
     ['a --header the browser sets', ['scan', '--header', 'Host: example.com', 'URL'], /^wcagai: --header Host: set by the browser, cannot be given$/],
+    ['a --viewport that is not WIDTHxHEIGHT', ['scan', '--viewport', '375', 'URL'], /^wcagai: --viewport expects WIDTHxHEIGHT with each from 200 to 7680, e\.g\. 375x667, got "375"$/],
+    ['a --viewport too small', ['scan', '--viewport', '100x667', 'URL'], /^wcagai: --viewport expects WIDTHxHEIGHT/],
     // Refused before the scan, not after it with the report lost.
     ['an --output in a directory that does not exist', ['scan', '--output', '/nonexistent-dir/report.json', 'URL'], /^wcagai: --output \/nonexistent-dir\/report\.json: no directory \/nonexistent-dir to write it in$/],
     ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
@@ -200,6 +204,18 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
         nodes: [{ target: ['#logo'], html: expect.stringContaining('<img'), failureSummary: str, fingerprint: expect.stringMatching(/^[0-9a-f]{24}$/) }],
       }),
     ]);
+  });
+
+  it('--viewport scans at that window size: a control shown only on narrow screens is checked', async ({ expect }) => {
+    const wide = await runCli(['scan', '--format', 'json', server.url('/responsive.html')]);
+    expect(wide.code, wide.stderr).toBe(0);
+    const narrow = await runCli(['scan', '--format', 'json', '--viewport', '375x667', server.url('/responsive.html')]);
+    expect(narrow.code, narrow.stderr).toBe(2);
+    const report = parseReport(narrow);
+    expect(report.options.viewport).toEqual({ width: 375, height: 667 });
+    const [result] = report.pages;
+    expect(result!.violations.map((v) => v.id)).toEqual(['button-name']);
+    expect(result!.violations[0]!.nodes[0]!.target).toEqual(['#menu']);
   });
 
   it('--fail-on critical exits 0 on a page with only a minor violation', async ({ expect }) => {

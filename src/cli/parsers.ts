@@ -1,0 +1,48 @@
+import { CommanderError } from 'commander';
+import { VIEWPORT_SIZE } from '../domain/scan.js';
+
+/** Flag value parsers shared by the commands: a bad value is one usage line and exit 1. */
+
+const usage = (message: string): never => {
+  throw new CommanderError(1, 'wcagai.usage', message);
+};
+
+/** A comma-separated list, repeatable: `--rules a,b --rules c` is `[a, b, c]`. */
+export const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** A repeatable flag whose values are kept whole (they may hold commas). */
+export const repeat = (value: string, previous: string[] = []) => [...previous, value.trim()];
+
+export const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) usage(`${name} must be a positive integer, got "${value}"`);
+  return n;
+};
+
+export const nonNegativeInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) usage(`${name} must be an integer >= 0, got "${value}"`);
+  return n;
+};
+
+export const intFrom = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) usage(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+};
+
+export const portNumber = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) usage(`--port must be 0-65535, got "${value}"`);
+  return n;
+};
+
+/** `WIDTHxHEIGHT` in CSS pixels (`375x667`), each within the sizes the API accepts. */
+export const viewportSize = (value: string) => {
+  const match = /^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$/.exec(value);
+  const width = Number(match?.[1]);
+  const height = Number(match?.[2]);
+  const { min, max } = VIEWPORT_SIZE;
+  if (!match || width < min || width > max || height < min || height > max) usage(`--viewport expects WIDTHxHEIGHT with each from ${min} to ${max}, e.g. 375x667, got "${value}"`);
+  return { width, height };
+};
