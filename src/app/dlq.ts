@@ -18,8 +18,8 @@ import { describeRedisTarget, producerConnection, redisTargetOf, workerConnectio
 import { ResultStore } from '../queue/store.js';
 import { loadDotEnv } from '../config/dotenv.js';
 
-/** The DLQ over a service's queue: operations, and whether a replay job is still queued or running. */
-export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer): DeadLetterQueue {
+/** The DLQ over a service's queue: operations, and whether a replay job is still queued or running, or completed. */
+export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer, results: ResultStore): DeadLetterQueue {
   return new DeadLetterQueue({
     store: new DlqStore(redis, keys),
     submit: (url, options, ctx) => producer.submit(url, options, ctx),
@@ -29,6 +29,9 @@ export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, 
       const state = await job.getState();
       return state !== 'failed' && state !== 'completed' && state !== 'unknown';
     },
+    // The stored record first: it outlives the completed job (removed after an hour), and a worker
+    // killed after storing it completes the job without scanning again.
+    isCompleted: async (jobId) => (await results.get(jobId))?.status === 'completed' || (await queue.getJobState(jobId)) === 'completed',
   });
 }
 
@@ -61,7 +64,7 @@ export interface DlqRuntime {
 /** Starts capture (every process), the retention scheduler (its worker where scans run) and builds the routes. */
 export async function startDlqRuntime(config: Config, logger: Logger, options: DlqRuntimeOptions): Promise<DlqRuntime> {
   const { redis, queue, keys } = options;
-  const dlq = deadLetterQueueOf(redis, queue, keys, options.producer);
+  const dlq = deadLetterQueueOf(redis, queue, keys, options.producer, options.store);
   const target = redisTargetOf(config);
   const captureConnection = workerConnection(target);
   captureConnection.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'DLQ capture redis error'));
@@ -142,14 +145,15 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   }
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);
-  const producer = new ScanProducer(queue, redis, keys, new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL), {
+  const results = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
+  const producer = new ScanProducer(queue, redis, keys, results, {
     attempts: config.SCAN_ATTEMPTS,
     backoffMs: config.SCAN_BACKOFF,
     maxQueueDepth: config.MAX_QUEUE_DEPTH,
     inflightTtlMs: 3_600_000,
   });
   return {
-    dlq: deadLetterQueueOf(redis, queue, keys, producer),
+    dlq: deadLetterQueueOf(redis, queue, keys, producer, results),
     async close() {
       await queue.close().catch(() => undefined);
       await redis.quit().catch(() => redis.disconnect());

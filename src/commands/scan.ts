@@ -6,7 +6,7 @@ import { applyBaseline, gateCount, loadBaseline } from '../reporters/baseline.js
 import { formatOfFile, render, type ReportFormat } from '../reporters/index.js';
 import { scanBatch } from '../scanner/batch.js';
 import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
-import { dedupeUrls, fetchSitemap, readUrlsFile } from '../scanner/inputs.js';
+import { dedupeUrls, fetchSitemap, readUrlsFile, type SkippedSitemap } from '../scanner/inputs.js';
 import { policyFetch } from '../scanner/policy-fetch.js';
 import type { TargetPolicy } from '../scanner/types.js';
 import { loadDotEnv } from '../config/dotenv.js';
@@ -65,7 +65,9 @@ async function collectUrls(args: string[], flags: ScanFlags, policy: TargetPolic
   const urls = args.map((u) => parseTargetUrl(u).href);
   if (flags.urlsFile) urls.push(...(await readUrlsFile(flags.urlsFile)));
   // With private targets refused, the sitemap and every document it leads to are held to the same policy as the pages.
-  if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, { ...(flags.limit ? { limit: flags.limit } : {}), ...(policy.allowPrivate ? {} : { fetchImpl: policyFetch(policy) }) })));
+  // A child sitemap of an index that cannot be read is left out, said on stderr (the others are scanned).
+  const onSkip = (skipped: SkippedSitemap) => process.stderr.write(`wcagai: skipped ${skipped.message}\n`);
+  if (flags.sitemap) urls.push(...(await fetchSitemap(flags.sitemap, { onSkip, ...(flags.limit ? { limit: flags.limit } : {}), ...(policy.allowPrivate ? {} : { fetchImpl: policyFetch(policy) }) })));
   const unique = dedupeUrls(urls);
   if (unique.length === 0) throw new WcagaiError('USAGE', 'no URL to scan: give URLs, --urls-file FILE or --sitemap URL');
   return unique;

@@ -38,7 +38,8 @@ export interface ViolationNode {
   baseline?: BaselineStatus;
 }
 
-export type BaselineStatus = 'new' | 'persisting' | 'fixed';
+/** `not-comparable`: the baseline has no usable result for it (its page failed there, or its rule did not run). */
+export type BaselineStatus = 'new' | 'persisting' | 'fixed' | 'not-comparable';
 
 export interface Violation {
   id: string;
@@ -111,8 +112,8 @@ export interface ReportSummary {
   violations: number;
   nodes: number;
   byImpact: Record<Impact, number>;
-  /** Present when compared with a baseline: node counts by status. */
-  baseline?: { new: number; persisting: number; fixed: number };
+  /** Present when compared with a baseline: node counts by status (`notComparable` only when some are). */
+  baseline?: { new: number; persisting: number; fixed: number; notComparable?: number };
 }
 
 export interface Report {

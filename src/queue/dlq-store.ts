@@ -83,7 +83,8 @@ return out
  * failure is at or before the cutoff, from offset ARGV[6], leaving those being retried (their
  * replay is running: its failure returns to the entry). KEYS: time index, code/host/day counts.
  * ARGV: entry prefix, code index prefix, host index prefix, cutoff ('' = by id), batch size, ids...
- * or offset. Returns the number removed, the number looked at and the number left being retried.
+ * or offset. Returns the number removed, the number looked at, the number left being retried,
+then the ids of those left.
  */
 const DELETE_SCRIPT = `${UNINDEX}
 local ids = {}
@@ -94,11 +95,11 @@ else
   for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local n = 0
-local kept = 0
+local kept = {}
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
   if byAge and redis.call('HGET', key, 'status') == 'retrying' then
-    kept = kept + 1
+    kept[#kept + 1] = id
   elseif unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3]) then
     redis.call('DEL', key)
     n = n + 1
@@ -106,7 +107,9 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-return {n, #ids, kept}
+local out = {n, #ids, #kept}
+for _, id in ipairs(kept) do out[#out + 1] = id end
+return out
 `;
 
 /** How long a captured job id is remembered: longer than BullMQ keeps failed jobs (7 days). */
@@ -130,7 +133,7 @@ export interface StoredEntry {
 
 type Scripted = {
   wcagaiDlqWrite(...args: Array<string | number>): Promise<string[]>;
-  wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number, number]>;
+  wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number, number, ...string[]]>;
 };
 
 /** UTC day of an ISO time: the byDay counter. */
@@ -240,16 +243,19 @@ export class DlqStore {
     return n;
   }
 
-  /** Removes every entry whose last failure is at or before `cutoffMs` and that is not being retried, in batches. */
-  async removeOlderThan(cutoffMs: number): Promise<number> {
+  /**
+   * Removes every entry whose last failure is at or before `cutoffMs` and that is not being
+   * retried, in batches; resolves to the number removed and the ids of those left being retried.
+   */
+  async removeOlderThan(cutoffMs: number): Promise<{ removed: number; retrying: string[] }> {
     let removed = 0;
     // Entries left in place (being retried) stay at the front of the range: the next batch starts after them.
-    let kept = 0;
+    const retrying: string[] = [];
     for (;;) {
-      const [n, seen, left] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), Math.floor(cutoffMs), PURGE_BATCH, kept);
+      const [n, seen, , ...left] = await this.r.wcagaiDlqDelete(...this.deleteKeys(), Math.floor(cutoffMs), PURGE_BATCH, retrying.length);
       removed += n;
-      kept += left;
-      if (seen < PURGE_BATCH) return removed;
+      retrying.push(...left);
+      if (seen < PURGE_BATCH) return { removed, retrying };
     }
   }
 

@@ -13,11 +13,21 @@ import { rethrowAsUnavailable, toRedisError } from './redis.js';
 export type ReplaySubmit = (url: string, options: ScanOptions, ctx: SubmitContext) => Promise<{ id: string }>;
 /** Whether a replay job is queued or running (a pending retry whose job is neither may be claimed again). */
 export type ReplayLiveness = (jobId: string) => Promise<boolean>;
+/**
+ * Whether a replay job completed (its scan's result is stored as completed). The worker removes
+ * the entry when its replay completes; this tells the DLQ so when that update never landed.
+ */
+export type ReplayCompletion = (jobId: string) => Promise<boolean>;
 
 export interface DeadLetterQueueOptions {
   store: DlqStore;
   submit: ReplaySubmit;
   isLive: ReplayLiveness;
+  /**
+   * Without it a replay whose completion could not be recorded (Redis did not answer the worker
+   * then) leaves its entry retrying until retried again after staleClaimMs.
+   */
+  isCompleted?: ReplayCompletion;
   /**
    * A pending retry whose job is not queued or running may be claimed again this long after its
    * claim (its process died before queueing it, or the job vanished); within it, the claim's job
@@ -32,8 +42,9 @@ export interface DeadLetterQueueOptions {
 const DEFAULT_LIMIT = 50;
 export const MAX_LIST_LIMIT = 1_000;
 
-function notFound(id: string): WcagaiError {
-  return new WcagaiError('NOT_FOUND', `no DLQ entry with id ${id}`, { details: { id } });
+function notFound(id: string, replayed?: string): WcagaiError {
+  const message = replayed ? `no DLQ entry with id ${id}: its replay, scan ${replayed}, completed` : `no DLQ entry with id ${id}`;
+  return new WcagaiError('NOT_FOUND', message, { details: { id, ...(replayed ? { jobId: replayed } : {}) } });
 }
 
 /**
@@ -51,13 +62,39 @@ export class DeadLetterQueue implements DlqOperations {
 
   async list(query: DlqListQuery = {}): Promise<DlqPage> {
     const limit = Math.min(Math.max(1, Math.floor(query.limit ?? DEFAULT_LIMIT)), MAX_LIST_LIMIT);
-    return this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: hostFilterOf(query.host) } : {}) }).catch(rethrowAsUnavailable);
+    const page = await this.store.list({ limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.code ? { code: query.code } : {}), ...(query.host ? { host: hostFilterOf(query.host) } : {}) }).catch(rethrowAsUnavailable);
+    // An entry whose replay completed leaves as it is read; the cursor stays valid (it resumes by score).
+    const settled = await Promise.all(page.entries.map((e) => this.settled(e).then((s) => s.entry)));
+    return { ...page, entries: settled.filter((e): e is DlqEntry => e !== null) };
   }
 
   async get(id: string): Promise<DlqEntry> {
     const found = DLQ_ID.test(id) ? await this.store.read(id).catch(rethrowAsUnavailable) : null;
     if (!found) throw notFound(id);
-    return found.entry;
+    const { entry, completedAs } = await this.settled(found.entry);
+    if (!entry) throw notFound(id, completedAs);
+    return entry;
+  }
+
+  /**
+   * The entry as it stands once a completed replay is accounted for: a retrying entry whose
+   * pending replay completed (the worker's update removing it never landed) is removed now.
+   * Checking is best effort: when it cannot tell, the entry is shown as it is.
+   */
+  private async settled(entry: DlqEntry): Promise<{ entry: DlqEntry | null; completedAs?: string }> {
+    const isCompleted = this.options.isCompleted;
+    if (entry.status !== 'retrying' || !isCompleted) return { entry };
+    for (const r of entry.retries) {
+      if (r.outcome !== 'pending' || !r.jobId || !(await isCompleted(r.jobId).catch(() => false))) continue;
+      const jobId = r.jobId;
+      // Only while that replay is still the pending one: a newer state (its failure recorded,
+      // a delete) stands.
+      const { entry: after } = await this.store
+        .update(entry.id, (e) => (e.retries.some((x) => x.jobId === jobId && x.outcome === 'pending') ? null : undefined))
+        .catch(rethrowAsUnavailable);
+      return after ? { entry: after } : { entry: null, completedAs: jobId };
+    }
+    return { entry };
   }
 
   stats(): Promise<DlqStats> {
@@ -80,6 +117,7 @@ export class DeadLetterQueue implements DlqOperations {
    * claim, before queueing: whatever happens after, the claim names the job it may have queued.
    */
   async retry(id: string): Promise<DlqRetryResult> {
+    // A retrying entry whose replay completed leaves here (NOT_FOUND): it is not replayed again.
     const current = await this.get(id);
     const stale = current.status === 'retrying' ? await this.stalePending(current) : null;
     const claimAt = new Date(this.now()).toISOString();
@@ -176,6 +214,13 @@ export class DeadLetterQueue implements DlqOperations {
   /** Removes entries whose last failure is older than `olderThanMs`. */
   async purge(options: { olderThanMs: number }): Promise<{ removed: number }> {
     if (!Number.isFinite(options.olderThanMs) || options.olderThanMs < 0) throw new WcagaiError('USAGE', 'olderThan must be a duration of 0 or more');
-    return { removed: await this.store.removeOlderThan(this.now() - options.olderThanMs).catch(rethrowAsUnavailable) };
+    const { removed, retrying } = await this.store.removeOlderThan(this.now() - options.olderThanMs).catch(rethrowAsUnavailable);
+    // Entries being retried stay for their replay's outcome, unless it already completed.
+    let settled = 0;
+    for (const id of this.options.isCompleted ? retrying : []) {
+      const stored = await this.store.read(id).catch(rethrowAsUnavailable);
+      if (stored && (await this.settled(stored.entry)).entry === null) settled++;
+    }
+    return { removed: removed + settled };
   }
 }

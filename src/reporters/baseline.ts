@@ -1,12 +1,17 @@
 import { z } from 'zod';
-import type { Impact, PageResult, Report } from '../domain/scan.js';
+import type { BaselineStatus, Impact, PageResult, Report } from '../domain/scan.js';
 import { impactAtLeast } from '../domain/wcag.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { summarize } from './summary.js';
 
 type Fixed = NonNullable<PageResult['fixed']>[number];
 
-/** Marks each node `new` or `persisting` against the baseline and lists baseline findings now gone. */
+/**
+ * Marks each node `new` or `persisting` against the baseline and lists baseline findings now gone.
+ * A node the baseline cannot speak for is `not-comparable`: its page failed in the baseline, or
+ * its rule did not run there (when the baseline lists the rules that ran). A page missing from the
+ * baseline is compared (its findings are new: the page is).
+ */
 export function applyBaseline(report: Report, baseline: Report): Report {
   const baselinePages = new Map<string, PageResult>();
   for (const page of baseline.pages) {
@@ -14,16 +19,23 @@ export function applyBaseline(report: Report, baseline: Report): Report {
   }
   const pages = report.pages.map((page): PageResult => {
     const before = baselinePages.get(page.url);
+    const usable = before?.status !== 'error';
+    // Older reports may lack the manifest: then every rule counts as having run.
+    const ranBefore = Array.isArray(before?.rules?.ran) ? new Set(before.rules.ran) : null;
     const known = new Set<string>();
     for (const v of before?.violations ?? []) for (const n of v.nodes) known.add(n.fingerprint);
     const seen = new Set<string>();
-    const violations = page.violations.map((v) => ({
-      ...v,
-      nodes: v.nodes.map((n) => {
-        seen.add(n.fingerprint);
-        return { ...n, baseline: known.has(n.fingerprint) ? ('persisting' as const) : ('new' as const) };
-      }),
-    }));
+    const violations = page.violations.map((v) => {
+      const comparable = !before || (usable && (!ranBefore || ranBefore.has(v.id)));
+      return {
+        ...v,
+        nodes: v.nodes.map((n) => {
+          seen.add(n.fingerprint);
+          const status: BaselineStatus = known.has(n.fingerprint) ? 'persisting' : comparable ? 'new' : 'not-comparable';
+          return { ...n, baseline: status };
+        }),
+      };
+    });
     const fixed: Fixed[] = [];
     // A page that failed to scan now says nothing about the baseline's findings: none are "fixed".
     // Nor does a rule that did not run this time (--rules, --disable-rules, another level).
@@ -99,7 +111,10 @@ function formatPath(path: readonly PropertyKey[]): string {
     .join('');
 }
 
-/** Nodes at or above `failOn` that should fail the run (only new ones once a baseline is applied). */
+/**
+ * Nodes at or above `failOn` that should fail the run: once a baseline is applied, new ones and
+ * those the baseline could not compare (nothing says they were there before: fail closed).
+ */
 export function gateCount(report: Report, failOn: Impact, baselineApplied: boolean): number {
   let count = 0;
   for (const page of report.pages) {
@@ -107,7 +122,7 @@ export function gateCount(report: Report, failOn: Impact, baselineApplied: boole
       if (!impactAtLeast(v.impact, failOn)) continue;
       for (const node of v.nodes) {
         // A node with no status under a baseline was never classified: fail closed and count it.
-        if (!baselineApplied || node.baseline === 'new' || node.baseline === undefined) count++;
+        if (!baselineApplied || node.baseline === 'new' || node.baseline === 'not-comparable' || node.baseline === undefined) count++;
       }
     }
   }

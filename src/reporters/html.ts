@@ -49,6 +49,7 @@ function renderSummary(s: ReportSummary): string {
       ['Persisting from baseline', s.baseline.persisting],
       ['Fixed since baseline', s.baseline.fixed],
     );
+    if (s.baseline.notComparable) rows.push(['Not comparable (page failed or rule not run in the baseline)', s.baseline.notComparable]);
   }
   const body = rows.map(([k, v]) => `<tr><th scope="row">${esc(k)}</th><td>${v}</td></tr>`).join('\n');
   return `<section aria-labelledby="summary-heading">
@@ -184,4 +185,5 @@ a:focus-visible { outline: 3px solid #1a1a1a; outline-offset: 2px; }
 .error strong { color: #ffffff; padding: 0 0.25rem; }
 .baseline-new { background: #8b0000; }
 .baseline-persisting { background: #4a4a4a; }
+.baseline-not-comparable { background: #7a5200; }
 `;

@@ -49,7 +49,7 @@ function renderViolation(v: Violation, paint: Paint): string[] {
   const sc = v.wcag.length > 0 ? `  [WCAG ${v.wcag.join(', ')}]` : '';
   const lines = [`  ${paint(IMPACT_STYLE[impact], impact.padEnd(8))} ${clean(v.id)}: ${clean(v.help)}${clean(sc)}`];
   for (const node of v.nodes.slice(0, MAX_TARGETS)) {
-    const status = node.baseline ? ` ${paint(node.baseline === 'new' ? '1' : '2', `(${node.baseline})`)}` : '';
+    const status = node.baseline ? ` ${paint(node.baseline === 'persisting' ? '2' : '1', `(${node.baseline === 'not-comparable' ? 'not comparable' : node.baseline})`)}` : '';
     lines.push(`      ${clean(targetText(node.target))}${status}`);
   }
   if (v.nodes.length > MAX_TARGETS) lines.push(`      … and ${v.nodes.length - MAX_TARGETS} more`);
@@ -66,7 +66,10 @@ function summaryLine(s: ReportSummary, paint: Paint): string {
     plural(s.violations, 'violation'),
     `${plural(s.nodes, 'element')} (${impacts})`,
   ];
-  if (s.baseline) parts.push(`baseline: ${s.baseline.new} new, ${s.baseline.persisting} persisting, ${s.baseline.fixed} fixed`);
+  if (s.baseline) {
+    const unknown = s.baseline.notComparable ? `, ${s.baseline.notComparable} not comparable (page failed or rule not run in the baseline)` : '';
+    parts.push(`baseline: ${s.baseline.new} new, ${s.baseline.persisting} persisting, ${s.baseline.fixed} fixed${unknown}`);
+  }
   return paint('1', parts.join(' · '));
 }
 

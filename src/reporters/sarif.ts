@@ -49,6 +49,7 @@ export function renderSarif(report: Report): string {
         };
         if (node.baseline === 'new') result.baselineState = 'new';
         else if (node.baseline === 'persisting') result.baselineState = 'unchanged';
+        // not-comparable has no SARIF state: left without one, as a result never compared.
         results.push(result);
       }
     }

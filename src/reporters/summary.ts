@@ -5,6 +5,7 @@ export function summarize(pages: PageResult[]): ReportSummary {
   const byImpact: Record<Impact, number> = { minor: 0, moderate: 0, serious: 0, critical: 0 };
   const baseline = { new: 0, persisting: 0, fixed: 0 };
   let compared = false;
+  let notComparable = 0;
   let violations = 0;
   let nodes = 0;
   for (const page of pages) {
@@ -22,6 +23,7 @@ export function summarize(pages: PageResult[]): ReportSummary {
         compared = true;
         if (node.baseline === 'new') baseline.new++;
         else if (node.baseline === 'persisting') baseline.persisting++;
+        else if (node.baseline === 'not-comparable') notComparable++;
       }
     }
   }
@@ -32,7 +34,7 @@ export function summarize(pages: PageResult[]): ReportSummary {
     nodes,
     byImpact,
   };
-  if (compared) summary.baseline = baseline;
+  if (compared) summary.baseline = notComparable > 0 ? { ...baseline, notComparable } : baseline;
   return summary;
 }
 

@@ -60,6 +60,17 @@ export interface FetchSitemapOptions {
   /** Sitemap documents fetched at most (the index and its children); default 1,000. */
   maxDocuments?: number;
   fetchImpl?: typeof fetch;
+  /**
+   * Told of each child sitemap of an index that could not be read and was skipped, once the walk
+   * succeeded (when it fails, its error names them instead).
+   */
+  onSkip?: (skipped: SkippedSitemap) => void;
+}
+
+/** A child sitemap left out of the walk: its URL and why (the error's message, naming it). */
+export interface SkippedSitemap {
+  sitemap: string;
+  message: string;
 }
 
 // The sitemap protocol caps a sitemap at 50 MB uncompressed; anything larger is hostile or broken
@@ -68,11 +79,16 @@ const MAX_SITEMAP_BYTES = 50 * 1024 * 1024;
 // The protocol forbids nested indexes; following a few levels tolerates sloppy generators without
 // letting a loop of indexes run forever.
 const MAX_INDEX_DEPTH = 3;
+// Failures quoted in the error of an index none of whose children could be read.
+const MAX_QUOTED_FAILURES = 5;
 
 /**
  * Collects page URLs from a sitemap or sitemap index (followed up to depth 3), de-duplicated, up
  * to `limit`. The walk is bounded in documents and, with `totalTimeoutMs`, in time: `limit`
  * counts pages only, so an index of thousands of empty children would otherwise be fetched whole.
+ * A child sitemap that cannot be read (HTTP error, not XML, refused by the target policy…) is
+ * skipped and reported through `onSkip`; the walk fails when the root cannot be read, when no
+ * child of an index could be, or at its limits.
  */
 export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}): Promise<string[]> {
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
@@ -82,30 +98,83 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
   const pages: string[] = [];
   const seenPages = new Set<string>();
   const seenSitemaps = new Set<string>();
+  // Why each sitemap that could not be read failed: an index listing it again fails it again.
+  const failures = new Map<string, WcagaiError>();
+  // The walk's own limits end it whole, never as one child's failure.
+  const walkLimits = new Set<unknown>();
+  const walkLimit = (message: string): WcagaiError => {
+    const err = usage(root, message);
+    walkLimits.add(err);
+    return err;
+  };
 
-  const visit = async (sitemapUrl: string, depth: number): Promise<void> => {
-    if (pages.length >= limit || seenSitemaps.has(sitemapUrl)) return;
-    if (seenSitemaps.size >= maxDocuments) throw usage(root, `an index of more than ${maxDocuments} sitemaps; give one of its sitemaps instead`);
+  /** Reads one document; resolves to the children skipped below it. */
+  const visit = async (sitemapUrl: string, depth: number): Promise<SkippedSitemap[]> => {
+    if (pages.length >= limit) return [];
+    const failedBefore = failures.get(sitemapUrl);
+    if (failedBefore) throw failedBefore;
+    if (seenSitemaps.has(sitemapUrl)) return [];
+    if (seenSitemaps.size >= maxDocuments) throw walkLimit(`an index of more than ${maxDocuments} sitemaps; give one of its sitemaps instead`);
     const left = deadline - performance.now();
-    if (left <= 0) throw usage(root, `not read within ${opts.totalTimeoutMs} ms (${seenSitemaps.size} sitemaps read)`);
+    if (left <= 0) throw walkLimit(`not read within ${opts.totalTimeoutMs} ms (${seenSitemaps.size} sitemaps read)`);
     seenSitemaps.add(sitemapUrl);
-    const parsed = await loadSitemap(sitemapUrl, { ...opts, timeoutMs: Math.max(1, Math.min(opts.timeoutMs ?? 30_000, Math.ceil(left))) });
+    let parsed: ParsedSitemap;
+    try {
+      parsed = await loadSitemap(sitemapUrl, { ...opts, timeoutMs: Math.max(1, Math.min(opts.timeoutMs ?? 30_000, Math.ceil(left))) });
+    } catch (err) {
+      if (isWcagaiError(err)) failures.set(sitemapUrl, err);
+      throw err;
+    }
+    const skipped: SkippedSitemap[] = [];
+    const failed: string[] = [];
+    let read = 0;
     for (const loc of parsed.locs) {
-      if (pages.length >= limit) return;
+      if (pages.length >= limit) break;
       const target = validLoc(loc);
       // A loc that is not an http(s) URL is skipped rather than fatal: one bad entry in a
       // generated sitemap of thousands should not stop the scan.
       if (target === undefined) continue;
-      if (parsed.kind === 'sitemapindex') {
-        if (depth < MAX_INDEX_DEPTH) await visit(target, depth + 1);
-      } else if (!seenPages.has(target)) {
-        seenPages.add(target);
-        pages.push(target);
+      if (parsed.kind === 'urlset') {
+        if (!seenPages.has(target)) {
+          seenPages.add(target);
+          pages.push(target);
+        }
+        continue;
+      }
+      if (depth >= MAX_INDEX_DEPTH) continue;
+      try {
+        skipped.push(...(await visit(target, depth + 1)));
+        read++;
+      } catch (err) {
+        // Caller cancellation and the walk's limits end the walk; so does a child cut short by the
+        // walk's deadline (the next one could not be read either).
+        if (!isWcagaiError(err) || walkLimits.has(err)) throw err;
+        if (deadline - performance.now() <= 0) throw walkLimit(`not read within ${opts.totalTimeoutMs} ms (${seenSitemaps.size} sitemaps read)`);
+        // Each message names its sitemap (a target refused by the policy is named by host only).
+        const message = err.message.startsWith(`sitemap ${target}:`) ? err.message : `sitemap ${target}: ${err.message}`;
+        failed.push(message);
+        skipped.push({ sitemap: target, message });
       }
     }
+    if (read === 0 && failed.length > 0) {
+      const quoted = failed.slice(0, MAX_QUOTED_FAILURES);
+      if (failed.length > quoted.length) quoted.push(`and ${failed.length - quoted.length} more`);
+      const err = usage(sitemapUrl, `none of its ${failed.length} sitemaps could be read: ${quoted.join('; ')}`);
+      failures.set(sitemapUrl, err);
+      throw err;
+    }
+    return skipped;
   };
 
-  if (limit > 0) await visit(root, 0);
+  if (limit > 0) {
+    const skipped = await visit(root, 0);
+    const told = new Set<string>();
+    for (const s of skipped) {
+      if (told.has(s.sitemap)) continue;
+      told.add(s.sitemap);
+      opts.onSkip?.(s);
+    }
+  }
   return pages;
 }
 

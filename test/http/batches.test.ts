@@ -25,6 +25,7 @@ beforeAll(async () => {
     .body('/bad-sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html'), 'http://169.254.169.254/latest/meta-data/']))
     .body('/not-a-sitemap.xml', 'text/html', page('<h1>Not XML</h1>'))
     .body('/index-to-internal.xml', 'application/xml', sitemapindex([internal.url('/sitemap.xml')]))
+    .body('/index-partly-unreadable.xml', 'application/xml', sitemapindex([internal.url('/sitemap.xml'), fixture.url('/no-such-child.xml'), fixture.url('/sitemap.xml')]))
     .redirect('/redirect-to-internal.xml', internal.url('/sitemap.xml'));
   internal.body('/sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html')]));
   svc = await startTestService({ redisUrl: redis.url, worker: 2, settings: { MAX_BATCH_URLS: '5' } });
@@ -168,6 +169,21 @@ describe('sitemaps under the production target policy', () => {
     expectFieldProblem(await guarded.post('/api/batches', { sitemap: fixture.url('/redirect-to-internal.xml') }), 'sitemap');
     expect(internal.requests.slice(before).map((r) => r.path)).toEqual([]);
     expect(await totalJobs(guarded.service)).toBe(0);
+  });
+
+  it('skips the children of an index it cannot read (refused by the policy, 404), naming them, and queues the pages of the others', async () => {
+    const before = internal.requests.length;
+    const jobs = await totalJobs(guarded.service);
+    const res = await guarded.post('/api/batches', { sitemap: fixture.url('/index-partly-unreadable.xml') });
+    expect(res.status, res.body).toBe(202);
+    expect(res.json.total).toBe(2);
+    expect(res.json.skipped).toEqual([
+      { sitemap: internal.url('/sitemap.xml'), message: expect.stringMatching(/^sitemap http:\/\/127\.0\.0\.1:\d+\/sitemap\.xml: refusing to scan 127\.0\.0\.1: /) },
+      { sitemap: fixture.url('/no-such-child.xml'), message: `sitemap ${fixture.url('/no-such-child.xml')}: HTTP 404 Not Found` },
+    ]);
+    expect(internal.requests.slice(before)).toEqual([]);
+    expect(await totalJobs(guarded.service)).toBe(jobs + 2);
+    expect(guarded.logs.events('batch.sitemap.skipped')).toHaveLength(1);
   });
 
   it('refuses a sitemap on a private address outright', async () => {

@@ -253,6 +253,48 @@ describe('DLQ capture of a scan that had completed', () => {
   });
 });
 
+describe('DLQ replay whose entry update failed', () => {
+  it('does not leave the entry retrying once its replay completed: the list and the entry say it left', async () => {
+    const svc = await apiService();
+    const { keys } = svc.service;
+    const store = new DlqStore(svc.service.redis, keys);
+    const dead = entry({ code: 'HTTP_SERVER_ERROR', host: '127.0.0.1:9', at: Date.now() - 60_000, url: 'http://127.0.0.1:9/fixed-now' });
+    await seed(store, [dead]);
+    const retried = await svc.post(`/admin/dlq/retry/${dead.id}`, {}, AUTH);
+    expect(retried.status, retried.body).toBe(202);
+    const jobId = retried.json.jobId as string;
+
+    // The replay scans fine; the update that should remove its entry fails (Redis cut off then).
+    const scanner = { async scan(url: string) { return stubResult(url); }, stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }), close: async () => undefined };
+    let resolveCalls = 0;
+    const workerConn = workerConnection(redis.url);
+    const worker = startScanWorker({
+      connection: workerConn,
+      keys,
+      scanner,
+      store: new ResultStore(workerConn, keys, 60_000, 0),
+      logger: createLogger({ level: 'fatal', destination: new LogSink() }),
+      concurrency: 1,
+      scanTimeoutMs: 5_000,
+      onReplayCompleted: async () => {
+        resolveCalls++;
+        throw new Error('Connection is closed.');
+      },
+    });
+    closers.push(async () => {
+      await worker.close(2_000);
+      workerConn.disconnect();
+    });
+    await waitFor(async () => (await svc.service.queue.getJobState(jobId)) === 'completed', { timeoutMs: 20_000, what: 'the replay to complete' });
+    expect(resolveCalls).toBe(1);
+    expect((await svc.get(`/api/scans/${jobId}`)).json).toMatchObject({ status: 'completed' });
+    expect((await svc.get('/admin/dlq/jobs?limit=10', AUTH)).json.entries).toEqual([]);
+    const one = await svc.get(`/admin/dlq/jobs/${dead.id}`, AUTH);
+    expect(one.status).toBe(404);
+    expect((await svc.get('/admin/dlq/stats', AUTH)).json.total).toBe(0);
+  });
+});
+
 describe('DLQ store', () => {
   it('groups stats by code, host and day from its counters, and keeps them right through updates and deletes', async () => {
     const { store, dlq } = await storeFor();
@@ -460,6 +502,43 @@ describe('DLQ retry', () => {
     clock += 60 * 60_000;
     await expect(dlq.retry(id)).rejects.toMatchObject({ code: 'CONFLICT' });
     expect((await dlq.get(id)).retries).toMatchObject([{ jobId: 'scan_never', outcome: 'failed' }, { jobId: again.jobId, outcome: 'pending' }]);
+  });
+
+  it('ends an entry whose replay completed though the update removing it failed: gone on the next read, never replayed again, and purged', async () => {
+    let clock = Date.now();
+    const completed = new Set<string>();
+    const submitted: string[] = [];
+    const { store } = await storeFor();
+    const seeded = [60_000, 60_000, 40 * 86_400_000].map((age) => entry({ code: 'HTTP_SERVER_ERROR', host: 'done.example', at: clock - age }));
+    await seed(store, seeded);
+    const dlq = new DeadLetterQueue({
+      store,
+      submit: async (_url, _options, ctx) => {
+        submitted.push(ctx.id!);
+        return { id: ctx.id! };
+      },
+      // A completed replay is neither queued nor running.
+      isLive: async () => false,
+      isCompleted: async (jobId) => completed.has(jobId),
+      now: () => clock,
+    });
+    const [read, replayed, purged] = seeded.map((e) => e.id) as [string, string, string];
+    // Each replay completes, and the update that should have removed its entry never lands (Redis
+    // did not answer the worker then): replayCompleted is not called.
+    for (const id of [read, replayed, purged]) completed.add((await dlq.retry(id)).jobId);
+    expect(submitted).toHaveLength(3);
+    // The next read sees the completion: the entry leaves the DLQ instead of staying retrying.
+    await expect(dlq.get(read)).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('completed') });
+    // Purge and retention leave entries being retried, but not one whose replay completed (never read since).
+    expect(await store.read(purged)).toMatchObject({ entry: { status: 'retrying' } });
+    expect(await dlq.purge({ olderThanMs: 30 * 86_400_000 })).toEqual({ removed: 1 });
+    expect(await store.read(purged)).toBeNull();
+    // Past the stale-claim rule, a retry does not replay a completed request a second time.
+    clock += 3 * 60_000;
+    await expect(dlq.retry(replayed)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(submitted).toHaveLength(3);
+    expect((await dlq.list({})).entries).toEqual([]);
+    expect((await dlq.stats()).total).toBe(0);
   });
 
   it('reports a bulk retry cut short by Redis as stoppedBy REDIS_UNAVAILABLE, with what it did', async () => {

@@ -65,6 +65,35 @@ describe('applyBaseline', () => {
     expect(result.summary.baseline).toEqual({ new: 9, persisting: 0, fixed: 0 });
   });
 
+  it('marks the findings of a page that failed in the baseline not comparable, not new', () => {
+    const baseline = makeBaseline();
+    // Last week the home page timed out: the baseline knows nothing of its findings.
+    baseline.pages[0] = { ...baseline.pages[0]!, status: 'error', error: { code: 'NAVIGATION_TIMEOUT', message: 'timed out', retryable: true }, violations: [], rules: { axeVersion: '4.11.4', tags: [], ran: [] } };
+    const result = applyBaseline(makeReport(), baseline);
+    const home = allNodes(result).filter(({ url }) => url === 'https://example.com/');
+    expect(home.length).toBe(9);
+    expect(home.every(({ node }) => node.baseline === 'not-comparable')).toBe(true);
+    expect(result.pages[0]!.fixed).toEqual([]);
+    expect(result.summary.baseline).toEqual({ new: 0, persisting: 0, fixed: 0, notComparable: 9 });
+    // The gate has nothing to compare them with, so it does not take them as old: it counts them
+    // as it would without a baseline (fail closed), and the report says why.
+    expect(gateCount(result, 'minor', true)).toBe(9);
+    expect(gateCount(result, 'critical', true)).toBe(2);
+  });
+
+  it('marks findings of a rule that did not run on the baseline page not comparable', () => {
+    const baseline = makeBaseline();
+    // The baseline ran without region and heading-order (another level, --rules).
+    baseline.pages[0]!.rules.ran = baseline.pages[0]!.rules.ran.filter((id) => id !== 'region' && id !== 'heading-order');
+    const result = applyBaseline(makeReport(), baseline);
+    const status = Object.fromEntries(allNodes(result).map(({ node }) => [node.fingerprint, node.baseline]));
+    expect(status).toMatchObject({ 'fp-img-2': 'new', 'fp-region': 'not-comparable', 'fp-heading': 'not-comparable' });
+    expect(result.summary.baseline).toEqual({ new: 1, persisting: 6, fixed: 1, notComparable: 2 });
+    // A baseline written without the rules manifest compares every rule, as before.
+    delete (baseline.pages[0] as Partial<typeof baseline.pages[0]>).rules;
+    expect(applyBaseline(makeReport(), baseline).summary.baseline).toEqual({ new: 3, persisting: 6, fixed: 1 });
+  });
+
   it('leaves its inputs untouched', () => {
     const report = makeReport();
     const before = structuredClone(report);

@@ -55,6 +55,15 @@ describe('renderPretty', () => {
     expect(out).toContain('baseline: 1 new, 0 persisting, 1 fixed');
   });
 
+  it('says which findings the baseline could not compare, and why', () => {
+    const report = makeReport();
+    report.pages[0]!.violations[0]!.nodes[0]!.baseline = 'not-comparable';
+    report.summary.baseline = { new: 0, persisting: 0, fixed: 0, notComparable: 1 };
+    const out = renderPretty(report, { color: false });
+    expect(out).toContain('img.hero (not comparable)');
+    expect(out).toContain('baseline: 0 new, 0 persisting, 0 fixed, 1 not comparable (page failed or rule not run in the baseline)');
+  });
+
   it('says what was fixed on a page that is clean now', () => {
     const report = makeReport();
     report.pages[0]!.violations = [];

@@ -66,6 +66,11 @@ beforeAll(async () => {
   routes.set('/broken-index.xml', {
     body: `<sitemapindex><sitemap><loc>${base}/missing.xml</loc></sitemap></sitemapindex>`,
   });
+  // One child of four reads; the others fail each its own way, one of them a nested index whose only child fails.
+  routes.set('/mixed-index.xml', {
+    body: `<sitemapindex><sitemap><loc>${base}/missing.xml</loc></sitemap><sitemap><loc>${base}/html</loc></sitemap><sitemap><loc>${base}/pages.xml</loc></sitemap><sitemap><loc>${base}/broken-index.xml</loc></sitemap></sitemapindex>`,
+  });
+  routes.set('/all-broken-index.xml', { body: `<sitemapindex><sitemap><loc>${base}/missing.xml</loc></sitemap><sitemap><loc>${base}/error</loc></sitemap></sitemapindex>` });
   routes.set('/html', { type: 'text/html', body: '<!doctype html><html><body>hi</body></html>' });
   routes.set('/error', { status: 500, body: 'boom' });
   routes.set('/slow.xml', { body: '<urlset></urlset>', delayMs: 2_000 });
@@ -114,6 +119,28 @@ describe('fetchSitemap', () => {
       code: 'USAGE',
       message: expect.stringContaining(`sitemap ${base}/missing.xml: HTTP 404`),
     });
+  });
+
+  it('skips a child sitemap that cannot be read, says which, and reads the others', async () => {
+    const skipped: Array<{ sitemap: string; message: string }> = [];
+    const pages = await fetchSitemap(`${base}/mixed-index.xml`, { onSkip: (s) => skipped.push(s) });
+    expect(pages).toEqual(['https://site.test/', 'https://site.test/search?q=a&page=2&x=1', 'https://site.test/cdata?a=1&b=2']);
+    expect(skipped).toEqual([
+      { sitemap: `${base}/missing.xml`, message: `sitemap ${base}/missing.xml: HTTP 404 Not Found` },
+      { sitemap: `${base}/html`, message: expect.stringContaining('not an XML sitemap') },
+      { sitemap: `${base}/broken-index.xml`, message: expect.stringContaining(`sitemap ${base}/missing.xml: HTTP 404`) },
+    ]);
+    // The limit still counts pages across the children that read.
+    expect(await fetchSitemap(`${base}/mixed-index.xml`, { limit: 1 })).toEqual(['https://site.test/']);
+  });
+
+  it('fails an index none of whose children could be read, naming each', async () => {
+    const skipped: string[] = [];
+    const failed = await fetchSitemap(`${base}/all-broken-index.xml`, { onSkip: (s) => skipped.push(s.sitemap) }).catch((err: unknown) => err);
+    expect(failed).toMatchObject({ code: 'USAGE', message: expect.stringMatching(/^sitemap .*\/all-broken-index\.xml: none of its 2 sitemaps could be read/) });
+    expect((failed as Error).message).toContain(`sitemap ${base}/missing.xml: HTTP 404`);
+    expect((failed as Error).message).toContain(`sitemap ${base}/error: HTTP 500`);
+    expect(skipped).toEqual([]);
   });
 
   it('refuses non-XML and server errors', async () => {

@@ -3,10 +3,11 @@ import { randomId } from '../../domain/ids.js';
 import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
 import { WcagaiError } from '../../errors/catalogue.js';
+import { urlForLog } from '../../observability/redact.js';
 import type { ScanStatus } from '../../queue/job.js';
 import { admitOptions, admitUrl, FieldProblem, ruleProblems, urlProblem } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
-import { dedupeUrls, fetchSitemap } from '../../scanner/inputs.js';
+import { dedupeUrls, fetchSitemap, type SkippedSitemap } from '../../scanner/inputs.js';
 import { policyFetch } from '../../scanner/policy-fetch.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
@@ -67,9 +68,12 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const body = await validateOrThrow(batchRequestSchema, request.body, checks);
     const options = admitOptions(body);
     let raw: string[];
+    // Child sitemaps of an index that could not be read: left out, and named in the answer.
+    const skipped: SkippedSitemap[] = [];
     if (body.sitemap) {
       const sitemap = await admitUrl(body.sitemap, deps.policy, 'sitemap');
-      raw = await fetchSitemap(sitemap, { limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
+      const onSkip = (s: SkippedSitemap) => skipped.push(s);
+      raw = await fetchSitemap(sitemap, { onSkip, limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
         throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
       });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
@@ -84,8 +88,9 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id, ...(request.traceId ? { traceId: request.traceId } : {}) });
     await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
     request.log.info({ event: 'batch.queued', batchId: id, total: unique.length }, 'batch submitted');
+    if (skipped.length) request.log.warn({ event: 'batch.sitemap.skipped', batchId: id, skipped: skipped.map((s) => urlForLog(s.sitemap)) }, `${skipped.length} sitemap(s) of the index could not be read and were skipped`);
     const self = `/api/batches/${id}`;
-    return reply.code(202).header('location', self).send({ id, status: 'queued', total: unique.length, links: { self } });
+    return reply.code(202).header('location', self).send({ id, status: 'queued', total: unique.length, ...(skipped.length ? { skipped } : {}), links: { self } });
   });
   methodGuard(app, '/api/batches', ['POST']);
 
