@@ -1,13 +1,8 @@
 import { type Command, CommanderError } from 'commander';
 import { ERROR_CODE_PATTERN } from '../domain/dlq.js';
+import { intFrom } from './parsers.js';
 
 type SetExit = (code: 0 | 1) => void;
-
-const limit = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000) throw new CommanderError(1, 'wcagai.usage', `--limit must be an integer from 1 to 1000, got "${value}"`);
-  return n;
-};
 
 /** An error code as the DLQ keeps them (HTTP_SERVER_ERROR): another spelling would match nothing, in silence. */
 const errorCode = (value: string) => {
@@ -34,7 +29,7 @@ export function registerDlqCommands(program: Command, setExit: SetExit): void {
   target(dlq.command('list').description('list entries, newest first'))
     .option('--code <code>', 'only this error code', errorCode)
     .option('--host <host>', 'only this target host')
-    .option('--limit <n>', 'at most this many entries (1-1000)', limit, 20)
+    .option('--limit <n>', 'at most this many entries (1-1000)', intFrom('--limit', 1, 1_000), 20)
     .option('--cursor <cursor>', 'continue after a previous page')
     .action(async (opts) => setExit((await (await load()).runDlqList(opts)) as 0 | 1));
 

@@ -142,6 +142,8 @@ describe('wcagai without a browser', () => {
     // Flags that would be ignored in silence.
     ['--limit without --sitemap', ['scan', '--limit', '2', 'URL'], /^wcagai: --limit applies to --sitemap only$/],
     ['a stress --token for the self-contained stack', ['stress', '--amount', '1', '--token', 'some-token'], /^wcagai: --token applies to a target URL/],
+    ['a dlq --limit out of range', ['dlq', 'list', '--limit', '0'], /^wcagai: --limit must be an integer from 1 to 1000, got "0"$/],
+    ['a prospect --limit out of range', ['prospect', '--limit', '1001'], /^wcagai: --limit must be an integer from 1 to 1000, got "1001"$/],
     ['a dlq --code in lower case', ['dlq', 'list', '--code', 'http_server_error'], /^wcagai: --code expects an error code such as HTTP_SERVER_ERROR, got "http_server_error"$/],
     ['a dlq --url that is not a wcagai server', ['dlq', 'stats', '--url', 'ORIGIN', '--token', 'some-admin-token-0123'], /^wcagai: http:\/\/127\.0\.0\.1:\d+ is not a wcagai server: GET \/admin\/dlq\/stats answered 200 without a JSON body$/],
   ])('exits 1 with one line on stderr for %s', async (_name, args, pattern) => {
