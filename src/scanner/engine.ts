@@ -56,13 +56,30 @@ export const DEFAULT_SCANNER_CONFIG = {
 const STORAGE_TYPES = 'local_storage,indexeddb,cache_storage,service_workers,file_systems,websql,shared_storage,storage_buckets';
 const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
 
+/** A main-frame document: what the scan reports of the page it checked (see ScanEngine.currentDocument). */
+interface PageDocument {
+  /** Changes with every document the frame commits (not with a #fragment or history.pushState). */
+  loaderId: string;
+  url: string;
+  /** The browser's error page for a load that failed; `url` is the one it could not load. */
+  failed: boolean;
+  response: HTTPResponse | null;
+}
+
 /** Per-scan state the request guard and the frame tracker write and the scan reads. */
 interface ScanState {
   blocked: WcagaiError | null;
-  /** The response of the main frame's latest document (null once its navigation failed): the one a page that navigated after its load went to. */
-  document: HTTPResponse | null;
+  /**
+   * The responses of the main frame's navigations in this scan, by request id, which for a
+   * navigation is the loader id of the document it commits: the response of the document on the
+   * page is read from here, not from whichever navigation `goto` last saw (one the page's load
+   * handler started may not have replaced the document yet, or never will: a 204).
+   */
+  responses: Map<string, HTTPResponse>;
   /** The page's own code left something that could still write after the scan (see page-script). */
   live: boolean;
+  /** Its renderer died (the page is never lent again). */
+  crashed: boolean;
   /**
    * Storage keys of every http(s) document the scan loaded, in any frame. A cross-site frame's
    * storage is partitioned by the top-level site (`http://b.test/^0http://a.test`), which clearing
@@ -107,7 +124,7 @@ export function cookieReaches(domain: string, hosts: ReadonlySet<string>): boole
  * it is parked first, as any page), or no document of the target was reached at all (nothing of
  * it ran; a redirect's cookies are still cleared).
  */
-const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED', 'INVALID_OPTIONS']);
+const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED', 'INVALID_OPTIONS', 'UNSUPPORTED_SCHEME']);
 const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'BLOCKED_TARGET']);
 
 /** Enough for any real page; a page that keeps spawning frames costs its slot a fresh context instead. */
@@ -152,6 +169,13 @@ function frameOrigin(frame: Frame): string | null {
   } catch {
     return null;
   }
+}
+
+/** The CDP id of a request (for a navigation, the loader id of the document it commits), or null. */
+function requestId(req: HTTPRequest): string | null {
+  // puppeteer keeps it on `id`; it is not part of its typed API.
+  const id = (req as unknown as { id?: unknown }).id;
+  return typeof id === 'string' ? id : null;
 }
 
 /** The host name of an http(s) request, lower-cased, or null. */
@@ -403,8 +427,9 @@ export class ScanEngine implements Scanner {
   private async setupPage(page: Page, session: CDPSession): Promise<void> {
     const state: ScanState = {
       blocked: null,
-      document: null,
+      responses: new Map(),
       live: true,
+      crashed: false,
       origins: new Set(),
       guessedKeys: new Set(),
       storageKeys: new Set(),
@@ -415,6 +440,7 @@ export class ScanEngine implements Scanner {
       extraHeaders: null,
     };
     this.states.set(page, state);
+    page.on('error', () => (state.crashed = true));
     page.on('framenavigated', (frame) => this.trackFrame(page, session, frame));
     // A dialog blocks its page until answered: alert() while loading would hold `load` until the
     // navigation timed out. Dismissed at once; a beforeunload prompt is accepted so the page can be parked.
@@ -429,10 +455,8 @@ export class ScanEngine implements Scanner {
       if (host) state.hosts.add(host);
     });
     page.on('response', (res) => {
-      if (res.request().isNavigationRequest() && res.frame() === page.mainFrame()) state.document = res;
-    });
-    page.on('requestfailed', (req) => {
-      if (req.isNavigationRequest() && req.frame() === page.mainFrame()) state.document = null;
+      const id = requestId(res.request());
+      if (id && res.request().isNavigationRequest() && res.frame() === page.mainFrame()) state.responses.set(id, res);
     });
     await Promise.all([
       page.evaluateOnNewDocument(preloadScript()),
@@ -602,7 +626,11 @@ export class ScanEngine implements Scanner {
   /** Cleans a slot after a scan (see isolate); false when it could not be: it is thrown away instead. */
   private async clean(slot: Slot, url: string): Promise<boolean> {
     const isolateMs = this.config.cleanupTimeoutMs ?? Math.min(this.config.navigationTimeoutMs, 5_000);
-    return deadline(this.isolate(slot), isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).then(
+    // A renderer that dies while its page is parked never answers the park: the page is given up
+    // at once, not when the cleanup deadline passes.
+    const crash = pageCrash(slot.page, this.states.get(slot.page)!.crashed);
+    const cleaned = Promise.race([this.isolate(slot), crash.crashed]);
+    return deadline(cleaned, isolateMs, 'INTERNAL', `slot cleanup did not finish within ${isolateMs} ms`).finally(crash.off).then(
       (clean) => clean,
       (err: unknown) => {
         this.config.logger?.warn({ event: 'slot.cleanup_failed', url: urlForLog(url), err: (err as Error)?.message }, 'page could not be cleaned; discarding it');
@@ -627,8 +655,10 @@ export class ScanEngine implements Scanner {
    * A stalled load (see LoadWatch) is navigated again: once, and a second time while the deadline
    * leaves room for two more stall windows (the frame that failed to commit twice in a row, under
    * load, was scanned without its content). The last stall scans the page as it stands.
+   * `goto`'s response is not used: it is that of the last main-frame navigation it saw, which for
+   * a page whose load handler sends it on is the next document's while this one still shows.
    */
-  private async navigate(page: Page, url: string, timeoutMs: number): Promise<HTTPResponse | null> {
+  private async navigate(page: Page, url: string, timeoutMs: number): Promise<void> {
     const started = performance.now();
     const watch = new LoadWatch(page);
     try {
@@ -637,15 +667,15 @@ export class ScanEngine implements Scanner {
         watch.reset();
         const loaded = page.goto(url, { waitUntil: 'load', timeout: remaining });
         loaded.catch(() => undefined);
-        const winner = await Promise.race([loaded.then((r) => ({ r })), watch.stalled(remaining)]);
-        if (typeof winner === 'object') return winner.r;
+        const winner = await Promise.race([loaded.then(() => 'loaded' as const), watch.stalled(remaining)]);
+        if (winner === 'loaded') return;
         const left = timeoutMs - (performance.now() - started);
         const again = attempt === 1 || (attempt < MAX_LOAD_TRIES && left >= 2 * LOAD_STALL_MS);
         this.config.logger?.warn(
           { event: 'navigation.load_stalled', url: urlForLog(url), attempt, pending: watch.pendingFrames() },
           again ? 'load stalled on frames that never commit; navigating again' : 'load stalled again; scanning the page as it stands',
         );
-        if (!again) return watch.response;
+        if (!again) return;
       }
     } finally {
       watch.close();
@@ -657,7 +687,7 @@ export class ScanEngine implements Scanner {
     const { navigationTimeoutMs } = this.config;
     const state = this.states.get(page)!;
     state.blocked = null;
-    state.document = null;
+    state.responses.clear();
     state.live = true;
     state.origins.clear();
     state.storageKeys.clear();
@@ -675,54 +705,96 @@ export class ScanEngine implements Scanner {
     // old DOM would be scanned. Parked first, so the page is requested again.
     if (sameDocument(page.url(), url)) await this.park(page);
     const t = performance.now();
-    let response;
     try {
-      response = await this.navigate(page, url, navigationTimeoutMs);
+      await this.navigate(page, url, navigationTimeoutMs);
     } catch (err) {
       throw state.blocked ?? this.egressRefusal(url) ?? classifyNavigationError(err, navigationTimeoutMs);
     }
     timings.navigationMs = Math.round(performance.now() - t);
-    this.acceptDocument(page, url, response, result);
-    for (let redirects = 0; ; redirects++) {
+    let scanned = await this.acceptDocument(slot, url, result);
+    for (let moves = 0; ; moves++) {
       try {
-        return await this.checkPage(page, url, options, result, response);
+        await this.checkPage(page, url, options, result, scanned.response);
+        // The checks are of one document only if it is still the one accepted: one that replaced
+        // it between the settle and axe-core would have had part of them.
+        if (!(await this.replaced(slot, scanned))) return;
       } catch (err) {
         // The page sent itself elsewhere after its load (a meta refresh, a script setting
-        // location): the document it went to is the one to scan, once it has loaded.
-        if (!navigatedAway(err)) throw err;
-        if (redirects >= MAX_CLIENT_REDIRECTS) throw classifyAxeError(err);
-        this.config.logger?.info({ event: 'navigation.client_redirect', url: urlForLog(url), from: urlForLog(result.finalUrl ?? url) }, 'page navigated after its load; scanning the document it went to');
-        const followed = performance.now();
-        response = await this.followClientRedirect(page, url);
-        timings.navigationMs += Math.round(performance.now() - followed);
-        this.acceptDocument(page, url, response, result);
+        // location): the document it went to is the one to scan, once it has loaded. An
+        // evaluation that reached that document instead of failing fails there in its own way
+        // (no settle tracker, no axe-core on about:blank): the document is asked, not the message.
+        if (!navigatedAway(err) && !(await this.replaced(slot, scanned))) throw err;
       }
-    }
-  }
-
-  /** Refuses a loaded main document the target policy or the egress proxy refused, or one that is not a page to scan. */
-  private acceptDocument(page: Page, url: string, response: HTTPResponse | null, result: PageResult): void {
-    const state = this.states.get(page)!;
-    if (state.blocked) throw state.blocked;
-    result.finalUrl = page.url();
-    // The egress proxy's own answer (refused, or the site unreachable) is not the site's document.
-    const egress = response?.headers()['x-wcagai-egress'];
-    if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(page.url())) ?? egressError(egress, url);
-    this.config.logger?.info(
-      { event: 'browser.navigated', url: urlForLog(url), finalUrl: result.finalUrl === null ? null : urlForLog(result.finalUrl), httpStatus: response?.status() ?? null, ms: result.timings.navigationMs },
-      'page loaded',
-    );
-    if (response) {
-      result.httpStatus = response.status();
-      checkDocument(response.status(), response.headers()['content-type'], url);
+      if (moves >= MAX_CLIENT_REDIRECTS) throw new WcagaiError('AXE_FAILED', `page navigated away during the checks of ${moves + 1} documents in a row`);
+      this.config.logger?.info({ event: 'navigation.client_redirect', url: urlForLog(url), from: urlForLog(result.finalUrl ?? url) }, 'page navigated after its load; scanning the document it went to');
+      const followed = performance.now();
+      await this.followClientRedirect(page);
+      timings.navigationMs += Math.round(performance.now() - followed);
+      scanned = await this.acceptDocument(slot, url, result);
     }
   }
 
   /**
-   * Waits for the document a page navigated to after its load (its old document is gone: its
-   * execution context was destroyed) and answers that document's response.
+   * The main frame's document as the browser has it: its loader id, URL, whether it is the
+   * browser's error page for a load that failed, and the response it came from (null for a
+   * document no HTTP response made: about:blank, an error page).
    */
-  private async followClientRedirect(page: Page, url: string): Promise<HTTPResponse | null> {
+  private async currentDocument(slot: Slot): Promise<PageDocument> {
+    let frame;
+    try {
+      ({ frame } = (await slot.session.send('Page.getFrameTree')).frameTree);
+    } catch (err) {
+      throw classifyNavigationError(err, this.config.navigationTimeoutMs);
+    }
+    const url = frame.unreachableUrl ?? frame.url + (frame.urlFragment ?? '');
+    const response = this.states.get(slot.page)!.responses.get(frame.loaderId) ?? null;
+    return { loaderId: frame.loaderId, url, failed: frame.unreachableUrl !== undefined, response };
+  }
+
+  /** True when the page no longer shows `doc` (false when that cannot be told: the error at hand stands). */
+  private async replaced(slot: Slot, doc: PageDocument): Promise<boolean> {
+    return this.currentDocument(slot).then(
+      (now) => now.loaderId !== doc.loaderId,
+      () => false,
+    );
+  }
+
+  /**
+   * Takes the page's current document as the one to scan: the result's final URL and HTTP status
+   * are that document's, whatever navigation `goto` last saw. Refuses one the target policy or
+   * the egress proxy refused, an error page, a document that is not HTTP, or not a page to scan.
+   */
+  private async acceptDocument(slot: Slot, url: string, result: PageResult): Promise<PageDocument> {
+    const state = this.states.get(slot.page)!;
+    const doc = await this.currentDocument(slot);
+    const { response } = doc;
+    result.finalUrl = doc.url;
+    result.httpStatus = null;
+    if (state.blocked) throw state.blocked;
+    // The egress proxy's own answer (refused, or the site unreachable) is not the site's document.
+    const egress = response?.headers()['x-wcagai-egress'];
+    if (egress) throw (egress === 'UPSTREAM_FAILED' ? undefined : this.egressRefusal(doc.url)) ?? egressError(egress, url);
+    this.config.logger?.info(
+      { event: 'browser.navigated', url: urlForLog(url), finalUrl: urlForLog(doc.url), httpStatus: response?.status() ?? null, ms: result.timings.navigationMs },
+      'page loaded',
+    );
+    // The document it went to after its load could not be fetched: what shows is the browser's
+    // own error page, not a page of the site.
+    if (doc.failed) throw state.blocked ?? this.egressRefusal(doc.url) ?? new WcagaiError('CONNECTION_FAILED', `${url}: the page navigated after its load to ${urlForLog(doc.url)}, which could not be loaded`);
+    // It sent itself to a document of its own making (about:blank, a blob:): nothing of the site
+    // is left to scan, and scanning it would pass an empty page. Another try ends the same.
+    if (!/^https?:/i.test(doc.url)) {
+      throw new WcagaiError('UNSUPPORTED_SCHEME', `${url}: the page sent itself to ${urlForLog(doc.url)}, not an http(s) document: nothing of the site to scan`);
+    }
+    if (response) {
+      result.httpStatus = response.status();
+      checkDocument(response.status(), response.headers()['content-type'], url);
+    }
+    return doc;
+  }
+
+  /** Waits for the document a page navigated to after its load to finish loading (its old document is gone). */
+  private async followClientRedirect(page: Page): Promise<void> {
     const { navigationTimeoutMs } = this.config;
     const state = this.states.get(page)!;
     try {
@@ -730,10 +802,6 @@ export class ScanEngine implements Scanner {
     } catch (err) {
       throw state.blocked ?? this.egressRefusal(page.url()) ?? classifyNavigationError(err, navigationTimeoutMs);
     }
-    // No response: the document it went to could not be fetched, and what loaded is the browser's
-    // own error page (or a blank one), not a page of the site.
-    if (!state.document) throw state.blocked ?? new WcagaiError('CONNECTION_FAILED', `${url}: the page navigated after its load to ${urlForLog(page.url())}, which could not be loaded`);
-    return state.document;
   }
 
   /** Settle, then axe-core, on the page's current document. */
@@ -774,11 +842,12 @@ export class ScanEngine implements Scanner {
  * crash shows as whichever deadline the scan was waiting on (settle, axe: up to AXE_TIMEOUT later),
  * since an evaluation in a crashed page is never answered.
  */
-function pageCrash(page: Page): { crashed: Promise<never>; off(): void } {
+function pageCrash(page: Page, alreadyCrashed = false): { crashed: Promise<never>; off(): void } {
   let onCrash: () => void = () => undefined;
   const crashed = new Promise<never>((_, reject) => {
     onCrash = () => reject(new WcagaiError('BROWSER_CRASHED', 'the page crashed (its renderer ran out of memory or was killed)'));
-    page.once('error', onCrash);
+    if (alreadyCrashed) onCrash();
+    else page.once('error', onCrash);
   });
   crashed.catch(() => undefined);
   return { crashed, off: () => page.off('error', onCrash) };
@@ -815,7 +884,6 @@ function egressError(code: string, url: string): WcagaiError {
  * a page still ends in NAVIGATION_TIMEOUT.
  */
 class LoadWatch {
-  response: HTTPResponse | null = null;
   private readonly open = new Set<HTTPRequest>();
   private lastEvent = performance.now();
   /** Bumped by reset and close: a watch loop of an earlier navigation sees it and ends. */
@@ -826,16 +894,12 @@ class LoadWatch {
     const touch = () => (this.lastEvent = performance.now());
     const started = (req: HTTPRequest) => (this.open.add(req), touch());
     const ended = (req: HTTPRequest) => (this.open.delete(req), touch());
-    const answered = (res: HTTPResponse) => {
-      if (res.request().isNavigationRequest() && res.frame() === page.mainFrame()) this.response = res;
-      touch();
-    };
     this.listeners = [
       ['request', started],
       ['requestfinished', ended],
       ['requestfailed', ended],
       ['requestservedfromcache', ended],
-      ['response', answered],
+      ['response', touch],
     ] as Array<[string, (arg: never) => void]>;
     for (const [event, fn] of this.listeners) page.on(event as 'request', fn as never);
   }
@@ -843,7 +907,6 @@ class LoadWatch {
   reset(): void {
     this.generation++;
     this.open.clear();
-    this.response = null;
     this.lastEvent = performance.now();
   }
 

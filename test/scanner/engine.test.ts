@@ -6,57 +6,19 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS, type PageResult, type ScanOptions } from '../../src/domain/scan.js';
 import { tagsFor } from '../../src/domain/wcag.js';
-import { candidateStorageKeys, cookieReaches, createScanner, DEFAULT_SCANNER_CONFIG, LOAD_STALL_MS, type ScannerConfig } from '../../src/scanner/engine.js';
-import { defaultResolver } from '../../src/scanner/target-guard.js';
+import { candidateStorageKeys, cookieReaches, createScanner, LOAD_STALL_MS } from '../../src/scanner/engine.js';
 import type { Scanner } from '../../src/scanner/types.js';
+import { ENGINE_TEST_CONFIG, GIF, GIF_URI, NO_ALT_IMG, ok, recordingLogger, ruleIds } from '../support/engine.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { browserTree, isAlive, ourChromiumProcesses, waitForExit } from '../support/processes.js';
 
-const CONFIG: ScannerConfig = {
-  ...DEFAULT_SCANNER_CONFIG,
-  concurrency: 1,
-  // Generous for a loaded CI machine: only the deadline tests wait for them.
-  navigationTimeoutMs: 8_000,
-  scanTimeoutMs: 16_000,
-  settleMaxMs: 3_000,
-  axeTimeoutMs: 10_000,
-  // The isolation tests prove a slot is cleaned and reused: a starved machine must not make them
-  // see the safety net (discarding the slot) instead.
-  cleanupTimeoutMs: 20_000,
-  policy: { allowPrivate: true, allowedHosts: [], resolve: defaultResolver },
-};
+const CONFIG = ENGINE_TEST_CONFIG;
 
 /** How long the SPA fixtures' API takes to answer; settle must outwait it. */
 const API_DELAY_MS = 800;
-
-const GIF = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
-const GIF_URI = `data:image/gif;base64,${GIF.toString('base64')}`;
-const NO_ALT_IMG = `<img src="${GIF_URI}" width="20" height="20">`;
-
-/** A logger that keeps the events the engine logs (pino-style: fields object first). */
-function recordingLogger(): { logger: Logger; events: string[] } {
-  const events: string[] = [];
-  const record = (fields: unknown): void => {
-    const event = (fields as { event?: unknown } | null)?.event;
-    if (typeof event === 'string') events.push(event);
-  };
-  const logger = { trace: record, debug: record, info: record, warn: record, error: record, fatal: record, child: () => logger };
-  return { logger: logger as unknown as Logger, events };
-}
-
-function ok(result: PageResult): PageResult {
-  expect(result.error, `${result.url}: ${JSON.stringify(result.error)}`).toBeUndefined();
-  expect(result.status).toBe('ok');
-  return result;
-}
-
-function ruleIds(result: PageResult): string[] {
-  return result.violations.map((v) => v.id).sort();
-}
 
 function nodesOf(result: PageResult, rule: string) {
   return result.violations.find((v) => v.id === rule)?.nodes ?? [];
