@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
+import { FieldProblem } from '../queue/submission.js';
 
 /** One field that failed validation. */
 export interface FieldError {
@@ -84,7 +85,8 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
     const extra: Record<string, unknown> = {};
     // An INTERNAL error's message is the server's own (a corrupt stored record, say): the log has it, the client does not.
     if (err.code === 'INTERNAL') return { code: 'INTERNAL', detail: INTERNAL_DETAIL, extra: {}, headers: {}, internal: true };
-    if (err.details?.field) extra.errors = [{ field: String(err.details.field), message: err.message }];
+    // A field problem's item names its field itself: its message without the field it starts with.
+    if (err.details?.field) extra.errors = [{ field: String(err.details.field), message: err instanceof FieldProblem ? err.reason : err.message }];
     return { code: err.code, detail: err.message, extra, headers, internal: false };
   }
   const e = err as { code?: string; statusCode?: number; message?: string };

@@ -67,6 +67,7 @@ export async function validateOrThrow<S extends z.ZodType>(schema: S, value: unk
   if (parsed.success && problems.length === 0) return parsed.data;
   if (parsed.success && problems.length === 1) throw problems[0]!;
   const order = schema instanceof z.ZodObject ? Object.keys(schema.shape as Record<string, unknown>) : [];
-  const all = [...errors, ...problems.map((p) => ({ field: p.field, message: p.message }))];
+  // Each item names its field: a problem's message without the field it may start with.
+  const all = [...errors, ...problems.map((p) => ({ field: p.field, message: p.reason }))];
   throw new ValidationError(inFieldOrder(all, order), `invalid ${what}`);
 }

@@ -17,8 +17,12 @@ export interface Keys {
   paused: string;
   prioritized: string;
   active: string;
+  /** BullMQ's ZSET of jobs waiting for a retry's backoff (it does not count towards depth). */
+  delayed: string;
   /** BullMQ's hash of one job of the scan queue. */
   job(id: string): string;
+  /** Set while the in-flight markers of queued jobs were renewed lately (see the producer's ADMIT script). */
+  inflightRenewed: string;
   /** Admitted jobs not yet added to BullMQ (ZSET of job ids scored by expiry); they count towards queue depth. */
   admitting: string;
   /** Dead-letter queue keys (layout in queue/dlq-store.ts). */
@@ -61,7 +65,9 @@ export function keysFor(prefix: string): Keys {
     paused: `${q}:paused`,
     prioritized: `${q}:prioritized`,
     active: `${q}:active`,
+    delayed: `${q}:delayed`,
     job: (id) => `${q}:${id}`,
+    inflightRenewed: `${p}:inflight-renewed`,
     admitting: `${p}:admitting`,
     dlq: {
       entry: (id) => `${p}:dlq:e:${id}`,

@@ -8,42 +8,94 @@ import type { TargetPolicy } from '../scanner/types.js';
 
 /** A field-level problem with a submitted scan, before anything reaches the queue. */
 export class FieldProblem extends WcagaiError {
+  /**
+   * The message without a leading `field: ` (the rule checks name their field in the message): what
+   * an `errors` item, which names the field itself, says.
+   */
+  readonly reason: string;
+
   constructor(code: WcagaiError['code'], readonly field: string, message: string) {
     super(code, message, { details: { field } });
+    this.reason = message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
   }
 }
 
-/** Checks a URL as the server does: scheme, syntax and target policy (after DNS). */
-export async function admitUrl(raw: string, policy: TargetPolicy, field = 'url'): Promise<string> {
-  try {
-    const url = parseTargetUrl(raw);
-    await checkTarget(url, policy);
-    return url.href;
-  } catch (err) {
-    if (!isWcagaiError(err)) throw err;
-    // An unresolvable host at submit time is a bad request, not a server fault.
-    const code = err.code === 'DNS_FAILURE' ? 'INVALID_URL' : err.code;
-    throw new FieldProblem(code, field, err.message);
-  }
+/** A target guard error as a problem of `field`; an unresolvable host at submit time is a bad request, not a server fault. */
+function problemOf(err: unknown, field: string): FieldProblem {
+  if (!isWcagaiError(err)) throw err;
+  return new FieldProblem(err.code === 'DNS_FAILURE' ? 'INVALID_URL' : err.code, field, err.message);
 }
 
-// What the resolver of a pre-check answers: a host name only DNS can judge, left to admitUrl.
-const NEEDS_DNS = new Error('the target policy needs DNS for this host');
+/** One URL's target policy check, made in two steps by `precheckUrl`. */
+export interface UrlCheck {
+  /** What is wrong with the URL that can be told without DNS; undefined when nothing is so far. */
+  readonly problem: FieldProblem | undefined;
+  /** The URL to queue once the check is complete (DNS for a host name only its addresses can judge); rejects with the FieldProblem. */
+  admit(): Promise<string>;
+}
 
 /**
- * What can be known of a URL without the network: syntax, scheme, credentials, and the target
- * policy for address literals, reserved names and SCAN_ALLOWED_HOSTS. A host name that only DNS
- * can judge passes here; admitUrl checks it. Undefined when nothing is wrong so far.
+ * Checks a URL as the server does (syntax, scheme, credentials, target policy) in two steps, so a
+ * URL is parsed and checked once: the first, without the network, tells `problem` (what one 400
+ * names along with the other fields); `admit()` goes on from where it stopped, with the DNS
+ * answer for a host name the policy can only judge by its addresses.
+ *
+ * The target guard's check runs once: the resolver it is given holds it at its DNS step until
+ * `admit()` hands it the real answer. A check never admitted (the request was refused for another
+ * field) stays held and is collected with the request: it holds no timer, socket or lookup.
  */
-export async function urlProblem(raw: string, policy: TargetPolicy, field = 'url'): Promise<FieldProblem | undefined> {
+export async function precheckUrl(raw: string, policy: TargetPolicy, field = 'url'): Promise<UrlCheck> {
+  let url: URL;
   try {
-    await checkTarget(parseTargetUrl(raw), { ...policy, resolve: () => Promise.reject(NEEDS_DNS) });
-    return undefined;
+    url = parseTargetUrl(raw);
   } catch (err) {
-    if (err === NEEDS_DNS) return undefined;
-    if (!isWcagaiError(err)) throw err;
-    return new FieldProblem(err.code, field, err.message);
+    return refused(problemOf(err, field));
   }
+  let host: string | undefined;
+  let answer!: (addresses: Promise<string[]>) => void;
+  let reachedDns!: () => void;
+  const atDns = new Promise<'dns'>((resolve) => (reachedDns = () => resolve('dns')));
+  const check = checkTarget(url, {
+    ...policy,
+    resolve: (name) => {
+      host = name;
+      reachedDns();
+      return new Promise<string[]>((resolve, reject) => (answer = (addresses) => void addresses.then(resolve, reject)));
+    },
+  });
+  try {
+    await Promise.race([check, atDns]);
+  } catch (err) {
+    return refused(problemOf(err, field));
+  }
+  const href = url.href;
+  let admitted: Promise<string> | undefined;
+  return {
+    problem: undefined,
+    admit() {
+      if (host === undefined) return Promise.resolve(href);
+      const name = host;
+      admitted ??= (() => {
+        answer(Promise.resolve().then(() => policy.resolve(name)));
+        return check.then(
+          () => href,
+          (err: unknown) => {
+            throw problemOf(err, field);
+          },
+        );
+      })();
+      return admitted;
+    },
+  };
+}
+
+function refused(problem: FieldProblem): UrlCheck {
+  return { problem, admit: () => Promise.reject(problem) };
+}
+
+/** Checks a URL as the server does: scheme, syntax and target policy (after DNS), in one go. */
+export async function admitUrl(raw: string, policy: TargetPolicy, field = 'url'): Promise<string> {
+  return (await precheckUrl(raw, policy, field)).admit();
 }
 
 /** Unknown rule ids of `rules` and of `disableRules`, one problem per field, from raw values. */

@@ -109,6 +109,28 @@ describe('Prefer: wait', () => {
     // The scan itself goes on.
     expect((await svc.get(`/api/scans/${queued.jobId}`)).json.status).toBe('queued');
   });
+
+  it('answers the deadline 202 with the status the scan has then: active while it runs, with Location and links', async () => {
+    const svc = await api();
+    const scanner = heldScanner();
+    await worker(svc, scanner);
+    // Closers run last first: a scan still held (the test failed) is answered before its worker closes.
+    closers.push(async () => scanner.answer((u) => stubResult(u)));
+    const url = target('wait-active');
+    // Queued first, so the scan is running before the waiting request is made.
+    const first = await svc.post('/api/scans', { url });
+    expect(first.status, first.body).toBe(202);
+    await waitFor(() => scanner.held() === 1, { what: 'the scan to start' });
+
+    const res = await svc.post('/api/scans', { url }, { prefer: 'wait=1' });
+    const self = `/api/scans/${first.json.id}`;
+    expect(res.status, res.body).toBe(202);
+    expect(res.headers.location).toBe(self);
+    expect(res.headers['preference-applied']).toBe('wait=1');
+    expect(res.json).toEqual({ id: first.json.id, status: 'active', deduplicated: true, links: { self, report: `${self}/report` } });
+    expect((await svc.get(self)).json.status).toBe('active');
+    scanner.answer((u) => stubResult(u));
+  });
 });
 
 describe('GET /api/scans/:id', () => {
@@ -133,6 +155,38 @@ describe('GET /api/scans/:id', () => {
     expect(final).toMatchObject({ status: 'completed', attempts: 2 });
     expect(final.startedAt).not.toBeNull();
     expect(final.finishedAt).not.toBeNull();
+  });
+
+  it('shows a scan queued again for a retry without the start of its previous attempt; a running retry shows its own', async () => {
+    // Long enough a backoff to read the scan while it waits for its retry.
+    const svc = await api({ SCAN_ATTEMPTS: '2', SCAN_BACKOFF: '2s' });
+    const scanner = heldScanner();
+    await worker(svc, scanner);
+    closers.push(async () => scanner.answer((u) => stubResult(u)));
+    const res = await svc.post('/api/scans', { url: target('retry-started') });
+    expect(res.status, res.body).toBe(202);
+    const id = res.json.id as string;
+    const view = async () => (await svc.get(`/api/scans/${id}`)).json;
+
+    await waitFor(() => scanner.held() === 1, { what: 'the first attempt' });
+    const first = await view();
+    expect(first).toMatchObject({ status: 'active', attempts: 1, finishedAt: null });
+    expect(first.startedAt).not.toBeNull();
+
+    scanner.answer((u) => stubResult(u, { httpStatus: 503, error: { code: 'HTTP_SERVER_ERROR', message: 'HTTP 503', retryable: true } }));
+    const waiting = await waitFor(async () => {
+      const v = await view();
+      return v.status === 'queued' && v.attempts === 1 ? v : undefined;
+    }, { what: 'the scan to wait for its retry' });
+    expect(waiting).toMatchObject({ status: 'queued', attempts: 1, startedAt: null, finishedAt: null });
+
+    await waitFor(() => scanner.held() === 1 && scanner.calls.length === 2, { what: 'the second attempt' });
+    const second = await view();
+    expect(second).toMatchObject({ status: 'active', attempts: 2, finishedAt: null });
+    expect(Date.parse(second.startedAt)).toBeGreaterThan(Date.parse(first.startedAt));
+    scanner.answer((u) => stubResult(u));
+    const final = await svc.finished(id);
+    expect(final).toMatchObject({ status: 'completed', attempts: 2 });
   });
 
   it('gives a scan that failed without a final record the code its failure carries (STALLED, or the CODE: of its reason)', async () => {

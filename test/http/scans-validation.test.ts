@@ -99,9 +99,25 @@ describe('POST /api/scans refuses bad input with a 4xx problem naming the field,
     const rule = await svc.post('/api/scans', { url: PUBLIC, rules: ['image-alt', 'no-such-rule'] });
     expectProblem(rule, 400, 'INVALID_OPTIONS', 'rules');
     expect(rule.json.detail).toContain('no-such-rule');
+    // The item names its field once, as in a multi-field answer.
+    expect(rule.json.errors).toEqual([{ field: 'rules', message: 'unknown axe rule id(s): no-such-rule' }]);
     expectProblem(await svc.post('/api/scans', { url: PUBLIC, disableRules: ['made-up'] }), 400, 'INVALID_OPTIONS', 'disableRules');
     expectProblem(await svc.post('/api/scans', { url: PUBLIC, viewport: { width: 50, height: 600 } }), 400, 'VALIDATION_FAILED', 'viewport.width');
     expectProblem(await svc.post('/api/scans', { url: PUBLIC, priority: 'urgent' }), 400, 'VALIDATION_FAILED', 'priority');
+    await queueIsEmpty();
+  });
+
+  it('names unknown rule ids among other bad fields without repeating the field in the message', async () => {
+    const res = await svc.post('/api/scans', { url: 'nope', rules: ['image-alt', 'no-such-rule'], disableRules: ['made-up'] });
+    expectProblem(res, 400, 'VALIDATION_FAILED', 'rules');
+    const errors = res.json.errors as Array<{ field: string; message: string }>;
+    expect(errors.find((e) => e.field === 'rules')!.message).toBe('unknown axe rule id(s): no-such-rule');
+    expect(errors.find((e) => e.field === 'disableRules')!.message).toBe('unknown axe rule id(s): made-up');
+    expect(res.json.detail).toContain('rules: unknown axe rule id(s): no-such-rule;');
+    expect(res.json.detail).not.toMatch(/rules: (disableR|r)ules:/);
+    const batch = await svc.post('/api/batches', { urls: ['nope', PUBLIC], rules: ['zz-rule'] });
+    expectProblem(batch, 400, 'VALIDATION_FAILED', 'rules');
+    expect((batch.json.errors as Array<{ field: string; message: string }>).find((e) => e.field === 'rules')!.message).toBe('unknown axe rule id(s): zz-rule');
     await queueIsEmpty();
   });
 

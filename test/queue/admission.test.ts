@@ -114,6 +114,26 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
 
+  it('a batch refused when its stale markers are decided again leaves no marker on the ids it never added', async () => {
+    const svc = await apiOnly();
+    const { redis: r, keys } = svc.service;
+    const marker = (n: string) => keys.inflight(cacheKeyOf(target(n), DEFAULT_SCAN_OPTIONS));
+    for (let i = 0; i < 4; i++) expect((await svc.post('/api/scans', { url: target(`full-${i}`) })).status).toBe(202);
+    await r.set(marker('f-stale'), 'scan_gone5', 'PX', 60_000);
+    // The first decision admits f-new (the fifth place); f-stale, decided again once its marker is
+    // judged stale, finds no room left: the batch is refused whole.
+    const res = await svc.post('/api/batches', { urls: [target('f-new'), target('f-stale')] });
+    expectQueueFull(res);
+    expect(await totalJobs(svc.service)).toBe(4);
+    expect(await r.exists(marker('f-new'))).toBe(0);
+    expect(await r.exists(marker('f-stale'))).toBe(0);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+    // The next try of f-new is a new scan as any other: it takes the last place.
+    const again = await svc.post('/api/scans', { url: target('f-new') });
+    expect(again.status, again.body).toBe(202);
+    expect(again.json.deduplicated).toBeUndefined();
+  });
+
   it('an add whose answer was lost (the job did get in) is joined by the client\'s retry, not queued twice: single and batched', async () => {
     const svc = await apiOnly();
     const { queue, redis: r, keys } = svc.service;

@@ -5,7 +5,7 @@ import { batchRequestSchema } from '../../domain/request.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import { urlForLog } from '../../observability/redact.js';
 import type { ScanStatus } from '../../queue/job.js';
-import { admitOptions, admitUrl, FieldProblem, ruleProblems, urlProblem } from '../../queue/submission.js';
+import { admitOptions, FieldProblem, precheckUrl, ruleProblems, type UrlCheck } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
 import { dedupeUrls, fetchSitemap, type SkippedSitemap } from '../../scanner/inputs.js';
 import { policyFetch } from '../../scanner/policy-fetch.js';
@@ -22,14 +22,15 @@ const SITEMAP_TOTAL_TIMEOUT_MS = 60_000;
 /**
  * Checks many URLs (a batch), at most `concurrency` look-ups at a time, and names every bad one:
  * one bad URL is its own problem (as for a single scan), several are one validation error listing
- * each by field, in order. Nothing is admitted unless every URL is.
+ * each by field, in order. Nothing is admitted unless every URL is. A URL checked already without
+ * DNS (`prechecked[i]`) goes on from there rather than being parsed and checked again.
  */
-async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf: (i: number) => string, concurrency = 16): Promise<string[]> {
+async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf: (i: number) => string, prechecked: ReadonlyArray<UrlCheck | undefined> = [], concurrency = 16): Promise<string[]> {
   const admitted: string[] = new Array<string>(raws.length);
   const problems: Array<{ index: number; problem: FieldProblem }> = [];
   await forEachLimited(raws, concurrency, async (raw, i) => {
     try {
-      admitted[i] = await admitUrl(raw, policy, fieldOf(i));
+      admitted[i] = await (prechecked[i] ?? (await precheckUrl(raw, policy, fieldOf(i)))).admit();
     } catch (err) {
       if (!(err instanceof FieldProblem)) throw err;
       problems.push({ index: i, problem: err });
@@ -38,7 +39,7 @@ async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf:
   if (problems.length === 1) throw problems[0]!.problem;
   if (problems.length > 1) {
     problems.sort((a, b) => a.index - b.index);
-    throw new ValidationError(problems.map(({ problem }) => ({ field: problem.field, message: problem.message })), `${problems.length} URLs refused`);
+    throw new ValidationError(problems.map(({ problem }) => ({ field: problem.field, message: problem.reason })), `${problems.length} URLs refused`);
   }
   return admitted;
 }
@@ -48,30 +49,39 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const { producer, store, config } = deps;
   const max = config.MAX_BATCH_URLS;
 
-  // What can be known of a body without DNS or a sitemap fetch, named along with what the schema refuses.
-  const checks: FieldCheck[] = [
-    (raw) => ((raw.urls === undefined) === (raw.sitemap === undefined) ? [new FieldProblem('VALIDATION_FAILED', 'urls', 'give either urls or sitemap')] : []),
-    async (raw) => {
-      if (!Array.isArray(raw.urls)) return [];
-      if (raw.urls.length > max) return [new FieldProblem('VALIDATION_FAILED', 'urls', `at most ${max} URLs per batch, got ${raw.urls.length}`)];
-      const found = await Promise.all(raw.urls.map((url: unknown, i) => (typeof url === 'string' ? urlProblem(url, deps.policy, `urls[${i}]`) : undefined)));
-      return found.filter((p): p is FieldProblem => p !== undefined);
-    },
-    async (raw) => {
-      const problem = typeof raw.sitemap === 'string' ? await urlProblem(raw.sitemap, deps.policy, 'sitemap') : undefined;
-      return problem ? [problem] : [];
-    },
-    ruleProblems,
-  ];
+  /**
+   * What can be known of a body without DNS or a sitemap fetch, named along with what the schema
+   * refuses. The URL checks made here go on with DNS afterwards, from where they stopped.
+   */
+  function checksOf(urlChecks: Array<UrlCheck | undefined>, sitemapCheck: { check?: UrlCheck }): FieldCheck[] {
+    return [
+      (raw) => ((raw.urls === undefined) === (raw.sitemap === undefined) ? [new FieldProblem('VALIDATION_FAILED', 'urls', 'give either urls or sitemap')] : []),
+      async (raw) => {
+        if (!Array.isArray(raw.urls)) return [];
+        if (raw.urls.length > max) return [new FieldProblem('VALIDATION_FAILED', 'urls', `at most ${max} URLs per batch, got ${raw.urls.length}`)];
+        const found = await Promise.all(raw.urls.map((url: unknown, i) => (typeof url === 'string' ? precheckUrl(url, deps.policy, `urls[${i}]`) : undefined)));
+        urlChecks.push(...found);
+        return found.flatMap((c) => (c?.problem ? [c.problem] : []));
+      },
+      async (raw) => {
+        if (typeof raw.sitemap !== 'string') return [];
+        sitemapCheck.check = await precheckUrl(raw.sitemap, deps.policy, 'sitemap');
+        return sitemapCheck.check.problem ? [sitemapCheck.check.problem] : [];
+      },
+      ruleProblems,
+    ];
+  }
 
   app.post('/api/batches', async (request, reply) => {
-    const body = await validateOrThrow(batchRequestSchema, request.body, checks);
+    const urlChecks: Array<UrlCheck | undefined> = [];
+    const sitemapCheck: { check?: UrlCheck } = {};
+    const body = await validateOrThrow(batchRequestSchema, request.body, checksOf(urlChecks, sitemapCheck));
     const options = admitOptions(body);
     let raw: string[];
     // Child sitemaps of an index that could not be read: left out, and named in the answer.
     const skipped: SkippedSitemap[] = [];
     if (body.sitemap) {
-      const sitemap = await admitUrl(body.sitemap, deps.policy, 'sitemap');
+      const sitemap = await (sitemapCheck.check ?? (await precheckUrl(body.sitemap, deps.policy, 'sitemap'))).admit();
       const onSkip = (s: SkippedSitemap) => skipped.push(s);
       raw = await fetchSitemap(sitemap, { onSkip, limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
         throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
@@ -81,7 +91,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
       // Their count (at most MAX_BATCH_URLS), syntax and scheme passed the checks above.
       raw = body.urls!;
     }
-    const urls = await admitUrls(raw, deps.policy, (i) => (body.sitemap ? `sitemap[${i}]` : `urls[${i}]`));
+    const urls = await admitUrls(raw, deps.policy, (i) => (body.sitemap ? `sitemap[${i}]` : `urls[${i}]`), body.sitemap ? [] : urlChecks);
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
     const id = randomId('batch_', 12);
     const requestId = String(request.id);

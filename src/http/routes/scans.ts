@@ -4,7 +4,7 @@ import type { Report } from '../../domain/scan.js';
 import { toolInfo } from '../../domain/version.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanView } from '../../queue/job.js';
-import { admitOptions, admitUrl, ruleProblems, urlProblem } from '../../queue/submission.js';
+import { admitOptions, precheckUrl, ruleProblems, type UrlCheck } from '../../queue/submission.js';
 import { observeScan } from '../../observability/metrics.js';
 import { urlForLog } from '../../observability/redact.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
@@ -19,15 +19,63 @@ import { methodGuard } from './method-guard.js';
 const MAX_WAIT_SECONDS = 120;
 const SCAN_ID = /^scan_[A-Za-z0-9_-]{1,64}$/;
 
-/** The `wait` preference of an RFC 7240 `Prefer` header, capped at 120 s. */
+/** RFC 7230 token characters. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An RFC 7230 quoted-string, its content captured. */
+const QUOTED = /^"((?:[^"\\]|\\.)*)"$/;
+
+/** `text` split on `separator` where it stands outside a quoted string (a `\` inside one escapes the next character). */
+function splitUnquoted(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted && c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && c === separator) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+/**
+ * The preferences of a `Prefer` header (RFC 7240: `token [= word] *(; parameter)`, comma
+ * separated, a word a token or a quoted string), by lower-case name, in order; the value is
+ * unquoted, and null when it is neither a token nor a quoted string.
+ */
+function preferences(header: string): Array<{ name: string; value: string | null | undefined }> {
+  const out: Array<{ name: string; value: string | null | undefined }> = [];
+  for (const element of splitUnquoted(header, ',')) {
+    const head = splitUnquoted(element, ';')[0]!;
+    const eq = head.indexOf('=');
+    const name = (eq < 0 ? head : head.slice(0, eq)).trim();
+    if (!TOKEN.test(name)) continue;
+    let value: string | null | undefined;
+    if (eq >= 0) {
+      const word = head.slice(eq + 1).trim();
+      const quoted = QUOTED.exec(word);
+      value = quoted ? quoted[1]!.replace(/\\(.)/g, '$1') : TOKEN.test(word) ? word : null;
+    }
+    out.push({ name: name.toLowerCase(), value });
+  }
+  return out;
+}
+
+/**
+ * The `wait` preference of an RFC 7240 `Prefer` header, capped at 120 s: delta-seconds as a token
+ * or a quoted string. Commas and semicolons inside quoted values of other preferences split nothing;
+ * a preference given twice counts by its first instance (RFC 7240 section 2).
+ */
 export function preferWait(header: string | string[] | undefined): number | null {
   const value = Array.isArray(header) ? header.join(',') : header;
   if (!value) return null;
-  for (const part of value.split(',')) {
-    const m = /^\s*wait\s*=\s*"?(\d+)"?\s*$/i.exec(part.split(';')[0] ?? '');
-    if (m) return Math.min(Number(m[1]), MAX_WAIT_SECONDS);
-  }
-  return null;
+  const wait = preferences(value).find((p) => p.name === 'wait');
+  if (!wait || typeof wait.value !== 'string' || !/^\d+$/.test(wait.value)) return null;
+  return Math.min(Number(wait.value), MAX_WAIT_SECONDS);
 }
 
 const CONTENT_TYPES: Record<ReportFormat, string> = {
@@ -39,12 +87,12 @@ const CONTENT_TYPES: Record<ReportFormat, string> = {
   pretty: 'text/plain; charset=utf-8',
 };
 
-function accepted(reply: FastifyReply, id: string, extra: Record<string, unknown> = {}) {
+function accepted(reply: FastifyReply, id: string, status: ScanView['status'] = 'queued', extra: Record<string, unknown> = {}) {
   const self = `/api/scans/${id}`;
   return reply
     .code(202)
     .header('location', self)
-    .send({ id, status: 'queued', ...extra, links: { self, report: `${self}/report` } });
+    .send({ id, status, ...extra, links: { self, report: `${self}/report` } });
 }
 
 /**
@@ -76,18 +124,20 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     return view;
   }
 
-  // What can be known of a body without DNS, named along with what the schema refuses.
-  const checks: FieldCheck[] = [
-    async (raw) => {
-      const problem = typeof raw.url === 'string' ? await urlProblem(raw.url, deps.policy) : undefined;
-      return problem ? [problem] : [];
-    },
-    ruleProblems,
-  ];
-
   const submit = async (request: FastifyRequest, reply: FastifyReply) => {
+    // What can be known of a body without DNS, named along with what the schema refuses. The URL's
+    // check goes on with DNS after that from where it stopped: the URL is parsed and checked once.
+    let urlCheck: UrlCheck | undefined;
+    const checks: FieldCheck[] = [
+      async (raw) => {
+        if (typeof raw.url !== 'string') return [];
+        urlCheck = await precheckUrl(raw.url, deps.policy);
+        return urlCheck.problem ? [urlCheck.problem] : [];
+      },
+      ruleProblems,
+    ];
     const body = await validateOrThrow(scanRequestSchema, request.body, checks);
-    const url = await admitUrl(body.url, deps.policy);
+    const url = await (urlCheck ?? (await precheckUrl(body.url, deps.policy))).admit();
     const options = admitOptions(body);
     const requestId = String(request.id);
     const { id, outcome } = await producer.submit(url, options, { priority: body.priority, requestId, ...(request.traceId ? { traceId: request.traceId } : {}) });
@@ -99,8 +149,10 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     }
     const wait = preferWait(request.headers.prefer);
     if (wait !== null && wait > 0) {
+      // The scan as last read: at the deadline, the status the 202 answers with.
+      const seen: { view?: ScanView | null } = {};
       const isDone = async () => {
-        const v = await producer.view(id);
+        const v = (seen.view = await producer.view(id));
         return v?.status === 'completed' || v?.status === 'failed';
       };
       // A client that hangs up stops the wait at once: its waiter is not held for up to 120 s.
@@ -124,9 +176,12 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const view = await producer.view(id);
         // A waiter woken by shutdown sees an unfinished scan: that is a 202, not a result.
         if (view && (view.status === 'completed' || view.status === 'failed')) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+        if (view) seen.view = view;
       }
+      // Past the deadline the scan is queued or running: the 202 says which (read at the deadline).
+      return accepted(reply, id, seen.view?.status === 'active' ? 'active' : 'queued', outcome === 'inflight' ? { deduplicated: true } : {});
     }
-    return accepted(reply, id, outcome === 'inflight' ? { deduplicated: true } : {});
+    return accepted(reply, id, 'queued', outcome === 'inflight' ? { deduplicated: true } : {});
   };
 
   app.post('/api/scans', submit);
