@@ -175,6 +175,8 @@ export class DeadLetterQueue implements DlqOperations {
     const r = pending[0]!;
     if (this.now() - Date.parse(r.at) <= (this.options.staleClaimMs ?? 120_000)) return null;
     if (r.jobId && (await this.options.isLive(r.jobId).catch(rethrowAsUnavailable))) return null;
+    // A replay that completed since the entry was read is not stale: it worked (the next read removes the entry).
+    if (r.jobId && this.options.isCompleted && (await this.options.isCompleted(r.jobId).catch(() => false))) return null;
     return r;
   }
 

@@ -122,7 +122,7 @@ ${v.nodes.map((n) => renderNode(n, hasBaseline)).join('\n')}
 }
 
 function renderNode(n: ViolationNode, hasBaseline: boolean): string {
-  const badge = n.baseline ? `<span class="badge baseline-${esc(n.baseline)}">${esc(n.baseline)}</span>` : '';
+  const badge = n.baseline ? `<span class="badge baseline-${esc(n.baseline)}">${esc(n.baseline.replace('-', ' '))}</span>` : '';
   return `<tr><td><code>${esc(targetText(n.target))}</code></td><td><pre><code>${esc(n.html)}</code></pre></td>` +
     `<td class="summary-text">${esc(n.failureSummary)}</td>${hasBaseline ? `<td>${badge}</td>` : ''}</tr>`;
 }

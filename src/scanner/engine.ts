@@ -127,6 +127,15 @@ export function cookieReaches(domain: string, hosts: ReadonlySet<string>): boole
 const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED', 'INVALID_OPTIONS', 'UNSUPPORTED_SCHEME']);
 const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'BLOCKED_TARGET']);
 
+/** Errors of a page that stopped answering: after them, the page is not asked which document it shows. */
+const UNANSWERED = new Set<ErrorCode | undefined>(['SETTLE_TIMEOUT', 'AXE_TIMEOUT', 'SCAN_TIMEOUT', 'SCAN_ABORTED', 'BROWSER_CRASHED']);
+
+/**
+ * How long the page may take to say which document it shows (a CDP call its renderer's main
+ * thread answers, in about a millisecond when idle); a page busy in a script never answers.
+ */
+const DOCUMENT_PROBE_MS = 1_000;
+
 /** Enough for any real page; a page that keeps spawning frames costs its slot a fresh context instead. */
 const MAX_TRACKED_STORAGE_KEYS = 200;
 
@@ -723,7 +732,9 @@ export class ScanEngine implements Scanner {
         // location): the document it went to is the one to scan, once it has loaded. An
         // evaluation that reached that document instead of failing fails there in its own way
         // (no settle tracker, no axe-core on about:blank): the document is asked, not the message.
-        if (!navigatedAway(err) && !(await this.replaced(slot, scanned))) throw err;
+        // A deadline or a crash is what it says: a page that did not answer its checks would not
+        // answer the question either.
+        if (!navigatedAway(err) && (UNANSWERED.has((err as WcagaiError).code) || !(await this.replaced(slot, scanned)))) throw err;
       }
       if (moves >= MAX_CLIENT_REDIRECTS) throw new WcagaiError('AXE_FAILED', `page navigated away during the checks of ${moves + 1} documents in a row`);
       this.config.logger?.info({ event: 'navigation.client_redirect', url: urlForLog(url), from: urlForLog(result.finalUrl ?? url) }, 'page navigated after its load; scanning the document it went to');
@@ -738,17 +749,26 @@ export class ScanEngine implements Scanner {
    * The main frame's document as the browser has it: its loader id, URL, whether it is the
    * browser's error page for a load that failed, and the response it came from (null for a
    * document no HTTP response made: about:blank, an error page).
+   *
+   * Asked of the page (Page.getFrameTree), which its renderer's main thread answers: a page busy
+   * in a script answers nothing, so after DOCUMENT_PROBE_MS the frame as puppeteer last saw it
+   * stands in (its URL and loader id, from the events of its commits), and the scan goes on to
+   * meet its own deadline (settle, axe) rather than wait for the answer until the scan's.
    */
   private async currentDocument(slot: Slot): Promise<PageDocument> {
+    const responses = this.states.get(slot.page)!.responses;
     let frame;
     try {
-      ({ frame } = (await slot.session.send('Page.getFrameTree')).frameTree);
+      ({ frame } = (await deadline(slot.session.send('Page.getFrameTree'), DOCUMENT_PROBE_MS, 'SETTLE_TIMEOUT', 'the page did not say which document it shows')).frameTree);
     } catch (err) {
-      throw classifyNavigationError(err, this.config.navigationTimeoutMs);
+      if (!(err instanceof WcagaiError && err.code === 'SETTLE_TIMEOUT')) throw classifyNavigationError(err, this.config.navigationTimeoutMs);
+      // puppeteer keeps the loader id of the frame's latest commit on `_loaderId`; it is not part of its typed API.
+      const loaderId = String((slot.page.mainFrame() as unknown as { _loaderId?: unknown })._loaderId ?? '');
+      const url = slot.page.url();
+      return { loaderId, url, failed: url.startsWith('chrome-error:'), response: responses.get(loaderId) ?? null };
     }
     const url = frame.unreachableUrl ?? frame.url + (frame.urlFragment ?? '');
-    const response = this.states.get(slot.page)!.responses.get(frame.loaderId) ?? null;
-    return { loaderId: frame.loaderId, url, failed: frame.unreachableUrl !== undefined, response };
+    return { loaderId: frame.loaderId, url, failed: frame.unreachableUrl !== undefined, response: responses.get(frame.loaderId) ?? null };
   }
 
   /** True when the page no longer shows `doc` (false when that cannot be told: the error at hand stands). */

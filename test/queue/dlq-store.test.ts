@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DlqEntry } from '../../src/domain/dlq.js';
 import type { PageResult, ScanOptions } from '../../src/domain/scan.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { DeadLetterQueue } from '../../src/queue/dlq.js';
+import { DeadLetterQueue, type ReplaySubmit } from '../../src/queue/dlq.js';
 import { DlqCapture } from '../../src/queue/dlq-capture.js';
 import { startDlqRetention } from '../../src/queue/dlq-retention.js';
 import { DlqStore } from '../../src/queue/dlq-store.js';
@@ -117,6 +117,12 @@ function failingScanner(): Scanner & { calls: number } {
   };
   return scanner;
 }
+
+/** A replay submit that queues nothing and records the job id of each replay. */
+const recordSubmits: (submitted: string[]) => ReplaySubmit = (submitted) => async (_url, _options, ctx) => {
+  submitted.push(ctx.id!);
+  return { id: ctx.id! };
+};
 
 describe('DLQ capture', () => {
   it('makes one entry per failed job however many captures observe it (two QueueEvents connections in one process)', async () => {
@@ -513,10 +519,7 @@ describe('DLQ retry', () => {
     await seed(store, seeded);
     const dlq = new DeadLetterQueue({
       store,
-      submit: async (_url, _options, ctx) => {
-        submitted.push(ctx.id!);
-        return { id: ctx.id! };
-      },
+      submit: recordSubmits(submitted),
       // A completed replay is neither queued nor running.
       isLive: async () => false,
       isCompleted: async (jobId) => completed.has(jobId),
@@ -539,6 +542,30 @@ describe('DLQ retry', () => {
     expect(submitted).toHaveLength(3);
     expect((await dlq.list({})).entries).toEqual([]);
     expect((await dlq.stats()).total).toBe(0);
+  });
+
+  it('does not replay a stale claim again when its replay completes while the retry is being decided', async () => {
+    let clock = Date.now();
+    const submitted: string[] = [];
+    const asked = new Map<string, number>();
+    const { store } = await storeFor();
+    const [seeded] = [entry({ code: 'HTTP_SERVER_ERROR', host: 'race.example', at: clock - 60_000 })];
+    await seed(store, [seeded!]);
+    const dlq = new DeadLetterQueue({
+      store,
+      submit: recordSubmits(submitted),
+      isLive: async () => false,
+      // Not completed when the entry is read, completed by the time the claim is judged.
+      isCompleted: async (jobId) => {
+        asked.set(jobId, (asked.get(jobId) ?? 0) + 1);
+        return asked.get(jobId)! > 1;
+      },
+      now: () => clock,
+    });
+    await dlq.retry(seeded!.id);
+    clock += 3 * 60_000;
+    await expect(dlq.retry(seeded!.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(submitted).toHaveLength(1);
   });
 
   it('reports a bulk retry cut short by Redis as stoppedBy REDIS_UNAVAILABLE, with what it did', async () => {

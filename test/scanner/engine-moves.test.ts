@@ -69,6 +69,26 @@ describe('ScanEngine on pages that leave their document on their own', () => {
   });
 });
 
+describe('ScanEngine on a page whose main thread never comes back', () => {
+  it('ends in SETTLE_TIMEOUT at the settle deadline, not at the scan deadline asking which document it shows', async () => {
+    const server = await startFixtureServer();
+    // Settle 1 s (its deadline adds 2 s), the scan 30 s: the busy page answers neither settle nor
+    // the question which document it shows.
+    const engine = await createScanner({ ...CONFIG, settleMaxMs: 1_000, scanTimeoutMs: 30_000 });
+    try {
+      server.html('/busy', page('<h1>Busy</h1>', '<script>onload = () => setTimeout(() => { for (;;); }, 20);</script>'));
+      const started = performance.now();
+      const result = await engine.scan(server.url('/busy'), DEFAULT_SCAN_OPTIONS);
+      expect(result).toMatchObject({ status: 'error', finalUrl: server.url('/busy'), httpStatus: 200, error: { code: 'SETTLE_TIMEOUT' } });
+      // Well inside the scan deadline: asking the page which document it shows waited it out before.
+      expect(performance.now() - started).toBeLessThan(20_000);
+    } finally {
+      await engine.close();
+      await server.close();
+    }
+  });
+});
+
 describe('ScanEngine cleaning a page whose renderer dies', () => {
   it('gives the page up as soon as its renderer dies while it is parked, not at the cleanup deadline', async () => {
     const server = await startFixtureServer();
@@ -88,9 +108,10 @@ describe('ScanEngine cleaning a page whose renderer dies', () => {
     try {
       let parked = 0;
       const scan = engine.scan(server.url('/dies-when-parked'), DEFAULT_SCAN_OPTIONS);
+      // Bounded: a beacon that never arrived would leave `parked` at 0, which the checks below refuse.
       const watch = (async () => {
-        while (server.requestsTo('/parking').length === 0) await new Promise((r) => setTimeout(r, 10));
-        parked = performance.now();
+        for (const until = performance.now() + 60_000; server.requestsTo('/parking').length === 0 && performance.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+        if (server.requestsTo('/parking').length > 0) parked = performance.now();
       })();
       // Its checks were done before the clean: the scan itself stands.
       const result = ok(await scan);
@@ -101,6 +122,7 @@ describe('ScanEngine cleaning a page whose renderer dies', () => {
       expect(String(failed?.err)).toContain('page crashed');
       // About a second from the pagehide (most of it the page filling its heap), where waiting for
       // the park would take until a deadline.
+      expect(parked).toBeGreaterThan(0);
       expect(ended - parked).toBeLessThan(cleanupTimeoutMs / 2);
       // The page was replaced: the next scan runs on a fresh one, in the same browser.
       expect(ruleIds(ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
