@@ -39,11 +39,13 @@ export class RawBaseline {
         while (next < urls.length) {
           const i = next++;
           const url = urls[i]!;
-          // The reference must be complete: on a loaded machine a page can miss puppeteer's 30 s
-          // default, so a failed page is tried once more before it counts as an error.
-          for (let attempt = 1; attempt <= 2; attempt++) {
+          // The reference must be complete: on a loaded machine a page can miss its deadline, and
+          // Chromium sometimes never finishes loading the corpus's <object> page (the engine
+          // navigates again when a load stalls; this plain loop does not), so a failed page is
+          // tried up to four times before it counts as an error.
+          for (let attempt = 1; attempt <= 4; attempt++) {
             try {
-              await page.goto(url, { waitUntil: 'load' });
+              await page.goto(url, { waitUntil: 'load', timeout: 20_000 });
               const counts = await page.evaluate(async (values) => {
                 const axe = (window as unknown as { axe: { run(c: unknown, o: unknown): Promise<{ violations: Array<{ id: string; nodes: unknown[] }> }> } }).axe;
                 const r = await axe.run(document, { runOnly: { type: 'tag', values }, resultTypes: ['violations'] });
