@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SCAN_OPTIONS, type PageResult } from '../../src/domain/scan.js';
+import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { initErrorReporting } from '../../src/observability/sentry.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION } from '../../src/queue/job.js';
@@ -16,10 +16,9 @@ import { keysFor } from '../../src/queue/keys.js';
 import { producerConnection, workerConnection } from '../../src/queue/redis.js';
 import { ResultStore } from '../../src/queue/store.js';
 import { startScanWorker } from '../../src/queue/worker.js';
-import type { Scanner } from '../../src/scanner/types.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startSentryIngest, type SentryIngest } from '../support/sentry-ingest.js';
-import { stubResult } from '../support/stub-results.js';
+import { stubResult, stubScanner } from '../support/stub-results.js';
 import { LogSink, uniquePrefix, waitFor } from '../support/service.js';
 
 let redis: RedisServer;
@@ -37,17 +36,13 @@ afterAll(async () => {
  * Stands in for the engine failing in a way no page can cause (the code INTERNAL marks a bug of
  * ours): URLs with "bug" fail so, the others with a page's own 500, which is not ours to report.
  */
-const buggyScanner: Scanner = {
-  async scan(url: string): Promise<PageResult> {
-    const bug = url.includes('bug');
-    return stubResult(url, {
-      httpStatus: bug ? 200 : 500,
-      error: bug ? { code: 'INTERNAL', message: 'the engine tripped over itself', retryable: false } : { code: 'HTTP_SERVER_ERROR', message: `${url} answered 500`, retryable: false },
-    });
-  },
-  stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }),
-  close: async () => undefined,
-};
+const buggyScanner = stubScanner((url) => {
+  const bug = url.includes('bug');
+  return stubResult(url, {
+    httpStatus: bug ? 200 : 500,
+    error: bug ? { code: 'INTERNAL', message: 'the engine tripped over itself', retryable: false } : { code: 'HTTP_SERVER_ERROR', message: `${url} answered 500`, retryable: false },
+  });
+});
 
 describe('error reporting in the worker and the process handlers', () => {
   it('reports a scan failed with INTERNAL, tagged with its job and request ids, and not a page that answered 500', async () => {

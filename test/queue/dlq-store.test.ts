@@ -14,7 +14,7 @@ import { startScanWorker, type ScanWorker } from '../../src/queue/worker.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { LogSink, startTestService, uniquePrefix, waitFor, type TestService } from '../support/service.js';
-import { stubResult } from '../support/stub-results.js';
+import { stubResult, stubScanner } from '../support/stub-results.js';
 
 /**
  * The DLQ's store, capture and retention without Chromium: scans are failed by a stub scanner
@@ -271,7 +271,7 @@ describe('DLQ replay whose entry update failed', () => {
     const jobId = retried.json.jobId as string;
 
     // The replay scans fine; the update that should remove its entry fails (Redis cut off then).
-    const scanner = { async scan(url: string) { return stubResult(url); }, stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }), close: async () => undefined };
+    const scanner = stubScanner();
     let resolveCalls = 0;
     const workerConn = workerConnection(redis.url);
     const worker = startScanWorker({

@@ -22,7 +22,7 @@ import type { Scanner } from '../../src/scanner/types.js';
 import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { LogSink, uniquePrefix, waitFor } from '../support/service.js';
-import { heldScanner, stubResult } from '../support/stub-results.js';
+import { heldScanner, stubResult, stubScanner } from '../support/stub-results.js';
 
 let redis: RedisServer;
 const closers: Array<() => Promise<unknown>> = [];
@@ -217,11 +217,7 @@ describe('DLQ capture while its fail-fast connection is down', () => {
     await relay.cut();
     const queue = await queueFor(keys);
     const id = await addScan(queue, 'http://127.0.0.1:9/perm-gone.html');
-    const failing: Scanner = {
-      scan: async (url) => stubResult(url, { httpStatus: 404, error: { code: 'HTTP_CLIENT_ERROR', message: `${url} answered 404`, retryable: false } }),
-      stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }),
-      close: async () => undefined,
-    };
+    const failing = stubScanner((url) => stubResult(url, { httpStatus: 404, error: { code: 'HTTP_CLIENT_ERROR', message: `${url} answered 404`, retryable: false } }));
     await worker(keys, failing, new LogSink());
     await waitFor(() => sink.events('dlq.capture.retry').length >= 1, { timeoutMs: 15_000, what: 'a capture that failed and will try again' });
     await relay.restore();

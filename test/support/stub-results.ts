@@ -37,3 +37,12 @@ export function heldScanner(): Scanner & { calls: string[]; held(): number; answ
   };
   return scanner;
 }
+
+/** A stub scanner answering every page at once with `result` (a clean page by default). */
+export function stubScanner(result: (url: string) => PageResult = (url) => stubResult(url)): Scanner {
+  return {
+    scan: async (url) => result(url),
+    stats: () => ({ concurrency: 1, active: 0, scansDone: 0, browserRestarts: 0, browserPid: 1 }),
+    close: async () => undefined,
+  };
+}
