@@ -147,13 +147,14 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const view = await producer.view(id);
       if (view) return reply.code(200).header('content-location', `/api/scans/${id}`).send({ ...view, cached: true });
     }
+    const joined = outcome === 'inflight' ? { deduplicated: true } : {};
     const wait = preferWait(request.headers.prefer);
     if (wait !== null && wait > 0) {
       // The scan as last read: at the deadline, the status the 202 answers with.
-      const seen: { view?: ScanView | null } = {};
+      let last: ScanView | null | undefined;
       const isDone = async () => {
-        const v = (seen.view = await producer.view(id));
-        return v?.status === 'completed' || v?.status === 'failed';
+        last = await producer.view(id);
+        return last?.status === 'completed' || last?.status === 'failed';
       };
       // A client that hangs up stops the wait at once: its waiter is not held for up to 120 s.
       const gone = new AbortController();
@@ -176,12 +177,12 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const view = await producer.view(id);
         // A waiter woken by shutdown sees an unfinished scan: that is a 202, not a result.
         if (view && (view.status === 'completed' || view.status === 'failed')) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
-        if (view) seen.view = view;
+        if (view) last = view;
       }
       // Past the deadline the scan is queued or running: the 202 says which (read at the deadline).
-      return accepted(reply, id, seen.view?.status === 'active' ? 'active' : 'queued', outcome === 'inflight' ? { deduplicated: true } : {});
+      return accepted(reply, id, last?.status === 'active' ? 'active' : 'queued', joined);
     }
-    return accepted(reply, id, 'queued', outcome === 'inflight' ? { deduplicated: true } : {});
+    return accepted(reply, id, 'queued', joined);
   };
 
   app.post('/api/scans', submit);
