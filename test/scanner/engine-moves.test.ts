@@ -76,7 +76,9 @@ describe('ScanEngine on a page whose main thread never comes back', () => {
     // the question which document it shows.
     const engine = await createScanner({ ...CONFIG, settleMaxMs: 1_000, scanTimeoutMs: 30_000 });
     try {
-      server.html('/busy', page('<h1>Busy</h1>', '<script>onload = () => setTimeout(() => { for (;;); }, 20);</script>'));
+      // The DOM changes after load, so settle waits out its quiet window (a page that did nothing
+      // after load settles at once, maybe before the loop starts, and axe would meet it instead).
+      server.html('/busy', page('<h1>Busy</h1>', "<script>onload = () => { document.body.append('.'); setTimeout(() => { for (;;); }, 20); };</script>"));
       const started = performance.now();
       const result = await engine.scan(server.url('/busy'), DEFAULT_SCAN_OPTIONS);
       expect(result).toMatchObject({ status: 'error', finalUrl: server.url('/busy'), httpStatus: 200, error: { code: 'SETTLE_TIMEOUT' } });
