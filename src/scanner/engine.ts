@@ -153,6 +153,13 @@ function deadline<T>(work: Promise<T>, ms: number, code: ErrorCode, message: str
   });
 }
 
+/** `work`'s value, or `fallback` once `ms` passed without one; `work`'s rejection passes through. */
+function within<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<F>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
   [/ERR_NAME_NOT_RESOLVED|ERR_NAME_RESOLUTION_FAILED/, 'DNS_FAILURE'],
   [/ERR_BLOCKED_BY_CLIENT/, 'BLOCKED_TARGET'],
@@ -757,16 +764,16 @@ export class ScanEngine implements Scanner {
    */
   private async currentDocument(slot: Slot): Promise<PageDocument> {
     const responses = this.states.get(slot.page)!.responses;
-    let frame;
-    try {
-      ({ frame } = (await deadline(slot.session.send('Page.getFrameTree'), DOCUMENT_PROBE_MS, 'SETTLE_TIMEOUT', 'the page did not say which document it shows')).frameTree);
-    } catch (err) {
-      if (!(err instanceof WcagaiError && err.code === 'SETTLE_TIMEOUT')) throw classifyNavigationError(err, this.config.navigationTimeoutMs);
+    const answer = await within(slot.session.send('Page.getFrameTree'), DOCUMENT_PROBE_MS, null).catch((err: unknown) => {
+      throw classifyNavigationError(err, this.config.navigationTimeoutMs);
+    });
+    if (!answer) {
       // puppeteer keeps the loader id of the frame's latest commit on `_loaderId`; it is not part of its typed API.
       const loaderId = String((slot.page.mainFrame() as unknown as { _loaderId?: unknown })._loaderId ?? '');
       const url = slot.page.url();
       return { loaderId, url, failed: url.startsWith('chrome-error:'), response: responses.get(loaderId) ?? null };
     }
+    const { frame } = answer.frameTree;
     const url = frame.unreachableUrl ?? frame.url + (frame.urlFragment ?? '');
     return { loaderId: frame.loaderId, url, failed: frame.unreachableUrl !== undefined, response: responses.get(frame.loaderId) ?? null };
   }

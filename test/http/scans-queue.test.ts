@@ -131,6 +131,26 @@ describe('Prefer: wait', () => {
     expect((await svc.get(self)).json.status).toBe('active');
     scanner.answer((u) => stubResult(u));
   });
+
+  it('answers a plain request that joins a scan with the status the scan has: active while it runs, the result once it finished', async () => {
+    const svc = await api();
+    const scanner = heldScanner();
+    await worker(svc, scanner);
+    closers.push(async () => scanner.answer((u) => stubResult(u)));
+    const url = target('join-active');
+    const first = await svc.post('/api/scans', { url });
+    expect(first.status, first.body).toBe(202);
+    expect(first.json.status).toBe('queued');
+    await waitFor(() => scanner.held() === 1, { what: 'the scan to start' });
+
+    const joined = await svc.post('/api/scans', { url });
+    const self = `/api/scans/${first.json.id}`;
+    expect(joined.status, joined.body).toBe(202);
+    expect(joined.headers.location).toBe(self);
+    expect(joined.json).toEqual({ id: first.json.id, status: 'active', deduplicated: true, links: { self, report: `${self}/report` } });
+    scanner.answer((u) => stubResult(u));
+    await waitFor(async () => (await svc.get(self)).json.status === 'completed', { what: 'the scan to complete' });
+  });
 });
 
 describe('GET /api/scans/:id', () => {

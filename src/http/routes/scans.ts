@@ -182,7 +182,14 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       // Past the deadline the scan is queued or running: the 202 says which (read at the deadline).
       return accepted(reply, id, last?.status === 'active' ? 'active' : 'queued', joined);
     }
-    return accepted(reply, id, 'queued', joined);
+    if (outcome === 'inflight') {
+      // The job joined may be running, or may have finished since it was found: the answer says
+      // which (one read, for a joining request only; a new job is queued by definition).
+      const view = await producer.view(id);
+      if (view?.status === 'completed' || view?.status === 'failed') return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+      return accepted(reply, id, view?.status === 'active' ? 'active' : 'queued', joined);
+    }
+    return accepted(reply, id);
   };
 
   app.post('/api/scans', submit);
