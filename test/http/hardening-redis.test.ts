@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { freePort } from '../support/net.js';
+import { groupMembers } from '../support/processes.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { baseEnv, startTestService, TEST_SETTINGS, uniquePrefix, waitFor, type JsonResponse, type TestService } from '../support/service.js';
 
@@ -117,33 +117,6 @@ describe('Redis stopped while the service runs', () => {
     expect(uptime).toBeGreaterThanOrEqual(0);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-/** Live members of a process group (Chromium leads its own). */
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 describe('SIGTERM while Redis is down', () => {
   it('`wcagai serve` still exits, within SHUTDOWN_TIMEOUT plus the close grace, and leaves no Chromium behind', async () => {

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysFor } from '../../src/queue/keys.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { freePort } from '../support/net.js';
+import { groupMembers } from '../support/processes.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { baseEnv, TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
 
@@ -29,17 +29,6 @@ interface Server {
 }
 
 const running = new Set<ChildProcess>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** `wcagai serve` with its embedded worker, spawned (`settings` may name another REDIS_URL); `browserPid` is 0 until it is ready. */
 async function spawnServe(settings: Record<string, string>): Promise<Server> {
@@ -80,22 +69,6 @@ function launchedBrowser(server: Server): number {
   const launch = server.lines().find((l) => l.event === 'browser.launch');
   expect(launch?.browserPid, server.output()).toEqual(expect.any(Number));
   return launch!.browserPid as number;
-}
-
-/** Live processes of a process group (Chromium runs as its own group, led by the browser). */
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 function submit(server: Server, url: string, wait?: number): Promise<{ status: number; body: Record<string, any>; connection: string | null }> {

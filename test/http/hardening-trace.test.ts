@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { baseEnv, LogSink, TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
@@ -40,17 +40,6 @@ async function stopChild(child: Child | undefined): Promise<void> {
   const timer = setTimeout(() => child.proc.kill('SIGKILL'), 10_000);
   await child.exited;
   clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 type Line = Record<string, unknown> & { raw: string };

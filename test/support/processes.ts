@@ -5,6 +5,7 @@ interface ProcInfo {
   ppid: number;
   state: string;
   comm: string;
+  pgrp: number;
 }
 
 function readProc(pid: number): ProcInfo | undefined {
@@ -13,7 +14,7 @@ function readProc(pid: number): ProcInfo | undefined {
     const open = stat.indexOf('(');
     const close = stat.lastIndexOf(')');
     const rest = stat.slice(close + 2).split(' ');
-    return { pid, ppid: Number(rest[1]), state: rest[0] ?? '?', comm: stat.slice(open + 1, close) };
+    return { pid, ppid: Number(rest[1]), state: rest[0] ?? '?', comm: stat.slice(open + 1, close), pgrp: Number(rest[2]) };
   } catch {
     return undefined;
   }
@@ -69,4 +70,11 @@ export async function waitForExit(pids: readonly number[], timeoutMs = 5_000): P
     if (alive.length === 0 || Date.now() >= until) return alive;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Live members of a process group (Chromium leads its own); zombies have exited and do not count. */
+export function groupMembers(pgid: number): number[] {
+  return allProcs()
+    .filter((p) => p.pgrp === pgid && p.state !== 'Z' && p.state !== 'X')
+    .map((p) => p.pid);
 }
