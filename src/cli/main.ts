@@ -4,7 +4,7 @@ import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
-import { collect, portNumber, positiveInt, viewportSize } from './parsers.js';
+import { collect, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
 
 import type { ExitCode } from '../commands/exit-codes.js';
 
@@ -35,8 +35,8 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--best-practice', 'also run axe-core best-practice rules', false)
     .option('--rules <ids>', 'run only these axe rule ids (comma-separated)', collect)
     .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', collect)
-    .option('--include <selector>', 'limit the scan to this CSS selector (repeatable)', collect)
-    .option('--exclude <selector>', 'leave out this CSS selector (repeatable)', collect)
+    .option('--include <selector>', 'limit the scan to this CSS selector (repeatable; a comma is part of the selector)', repeat)
+    .option('--exclude <selector>', 'leave out this CSS selector (repeatable; a comma is part of the selector)', repeat)
     .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)
     .addOption(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv']))
     .option('-o, --output <file>', 'write the report to a file instead of stdout')

@@ -74,6 +74,7 @@ async function collectUrls(args: string[], flags: ScanFlags, policy: TargetPolic
 }
 
 async function readBaseline(path: string): Promise<Report> {
+  if (path.trim() === '') throw new WcagaiError('USAGE', `--baseline expects a file name, got "${path}"`);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -88,7 +89,8 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const flags = raw as unknown as ScanFlags;
   // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
   loadDotEnv();
-  if (flags.output) checkOutputFile(flags.output, '--output');
+  // An empty name (`-o "$REPORT"` with the variable unset) is refused, not taken as "no --output".
+  if (flags.output !== undefined) checkOutputFile(flags.output, '--output');
   const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate });
   const options: ScanOptions = {
     wcagLevel: flags.level,
@@ -102,9 +104,9 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   };
   validateScanOptions(options);
   const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;
-  const baseline = flags.baseline ? await readBaseline(flags.baseline) : undefined;
+  const baseline = flags.baseline !== undefined ? await readBaseline(flags.baseline) : undefined;
   const urls = await collectUrls(args, flags, policy);
-  const format: ReportFormat = flags.format ?? (flags.output ? formatOfFile(flags.output) : process.stdout.isTTY ? 'pretty' : 'json');
+  const format: ReportFormat = flags.format ?? (flags.output !== undefined ? formatOfFile(flags.output) : process.stdout.isTTY ? 'pretty' : 'json');
 
   const timeout = flags.timeout;
   const scanner = await createScanner({
@@ -127,11 +129,11 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     bar?.done();
     await scanner.close();
   }
-  report.options = { ...options, failOn: flags.failOn, ...(flags.baseline ? { baseline: flags.baseline } : {}) };
+  report.options = { ...options, failOn: flags.failOn, ...(baseline ? { baseline: flags.baseline } : {}) };
   if (baseline) report = applyBaseline(report, baseline);
 
-  const text = render(report, format, { color: format === 'pretty' && !flags.output && process.stdout.isTTY === true && !process.env.NO_COLOR });
-  if (flags.output) {
+  const text = render(report, format, { color: format === 'pretty' && flags.output === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR });
+  if (flags.output !== undefined) {
     await writeFile(flags.output, text).catch((err: NodeJS.ErrnoException) => {
       throw new WcagaiError('USAGE', `cannot write ${flags.output}: ${err.code ?? err.message}`);
     });

@@ -8,6 +8,9 @@ type Level = 'error' | 'warning' | 'note';
 const LEVELS: Record<Impact, Level> = { critical: 'error', serious: 'error', moderate: 'warning', minor: 'note' };
 // GitHub code scanning rejects rules with more than 20 tags.
 const MAX_TAGS = 20;
+// ...and a whole upload whose run has more than 25,000 results (it shows the 5,000 most severe).
+export const MAX_RESULTS = 25_000;
+const LEVEL_RANK: Record<Level, number> = { error: 0, warning: 1, note: 2 };
 
 /** SARIF 2.1.0 log with one run, accepted by GitHub code scanning. */
 export function renderSarif(report: Report): string {
@@ -35,7 +38,7 @@ export function renderSarif(report: Report): string {
           locations: [
             {
               physicalLocation: {
-                artifactLocation: { uri: page.url },
+                artifactLocation: { uri: artifactUri(page.url) },
                 // The DOM has no lines: line 1 anchors the finding, the snippet shows the element.
                 region: { startLine: 1, snippet: { text: node.html } },
               },
@@ -45,7 +48,7 @@ export function renderSarif(report: Report): string {
           // Per page: the element's own fingerprint is the same on every page that shares it (a
           // site header), and SARIF consumers match results across runs by this value.
           partialFingerprints: { 'wcagai/v2': locationFingerprint(page.url, node.fingerprint) },
-          properties: { target: node.target, impact: v.impact, wcag: v.wcag, fingerprint: node.fingerprint },
+          properties: { url: page.url, target: node.target, impact: v.impact, wcag: v.wcag, fingerprint: node.fingerprint },
         };
         if (node.baseline === 'new') result.baselineState = 'new';
         else if (node.baseline === 'persisting') result.baselineState = 'unchanged';
@@ -59,8 +62,8 @@ export function renderSarif(report: Report): string {
         level: 'error',
         message: { text: `${page.url}: ${code}: ${page.error?.message ?? 'page could not be scanned'}` },
         descriptor: { id: code },
-        locations: [{ physicalLocation: { artifactLocation: { uri: page.url } } }],
-        properties: { retryable: page.error?.retryable ?? false },
+        locations: [{ physicalLocation: { artifactLocation: { uri: artifactUri(page.url) } } }],
+        properties: { url: page.url, retryable: page.error?.retryable ?? false },
       });
     }
   }
@@ -70,8 +73,21 @@ export function renderSarif(report: Report): string {
     rule.defaultConfiguration = { level: levelOf(ruleImpact.get(id) ?? null) };
   }
 
+  const failed = notifications.length > 0;
+  const kept = keepMostSevere(results);
+  if (kept.length < results.length) {
+    notifications.push({
+      level: 'warning',
+      message: {
+        text: `${results.length - kept.length} of ${results.length} results left out, the least severe: GitHub code scanning rejects a run of more than ${MAX_RESULTS}. The JSON report has them all.`,
+      },
+      descriptor: { id: 'RESULTS_TRUNCATED' },
+      properties: { results: results.length, kept: kept.length },
+    });
+  }
+
   const invocation: Record<string, unknown> = {
-    executionSuccessful: notifications.length === 0,
+    executionSuccessful: !failed,
     toolExecutionNotifications: notifications,
   };
   if (isTimestamp(report.startedAt)) invocation.startTimeUtc = report.startedAt;
@@ -91,7 +107,7 @@ export function renderSarif(report: Report): string {
           },
         },
         invocations: [invocation],
-        results,
+        results: kept,
         columnKind: 'utf16CodeUnits',
         properties: { axeVersion: report.axeVersion, summary: report.summary },
       },
@@ -100,9 +116,48 @@ export function renderSarif(report: Report): string {
   return `${JSON.stringify(log, null, 2)}\n`;
 }
 
+/** At most MAX_RESULTS results, the most severe first chosen, in their original order. */
+function keepMostSevere(results: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  if (results.length <= MAX_RESULTS) return results;
+  const order = results.map((_, i) => i);
+  order.sort((a, b) => LEVEL_RANK[results[a]!.level as Level] - LEVEL_RANK[results[b]!.level as Level] || a - b);
+  return order
+    .slice(0, MAX_RESULTS)
+    .sort((a, b) => a - b)
+    .map((i) => results[i]!);
+}
+
 /** A finding's fingerprint on one page: the element's fingerprint and the page's URL. */
 export function locationFingerprint(pageUrl: string, fingerprint: string): string {
   return createHash('sha256').update(`${pageUrl}\n${fingerprint}`).digest('hex').slice(0, 24);
+}
+
+/**
+ * A page as a SARIF artifact URI: relative, the host and path without the scheme
+ * (`example.com/about?a=1`). GitHub code scanning rejects a whole log when an absolute URI's
+ * scheme is not that of the checkout (`file`), and an upload whose URIs are not RFC 3986
+ * (`|`, `[`, `{`, a stray `%`, which WHATWG URLs keep). The full URL is in `properties.url`.
+ */
+export function artifactUri(pageUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(pageUrl);
+  } catch {
+    // Not a URL (a hand-edited report): kept as one relative path, lone surrogates replaced.
+    return strictUri(pageUrl.replace(/[\uD800-\uDFFF]/gu, '\uFFFD').replaceAll(':', '%3A').replaceAll('#', '%23'));
+  }
+  // The first segment of a relative reference cannot hold a colon (it would read as a scheme):
+  // the port's is encoded, as are an IPv6 literal's brackets and colons.
+  const host = url.host.replace(/[:[\]]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const fragment = url.hash ? `#${strictUri(url.hash.slice(1).replaceAll('#', '%23'))}` : '';
+  return `${host}${strictUri(url.pathname + url.search)}${fragment}`;
+}
+
+/** Percent-encodes what RFC 3986 allows in no path, query or fragment, and a `%` that starts no escape. */
+function strictUri(value: string): string {
+  return value
+    .replace(/%(?![0-9A-Fa-f]{2})/g, '%25')
+    .replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]+/gu, (chars) => encodeURIComponent(chars));
 }
 
 function ruleFor(v: Violation): Record<string, unknown> {

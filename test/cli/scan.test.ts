@@ -135,6 +135,9 @@ describe('wcagai without a browser', () => {
     // Refused before the scan, not after it with the report lost.
     ['an --output in a directory that does not exist', ['scan', '--output', '/nonexistent-dir/report.json', 'URL'], /^wcagai: --output \/nonexistent-dir\/report\.json: no directory \/nonexistent-dir to write it in$/],
     ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
+    // `-o "$REPORT"` with the variable unset: the report went to stdout, exit 0, the CI artifact missing.
+    ['an empty --output', ['scan', '--output', '', 'URL'], /^wcagai: --output expects a file name, got ""$/],
+    ['an empty --baseline', ['scan', '--baseline', '', 'URL'], /^wcagai: --baseline expects a file name, got ""$/],
     // resolve() drops the slash: without a check of its own this passed, and the scan ran before the write failed.
     ['an --output naming a directory to be', ['scan', '--output', 'new-dir/', 'URL'], /^wcagai: --output new-dir\/: names a directory, not a file$/],
     ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],
@@ -218,6 +221,18 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     const [result] = report.pages;
     expect(result!.violations.map((v) => v.id)).toEqual(['button-name']);
     expect(result!.violations[0]!.nodes[0]!.target).toEqual(['#menu']);
+  });
+
+  it('--exclude keeps a selector whole, commas and all: one selector list, repeatable', async ({ expect }) => {
+    // Two images without alt; `:is(#a, #b)` is one selector that holds a comma.
+    server.html('/two-images.html', page(`<h1>Two</h1><img id="a" src="${GIF}"><img id="b" src="${GIF}">`));
+    const both = await runCli(['scan', '--format', 'json', '--exclude', ':is(#a, #b)', server.url('/two-images.html')]);
+    expect(both.code, both.stderr).toBe(0);
+    expect(parseReport(both).options.exclude).toEqual([':is(#a, #b)']);
+    const one = await runCli(['scan', '--format', 'json', '--exclude', '#a', '--exclude', '[id="x,y"]', server.url('/two-images.html')]);
+    expect(one.code, one.stderr).toBe(2);
+    expect(parseReport(one).options.exclude).toEqual(['#a', '[id="x,y"]']);
+    expect(parseReport(one).pages[0]!.violations.flatMap((v) => v.nodes.map((n) => n.target))).toEqual([['#b']]);
   });
 
   it('--fail-on critical exits 0 on a page with only a minor violation', async ({ expect }) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyBaseline } from '../../src/reporters/baseline.js';
-import { locationFingerprint, renderSarif } from '../../src/reporters/sarif.js';
+import { artifactUri, locationFingerprint, MAX_RESULTS, renderSarif } from '../../src/reporters/sarif.js';
 import { makeReport } from './fixture.js';
 
 interface SarifResult {
@@ -13,7 +13,7 @@ interface SarifResult {
     logicalLocations: Array<{ fullyQualifiedName: string; kind: string }>;
   }>;
   partialFingerprints: Record<string, string>;
-  properties: { fingerprint: string };
+  properties: { url: string; fingerprint: string };
   baselineState?: string;
 }
 
@@ -34,7 +34,13 @@ function parse(text: string) {
       tool: { driver: { name: string; version: string; informationUri: string; rules: SarifRule[] } };
       invocations: Array<{
         executionSuccessful: boolean;
-        toolExecutionNotifications: Array<{ level: string; message: { text: string }; descriptor: { id: string } }>;
+        toolExecutionNotifications: Array<{
+          level: string;
+          message: { text: string };
+          descriptor: { id: string };
+          locations: Array<{ physicalLocation: { artifactLocation: { uri: string } } }>;
+          properties: { url: string };
+        }>;
       }>;
       results: SarifResult[];
     }>;
@@ -78,13 +84,14 @@ describe('renderSarif', () => {
     const first = run.results[0]!;
     expect(first.message.text).toBe('Images must have alternative text\n=HYPERLINK("http://evil")');
     const location = first.locations[0]!;
-    expect(location.physicalLocation.artifactLocation.uri).toBe('https://example.com/');
+    expect(location.physicalLocation.artifactLocation.uri).toBe('example.com/');
+    expect(first.properties.url).toBe('https://example.com/');
     expect(location.physicalLocation.region?.snippet?.text).toContain('<script>');
     expect(location.logicalLocations[0]).toEqual({ fullyQualifiedName: 'img.hero', kind: 'element' });
     expect(run.results.map((r) => r.properties.fingerprint)).toEqual([
       'fp-img-1', 'fp-img-2', 'fp-cc-a', 'fp-cc-b', 'fp-cc-c', 'fp-cc-d', 'fp-cc-e', 'fp-region', 'fp-heading',
     ]);
-    for (const r of run.results) expect(r.partialFingerprints).toEqual({ 'wcagai/v2': locationFingerprint(r.locations[0]!.physicalLocation.artifactLocation.uri, r.properties.fingerprint) });
+    for (const r of run.results) expect(r.partialFingerprints).toEqual({ 'wcagai/v2': locationFingerprint(r.properties.url, r.properties.fingerprint) });
     expect(run.results.every((r) => r.baselineState === undefined)).toBe(true);
   });
 
@@ -93,7 +100,7 @@ describe('renderSarif', () => {
     const twin = { ...report.pages[0]!, url: 'https://example.com/about' };
     const { run } = parse(renderSarif({ ...report, pages: [report.pages[0]!, twin] }));
     const img = run.results.filter((r) => r.properties.fingerprint === 'fp-img-1');
-    expect(img.map((r) => r.locations[0]!.physicalLocation.artifactLocation.uri)).toEqual(['https://example.com/', 'https://example.com/about']);
+    expect(img.map((r) => r.locations[0]!.physicalLocation.artifactLocation.uri)).toEqual(['example.com/', 'example.com/about']);
     expect(new Set(img.map((r) => r.partialFingerprints['wcagai/v2'])).size).toBe(2);
   });
 
@@ -136,5 +143,68 @@ describe('renderSarif', () => {
     const rule = run.tool.driver.rules[0]!;
     expect(rule.properties.tags).toHaveLength(20);
     expect(rule.helpUri).toBeUndefined();
+  });
+
+  it('locates pages by relative RFC 3986 URIs, which GitHub code scanning takes from a file: checkout', () => {
+    // An absolute https: URI fails the upload ("SARIF URI scheme did not match the checkout URI
+    // scheme file"), and `|`, `[`, `{`, a stray `%` fail its uri-reference check: WHATWG URLs keep them.
+    const urls = [
+      'https://example.com/about?a=1&b=2',
+      'http://127.0.0.1:8080/a|b[c]^?q={x}|y^`[z]',
+      'http://[::1]:3000/x',
+      'https://example.com/%zz#/route#x|',
+      'https://bücher.example/ö',
+    ];
+    const report = makeReport();
+    const [home, , down] = report.pages;
+    report.pages = [...urls.map((url) => ({ ...structuredClone(home!), url })), { ...down!, url: 'http://localhost:8080/down' }];
+    const { run } = parse(renderSarif(report));
+    const uris = [...new Set(run.results.map((r) => r.locations[0]!.physicalLocation.artifactLocation.uri))];
+    expect(uris).toEqual([
+      'example.com/about?a=1&b=2',
+      '127.0.0.1%3A8080/a%7Cb%5Bc%5D%5E?q=%7Bx%7D%7Cy%5E%60%5Bz%5D',
+      '%5B%3A%3A1%5D%3A3000/x',
+      'example.com/%25zz#/route%23x%7C',
+      'xn--bcher-kva.example/%C3%B6',
+    ]);
+    const note = run.invocations[0]!.toolExecutionNotifications[0]!;
+    expect(note.locations[0]!.physicalLocation.artifactLocation.uri).toBe('localhost%3A8080/down');
+    expect(note.properties.url).toBe('http://localhost:8080/down');
+    // RFC 3986 relative-ref: no scheme (no colon before the first slash), only its characters, escapes well formed.
+    const relativeRef = /^(?:[\w\-.~!$&'()*+,;=@]|%[0-9A-F]{2})*(?:\/(?:[\w\-.~!$&'()*+,;=:@/?]|%[0-9A-F]{2})*)?(?:#(?:[\w\-.~!$&'()*+,;=:@/?]|%[0-9A-F]{2})*)?$/i;
+    for (const uri of [...uris, note.locations[0]!.physicalLocation.artifactLocation.uri]) {
+      expect(uri).toMatch(relativeRef);
+      expect(new URL(uri, 'file:///checkout/').href.startsWith('file:///checkout/')).toBe(true);
+    }
+    // Each result keeps its page's full URL.
+    expect([...new Set(run.results.map((r) => r.properties.url))]).toEqual(urls);
+  });
+
+  it('artifactUri keeps something usable of a page URL that does not parse', () => {
+    expect(artifactUri('not a url: #1 \ud800')).toBe('not%20a%20url%3A%20%231%20%EF%BF%BD');
+  });
+
+  it('keeps a run within the 25,000 results GitHub takes, dropping the least severe and saying so', () => {
+    // Over 25,000 results the whole upload is rejected: a site-wide footer over a large sitemap gets there.
+    const report = makeReport();
+    const home = report.pages[0]!;
+    const node = (i: number) => ({ target: [`#n${i}`], html: `<p id="n${i}">`, failureSummary: '', fingerprint: `fp-${i}` });
+    const [imageAlt, contrast, region, heading] = home.violations;
+    heading!.nodes = Array.from({ length: MAX_RESULTS }, (_, i) => node(i));
+    report.pages = report.pages.filter((p) => p.status === 'ok');
+    const total = [imageAlt, contrast, region, heading].reduce((n, v) => n + v!.nodes.length, 0);
+    const { run } = parse(renderSarif(report));
+    expect(run.results).toHaveLength(MAX_RESULTS);
+    // Every error and warning stays, in report order; the minor ones fill what is left.
+    const levels = run.results.map((r) => r.level);
+    expect(levels.filter((l) => l !== 'note')).toHaveLength(8);
+    expect(levels.slice(0, 8)).toEqual(['error', 'error', 'error', 'error', 'error', 'error', 'error', 'warning']);
+    expect(run.results.at(-1)!.properties.fingerprint).toBe(`fp-${MAX_RESULTS - 8 - 1}`);
+    for (const result of run.results) expect(run.tool.driver.rules[result.ruleIndex]!.id).toBe(result.ruleId);
+    const invocation = run.invocations[0]!;
+    expect(invocation.executionSuccessful).toBe(true);
+    expect(invocation.toolExecutionNotifications).toEqual([
+      expect.objectContaining({ level: 'warning', descriptor: { id: 'RESULTS_TRUNCATED' }, message: { text: expect.stringContaining(`8 of ${total} results left out`) } }),
+    ]);
   });
 });
