@@ -32,7 +32,8 @@ export function parseSize(value: string, flag: string): number {
 
 /** `wcagai leak`: 0 pass, 99 leak (1 on a tool error, thrown). Re-executes itself with --expose-gc when needed. */
 export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 99> {
-  if (flags.report) checkOutputFile(flags.report, '--report');
+  if (flags.report !== undefined) checkOutputFile(flags.report, '--report');
+  if (flags.heapSnapshots !== undefined && flags.heapSnapshots.trim() === '') throw new WcagaiError('USAGE', `--heap-snapshots expects a directory, got "${flags.heapSnapshots}"`);
   const maxGrowth = parseSize(flags.maxGrowth, '--max-growth');
   const tolerance = parseSize(flags.tolerance, '--tolerance');
   const maxDurationMs = parseDuration(flags.maxDuration);
@@ -41,7 +42,7 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   if (child !== null) return (child === 0 || child === 99 ? child : 1) as 0 | 1 | 99;
   const tty = process.stderr.isTTY === true;
   const result = await leakFromFlags(
-    { concurrent: flags.concurrent, cycles: flags.cycles, ...(flags.pages !== undefined ? { pages: flags.pages } : {}), maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
+    { concurrent: flags.concurrent, cycles: flags.cycles, ...(flags.pages !== undefined ? { pages: flags.pages } : {}), maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots !== undefined ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
     tty
       ? (p) => {
           const heap = p.last ? `${(p.last.heapUsed / 2 ** 20).toFixed(1)} MB` : '-';
@@ -51,7 +52,7 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
       : undefined,
   );
   if (tty) process.stderr.write('\r\x1b[2K');
-  if (flags.report) {
+  if (flags.report !== undefined) {
     await writeFile(flags.report, leakHtml(result)).catch((err: NodeJS.ErrnoException) => {
       throw new WcagaiError('USAGE', `cannot write ${flags.report}: ${err.code ?? err.message}`);
     });

@@ -15,10 +15,10 @@ export interface StressCommandFlags extends StressFlags {
  * (with no wait for recovery) are no verdict either way.
  */
 export async function runStressCommand(flags: StressCommandFlags): Promise<0 | 1 | 99> {
-  if (flags.out) checkOutputFile(flags.out, '--out');
+  if (flags.out !== undefined) checkOutputFile(flags.out, '--out');
   const result = await stressFromFlags(flags, process.stderr);
   const json = `${JSON.stringify(result, null, 2)}\n`;
-  if (flags.out) {
+  if (flags.out !== undefined) {
     await writeFile(flags.out, json).catch((err: NodeJS.ErrnoException) => {
       throw new WcagaiError('USAGE', `cannot write ${flags.out}: ${err.code ?? err.message}`);
     });

@@ -29,6 +29,15 @@ describe('wcagai leak usage', () => {
     expect(run.code).toBe(1);
     expect(run.stderr.trim()).toBe('wcagai: --max-growth expects a size such as 50MB, 512KB or bytes, got "lots"');
   });
+
+  it('refuses an empty --report or --heap-snapshots (an unset variable) in one line, before scanning', async () => {
+    const report = await runCli(['leak', '--report', '']);
+    expect(report.code).toBe(1);
+    expect(report.stderr.trim()).toBe('wcagai: --report expects a file name, got ""');
+    const snapshots = await runCli(['leak', '--heap-snapshots', '']);
+    expect(snapshots.code).toBe(1);
+    expect(snapshots.stderr.trim()).toBe('wcagai: --heap-snapshots expects a directory, got ""');
+  });
 });
 
 describe('wcagai leak pages', () => {

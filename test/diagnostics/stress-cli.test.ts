@@ -216,6 +216,13 @@ describe('wcagai stress tool errors', () => {
     expect(missing.stderr).toMatch(/nope\.json: cannot read the scenario: ENOENT/);
   });
 
+  it('refuses an empty --out (an unset variable) in one line, before starting anything', async () => {
+    const run = await stress(['--out', '']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim()).toBe('wcagai: --out expects a file name, got ""');
+  });
+
   it('reports an unreachable --url target in one line', async () => {
     const port = await new Promise<number>((resolve) => {
       const server = createServer().listen(0, '127.0.0.1', () => {
