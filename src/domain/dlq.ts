@@ -68,7 +68,10 @@ export interface DlqEntry {
   status: DlqStatus;
 }
 
-/** Failure patterns: every figure is read from counters, so this costs O(#codes + #hosts + #days). */
+/**
+ * Failure patterns: every figure is read from counters, O(#codes + #hosts + #days), once the replays
+ * of entries being retried were checked (O(#retrying)).
+ */
 export interface DlqStats {
   total: number;
   byCode: Record<string, number>;

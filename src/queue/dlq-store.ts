@@ -10,6 +10,10 @@ import type { RedisClient } from './redis.js';
  *   dlq:t         ZSET id -> t (listing and age), dlq:c:<code> and dlq:h:<host> ZSETs likewise
  *   dlq:n:code|host|day  HASH counters (HINCRBY), so stats never walk the entries
  *   dlq:j:<jobId> STRING -> DLQ id, set once per captured job: capture is idempotent
+ *   dlq:r         ZSET id -> when its replay is next checked (ms; 0 = at once), the entries whose
+ *                 status is `retrying`: figures settle completed replays from it, not from a walk
+ *   dlq:r:built   STRING, set once dlq:r holds every retrying entry (entries written before the
+ *                 index existed were added to it by a walk of dlq:t)
  *
  * Every write goes through one script that checks the entry's revision (optimistic
  * concurrency: JS builds the new JSON, Redis applies it only if nobody wrote in between) and
@@ -20,7 +24,8 @@ local function dec(h, f)
   if not f then return end
   if redis.call('HINCRBY', h, f, -1) <= 0 then redis.call('HDEL', h, f) end
 end
-local function unindex(entryKey, id, timeKey, codes, hosts, days, codePrefix, hostPrefix)
+local function unindex(entryKey, id, timeKey, codes, hosts, days, codePrefix, hostPrefix, retryingKey)
+  redis.call('ZREM', retryingKey, id)
   local old = redis.call('HMGET', entryKey, 'code', 'host', 'day')
   if not old[1] then return false end
   redis.call('ZREM', timeKey, id)
@@ -35,7 +40,7 @@ end
 
 /**
  * Writes entries, each only if its stored revision is the expected one.
- * KEYS: time index, code counts, host counts, day counts.
+ * KEYS: time index, code counts, host counts, day counts, retrying index.
  * ARGV: entry prefix, job marker prefix, code index prefix, host index prefix, marker TTL ms, then
  * per entry: expected rev ('' = must not exist), id, json ('' = delete), code, host, day, t,
  * status, job id to mark ('' = none).
@@ -55,7 +60,7 @@ for i = 6, #ARGV, 9 do
     out[#out + 1] = 'conflict'
     out[#out + 1] = rev or ''
   else
-    if rev then unindex(entryKey, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4]) end
+    if rev then unindex(entryKey, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], KEYS[5]) end
     if jobId ~= '' then redis.call('SET', ARGV[2] .. jobId, id, 'PX', ARGV[5]) end
     if json == '' then
       redis.call('DEL', entryKey)
@@ -70,6 +75,8 @@ for i = 6, #ARGV, 9 do
       redis.call('HINCRBY', KEYS[2], code, 1)
       redis.call('HINCRBY', KEYS[3], host, 1)
       redis.call('HINCRBY', KEYS[4], day, 1)
+      -- Any write of a retrying entry (a new claim, another replay) makes it due for a check.
+      if status == 'retrying' then redis.call('ZADD', KEYS[5], 0, id) end
       out[#out + 1] = 'ok'
       out[#out + 1] = nextRev
     end
@@ -81,7 +88,8 @@ return out
 /**
  * Deletes entries: the ids in ARGV[6..], or (ARGV[4] = cutoff) up to ARGV[5] entries whose last
  * failure is at or before the cutoff, from offset ARGV[6], leaving those being retried (their
- * replay is running: its failure returns to the entry). KEYS: time index, code/host/day counts.
+ * replay is running: its failure returns to the entry). KEYS: time index, code/host/day counts,
+ * retrying index.
  * ARGV: entry prefix, code index prefix, host index prefix, cutoff ('' = by id), batch size, ids...
  * or offset. Returns the number removed, the number looked at, the number left being retried,
 then the ids of those left.
@@ -100,7 +108,7 @@ for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
   if byAge and redis.call('HGET', key, 'status') == 'retrying' then
     kept[#kept + 1] = id
-  elseif unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3]) then
+  elseif unindex(key, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], KEYS[5]) then
     redis.call('DEL', key)
     n = n + 1
   else
@@ -110,6 +118,42 @@ end
 local out = {n, #ids, #kept}
 for _, id in ipairs(kept) do out[#out + 1] = id end
 return out
+`;
+
+/**
+ * After the replays of retrying entries were checked: each entry still retrying at the revision
+ * that was checked is next due at ARGV[2]; an id whose entry is gone or no longer retrying (a
+ * write by a version of wcagai without this index) leaves the index. A rewritten entry stays due.
+ * KEYS: retrying index. ARGV: entry prefix, due time (ms), then per entry: id, rev checked.
+ * Returns the number of ids removed.
+ */
+const RECHECK_SCRIPT = `
+local n = 0
+for i = 3, #ARGV, 2 do
+  local id, rev = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('HMGET', ARGV[1] .. id, 'rev', 'status')
+  if cur[2] ~= 'retrying' then
+    n = n + redis.call('ZREM', KEYS[1], id)
+  elseif cur[1] == rev then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+  end
+end
+return n
+`;
+
+/**
+ * Adds the entries among ARGV[2..] whose status is retrying to the retrying index (rebuilding it
+ * over entries written before it existed). KEYS: retrying index. ARGV: entry prefix, ids...
+ * Returns the number added.
+ */
+const INDEX_SCRIPT = `
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', ARGV[1] .. ARGV[i], 'status') == 'retrying' then
+    n = n + redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[i])
+  end
+end
+return n
 `;
 
 /** How long a captured job id is remembered: longer than BullMQ keeps failed jobs (7 days). */
@@ -123,6 +167,8 @@ const MARKER_TTL_MS = 8 * 86_400_000;
 export const SWEEP_WINDOW_MS = MARKER_TTL_MS - 86_400_000;
 const HOUR_MS = 3_600_000;
 const PURGE_BATCH = 500;
+/** Entries per round trip when the retrying index is read, rechecked or rebuilt. */
+const RETRYING_BATCH = 500;
 
 export type WriteOutcome = { status: 'ok'; rev: string } | { status: 'dup'; existing: string } | { status: 'conflict' };
 
@@ -134,6 +180,8 @@ export interface StoredEntry {
 type Scripted = {
   wcagaiDlqWrite(...args: Array<string | number>): Promise<string[]>;
   wcagaiDlqDelete(...args: Array<string | number>): Promise<[number, number, number, ...string[]]>;
+  wcagaiDlqRecheck(...args: Array<string | number>): Promise<number>;
+  wcagaiDlqIndex(...args: Array<string | number>): Promise<number>;
 };
 
 /** UTC day of an ISO time: the byDay counter. */
@@ -167,19 +215,23 @@ function toCounts(hash: Record<string, string>, order: 'count' | 'key'): Record<
 /** Reads and writes DLQ entries and their indexes; knows nothing of BullMQ. */
 export class DlqStore {
   private readonly r: Scripted;
+  /** The rebuild of the retrying index under way or done in this process (null until asked, or after it failed). */
+  private indexed: Promise<void> | null = null;
 
   constructor(
     readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {
-    redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });
-    redis.defineCommand('wcagaiDlqDelete', { numberOfKeys: 4, lua: DELETE_SCRIPT });
+    redis.defineCommand('wcagaiDlqWrite', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+    redis.defineCommand('wcagaiDlqDelete', { numberOfKeys: 5, lua: DELETE_SCRIPT });
+    redis.defineCommand('wcagaiDlqRecheck', { numberOfKeys: 1, lua: RECHECK_SCRIPT });
+    redis.defineCommand('wcagaiDlqIndex', { numberOfKeys: 1, lua: INDEX_SCRIPT });
     this.r = redis as unknown as Scripted;
   }
 
   private writeHead(): Array<string | number> {
     const k = this.keys.dlq;
-    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), k.entry(''), k.job(''), k.byCode(''), k.byHost(''), MARKER_TTL_MS];
+    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), this.keys.dlq.retrying, k.entry(''), k.job(''), k.byCode(''), k.byHost(''), MARKER_TTL_MS];
   }
 
   private static writeArgs(id: string, entry: DlqEntry | null, expectedRev: string, markerJobId?: string): Array<string | number> {
@@ -261,7 +313,68 @@ export class DlqStore {
 
   private deleteKeys(): string[] {
     const k = this.keys.dlq;
-    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), k.entry(''), k.byCode(''), k.byHost('')];
+    return [k.time, k.counts('code'), k.counts('host'), k.counts('day'), this.keys.dlq.retrying, k.entry(''), k.byCode(''), k.byHost('')];
+  }
+
+  /**
+   * Makes sure the retrying index holds every retrying entry, once per store: a DLQ written
+   * before the index existed has retrying entries outside it, so the first call walks the time
+   * index (ZSCAN, RETRYING_BATCH ids a round trip) and adds them, then marks the index built for
+   * every process. Writes keep it up to date from then on.
+   */
+  ensureRetryingIndex(): Promise<void> {
+    this.indexed ??= this.buildRetryingIndex().catch((err: unknown) => {
+      this.indexed = null;
+      throw err;
+    });
+    return this.indexed;
+  }
+
+  private async buildRetryingIndex(): Promise<void> {
+    if (await this.redis.get(this.keys.dlq.retryingBuilt)) return;
+    const entryPrefix = this.keys.dlq.entry('');
+    let cursor = '0';
+    do {
+      const [next, raw] = await this.redis.zscan(this.keys.dlq.time, cursor, 'COUNT', RETRYING_BATCH);
+      cursor = next;
+      const ids = raw.filter((_, i) => i % 2 === 0);
+      if (ids.length) await this.r.wcagaiDlqIndex(this.keys.dlq.retrying, entryPrefix, ...ids);
+    } while (cursor !== '0');
+    await this.redis.set(this.keys.dlq.retryingBuilt, '1');
+  }
+
+  /**
+   * Ids of retrying entries from the retrying index: every one (`dueBy` null), or up to `limit`
+   * of those due for a check at `dueBy` (ms), the longest due first.
+   */
+  async retryingIds(dueBy: number | null, limit = RETRYING_BATCH): Promise<string[]> {
+    if (dueBy === null) return this.redis.zrange(this.keys.dlq.retrying, 0, -1);
+    return this.redis.zrangebyscore(this.keys.dlq.retrying, '-inf', Math.floor(dueBy), 'LIMIT', 0, limit);
+  }
+
+  /** Entries by id, in one round trip (null for those missing). */
+  async readMany(ids: readonly string[]): Promise<Array<StoredEntry | null>> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.dlq.entry(id), 'json', 'rev');
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, value]) => {
+      if (err) throw err;
+      const [json, rev] = value as [string | null, string | null];
+      return json && rev ? { entry: JSON.parse(json) as DlqEntry, rev } : null;
+    });
+  }
+
+  /**
+   * Records that the replays of these entries were checked at the revision given ('' for an entry
+   * found missing): those still retrying at it are next due at `dueAt`; ids whose entry is gone or
+   * no longer retrying leave the index.
+   */
+  async recheck(checked: ReadonlyArray<{ id: string; rev: string }>, dueAt: number): Promise<void> {
+    for (let i = 0; i < checked.length; i += RETRYING_BATCH) {
+      const args = checked.slice(i, i + RETRYING_BATCH).flatMap(({ id, rev }) => [id, rev]);
+      await this.r.wcagaiDlqRecheck(this.keys.dlq.retrying, this.keys.dlq.entry(''), Math.floor(dueAt), ...args);
+    }
   }
 
   /** Ids of every entry of a code, a host or all, newest first. */
@@ -353,7 +466,10 @@ export class DlqStore {
     return replies.map(([err, value]) => (err ? null : (value as string | null)));
   }
 
-  /** Totals from the counters: O(#codes + #hosts + #days), whatever the number of entries. */
+  /**
+   * Totals from the counters: O(#codes + #hosts + #days), whatever the number of entries (the
+   * DLQ settles completed replays of retrying entries before, see DeadLetterQueue.stats).
+   */
   async stats(): Promise<DlqStats> {
     const k = this.keys.dlq;
     const replies = (await this.redis

@@ -36,10 +36,19 @@ export interface DeadLetterQueueOptions {
   staleClaimMs?: number;
   /** Replays queued at once by a bulk retry. */
   bulkConcurrency?: number;
+  /**
+   * With isCompleted: a retrying entry whose replay was checked (not completed) is not checked
+   * again by size and summary for this long (default 10 s); stats checks every retrying entry.
+   */
+  settleEveryMs?: number;
   now?: () => number;
 }
 
 const DEFAULT_LIMIT = 50;
+/** Retrying entries size and summary check at most per call (the others on later calls). */
+const SETTLE_BATCH = 200;
+/** Replay checks running at once while settling. */
+const SETTLE_CONCURRENCY = 16;
 export const MAX_LIST_LIMIT = 1_000;
 
 function notFound(id: string, replayed?: string): WcagaiError {
@@ -54,6 +63,8 @@ function notFound(id: string, replayed?: string): WcagaiError {
 export class DeadLetterQueue implements DlqOperations {
   private readonly store: DlqStore;
   private readonly now: () => number;
+  /** The settling of retrying entries under way, by scope: concurrent figures share one. */
+  private readonly settling = new Map<'all' | 'due', Promise<void>>();
 
   constructor(private readonly options: DeadLetterQueueOptions) {
     this.store = options.store;
@@ -97,17 +108,60 @@ export class DeadLetterQueue implements DlqOperations {
     return { entry };
   }
 
-  stats(): Promise<DlqStats> {
+  /**
+   * Totals from the counters, once every retrying entry whose replay completed has left (its
+   * worker's removal never landed): exact even for entries nobody reads.
+   */
+  async stats(): Promise<DlqStats> {
+    await this.settleRetrying('all');
     return this.store.stats().catch(rethrowAsUnavailable);
   }
 
-  /** Entries in the DLQ (the `wcagai_dlq_size` gauge). */
-  size(): Promise<number> {
+  /** Entries in the DLQ (the `wcagai_dlq_size` gauge), completed replays of due retrying entries settled first. */
+  async size(): Promise<number> {
+    await this.settleRetrying('due');
     return this.store.size().catch(rethrowAsUnavailable);
   }
 
-  summary(): Promise<DlqSummary> {
+  /** The size, oldest entry and last hour's arrivals (/health/detailed, `wcagai top`), settled as size is. */
+  async summary(): Promise<DlqSummary> {
+    await this.settleRetrying('due');
     return this.store.summary(this.now()).catch(rethrowAsUnavailable);
+  }
+
+  /**
+   * Removes retrying entries whose replay completed, as a read would, before figures are counted.
+   * Only the retrying index is examined, never the whole DLQ: `all` checks every retrying entry
+   * (stats); `due` at most SETTLE_BATCH of those not checked within settleEveryMs (size and
+   * summary, read at every metrics scrape and every second by the dashboard). Best effort: the
+   * figures are counted whatever happens here.
+   */
+  private settleRetrying(scope: 'all' | 'due'): Promise<void> {
+    if (!this.options.isCompleted) return Promise.resolve();
+    const running = this.settling.get('all') ?? this.settling.get(scope);
+    if (running) return running;
+    const settling = this.settleNow(scope)
+      .catch(() => undefined)
+      .finally(() => this.settling.delete(scope));
+    this.settling.set(scope, settling);
+    return settling;
+  }
+
+  private async settleNow(scope: 'all' | 'due'): Promise<void> {
+    await this.store.ensureRetryingIndex();
+    const ids = await this.store.retryingIds(scope === 'all' ? null : this.now(), SETTLE_BATCH);
+    for (let i = 0; i < ids.length; i += SETTLE_BATCH) {
+      const chunk = ids.slice(i, i + SETTLE_BATCH);
+      const stored = await this.store.readMany(chunk);
+      const checked: Array<{ id: string; rev: string }> = [];
+      await forEachLimited(chunk, SETTLE_CONCURRENCY, async (id, j) => {
+        const found = stored[j];
+        // Removed: its write took it out of the index.
+        if (found?.entry.status === 'retrying' && (await this.settled(found.entry)).entry === null) return;
+        checked.push({ id, rev: found?.rev ?? '' });
+      });
+      await this.store.recheck(checked, this.now() + (this.options.settleEveryMs ?? 10_000));
+    }
   }
 
   /**

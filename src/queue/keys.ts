@@ -44,6 +44,10 @@ export interface DlqKeys {
   byHost(host: string): string;
   /** HASH of entry counts per code, host or UTC day. */
   counts(dimension: 'code' | 'host' | 'day'): string;
+  /** ZSET of the entries being retried, by when their replay is next checked. */
+  retrying: string;
+  /** STRING, set once `retrying` holds every retrying entry (written before it existed too). */
+  retryingBuilt: string;
 }
 
 export const QUEUE_NAME = 'scans';
@@ -76,6 +80,8 @@ export function keysFor(prefix: string): Keys {
       byCode: (code) => `${p}:dlq:c:${code}`,
       byHost: (host) => `${p}:dlq:h:${host}`,
       counts: (dimension) => `${p}:dlq:n:${dimension}`,
+      retrying: `${p}:dlq:r`,
+      retryingBuilt: `${p}:dlq:r:built`,
     },
     maintenanceQueueName: 'maintenance',
     pattern: `${p}:*`,

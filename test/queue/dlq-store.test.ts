@@ -544,6 +544,85 @@ describe('DLQ retry', () => {
     expect((await dlq.stats()).total).toBe(0);
   });
 
+  it('counts a retrying entry whose replay completed (its removal never landed) out of stats, size and summary without its being read, asking only about replays', async () => {
+    let clock = Date.now();
+    const completed = new Set<string>();
+    const asked: string[] = [];
+    const submitted: string[] = [];
+    const { store } = await storeFor();
+    const seeded = Array.from({ length: 20 }, (_, i) => entry({ code: i < 3 ? 'DNS_FAILURE' : 'HTTP_SERVER_ERROR', host: 'figures.example', at: clock - 60_000 - i }));
+    await seed(store, seeded);
+    const dlq = new DeadLetterQueue({
+      store,
+      submit: recordSubmits(submitted),
+      isLive: async (jobId) => !completed.has(jobId),
+      isCompleted: async (jobId) => {
+        asked.push(jobId);
+        return completed.has(jobId);
+      },
+      now: () => clock,
+    });
+    const replayedIds = [seeded[0]!.id, seeded[1]!.id, seeded[5]!.id];
+    const jobs: string[] = [];
+    for (const id of replayedIds) jobs.push((await dlq.retry(id)).jobId);
+    asked.length = 0;
+
+    // The first replay completes; the worker's update removing its entry never lands, and nobody
+    // lists or shows the entry. The size (metric, /health/detailed) no longer counts it.
+    completed.add(jobs[0]!);
+    expect(await dlq.size()).toBe(19);
+    expect(await store.read(replayedIds[0]!)).toBeNull();
+    // Only the three replays were asked about, never the 17 dead entries.
+    expect([...new Set(asked)].sort()).toEqual([...jobs].sort());
+
+    // The second completes: size and summary (read at every scrape, every second by the
+    // dashboard) do not ask again about a replay checked less than settleEveryMs ago; stats asks
+    // about every entry being retried, so it is exact.
+    completed.add(jobs[1]!);
+    asked.length = 0;
+    expect((await dlq.summary()).size).toBe(19);
+    expect(asked).toEqual([]);
+    expect(await dlq.stats()).toMatchObject({ total: 18, byCode: { DNS_FAILURE: 1, HTTP_SERVER_ERROR: 17 }, byHost: { 'figures.example': 18 } });
+    expect([...new Set(asked)].sort()).toEqual([jobs[1]!, jobs[2]!].sort());
+
+    // The third completes; once settleEveryMs has passed, summary sees it too.
+    completed.add(jobs[2]!);
+    clock += 10_001;
+    expect((await dlq.summary()).size).toBe(17);
+    for (const id of replayedIds) expect(await store.read(id)).toBeNull();
+    expect(submitted).toHaveLength(3);
+  });
+
+  it('finds entries already retrying in a DLQ written before the retrying index existed, and keeps the index to retrying entries', async () => {
+    const completed = new Set<string>();
+    const submitted: string[] = [];
+    const { store, keys } = await storeFor();
+    const seeded = Array.from({ length: 4 }, (_, i) => entry({ code: 'HTTP_SERVER_ERROR', host: 'older.example', at: Date.now() - 60_000 - i }));
+    await seed(store, seeded);
+    const options = { submit: recordSubmits(submitted), isLive: async (jobId: string) => !completed.has(jobId), isCompleted: async (jobId: string) => completed.has(jobId) };
+    const before = new DeadLetterQueue({ store, ...options });
+    const [done, running, failed] = [seeded[0]!.id, seeded[1]!.id, seeded[2]!.id];
+    const jobs = new Map<string, string>();
+    for (const id of [done, running, failed]) jobs.set(id, (await before.retry(id)).jobId);
+    completed.add(jobs.get(done)!);
+    // What a DLQ written before the index looks like: retrying entries, no index, no marker.
+    const { retrying: index, retryingBuilt: built } = keys.dlq;
+    expect((await store.redis.zrange(index, 0, -1)).sort()).toEqual([done, running, failed].sort());
+    await store.redis.del(index, built);
+
+    // A process started since finds them: the completed replay's entry leaves the figures.
+    const after = new DeadLetterQueue({ store: new DlqStore(store.redis, keys), ...options });
+    expect(await after.size()).toBe(3);
+    expect(await store.redis.get(built)).not.toBeNull();
+    expect((await store.redis.zrange(index, 0, -1)).sort()).toEqual([running, failed].sort());
+    // A replay that failed (back to dead) and a deleted entry leave the index with their write.
+    await store.update(failed, (e) => ({ ...e, status: 'dead', retries: e.retries.map((r) => ({ ...r, outcome: 'failed' as const })) }));
+    expect(await store.redis.zrange(index, 0, -1)).toEqual([running]);
+    await after.remove(running);
+    expect(await store.redis.zcard(index)).toBe(0);
+    expect(await after.stats()).toMatchObject({ total: 2 });
+  });
+
   it('does not replay a stale claim again when its replay completes while the retry is being decided', async () => {
     let clock = Date.now();
     const submitted: string[] = [];
