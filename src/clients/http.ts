@@ -143,7 +143,8 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
     throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where}: the answer was cut off`), { transient: idempotent, breakerFailure: true, cause: err });
   }
   // The start of the answer goes into messages shown on terminals (`top`, logs): no control characters.
-  const snippet = clean(controlFree(raw).replace(/\s+/g, ' ').trim().slice(0, MAX_SNIPPET));
+  // Secrets are scrubbed before the cut: one the cut went through would otherwise show its first characters.
+  const snippet = clean(controlFree(raw).replace(/\s+/g, ' ').trim()).slice(0, MAX_SNIPPET);
   const status = response.status;
   const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
   if (status === 429) {
@@ -181,5 +182,5 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
   if (!parsed.success) {
     throw new UpstreamError('UPSTREAM_INVALID_RESPONSE', req.service, `${req.service}: ${where} answered ${status} with an unexpected body (${issues(parsed.error)})`, { httpStatus: status, breakerFailure: true });
   }
-  return { status, value: parsed.data, raw: clean(raw.slice(0, 2_000)) };
+  return { status, value: parsed.data, raw: clean(raw).slice(0, 2_000) };
 }

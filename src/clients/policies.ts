@@ -76,6 +76,23 @@ function retryable(settings: PolicySettings) {
   return (err: Error) => err instanceof UpstreamError && err.transient && !(err.retryAfterMs !== undefined && err.retryAfterMs > settings.maxBackoffMs);
 }
 
+/** A signal aborted when either `a` or `b` is; `dispose` removes its listeners. */
+function either(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  if (a === b || b.aborted) return { signal: b.aborted ? b : a, dispose: () => undefined };
+  if (a.aborted) return { signal: a, dispose: () => undefined };
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  a.addEventListener('abort', abort, { once: true });
+  b.addEventListener('abort', abort, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      a.removeEventListener('abort', abort);
+      b.removeEventListener('abort', abort);
+    },
+  };
+}
+
 /**
  * One service's policy: a bulkhead around retry (bounded, exponential backoff with jitter,
  * Retry-After honoured) around a circuit breaker (consecutive failures) around a timeout.
@@ -130,9 +147,10 @@ export class ServicePolicy {
     };
     // Bound to the caller's async context: a call that waits in the bulkhead's queue is started from
     // the call that frees a slot, and would otherwise run (and forward X-Request-ID) in that call's context.
-    const run = AsyncResource.bind(() => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller), s1), caller));
+    const call = { running: 0 };
+    const run = AsyncResource.bind(() => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller, call), s1), caller));
     try {
-      const value = await this.bulkhead.execute(run, caller);
+      const value = await this.untilCancelled(this.bulkhead.execute(run, caller), caller, () => call.running > 0);
       this.logger?.info({ event: 'upstream.call', service: this.name, attempts, ms: Math.round(performance.now() - started) }, `${this.name}: call answered`);
       return value;
     } catch (err) {
@@ -146,18 +164,42 @@ export class ServicePolicy {
     }
   }
 
-  /** One attempt as the circuit breaker runs it. */
-  private async guarded<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal): Promise<T> {
+  /**
+   * `work`, or a cancellation as soon as the caller gives up while none of the call's attempts is in
+   * flight: cockatiel cuts short neither the wait before a retry (up to a Retry-After of
+   * `maxBackoffMs`) nor that of a call queued behind a half-open trial or in the bulkhead's queue. An
+   * attempt in flight is aborted with the caller's signal and settles at once, so the breaker has
+   * counted it when the caller hears. What is left of `work` starts no request (its signal is aborted).
+   */
+  private untilCancelled<T>(work: Promise<T>, caller: AbortSignal, busy: () => boolean): Promise<T> {
+    if (caller.aborted) return work;
+    return new Promise<T>((resolve, reject) => {
+      const cancel = () => {
+        if (!busy()) reject(new TaskCancelledError(`${this.name}: call cancelled`));
+      };
+      caller.addEventListener('abort', cancel, { once: true });
+      work.then(resolve, reject).finally(() => caller.removeEventListener('abort', cancel));
+    });
+  }
+
+  /** One attempt as the circuit breaker runs it; `call.running` counts the call's attempts in flight. */
+  private async guarded<T>(fn: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, caller: AbortSignal, call: { running: number }): Promise<T> {
     // cockatiel starts the half-open trial while the circuit still reads OPEN (HALF_OPEN just after);
     // every other attempt starts with it CLOSED.
     const trial = this.circuit.state !== CircuitState.Closed;
     const generation = this.breaker.generation;
+    // A call that waited behind a half-open trial is run by cockatiel without its signal: the caller's is added back.
+    const both = either(signal, caller);
+    call.running++;
     try {
-      return await this.attempt(fn, signal, caller, trial);
+      return await this.attempt(fn, both.signal, caller, trial);
     } catch (err) {
       // A reset since the attempt started: its failure is from before the reset and must not undo it.
       if (this.breaker.generation !== generation && typeof err === 'object' && err !== null) this.staleFailures.add(err);
       throw err;
+    } finally {
+      call.running--;
+      both.dispose();
     }
   }
 

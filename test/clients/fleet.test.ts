@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BreakerFleet } from '../../src/clients/fleet.js';
 import { DEFAULT_POLICY, ServicePolicy } from '../../src/clients/policies.js';
@@ -23,14 +23,18 @@ afterAll(async () => {
   await server?.close();
 });
 
-function connection(): Redis {
-  const c = new Redis(server.url, { maxRetriesPerRequest: 1 });
+function connection(options: RedisOptions = {}): Redis {
+  const c = new Redis(server.url, { maxRetriesPerRequest: 1, ...options });
+  c.on('error', () => undefined); // a restart of the server below drops every connection for a moment
   connections.push(c);
   return c;
 }
 
-/** One process: its registry and fleet. Its commands to Redis (not its subscription) take `latencyMs` more. */
-async function fleetProcess(prefix: string, origin: string, latencyMs = 0) {
+/**
+ * One process: its registry and fleet. Its commands to Redis (not its subscription) take `latencyMs` more;
+ * `subscriber` replaces its own subscription connection.
+ */
+async function fleetProcess(prefix: string, origin: string, latencyMs = 0, subscriber: Redis = connection()) {
   const registry = new BreakerRegistry();
   registry.add(new ServicePolicy('ai', DEFAULT_POLICY).breaker);
   const redis = connection();
@@ -46,14 +50,14 @@ async function fleetProcess(prefix: string, origin: string, latencyMs = 0) {
   });
   const fleet = await BreakerFleet.connect(registry, {
     publisher: slow,
-    subscriber: connection(),
+    subscriber,
     channel: `{${prefix}}:breakers:control`,
     isolatedKey: `{${prefix}}:breakers:isolated`,
     origin,
     logger: createLogger({ level: 'info', destination: new LogSink() }),
   });
   fleets.push(fleet);
-  return { registry, fleet, state: () => registry.snapshot().ai!.state };
+  return { registry, fleet, publisher: redis, state: () => registry.snapshot().ai!.state };
 }
 
 describe('breaker control across processes', () => {
@@ -85,5 +89,45 @@ describe('breaker control across processes', () => {
     expect((await b.fleet.act('reset', 'ai')).breaker.state).toBe('CLOSED');
     await waitFor(() => a.state() === 'CLOSED', { timeoutMs: 3_000, what: 'the reset to reach A' });
     await expect(a.fleet.act('reset', 'nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('a process whose subscription was down while an action was published follows the deployment once it is back', async () => {
+    const prefix = uniquePrefix('fleet');
+    const a = await fleetProcess(prefix, 'A');
+    // B's subscription comes back 500 ms after it drops (a network blip).
+    const subscriber = connection({ retryStrategy: () => 500 });
+    const b = await fleetProcess(prefix, 'B', 0, subscriber);
+    const admin = connection();
+    const blip = async () => {
+      await waitFor(() => subscriber.status === 'ready', { timeoutMs: 5_000, what: "B's subscription to be up" });
+      await admin.client('KILL', 'ADDR', `127.0.0.1:${String((subscriber as unknown as { stream: { localPort: number } }).stream.localPort)}`);
+      await waitFor(() => subscriber.status !== 'ready', { timeoutMs: 3_000, what: "B's subscription to drop" });
+    };
+    await blip();
+    expect((await a.fleet.act('isolate', 'ai')).reached).toBe(0);
+    await waitFor(() => b.state() === 'ISOLATED', { timeoutMs: 5_000, what: 'B to catch up with the isolation it missed' });
+    // And the other way round: a reset it missed.
+    await blip();
+    expect((await a.fleet.act('reset', 'ai')).reached).toBe(0);
+    await waitFor(() => b.state() === 'CLOSED', { timeoutMs: 5_000, what: 'B to catch up with the reset it missed' });
+  });
+});
+
+describe('breaker control after Redis restarted empty', () => {
+  it('numbers new actions after those applied before: they are not dropped as stale', async () => {
+    const prefix = uniquePrefix('fleet');
+    const a = await fleetProcess(prefix, 'A');
+    const b = await fleetProcess(prefix, 'B');
+    for (let i = 0; i < 3; i++) {
+      await a.fleet.act('isolate', 'ai');
+      await a.fleet.act('reset', 'ai');
+    }
+    await waitFor(() => b.state() === 'CLOSED', { timeoutMs: 3_000, what: 'the last reset to reach B' });
+    await server.stop();
+    await server.restart(); // no persistence: the counter of actions is gone
+    await waitFor(async () => (await a.publisher.ping().catch(() => undefined)) === 'PONG', { timeoutMs: 5_000, what: "A's connection to Redis to be back" });
+    const isolate = await a.fleet.act('isolate', 'ai');
+    expect(isolate.breaker.state).toBe('ISOLATED');
+    await waitFor(() => b.state() === 'ISOLATED', { timeoutMs: 5_000, what: 'the isolation to reach B' });
   });
 });

@@ -379,6 +379,56 @@ describe('resilience policy (real HTTP on loopback)', () => {
     expect(fake.requestsTo('/hang2')).toHaveLength(1);
   });
 
+  it('stops at once when the caller gives up while the call waits before a retry (a Retry-After): no request follows', async () => {
+    fake.on('/wait-retry', () => ({ status: 429, headers: { 'retry-after': '5' }, text: 'slow down' }));
+    const controller = new AbortController();
+    const p = policy({ attempts: 3 });
+    const retried = new Promise((resolve) => p.onRetry(resolve));
+    const pending = failure(call(p, '/wait-retry', controller.signal));
+    await retried;
+    const started = performance.now();
+    controller.abort();
+    const err = await pending;
+    expect(err.code).toBe('UPSTREAM_TIMEOUT');
+    expect(err.message).toBe('ai: call cancelled');
+    // Not the 5 s the service asked to wait.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(fake.requestsTo('/wait-retry')).toHaveLength(1);
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
+  });
+
+  it('stops at once when the caller of a call waiting behind a half-open trial gives up', async () => {
+    fake.on('/behind-trial', () => ({ status: 503, text: 'down' }));
+    const p = policy({ attempts: 1, breakerFailures: 1, halfOpenAfterMs: 100, timeoutMs: 3_000 });
+    await failure(call(p, '/behind-trial'));
+    await new Promise((r) => setTimeout(r, 150));
+    // The trial hangs until its 3 s timeout; a second call waits for its outcome.
+    fake.on('/behind-trial', () => ({ hang: true }));
+    const trial = failure(call(p, '/behind-trial'));
+    await waitFor(() => fake.requestsTo('/behind-trial').length === 2, { timeoutMs: 5_000, what: 'the trial call to reach the service' });
+    expect(p.breaker.snapshot().state).toBe('HALF_OPEN');
+    const controller = new AbortController();
+    const waiting = failure(call(p, '/behind-trial', controller.signal));
+    await new Promise((r) => setTimeout(r, 100));
+    const started = performance.now();
+    controller.abort();
+    const err = await waiting;
+    expect(err.message).toBe('ai: call cancelled');
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect((await trial).code).toBe('UPSTREAM_TIMEOUT');
+    expect(fake.requestsTo('/behind-trial')).toHaveLength(2);
+    expect(p.breaker.snapshot().state).toBe('OPEN');
+  });
+
+  it('scrubs a secret the service echoes where the quoted answer is cut: not even its first characters show', async () => {
+    // The key starts 10 characters before the 200th of the quoted answer.
+    fake.on('/echo-cut', (req) => ({ status: 401, text: `${'x'.repeat(185)} key=${String(req.headers.authorization).slice('Bearer '.length)} is not valid` }));
+    const err = await failure(call(policy({ attempts: 1 }), '/echo-cut'));
+    expect(err.code).toBe('UPSTREAM_REJECTED');
+    expect(err.message).toContain(' key=[redacted]');
+    expect(err.message).not.toContain('sk-live');
+  });
+
   it('reads Retry-After as seconds or as an HTTP date', () => {
     expect(parseRetryAfter('2')).toBe(2_000);
     expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
