@@ -126,7 +126,9 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
   };
   let response: Response;
   try {
-    response = await fetch(req.url, { method: req.method, headers, signal: req.signal, ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}) });
+    // Redirects are not followed: fetch would send the key headers (x-api-key) and, on 307/308, the
+    // body (a routing key) on to wherever the answer points.
+    response = await fetch(req.url, { method: req.method, headers, signal: req.signal, redirect: 'manual', ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}) });
   } catch (err) {
     if (req.signal.aborted) throw err;
     const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
@@ -165,6 +167,17 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
       transient: idempotent || retryAfterMs !== undefined,
       breakerFailure: true,
     });
+  }
+  if (status >= 300 && status < 400) {
+    // A moved endpoint is a setting to correct (its URL), not an outage: neither retried nor held against the breaker.
+    const location = response.headers.get('location');
+    let to = '';
+    try {
+      to = location ? ` to ${new URL(location, target).origin}` : '';
+    } catch {
+      to = ' to an invalid location';
+    }
+    throw new UpstreamError('UPSTREAM_REJECTED', req.service, `${req.service}: ${where} answered ${status}, a redirect${to}, not followed (set the service's URL to where it points)`, { httpStatus: status });
   }
   if (status >= 400) {
     // The service is up and refused this request (bad key, bad payload): neither retried nor held against the breaker.

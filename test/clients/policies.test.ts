@@ -46,6 +46,30 @@ async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
   throw new Error('expected the call to fail');
 }
 
+describe('callUpstream and redirects', () => {
+  it('does not follow a redirect: the key header and the body never reach the other host, and the answer says where it pointed', async () => {
+    const other = await startFakeUpstream();
+    try {
+      other.on('/elsewhere', () => ({ json: { ok: true } }));
+      fake.on('/moved', () => ({ status: 307, headers: { location: other.url('/elsewhere') } }));
+      const p = policy({ attempts: 3 });
+      const err = await failure(
+        p.execute((s) => callUpstream({ service: 'apollo', method: 'POST', url: fake.url('/moved'), headers: { 'x-api-key': SECRET }, body: { routing_key: SECRET }, schema: okSchema, signal: s, secrets: [SECRET], idempotent: true })),
+      );
+      expect(err.code).toBe('UPSTREAM_REJECTED');
+      expect(err.httpStatus).toBe(307);
+      expect(err.message).toContain(`a redirect to ${other.origin}, not followed`);
+      expect(err.message).not.toContain(SECRET);
+      expect(other.requests).toHaveLength(0);
+      // Neither retried nor held against the breaker.
+      expect(fake.requestsTo('/moved')).toHaveLength(1);
+      expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe('resilience policy (real HTTP on loopback)', () => {
   it('writes one line per call with its outcome, attempts and the request id of the caller', async () => {
     const sink = new LogSink();
