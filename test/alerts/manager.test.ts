@@ -53,10 +53,11 @@ describe('alert evaluation lock', () => {
   it('is renewed while an evaluation outlives its expiry: another process does not evaluate the same state and send the trigger again', async () => {
     const prefix = `{${uniquePrefix('alerts')}}:alerts`;
     let answered = false;
-    // Slack answers slowly: the evaluation lasts several times the lock's 300 ms expiry.
-    slack.on('/slow-hook', () => ({ text: 'ok', delayMs: 1_500 }));
-    const a = manager('proc-A', prefix, '/slow-hook', 300);
-    const b = manager('proc-B', prefix, '/slow-hook', 300);
+    // Slack answers slowly: the evaluation lasts several times the lock's 1 s expiry (renewed every
+    // third of it, so a test process stalled for less than about 600 ms by a loaded machine still holds it).
+    slack.on('/slow-hook', () => ({ text: 'ok', delayMs: 4_000 }));
+    const a = manager('proc-A', prefix, '/slow-hook', 1_000);
+    const b = manager('proc-B', prefix, '/slow-hook', 1_000);
     const evaluation = a.evaluateOnce().finally(() => (answered = true));
     await waitFor(() => slack.requestsTo('/slow-hook').length >= 1, { timeoutMs: 5_000, what: 'the trigger to reach Slack' });
     // Process B ticks while A's trigger is in flight.
