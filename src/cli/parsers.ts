@@ -10,8 +10,11 @@ const usage = (message: string): never => {
 /** A comma-separated list, repeatable: `--rules a,b --rules c` is `[a, b, c]`. */
 export const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
-/** A repeatable flag whose values are kept whole (they may hold commas). */
-export const repeat = (value: string, previous: string[] = []) => [...previous, value.trim()];
+/** A repeatable flag whose values are kept whole (they may hold commas); an empty value is refused. */
+export const repeat = (name: string) => (value: string, previous: string[] = []) => {
+  if (value.trim() === '') usage(`${name} expects a value, got "${value}"`);
+  return [...previous, value.trim()];
+};
 
 export const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);

@@ -148,9 +148,11 @@ export class ServicePolicy {
     // Bound to the caller's async context: a call that waits in the bulkhead's queue is started from
     // the call that frees a slot, and would otherwise run (and forward X-Request-ID) in that call's context.
     const call = { running: 0 };
-    const run = AsyncResource.bind(() => this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller, call), s1), caller));
+    const busy = () => call.running > 0;
+    // Cancelled inside the bulkhead too, so a call given up while it waits for a retry frees its slot at once.
+    const run = AsyncResource.bind(() => this.untilCancelled(this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller, call), s1), caller), caller, busy));
     try {
-      const value = await this.untilCancelled(this.bulkhead.execute(run, caller), caller, () => call.running > 0);
+      const value = await this.untilCancelled(this.bulkhead.execute(run, caller), caller, busy);
       this.logger?.info({ event: 'upstream.call', service: this.name, attempts, ms: Math.round(performance.now() - started) }, `${this.name}: call answered`);
       return value;
     } catch (err) {
@@ -187,6 +189,8 @@ export class ServicePolicy {
     // cockatiel starts the half-open trial while the circuit still reads OPEN (HALF_OPEN just after);
     // every other attempt starts with it CLOSED.
     const trial = this.circuit.state !== CircuitState.Closed;
+    // cockatiel's retry loop runs the next attempt after its wait even when the caller left meanwhile.
+    if (caller.aborted && !trial) throw new TaskCancelledError(`${this.name}: call cancelled`);
     const generation = this.breaker.generation;
     // A call that waited behind a half-open trial is run by cockatiel without its signal: the caller's is added back.
     const both = either(signal, caller);

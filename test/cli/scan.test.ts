@@ -138,6 +138,7 @@ describe('wcagai without a browser', () => {
     // `-o "$REPORT"` with the variable unset: the report went to stdout, exit 0, the CI artifact missing.
     ['an empty --output', ['scan', '--output', '', 'URL'], /^wcagai: --output expects a file name, got ""$/],
     ['an empty --baseline', ['scan', '--baseline', '', 'URL'], /^wcagai: --baseline expects a file name, got ""$/],
+    ['an empty --exclude', ['scan', '--exclude', ' ', 'URL'], /^wcagai: --exclude expects a value, got " "$/],
     // resolve() drops the slash: without a check of its own this passed, and the scan ran before the write failed.
     ['an --output naming a directory to be', ['scan', '--output', 'new-dir/', 'URL'], /^wcagai: --output new-dir\/: names a directory, not a file$/],
     ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],

@@ -94,8 +94,9 @@ describe('breaker control across processes', () => {
   it('a process whose subscription was down while an action was published follows the deployment once it is back', async () => {
     const prefix = uniquePrefix('fleet');
     const a = await fleetProcess(prefix, 'A');
-    // B's subscription comes back 500 ms after it drops (a network blip).
-    const subscriber = connection({ retryStrategy: () => 500 });
+    // B's subscription comes back 2 s after it drops (a network blip): long enough that A's action,
+    // published right after the drop, misses it even on a loaded machine.
+    const subscriber = connection({ retryStrategy: () => 2_000 });
     const b = await fleetProcess(prefix, 'B', 0, subscriber);
     const admin = connection();
     const blip = async () => {

@@ -421,6 +421,24 @@ describe('resilience policy (real HTTP on loopback)', () => {
     expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
   });
 
+  it('frees the bulkhead slot of a call given up while it waits before a retry: the next call runs at once, and no attempt follows', async () => {
+    fake.on('/slot-retry', () => ({ status: 429, headers: { 'retry-after': '2' }, text: 'slow down' }));
+    fake.on('/slot-next', () => ({ json: { ok: true } }));
+    const p = policy({ attempts: 3, concurrency: 1, queue: 0 });
+    const controller = new AbortController();
+    const retried = new Promise((resolve) => p.onRetry(resolve));
+    const pending = failure(call(p, '/slot-retry', controller.signal));
+    await retried;
+    controller.abort();
+    expect((await pending).message).toBe('ai: call cancelled');
+    // One slot, no queue: the slot the cancelled call held is free, not held for its 2 s wait.
+    expect((await call(p, '/slot-next')).value).toEqual({ ok: true });
+    // Past the wait the cancelled call made no further attempt.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(fake.requestsTo('/slot-retry')).toHaveLength(1);
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'CLOSED', failures: 0 });
+  });
+
   it('stops at once when the caller of a call waiting behind a half-open trial gives up', async () => {
     fake.on('/behind-trial', () => ({ status: 503, text: 'down' }));
     const p = policy({ attempts: 1, breakerFailures: 1, halfOpenAfterMs: 100, timeoutMs: 3_000 });

@@ -132,7 +132,7 @@ describe('Prefer: wait', () => {
     scanner.answer((u) => stubResult(u));
   });
 
-  it('answers a plain request that joins a scan with the status the scan has: active while it runs, the result once it finished', async () => {
+  it('answers a plain request that joins a running scan with its status, active, not queued', async () => {
     const svc = await api();
     const scanner = heldScanner();
     await worker(svc, scanner);
