@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { collect, nonNegativeInt, positiveInt } from './parsers.js';
+import { collect, nonEmpty, nonNegativeInt, positiveInt } from './parsers.js';
 
 type SetExit = (code: 0 | 1 | 2 | 99) => void;
 
@@ -16,7 +16,7 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .option('--url <url>', 'drive this deployment instead of a self-contained stack on loopback')
     .option('--token <token>', 'API key for --url, sent as Authorization: Bearer')
     .option('--json', 'print the result as JSON')
-    .option('--out <file>', 'also write the JSON result to this file')
+    .option('--out <file>', 'also write the JSON result to this file', nonEmpty('--out', 'a file name'))
     .action(async (opts) => {
       const { runStressCommand } = await import('../commands/stress.js');
       setExit(await runStressCommand(opts));
@@ -33,8 +33,8 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')
     .option('--warmup <n>', 'cycles before the baseline sample (default a tenth of the run, 1-50)', nonNegativeInt('--warmup'))
     .option('--max-duration <duration>', 'stop after this long whatever --cycles says (the result tells how many ran)', '1h')
-    .option('--heap-snapshots <dir>', 'write a first and a last heap snapshot here (open them in DevTools)')
-    .option('--report <file>', 'write an HTML report with the chart')
+    .option('--heap-snapshots <dir>', 'write a first and a last heap snapshot here (open them in DevTools)', nonEmpty('--heap-snapshots', 'a directory'))
+    .option('--report <file>', 'write an HTML report with the chart', nonEmpty('--report', 'a file name'))
     .option('--json', 'print the result as JSON')
     .action(async (opts) => {
       const { runLeakCommand } = await import('../commands/leak.js');

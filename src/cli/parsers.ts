@@ -10,10 +10,18 @@ const usage = (message: string): never => {
 /** A comma-separated list, repeatable: `--rules a,b --rules c` is `[a, b, c]`. */
 export const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
+/** A value that must not be empty (`-o "$REPORT"` with the variable unset); `what` says what the flag expects. */
+export const nonEmpty =
+  (name: string, what = 'a value') =>
+  (value: string) => {
+    if (value.trim() === '') usage(`${name} expects ${what}, got "${value}"`);
+    return value;
+  };
+
 /** A repeatable flag whose values are kept whole (they may hold commas); an empty value is refused. */
-export const repeat = (name: string) => (value: string, previous: string[] = []) => {
-  if (value.trim() === '') usage(`${name} expects a value, got "${value}"`);
-  return [...previous, value.trim()];
+export const repeat = (name: string) => {
+  const one = nonEmpty(name);
+  return (value: string, previous: string[] = []) => [...previous, one(value).trim()];
 };
 
 export const positiveInt = (name: string) => (value: string) => {

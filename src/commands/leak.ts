@@ -33,7 +33,6 @@ export function parseSize(value: string, flag: string): number {
 /** `wcagai leak`: 0 pass, 99 leak (1 on a tool error, thrown). Re-executes itself with --expose-gc when needed. */
 export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 99> {
   if (flags.report !== undefined) checkOutputFile(flags.report, '--report');
-  if (flags.heapSnapshots !== undefined && flags.heapSnapshots.trim() === '') throw new WcagaiError('USAGE', `--heap-snapshots expects a directory, got "${flags.heapSnapshots}"`);
   const maxGrowth = parseSize(flags.maxGrowth, '--max-growth');
   const tolerance = parseSize(flags.tolerance, '--tolerance');
   const maxDurationMs = parseDuration(flags.maxDuration);

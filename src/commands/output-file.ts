@@ -12,8 +12,6 @@ export function checkOutputFile(path: string, flag: string): void {
   const fail = (why: string) => {
     throw new WcagaiError('USAGE', `${flag} ${path}: ${why}`);
   };
-  // resolve('') is the current directory: an empty name is a missing one.
-  if (path.trim() === '') throw new WcagaiError('USAGE', `${flag} expects a file name, got "${path}"`);
   // resolve() drops a trailing slash: "new-dir/" would pass as a file to create in the current directory.
   if (/[\\/]$/.test(path)) fail('names a directory, not a file');
   let isDirectory = false;

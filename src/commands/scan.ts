@@ -74,7 +74,6 @@ async function collectUrls(args: string[], flags: ScanFlags, policy: TargetPolic
 }
 
 async function readBaseline(path: string): Promise<Report> {
-  if (path.trim() === '') throw new WcagaiError('USAGE', `--baseline expects a file name, got "${path}"`);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -89,7 +88,6 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const flags = raw as unknown as ScanFlags;
   // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
   loadDotEnv();
-  // An empty name (`-o "$REPORT"` with the variable unset) is refused, not taken as "no --output".
   if (flags.output !== undefined) checkOutputFile(flags.output, '--output');
   const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate });
   const options: ScanOptions = {

@@ -110,17 +110,24 @@ describe('Prefer: wait', () => {
     expect((await svc.get(`/api/scans/${queued.jobId}`)).json.status).toBe('queued');
   });
 
-  it('answers the deadline 202 with the status the scan has then: active while it runs, with Location and links', async () => {
+  /** A service whose worker holds the scan of `url` while it runs: submitted (202, queued), then started. */
+  async function runningScan(name: string) {
     const svc = await api();
     const scanner = heldScanner();
     await worker(svc, scanner);
     // Closers run last first: a scan still held (the test failed) is answered before its worker closes.
     closers.push(async () => scanner.answer((u) => stubResult(u)));
-    const url = target('wait-active');
-    // Queued first, so the scan is running before the waiting request is made.
+    const url = target(name);
     const first = await svc.post('/api/scans', { url });
     expect(first.status, first.body).toBe(202);
+    expect(first.json.status).toBe('queued');
     await waitFor(() => scanner.held() === 1, { what: 'the scan to start' });
+    return { svc, scanner, url, first };
+  }
+
+  it('answers the deadline 202 with the status the scan has then: active while it runs, with Location and links', async () => {
+    // Queued first, so the scan is running before the waiting request is made.
+    const { svc, scanner, url, first } = await runningScan('wait-active');
 
     const res = await svc.post('/api/scans', { url }, { prefer: 'wait=1' });
     const self = `/api/scans/${first.json.id}`;
@@ -133,15 +140,7 @@ describe('Prefer: wait', () => {
   });
 
   it('answers a plain request that joins a running scan with its status, active, not queued', async () => {
-    const svc = await api();
-    const scanner = heldScanner();
-    await worker(svc, scanner);
-    closers.push(async () => scanner.answer((u) => stubResult(u)));
-    const url = target('join-active');
-    const first = await svc.post('/api/scans', { url });
-    expect(first.status, first.body).toBe(202);
-    expect(first.json.status).toBe('queued');
-    await waitFor(() => scanner.held() === 1, { what: 'the scan to start' });
+    const { svc, scanner, url, first } = await runningScan('join-active');
 
     const joined = await svc.post('/api/scans', { url });
     const self = `/api/scans/${first.json.id}`;

@@ -87,6 +87,16 @@ const CONTENT_TYPES: Record<ReportFormat, string> = {
   pretty: 'text/plain; charset=utf-8',
 };
 
+/** A scan that has its final record: completed or failed. */
+function isFinished(view: ScanView | null | undefined): view is ScanView & { status: 'completed' | 'failed' } {
+  return view?.status === 'completed' || view?.status === 'failed';
+}
+
+/** 200 with a finished scan, as GET /api/scans/:id answers it. */
+function finishedAnswer(reply: FastifyReply, view: ScanView) {
+  return reply.code(200).header('content-location', `/api/scans/${view.id}`).send(view);
+}
+
 function accepted(reply: FastifyReply, id: string, status: ScanView['status'] = 'queued', extra: Record<string, unknown> = {}) {
   const self = `/api/scans/${id}`;
   return reply
@@ -154,7 +164,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       let last: ScanView | null | undefined;
       const isDone = async () => {
         last = await producer.view(id);
-        return last?.status === 'completed' || last?.status === 'failed';
+        return isFinished(last);
       };
       // A client that hangs up stops the wait at once: its waiter is not held for up to 120 s.
       const gone = new AbortController();
@@ -176,7 +186,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       if (finished) {
         const view = await producer.view(id);
         // A waiter woken by shutdown sees an unfinished scan: that is a 202, not a result.
-        if (view && (view.status === 'completed' || view.status === 'failed')) return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+        if (isFinished(view)) return finishedAnswer(reply, view);
         if (view) last = view;
       }
       // Past the deadline the scan is queued or running: the 202 says which (read at the deadline).
@@ -186,7 +196,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
       // The job joined may be running, or may have finished since it was found: the answer says
       // which (one read, for a joining request only; a new job is queued by definition).
       const view = await producer.view(id);
-      if (view?.status === 'completed' || view?.status === 'failed') return reply.code(200).header('content-location', `/api/scans/${id}`).send(view);
+      if (isFinished(view)) return finishedAnswer(reply, view);
       return accepted(reply, id, view?.status === 'active' ? 'active' : 'queued', joined);
     }
     return accepted(reply, id);
@@ -204,7 +214,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const format = request.query.format ?? 'json';
     if (!isReportFormat(format)) throw new ValidationError([{ field: 'format', message: 'expected json, html, sarif, junit, csv or pretty' }], 'invalid query');
     const view = await findView(request);
-    if (view.status !== 'completed' && view.status !== 'failed') {
+    if (!isFinished(view)) {
       throw new WcagaiError('CONFLICT', `scan ${view.id} is ${view.status}; its report exists once it has finished`);
     }
     return reply.type(CONTENT_TYPES[format]).send(render(reportOf(view), format));
