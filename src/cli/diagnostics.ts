@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { collect, nonEmpty, nonNegativeInt, positiveInt } from './parsers.js';
+import { list, nonEmpty, nonNegativeInt, positiveInt } from './parsers.js';
 
 type SetExit = (code: 0 | 1 | 2 | 99) => void;
 
@@ -28,7 +28,7 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .option('--concurrent <n>', 'scans at once in each cycle', positiveInt('--concurrent'), 10)
     .option('--cycles <n>', 'rounds of concurrent scans', positiveInt('--cycles'), 100)
     .option('--pages <n>', 'Chromium pages open at once; scans beyond them wait for a free page (default: twice the CPUs, at least 2, at most --concurrent)', positiveInt('--pages'))
-    .option('--url <url>', 'scan these pages instead of the fixture site (repeatable, or comma-separated)', collect)
+    .option('--url <url>', 'scan these pages instead of the fixture site (repeatable, or comma-separated)', list('--url', 'page URLs'))
     .option('--max-growth <size>', 'post-GC heap growth that fails the run', '50MB')
     .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')
     .option('--warmup <n>', 'cycles before the baseline sample (default a tenth of the run, 1-50)', nonNegativeInt('--warmup'))

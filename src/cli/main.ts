@@ -4,7 +4,7 @@ import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
-import { collect, nonEmpty, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
+import { list, nonEmpty, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
 
 import type { ExitCode } from '../commands/exit-codes.js';
 
@@ -33,8 +33,8 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .addOption(new Option('--level <level>', 'WCAG conformance level').choices(['A', 'AA', 'AAA']).default('AA'))
     .addOption(new Option('--wcag <version>', 'WCAG version').choices(['2.0', '2.1', '2.2']).default('2.2'))
     .option('--best-practice', 'also run axe-core best-practice rules', false)
-    .option('--rules <ids>', 'run only these axe rule ids (comma-separated)', collect)
-    .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', collect)
+    .option('--rules <ids>', 'run only these axe rule ids (comma-separated)', list('--rules', 'axe rule ids'))
+    .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', list('--disable-rules', 'axe rule ids'))
     .option('--include <selector>', 'limit the scan to this CSS selector (repeatable; a comma is part of the selector)', repeat('--include'))
     .option('--exclude <selector>', 'leave out this CSS selector (repeatable; a comma is part of the selector)', repeat('--exclude'))
     .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)

@@ -7,8 +7,16 @@ const usage = (message: string): never => {
   throw new CommanderError(1, 'wcagai.usage', message);
 };
 
-/** A comma-separated list, repeatable: `--rules a,b --rules c` is `[a, b, c]`. */
-export const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+/**
+ * A comma-separated list, repeatable: `--rules a,b --rules c` is `[a, b, c]`. A value with no item
+ * (`--rules "$RULES"` with the variable unset) is refused: an empty `--rules` ran every rule, an
+ * empty `leak --url` the fixture site.
+ */
+export const list = (name: string, what: string) => (value: string, previous: string[] = []) => {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) usage(`${name} expects ${what}, got "${value}"`);
+  return [...previous, ...items];
+};
 
 /** A value that must not be empty (`-o "$REPORT"` with the variable unset); `what` says what the flag expects. */
 export const nonEmpty =

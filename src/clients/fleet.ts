@@ -60,6 +60,8 @@ export class BreakerFleet {
   private seen = 0;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The subscriber's listeners added here, removed by `close` (the connection may be shared). */
+  private readonly listeners: Array<[event: string, listener: (...args: any[]) => void]> = [];
 
   private constructor(
     private readonly registry: BreakerRegistry,
@@ -73,9 +75,11 @@ export class BreakerFleet {
    */
   static async connect(registry: BreakerRegistry, options: FleetOptions): Promise<BreakerFleet> {
     const fleet = new BreakerFleet(registry, options);
-    options.subscriber.on('message', (channel: string, text: string) => {
+    const onMessage = (channel: string, text: string) => {
       if (channel === options.channel) fleet.receive(text);
-    });
+    };
+    options.subscriber.on('message', onMessage);
+    fleet.listeners.push(['message', onMessage]);
     await options.subscriber.subscribe(options.channel);
     const read = await fleet.readDeployment().catch(() => null);
     const isolated = read?.isolated ?? [];
@@ -83,7 +87,9 @@ export class BreakerFleet {
     for (const name of isolated) if (registry.has(name)) registry.isolate(name);
     if (isolated.length) options.logger.warn({ event: 'breaker.isolated', names: isolated }, `circuit breakers held isolated by the deployment: ${isolated.join(', ')}`);
     // 'ready' again: the connection came back (and ioredis subscribed again).
-    options.subscriber.on('ready', () => void fleet.catchUp());
+    const onReady = () => void fleet.catchUp();
+    options.subscriber.on('ready', onReady);
+    fleet.listeners.push(['ready', onReady]);
     fleet.timer = setInterval(() => void fleet.catchUp(), options.catchUpMs ?? 30_000);
     fleet.timer.unref();
     return fleet;
@@ -170,6 +176,7 @@ export class BreakerFleet {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    for (const [event, listener] of this.listeners.splice(0)) this.options.subscriber.off(event, listener);
     await this.options.subscriber.unsubscribe(this.options.channel).catch(() => undefined);
   }
 }

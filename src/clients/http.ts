@@ -103,9 +103,9 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
  * forwarded as X-Request-ID. Every failure becomes an UpstreamError with a catalogue code;
  * error texts never carry headers, and configured secrets are scrubbed from them.
  *
- * An idempotent request's network errors, cut-off answers, 429 and 5xx are `transient` (retried).
+ * An idempotent request's network errors, cut-off answers, 408, 429 and 5xx are `transient` (retried).
  * A non-idempotent one (a note created, a Slack message posted) may have taken effect although no
- * answer came, so only a refused connection, an unknown host, a 429 (a rate limit refuses the request
+ * answer came, so only a refused connection, an unknown host, a 408 or 429 (both refuse the request
  * unprocessed) or a 503 with Retry-After (the service says it did not process it) are; a reset
  * connection, a cut-off answer or another 5xx fail the call at once rather than risk doing it twice.
  * Network errors, cut-off answers and 5xx count towards the breaker; a 429 does not (the service is
@@ -165,6 +165,16 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
       httpStatus: status,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       transient: idempotent || retryAfterMs !== undefined,
+      breakerFailure: true,
+    });
+  }
+  if (status === 408) {
+    // The service gave up waiting for the request before reading it (RFC 9110 §15.5.9; also what
+    // a server sends on a kept-alive connection it is closing): not processed, so safe to send again,
+    // a note create too. Counted by the breaker like a 5xx: a service that keeps timing out is down.
+    throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, `${req.service}: ${where} answered 408 (request timeout)${snippet ? `: ${snippet}` : ''}`, {
+      httpStatus: status,
+      transient: true,
       breakerFailure: true,
     });
   }

@@ -139,6 +139,10 @@ describe('wcagai without a browser', () => {
     ['an empty --output', ['scan', '--output', '', 'URL'], /^wcagai: --output expects a file name, got ""$/],
     ['an empty --baseline', ['scan', '--baseline', '', 'URL'], /^wcagai: --baseline expects a file name, got ""$/],
     ['an empty --exclude', ['scan', '--exclude', ' ', 'URL'], /^wcagai: --exclude expects a value, got " "$/],
+    // An empty --rules ran every rule; an empty leak --url measured the fixture site instead.
+    ['an empty --rules', ['scan', '--rules', '', 'URL'], /^wcagai: --rules expects axe rule ids, got ""$/],
+    ['a --disable-rules of commas only', ['scan', '--disable-rules', ' , ', 'URL'], /^wcagai: --disable-rules expects axe rule ids, got " , "$/],
+    ['an empty leak --url', ['leak', '--cycles', '1', '--url', ''], /^wcagai: --url expects page URLs, got ""$/],
     // resolve() drops the slash: without a check of its own this passed, and the scan ran before the write failed.
     ['an --output naming a directory to be', ['scan', '--output', 'new-dir/', 'URL'], /^wcagai: --output new-dir\/: names a directory, not a file$/],
     ['a leak --report in a directory that does not exist', ['leak', '--cycles', '1', '--report', '/nonexistent-dir/leak.html'], /^wcagai: --report \/nonexistent-dir\/leak\.html: no directory/],

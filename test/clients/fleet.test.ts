@@ -112,6 +112,16 @@ describe('breaker control across processes', () => {
     expect((await a.fleet.act('reset', 'ai')).reached).toBe(0);
     await waitFor(() => b.state() === 'CLOSED', { timeoutMs: 5_000, what: 'B to catch up with the reset it missed' });
   });
+  it('close leaves nothing behind on the subscription connection', async () => {
+    const subscriber = connection();
+    const before = { message: subscriber.listenerCount('message'), ready: subscriber.listenerCount('ready') };
+    const p = await fleetProcess(uniquePrefix('fleet-close'), 'close');
+    const { fleet } = await fleetProcess(uniquePrefix('fleet-close'), 'close-2', 0, subscriber);
+    expect(subscriber.listenerCount('message')).toBe(before.message + 1);
+    await fleet.close();
+    expect({ message: subscriber.listenerCount('message'), ready: subscriber.listenerCount('ready') }).toEqual(before);
+    await p.fleet.close();
+  });
 });
 
 describe('breaker control after Redis restarted empty', () => {

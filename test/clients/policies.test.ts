@@ -165,11 +165,12 @@ describe('resilience policy (real HTTP on loopback)', () => {
     // Each path answers its first request with `first`, then normally.
     let notes = 0;
     let messages = 0;
-    let first: 'bad-gateway' | 'drop-after-read' | 'unavailable-retry-after' | 'rate-limited' = 'bad-gateway';
+    let first: 'bad-gateway' | 'drop-after-read' | 'unavailable-retry-after' | 'rate-limited' | 'request-timeout' = 'bad-gateway';
     const fail = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): boolean => {
       if (first === 'bad-gateway') res.writeHead(502).end('bad gateway');
       else if (first === 'drop-after-read') req.socket.destroy();
       else if (first === 'unavailable-retry-after') res.writeHead(503, { 'retry-after': '0' }).end('busy');
+      else if (first === 'request-timeout') res.writeHead(408, { connection: 'close' }).end();
       else res.writeHead(429, { 'retry-after': '0' }).end('slow down');
       return true;
     };
@@ -204,8 +205,8 @@ describe('resilience policy (real HTTP on loopback)', () => {
         expect(r.sent).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', transient: false });
         expect([r.notes, r.messages]).toEqual([1, 1]);
       }
-      // 503 or 429 with Retry-After: the service says it did not process it. Tried again.
-      for (const how of ['unavailable-retry-after', 'rate-limited'] as const) {
+      // 503 with Retry-After, 429 or 408: the service says it did not process it. Tried again.
+      for (const how of ['unavailable-retry-after', 'rate-limited', 'request-timeout'] as const) {
         const r = await round(how);
         expect(r.note).toBe('note-2');
         expect(r.sent).toMatchObject({ status: 200 });
