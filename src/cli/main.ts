@@ -4,7 +4,7 @@ import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
-import { list, nonEmpty, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
+import { list, nonEmpty, once, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
 
 import type { ExitCode } from '../commands/exit-codes.js';
 
@@ -38,8 +38,8 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--include <selector>', 'limit the scan to this CSS selector (repeatable; a comma is part of the selector)', repeat('--include'))
     .option('--exclude <selector>', 'leave out this CSS selector (repeatable; a comma is part of the selector)', repeat('--exclude'))
     .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)
-    .addOption(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv']))
-    .option('-o, --output <file>', 'write the report to a file instead of stdout', nonEmpty('--output', 'a file name'))
+    .addOption(once(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise; with several --output files, each takes the format its name asks for)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv'])))
+    .option('-o, --output <file>', 'write the report to a file instead of stdout (repeatable: one scan, several reports)', repeat('--output', 'a file name'))
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
     .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only', nonEmpty('--baseline', 'a file name'))
     .option('--timeout <ms>', 'overall deadline per page in ms', positiveInt('--timeout'))

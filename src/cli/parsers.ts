@@ -1,4 +1,4 @@
-import { CommanderError } from 'commander';
+import { CommanderError, type Option } from 'commander';
 import { VIEWPORT_SIZE } from '../domain/scan.js';
 
 /** Flag value parsers shared by the commands: a bad value is one usage line and exit 1. */
@@ -27,10 +27,22 @@ export const nonEmpty =
   };
 
 /** A repeatable flag whose values are kept whole (they may hold commas); an empty value is refused. */
-export const repeat = (name: string) => {
-  const one = nonEmpty(name);
+export const repeat = (name: string, what?: string) => {
+  const one = nonEmpty(name, what);
   return (value: string, previous: string[] = []) => [...previous, one(value).trim()];
 };
+
+/**
+ * An option that may be given once (its own checks, such as `choices`, kept): a second value is
+ * refused instead of silently replacing the first (`--format json … --format sarif`).
+ */
+export function once(option: Option): Option {
+  const parse = option.parseArg;
+  return option.argParser((value: string, previous: unknown) => {
+    if (previous !== undefined) usage(`${option.long ?? option.flags} given twice: give it once`);
+    return parse ? parse(value, previous) : value;
+  });
+}
 
 export const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);

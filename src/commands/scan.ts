@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Impact, Report, ScanOptions, WcagLevel, WcagVersion } from '../domain/scan.js';
 import { toolInfo } from '../domain/version.js';
 import { WcagaiError } from '../errors/catalogue.js';
@@ -30,7 +31,8 @@ interface ScanFlags {
   exclude?: string[];
   viewport?: { width: number; height: number };
   format?: ReportFormat;
-  output?: string;
+  /** One report per file, each in the format its name asks for (or `format`, with one file). */
+  output?: string[];
   failOn: Impact;
   baseline?: string;
   timeout?: number;
@@ -88,7 +90,13 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const flags = raw as unknown as ScanFlags;
   // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
   loadDotEnv();
-  if (flags.output !== undefined) checkOutputFile(flags.output, '--output');
+  const outputs = flags.output ?? [];
+  for (const file of outputs) checkOutputFile(file, '--output');
+  if (outputs.length > 1) {
+    if (flags.format !== undefined) throw new WcagaiError('USAGE', '--format applies to one --output: with several, each file takes the format its name asks for (.sarif, .xml JUnit, .html, .csv, .txt pretty, json otherwise)');
+    const same = outputs.find((file, i) => outputs.findIndex((other) => resolve(other) === resolve(file)) !== i);
+    if (same !== undefined) throw new WcagaiError('USAGE', `--output ${same} given twice`);
+  }
   const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate });
   const options: ScanOptions = {
     wcagLevel: flags.level,
@@ -104,7 +112,6 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const headers = flags.header?.length ? parseHeaderFlags(flags.header) : undefined;
   const baseline = flags.baseline !== undefined ? await readBaseline(flags.baseline) : undefined;
   const urls = await collectUrls(args, flags, policy);
-  const format: ReportFormat = flags.format ?? (flags.output !== undefined ? formatOfFile(flags.output) : process.stdout.isTTY ? 'pretty' : 'json');
 
   const timeout = flags.timeout;
   const scanner = await createScanner({
@@ -130,15 +137,22 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   report.options = { ...options, failOn: flags.failOn, ...(baseline ? { baseline: flags.baseline } : {}) };
   if (baseline) report = applyBaseline(report, baseline);
 
-  const text = render(report, format, { color: format === 'pretty' && flags.output === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR });
-  if (flags.output !== undefined) {
-    await writeFile(flags.output, text).catch((err: NodeJS.ErrnoException) => {
-      throw new WcagaiError('USAGE', `cannot write ${flags.output}: ${err.code ?? err.message}`);
-    });
+  if (outputs.length > 0) {
+    // Every file is attempted: one that cannot be written (the disk filled meanwhile) loses only itself.
+    const written: string[] = [];
+    const unwritten: string[] = [];
+    for (const file of outputs) {
+      await writeFile(file, render(report, flags.format ?? formatOfFile(file))).then(
+        () => written.push(file),
+        (err: NodeJS.ErrnoException) => unwritten.push(`${file} (${err.code ?? err.message})`),
+      );
+    }
+    if (unwritten.length) throw new WcagaiError('USAGE', `cannot write ${unwritten.join(', ')}${written.length ? `; written: ${written.join(', ')}` : ''}`);
     const s = report.summary;
-    process.stderr.write(`wcagai: ${s.pages} page(s), ${s.violations} violation(s), ${s.nodes} node(s), ${s.pagesFailed} failed; report written to ${flags.output}\n`);
+    process.stderr.write(`wcagai: ${s.pages} page(s), ${s.violations} violation(s), ${s.nodes} node(s), ${s.pagesFailed} failed; ${outputs.length > 1 ? 'reports' : 'report'} written to ${outputs.join(', ')}\n`);
   } else {
-    process.stdout.write(text);
+    const format: ReportFormat = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+    process.stdout.write(render(report, format, { color: format === 'pretty' && process.stdout.isTTY === true && !process.env.NO_COLOR }));
   }
   // A page that could not be scanned wins over the gate: the gate saw only part of the site.
   if (report.summary.pagesFailed > 0) return 1;

@@ -137,6 +137,10 @@ describe('wcagai without a browser', () => {
     ['an --output that is a directory', ['scan', '--output', '/tmp', 'URL'], /^wcagai: --output \/tmp: is a directory$/],
     // `-o "$REPORT"` with the variable unset: the report went to stdout, exit 0, the CI artifact missing.
     ['an empty --output', ['scan', '--output', '', 'URL'], /^wcagai: --output expects a file name, got ""$/],
+    // A second value replaced the first in silence: the CI job uploaded a report in the wrong format.
+    ['--format given twice', ['scan', '--format', 'json', '--format', 'sarif', 'URL'], /^wcagai: --format given twice: give it once$/],
+    ['--format with several --output files', ['scan', '--format', 'json', '-o', '/tmp/wcagai-a.json', '-o', '/tmp/wcagai-b.sarif', 'URL'], /^wcagai: --format applies to one --output: with several, each file takes the format its name asks for/],
+    ['one --output file given twice', ['scan', '-o', '/tmp/wcagai-a.json', '-o', '/tmp/../tmp/wcagai-a.json', 'URL'], /^wcagai: --output \/tmp\/\.\.\/tmp\/wcagai-a\.json given twice$/],
     ['an empty --baseline', ['scan', '--baseline', '', 'URL'], /^wcagai: --baseline expects a file name, got ""$/],
     ['an empty --exclude', ['scan', '--exclude', ' ', 'URL'], /^wcagai: --exclude expects a value, got " "$/],
     // An empty --rules ran every rule; an empty leak --url measured the fixture site instead.
@@ -324,6 +328,25 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     const sarif = JSON.parse(runs.find((r) => r.format === 'sarif')!.text) as { version: string; runs: unknown[] };
     expect(sarif.version).toBe('2.1.0');
     expect(sarif.runs).toHaveLength(1);
+  });
+
+  it('writes several reports from one scan, each in the format its --output name asks for', async ({ expect }) => {
+    const files = ['many.sarif', 'many.xml', 'many.html', 'many.csv', 'many.json'].map((name) => join(tmp, name));
+    // A path of its own: the tests of this file run at the same time.
+    server.html('/many.html', page(`<h1>Many</h1><img id="logo" src="${GIF}">`));
+    const run = await runCli(['scan', ...files.flatMap((file) => ['-o', file]), server.url('/many.html')]);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim()).toBe(`wcagai: 1 page(s), 1 violation(s), 1 node(s), 0 failed; reports written to ${files.join(', ')}`);
+    // One scan: the page was loaded once for all five.
+    expect(server.requestsTo('/many.html')).toHaveLength(1);
+    const [sarif, junit, html, csv, json] = await Promise.all(files.map((file) => readFile(file, 'utf8')));
+    expect(JSON.parse(sarif!).version).toBe('2.1.0');
+    expect(junit).toMatch(/<testsuites/);
+    expect(html).toMatch(/^<!doctype html>/i);
+    expect(csv).toMatch(/^url,status,rule,impact,wcag,/);
+    expect(JSON.parse(json!).pages[0].violations.map((v: { id: string }) => v.id)).toEqual(['image-alt']);
+    for (const text of [sarif, junit, html, csv]) expect(text).toContain('image-alt');
   });
 
   it('--urls-file scans every URL listed', async ({ expect }) => {
