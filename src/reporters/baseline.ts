@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { BaselineStatus, Impact, PageResult, Report } from '../domain/scan.js';
+import type { BaselineStatus, Impact, PageResult, Report, Violation } from '../domain/scan.js';
 import { impactAtLeast } from '../domain/wcag.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { summarize } from './summary.js';
@@ -117,14 +117,13 @@ function formatPath(path: readonly PropertyKey[]): string {
  */
 export function gateCount(report: Report, failOn: Impact, baselineApplied: boolean): number {
   let count = 0;
-  for (const page of report.pages) {
-    for (const v of page.violations) {
-      if (!impactAtLeast(v.impact, failOn)) continue;
-      for (const node of v.nodes) {
-        // A node with no status under a baseline was never classified: fail closed and count it.
-        if (!baselineApplied || node.baseline === 'new' || node.baseline === 'not-comparable' || node.baseline === undefined) count++;
-      }
-    }
-  }
+  for (const page of report.pages) for (const v of page.violations) count += gateNodes(v, failOn, baselineApplied);
   return count;
+}
+
+/** The nodes of one violation that count towards the gate (see gateCount). */
+export function gateNodes(v: Violation, failOn: Impact, baselineApplied: boolean): number {
+  if (!impactAtLeast(v.impact, failOn)) return 0;
+  // A node with no status under a baseline was never classified: fail closed and count it.
+  return v.nodes.filter((node) => !baselineApplied || node.baseline === 'new' || node.baseline === 'not-comparable' || node.baseline === undefined).length;
 }

@@ -1,9 +1,22 @@
-import type { PageResult, Report, Violation } from '../domain/scan.js';
+import type { Impact, PageResult, Report, Violation } from '../domain/scan.js';
+import { gateNodes } from './baseline.js';
 import { targetText } from './summary.js';
 
-/** JUnit XML: a suite per page, a test case per rule that ran, a failure per violated rule. */
+/** What the run's gate counts: CI marks a build by the failures of its JUnit report. */
+interface Gate {
+  failOn: Impact;
+  baselineApplied: boolean;
+}
+
+/**
+ * JUnit XML: a suite per page, a test case per rule that ran, a failure per violated rule the gate
+ * counts. A violated rule the gate leaves out (every finding persisting from the baseline, or below
+ * `--fail-on`) is a skipped test case saying why, with its findings: the test report agrees with
+ * the exit code instead of showing a green gate as failed tests.
+ */
 export function renderJunit(report: Report): string {
-  const suites = report.pages.map(renderSuite);
+  const gate: Gate = { failOn: report.options.failOn ?? 'minor', baselineApplied: report.options.baseline !== undefined || report.summary.baseline !== undefined };
+  const suites = report.pages.map((page) => renderSuite(page, gate));
   const tests = suites.reduce((n, s) => n + s.tests, 0);
   const failures = suites.reduce((n, s) => n + s.failures, 0);
   const errors = suites.reduce((n, s) => n + s.errors, 0);
@@ -24,10 +37,10 @@ interface Suite {
   errors: number;
 }
 
-function renderSuite(page: PageResult): Suite {
+function renderSuite(page: PageResult, gate: Gate): Suite {
   const url = attr(page.url);
-  const open = (tests: number, failures: number, errors: number): string =>
-    `  <testsuite name="${url}" tests="${tests}" failures="${failures}" errors="${errors}" skipped="0" time="${seconds(page.timings.totalMs / 1000)}">`;
+  const open = (tests: number, failures: number, errors: number, skipped = 0): string =>
+    `  <testsuite name="${url}" tests="${tests}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${seconds(page.timings.totalMs / 1000)}">`;
   const properties = renderProperties(page);
   if (page.status === 'error' || page.error) {
     const code = page.error?.code ?? 'error';
@@ -50,16 +63,24 @@ function renderSuite(page: PageResult): Suite {
   const violated = new Map(page.violations.map((v) => [v.id, v]));
   // A rule can report a violation without appearing in `ran` (older reports): still list it.
   const ruleIds = [...new Set([...page.rules.ran, ...violated.keys()])];
+  let failures = 0;
+  let skipped = 0;
   const cases = ruleIds.map((id) => {
     const v = violated.get(id);
     const head = `    <testcase classname="${url}" name="${attr(id)}" time="0"`;
-    return v ? `${head}>\n${renderFailure(v)}\n    </testcase>` : `${head}/>`;
+    if (!v) return `${head}/>`;
+    if (gateNodes(v, gate.failOn, gate.baselineApplied) > 0) {
+      failures++;
+      return `${head}>\n${renderFailure(v)}\n    </testcase>`;
+    }
+    skipped++;
+    return `${head}>\n${renderSkipped(v, gate)}\n    </testcase>`;
   });
   return {
     tests: ruleIds.length,
-    failures: violated.size,
+    failures,
     errors: 0,
-    xml: [open(ruleIds.length, violated.size, 0), properties, ...cases, '  </testsuite>'].join('\n'),
+    xml: [open(ruleIds.length, failures, 0, skipped), properties, ...cases, '  </testsuite>'].join('\n'),
   };
 }
 
@@ -72,7 +93,7 @@ function renderProperties(page: PageResult): string {
   return ['    <properties>', ...lines, '    </properties>'].join('\n');
 }
 
-function renderFailure(v: Violation): string {
+function findings(v: Violation): string {
   const impact = v.impact ?? 'unknown';
   const lines = [`${v.help} (${impact}${v.wcag.length ? `, WCAG ${v.wcag.join(', ')}` : ''})`, v.helpUrl, ''];
   for (const node of v.nodes) {
@@ -80,8 +101,20 @@ function renderFailure(v: Violation): string {
     lines.push(`- ${targetText(node.target)}${status}`, `  ${node.html}`);
     for (const summaryLine of node.failureSummary.split(/\r?\n/)) lines.push(`  ${summaryLine}`);
   }
-  const message = `${v.help} (${v.nodes.length} element${v.nodes.length === 1 ? '' : 's'})`;
-  return `      <failure message="${attr(message)}" type="${attr(impact)}">${text(lines.join('\n'))}</failure>`;
+  return text(lines.join('\n'));
+}
+
+const elements = (n: number) => `${n} element${n === 1 ? '' : 's'}`;
+
+function renderFailure(v: Violation): string {
+  const message = `${v.help} (${elements(v.nodes.length)})`;
+  return `      <failure message="${attr(message)}" type="${attr(v.impact ?? 'unknown')}">${findings(v)}</failure>`;
+}
+
+function renderSkipped(v: Violation, gate: Gate): string {
+  const why = gateNodes(v, gate.failOn, false) === 0 ? `below --fail-on ${gate.failOn}` : 'persisting: in the baseline';
+  const message = `${v.help} (${elements(v.nodes.length)}, ${why})`;
+  return `      <skipped message="${attr(message)}">${findings(v)}</skipped>`;
 }
 
 function wallSeconds(report: Report): number | undefined {

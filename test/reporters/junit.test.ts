@@ -62,10 +62,11 @@ describe('renderJunit', () => {
     expect(root.name).toBe('testsuites');
     // 6 rules on the home page + 3 on /about + 1 error test case for /down.
     expect(all(root, 'testcase')).toHaveLength(10);
-    expect(root.attrs).toEqual({ name: 'wcagai', tests: '10', failures: '4', errors: '1', time: '32.500' });
+    // The report's gate is --fail-on serious: the moderate and minor rules are skipped, not failed.
+    expect(root.attrs).toEqual({ name: 'wcagai', tests: '10', failures: '2', errors: '1', time: '32.500' });
   });
 
-  it('has one suite per page, one test case per rule that ran, a failure per violated rule', () => {
+  it('has one suite per page, one test case per rule that ran, a failure per violated rule the gate counts', () => {
     const suites = all(root, 'testsuite');
     expect(suites.map((s) => s.attrs.name)).toEqual([
       'https://example.com/',
@@ -73,13 +74,16 @@ describe('renderJunit', () => {
       'https://example.com/down',
     ]);
     const [home, about, down] = suites;
-    expect(home!.attrs).toMatchObject({ tests: '6', failures: '4', errors: '0', time: '2.000' });
+    expect(home!.attrs).toMatchObject({ tests: '6', failures: '2', errors: '0', skipped: '2', time: '2.000' });
     const cases = all(home!, 'testcase');
     expect(cases.map((c) => c.attrs.name)).toEqual([
       'image-alt', 'color-contrast', 'region', 'heading-order', 'html-has-lang', 'document-title',
     ]);
     expect(cases.every((c) => c.attrs.classname === 'https://example.com/')).toBe(true);
-    expect(all(home!, 'failure').map((f) => f.attrs.type)).toEqual(['critical', 'serious', 'moderate', 'minor']);
+    expect(all(home!, 'failure').map((f) => f.attrs.type)).toEqual(['critical', 'serious']);
+    const skipped = all(home!, 'skipped');
+    expect(skipped.map((f) => f.attrs.message!.replace(/^.*, /, ''))).toEqual(['below --fail-on serious)', 'below --fail-on serious)']);
+    expect(skipped[0]!.text).toContain('(moderate');
     expect(all(about!, 'failure')).toHaveLength(0);
     expect(all(about!, 'testcase')).toHaveLength(3);
     expect(down!.attrs).toMatchObject({ tests: '1', failures: '0', errors: '1', time: '30.010' });
@@ -96,6 +100,28 @@ describe('renderJunit', () => {
     expect(failure.text).toContain('- img.logo, a > img');
     expect(xml).toContain('&lt;script&gt;');
     expect(xml).not.toContain('<script>');
+  });
+
+  it('agrees with the gate under a baseline: a rule whose findings all persist is skipped, one with a new finding fails', () => {
+    const report = makeReport();
+    report.options = { ...report.options, failOn: 'minor', baseline: 'last.json' };
+    const home = report.pages[0]!;
+    for (const v of home.violations) for (const node of v.nodes) node.baseline = 'persisting';
+    home.violations[1]!.nodes[0]!.baseline = 'new';
+    home.violations[2]!.nodes[0]!.baseline = 'not-comparable';
+    const suite = all(parseXml(renderJunit(report)), 'testsuite')[0]!;
+    expect(suite.attrs).toMatchObject({ tests: '6', failures: '2', skipped: '2' });
+    const outcome = (id: string) => all(suite, 'testcase').find((c) => c.attrs.name === id)!.children.map((c) => c.name);
+    expect([outcome('image-alt'), outcome('color-contrast'), outcome('region'), outcome('heading-order'), outcome('html-has-lang')]).toEqual([['skipped'], ['failure'], ['failure'], ['skipped'], []]);
+    const persisting = all(suite, 'skipped')[0]!;
+    expect(persisting.attrs.message).toBe('Images must have alternative text (2 elements, persisting: in the baseline)');
+    expect(persisting.text).toContain('- img.hero [persisting]');
+    // Without a gate in the report (a report rendered by the API): every violated rule fails.
+    delete report.options.failOn;
+    delete report.options.baseline;
+    delete report.summary.baseline;
+    for (const v of home.violations) for (const node of v.nodes) delete node.baseline;
+    expect(all(parseXml(renderJunit(report)), 'testsuite')[0]!.attrs).toMatchObject({ failures: '4', skipped: '0' });
   });
 
   it('keeps line breaks in attributes as character references', () => {
