@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { leakFromFlags, reexecWithGc } from '../app/leak.js';
 import { leakHtml, leakText } from '../diagnostics/leak-report.js';
-import { inconclusive } from '../diagnostics/leak.js';
 import { MAX_TIMER_MS, parseDuration } from '../config/schema.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { checkOutputFile } from './output-file.js';
@@ -58,9 +57,8 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   }
   if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(leakText(result));
-  const noVerdict = inconclusive(result);
-  if (noVerdict) {
-    process.stderr.write(`wcagai leak: ${noVerdict}\n`);
+  if (result.inconclusive) {
+    process.stderr.write(`wcagai leak: ${result.inconclusive}\n`);
     return 1;
   }
   return result.verdict === 'pass' ? 0 : 99;

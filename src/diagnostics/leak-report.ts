@@ -33,6 +33,12 @@ export function heapChart(samples: readonly LeakSample[], width = 60, height = 1
   return `${rows.join('\n')}\n`;
 }
 
+/** The last line of the text report: a run stopped too early says so, never PASS or LEAK. */
+function verdictLine(r: LeakResult): string {
+  if (r.inconclusive) return `NO VERDICT: ${r.inconclusive}${r.reasons.length ? ` (so far: ${r.reasons.join('; ')})` : ''}`;
+  return r.verdict === 'pass' ? 'PASS: no leak detected' : `LEAK: ${r.reasons.join('; ')}`;
+}
+
 /** The verdict and figures, for a terminal. */
 export function leakText(r: LeakResult): string {
   const lines = [
@@ -48,7 +54,7 @@ export function leakText(r: LeakResult): string {
     `errors           ${r.errors} of ${r.scans} (${(r.errorRate * 100).toFixed(1)}%)${Object.keys(r.errorCodes).length ? `: ${Object.entries(r.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}` : ''}`,
     ...(r.snapshots.length ? [`heap snapshots   ${r.snapshots.join(', ')}`] : []),
     '',
-    r.verdict === 'pass' ? 'PASS: no leak detected' : `LEAK: ${r.reasons.join('; ')}`,
+    verdictLine(r),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -94,8 +100,9 @@ export function leakSvg(r: LeakResult, width = 800, height = 360): string {
 
 /** A self-contained HTML page: verdict, figures and the chart inline. */
 export function leakHtml(r: LeakResult, generatedAt = new Date().toISOString()): string {
+  const heading = r.inconclusive ? 'NO VERDICT' : r.verdict.toUpperCase();
   const rows: Array<[string, string]> = [
-    ['verdict', r.verdict === 'pass' ? 'pass' : `leak: ${r.reasons.join('; ')}`],
+    ['verdict', r.inconclusive ? `none: ${r.inconclusive}` : r.verdict === 'pass' ? 'pass' : `leak: ${r.reasons.join('; ')}`],
     ['cycles × concurrent', `${r.cycles} × ${r.concurrent} = ${r.scans} scans on ${r.pages} page(s) (warm-up ${r.warmupCycles})`],
     ['duration', `${(r.durationMs / 1_000).toFixed(1)} s`],
     ['heap (post-GC)', `${mb(r.heap.startBytes)} → ${mb(r.heap.endBytes)}, growth ${mb(r.heap.growthBytes)}`],
@@ -110,10 +117,10 @@ export function leakHtml(r: LeakResult, generatedAt = new Date().toISOString()):
   ];
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>wcagai leak report: ${esc(r.verdict)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:860px;margin:2rem auto;color:#1a1a1a}th{text-align:left;padding-right:1rem;vertical-align:top}td,th{padding:.2rem .5rem}.pass{color:#1e7e34}.leak{color:#b00020}</style></head>
+<head><meta charset="utf-8"><title>wcagai leak report: ${esc(heading.toLowerCase())}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:860px;margin:2rem auto;color:#1a1a1a}th{text-align:left;padding-right:1rem;vertical-align:top}td,th{padding:.2rem .5rem}.pass{color:#1e7e34}.leak{color:#b00020}.none{color:#8a5a00}</style></head>
 <body>
-<h1>wcagai leak: <span class="${r.verdict}">${esc(r.verdict.toUpperCase())}</span></h1>
+<h1>wcagai leak: <span class="${r.inconclusive ? 'none' : r.verdict}">${esc(heading)}</span></h1>
 <p>Generated ${esc(generatedAt)}.</p>
 ${leakSvg(r)}
 <table>

@@ -80,6 +80,8 @@ export interface LeakResult {
   criteria: { maxGrowthBytes: number; toleranceBytes: number; maxErrorRate: number; confidence: number };
   samples: LeakSample[];
   snapshots: string[];
+  /** Why the run has no verdict (stopped before enough samples: `verdict` then rests on no slope), or null. */
+  inconclusive: string | null;
 }
 
 const MB = 2 ** 20;
@@ -183,7 +185,7 @@ export async function runLeak(scanner: LeakScanner, probes: LeakProbes, options:
   const chromium = samples.map((s) => s.chromiumRss).filter((v): v is number => v !== null);
   const finiteOrNull = (v: number) => (Number.isFinite(v) ? Math.round(v) : null);
 
-  return {
+  const result: LeakResult = {
     verdict: reasons.length ? 'leak' : 'pass',
     reasons,
     cycles: ran,
@@ -213,5 +215,8 @@ export async function runLeak(scanner: LeakScanner, probes: LeakProbes, options:
     criteria: { maxGrowthBytes: options.maxGrowthBytes, toleranceBytes: options.toleranceBytes, maxErrorRate, confidence: fit.confidence },
     samples,
     snapshots,
+    inconclusive: null,
   };
+  result.inconclusive = inconclusive(result);
+  return result;
 }

@@ -13,6 +13,8 @@ export const SCENARIOS_DIR = fileURLToPath(new URL('../../scenarios/', import.me
 export const DEFAULT_SCENARIO = '100-concurrent-scans';
 /** The bound on the load when the scenario gives no maxDuration (raised to cover its stages). */
 const DEFAULT_MAX_DURATION_MS = 15 * 60_000;
+/** Connections of a scenario that gives none (and no stages). */
+const DEFAULT_CONNECTIONS = 10;
 
 /** Relative weights of the request kinds; each request picks one in proportion. */
 export interface Mix {
@@ -70,31 +72,39 @@ export interface Scenario {
   thresholds: Record<string, ThresholdExpression[]>;
 }
 
-/** A duration as "30s"/"500ms"/"2m" or plain milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? (v >= 0 ? Math.round(v) : null) : parseDuration(v);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 10m (or milliseconds)', input: v });
-    return z.NEVER;
-  }
-  if (ms > MAX_TIMER_MS) {
-    ctx.addIssue({ code: 'custom', message: 'expected at most 24d (the longest a timer can wait)', input: v });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration as "30s"/"500ms"/"2m" or plain milliseconds; `positive`: 0 is refused (a run, a stage or a bound of no length). */
+const durationOf = (positive: boolean) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? (v >= 0 ? Math.round(v) : null) : parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 30s, 10m (or milliseconds)', input: v });
+      return z.NEVER;
+    }
+    if (positive && ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration above 0', input: v });
+      return z.NEVER;
+    }
+    if (ms > MAX_TIMER_MS) {
+      ctx.addIssue({ code: 'custom', message: 'expected at most 24d (the longest a timer can wait)', input: v });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const duration = durationOf(false);
+const positiveDuration = durationOf(true);
 const count = (min: number, max: number) =>
   z.number({ error: 'expected an integer' }).int('expected an integer').min(min, `expected an integer >= ${min}`).max(max, `expected an integer <= ${max}`);
 const weight = z.number({ error: 'expected a number' }).min(0, 'expected a weight >= 0');
 const mixSchema = z
   .strictObject({ scan: weight.default(0), enqueue: weight.default(0), status: weight.default(0), health: weight.default(0) })
   .refine((m) => m.scan + m.enqueue + m.status + m.health > 0, 'at least one of scan, enqueue, status, health needs a weight above 0');
-const pageUrl = z.string().regex(/^(\/|https?:\/\/)/, 'expected a path on the fixture site ("/clean.html") or an http(s) URL');
+// `//host/x` is no path: it would resolve against the fixture site to another host.
+const pageUrl = z.string().regex(/^(\/(?!\/)|https?:\/\/)/, 'expected a path on the fixture site ("/clean.html") or an http(s) URL');
 const pageSchema = z.union([pageUrl, z.strictObject({ url: pageUrl, weight: z.number({ error: 'expected a number' }).positive('expected a weight > 0').default(1) })], {
   error: 'expected a path, a URL, or { "url": …, "weight": … }',
 });
 const stageSchema = z
-  .strictObject({ start: duration.default(0), connections: count(1, 10_000), duration: duration.optional(), amount: count(1, 10_000_000).optional(), mix: mixSchema.optional() })
+  .strictObject({ start: duration.default(0), connections: count(1, 10_000), duration: positiveDuration.optional(), amount: count(1, 10_000_000).optional(), mix: mixSchema.optional() })
   .refine((s) => (s.duration === undefined) !== (s.amount === undefined), { message: 'give either duration or amount', path: ['duration'] });
 const thresholdsSchema = z.record(z.string(), z.array(z.string(), { error: 'expected a list of expressions such as ["p(95)<30000"]' }).min(1, 'expected at least one expression')).transform((raw, ctx) => {
   const out: Record<string, ThresholdExpression[]> = {};
@@ -120,15 +130,17 @@ export const scenarioSchema = z
     $schema: z.string().optional(),
     name: z.string().min(1).optional(),
     description: z.string().default(''),
-    target: z.union([z.literal('self'), z.string().regex(/^https?:\/\/[^/]+/, 'expected "self" or an http(s) base URL')]).default('self'),
-    connections: count(1, 10_000).default(10),
-    duration: duration.optional(),
+    // The API is called at the root of the target (/api/scans, /health): a path would be dropped in silence.
+    target: z.union([z.literal('self'), z.string().regex(/^https?:\/\/[^/?#]+\/?$/, 'expected "self" or an http(s) base URL with no path, such as https://wcagai.internal')]).default('self'),
+    // No defaults here: a file giving them with `stages` is refused, not silently overruled.
+    connections: count(1, 10_000).optional(),
+    duration: positiveDuration.optional(),
     amount: count(1, 10_000_000).optional(),
-    rampUp: duration.default(0),
+    rampUp: duration.optional(),
     stages: z.array(stageSchema).min(1).optional(),
     wait: count(1, 120).default(120),
     timeout: duration.optional(),
-    maxDuration: duration.optional(),
+    maxDuration: positiveDuration.optional(),
     mix: mixSchema.default({ scan: 1, enqueue: 0, status: 0, health: 0 }),
     pages: z.array(pageSchema).min(1, 'expected at least one page'),
     cacheBust: z.boolean().default(true),
@@ -144,8 +156,15 @@ export const scenarioSchema = z
     thresholds: thresholdsSchema.default({}),
   })
   .superRefine((s, ctx) => {
-    if (!s.stages && (s.duration === undefined) === (s.amount === undefined)) ctx.addIssue({ code: 'custom', message: 'give either duration or amount (or stages)', path: ['duration'] });
-    if (!s.stages && s.duration !== undefined && s.rampUp >= s.duration) ctx.addIssue({ code: 'custom', message: 'rampUp must be shorter than duration', path: ['rampUp'] });
+    if (s.stages) {
+      // Each stage has its own connections and length: these would be ignored in silence.
+      for (const field of ['connections', 'duration', 'amount', 'rampUp'] as const) {
+        if (s[field] !== undefined) ctx.addIssue({ code: 'custom', message: 'does not go with stages (each stage gives its own): remove it, or remove stages', path: [field] });
+      }
+      return;
+    }
+    if ((s.duration === undefined) === (s.amount === undefined)) ctx.addIssue({ code: 'custom', message: 'give either duration or amount (or stages)', path: ['duration'] });
+    if (s.duration !== undefined && (s.rampUp ?? 0) >= s.duration) ctx.addIssue({ code: 'custom', message: 'rampUp must be shorter than duration', path: ['rampUp'] });
   });
 
 type RawScenario = z.output<typeof scenarioSchema>;
@@ -166,10 +185,12 @@ function stagesOf(s: RawScenario, mix: Mix): Stage[] {
       mix: st.mix ?? mix,
     }));
   }
-  const connections = s.amount !== undefined ? Math.min(s.connections, s.amount) : s.connections;
-  const steps = s.rampUp > 0 ? Math.min(connections, 10) : 1;
+  const peak = s.connections ?? DEFAULT_CONNECTIONS;
+  const rampUp = s.rampUp ?? 0;
+  const connections = s.amount !== undefined ? Math.min(peak, s.amount) : peak;
+  const steps = rampUp > 0 ? Math.min(connections, 10) : 1;
   return Array.from({ length: steps }, (_, i) => {
-    const startMs = Math.round((s.rampUp * i) / steps);
+    const startMs = Math.round((rampUp * i) / steps);
     const c = share(connections, steps, i);
     return {
       startMs,

@@ -124,6 +124,18 @@ describe.concurrent('wcagai leak', () => {
     expect(r.cycles).toBeLessThan(100);
   });
 
+  it('says NO VERDICT, not PASS, and exits 1 when stopped before it could judge', { timeout: 240_000 }, async () => {
+    const urls = [site.url(FIXTURE_PAGES.clean)];
+    // The deadline comes long before the 50-cycle warm-up ends: no sample after it.
+    const text = await runCli(['leak', '--concurrent', '1', '--cycles', '500', '--warmup', '50', '--max-duration', '3s', '--url', urls.join(',')], { timeoutMs: 240_000 });
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stdout).not.toMatch(/PASS/);
+    expect(text.stdout).toMatch(/^NO VERDICT: stopped after \d+ of 500 cycles/m);
+    const json = await runCli(['leak', '--concurrent', '1', '--cycles', '500', '--warmup', '50', '--max-duration', '3s', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
+    expect(json.code, json.stderr).toBe(1);
+    expect((JSON.parse(json.stdout) as LeakResult).inconclusive).toMatch(/^stopped after \d+ of 500 cycles/);
+  });
+
   it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
     const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
     const run = await runCli(['leak', '--concurrent', '2', '--cycles', '6', '--json', '--url', urls.join(',')], { env: { WCAGAI_LEAK_TEST_RETAIN: '1' }, timeoutMs: 240_000 });

@@ -113,6 +113,23 @@ describe('runLeak', () => {
     expect(inconclusive(await runLeak(scanner, probes, options))).toBeNull();
   });
 
+  it('reports a run stopped before it could judge as no verdict, not as PASS, in the text, the HTML and the JSON', async () => {
+    const { scanner, probes } = model(0);
+    const abort = new AbortController();
+    const stopped = await runLeak(scanner, probes, { ...options, cycles: 100, warmupCycles: 10, signal: abort.signal, onProgress: (p) => p.cycle === 3 && abort.abort() });
+    expect(stopped.inconclusive).toMatch(/^stopped after 3 of 100 cycles/);
+    const text = leakText(stopped);
+    expect(text).not.toMatch(/PASS/);
+    expect(text.trimEnd().split('\n').at(-1)).toMatch(/^NO VERDICT: stopped after 3 of 100 cycles/);
+    const html = leakHtml(stopped);
+    expect(html).not.toMatch(/>PASS</);
+    expect(html).toMatch(/<h1>wcagai leak: <span class="none">NO VERDICT<\/span><\/h1>/);
+    // A complete run keeps its verdict, and says the run could judge.
+    const full = await runLeak(scanner, probes, options);
+    expect(full.inconclusive).toBeNull();
+    expect(leakText(full).trimEnd().split('\n').at(-1)).toBe('PASS: no leak detected');
+  });
+
   it("labels the chart's first and last cycle apart however few samples there are", async () => {
     const { scanner, probes } = model(0);
     const r = await runLeak(scanner, probes, { ...options, cycles: 7, warmupCycles: 3 });

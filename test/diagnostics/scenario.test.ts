@@ -136,6 +136,29 @@ describe('parseScenario', () => {
     expect(refusal({ ...base, stack: { settings: { 'bad-name': '1' } } })).toMatch(/stack\.settings\.bad-name: expected an environment variable name/);
     expect(refusal([])).toMatch(/\(top level\): /);
   });
+
+  it('refuses top-level connections, duration, amount or rampUp beside stages instead of ignoring them', () => {
+    const stages = [{ connections: 2, duration: '5s' }];
+    for (const [field, value] of [['connections', 50], ['duration', '30s'], ['amount', 100], ['rampUp', '2s']] as const) {
+      expect(refusal({ pages: ['/a'], stages, [field]: value }, 'staged.json')).toMatch(new RegExp(`^staged\\.json: ${field}: does not go with stages`));
+    }
+    // A flag that replaces the load still applies to a staged file.
+    expect(parseScenario({ pages: ['/a'], stages }, 'x.json', { connections: 3 }).stages).toEqual([{ startMs: 0, connections: 3, durationMs: 5_000, amount: null, mix: { scan: 1, enqueue: 0, status: 0, health: 0 } }]);
+  });
+
+  it('refuses a run, a stage or a bound of no length, and a protocol-relative page', () => {
+    expect(refusal({ pages: ['/a'], duration: '0s' })).toMatch(/: duration: expected a duration above 0/);
+    expect(refusal({ pages: ['/a'], stages: [{ connections: 1, duration: 0 }] })).toMatch(/: stages\[0\]\.duration: expected a duration above 0/);
+    expect(refusal({ ...base, maxDuration: '0ms' })).toMatch(/: maxDuration: expected a duration above 0/);
+    expect(refusal({ ...base, pages: ['//elsewhere.example/x'] })).toMatch(/: pages\[0\]: expected a path on the fixture site/);
+ 
+  });
+
+  it('refuses a target URL with a path, which the requests (to /api/scans and /health at its root) would drop', () => {
+    expect(refusal({ ...base, target: 'https://host.example/wcagai' }, 'prefixed.json')).toMatch(/^prefixed\.json: target: expected "self" or an http\(s\) base URL with no path/);
+    expect(() => parseScenario(base, 'x.json', { target: 'http://127.0.0.1:8080/wcagai/' })).toThrow(/target: expected "self" or an http\(s\) base URL with no path/);
+    for (const target of ['http://127.0.0.1:8080', 'https://wcagai.internal/']) expect(parseScenario({ ...base, target }, 'x.json').target).toBe(target);
+  });
 });
 
 describe('loadScenario', () => {
