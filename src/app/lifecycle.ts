@@ -17,18 +17,34 @@ export interface ProcessHandlerOptions {
 
 /**
  * Process safety for long-running commands: SIGTERM/SIGINT start the ordered shutdown (a second
- * signal forces exit); an uncaught exception is logged with 💥 and shuts down with exit 1;
- * an unhandled rejection is logged with 💥 and the process carries on.
+ * signal forces exit); an uncaught exception is logged with 💥 and shuts down with exit 1 (one
+ * during a shutdown already running lets it finish, then exits 1); an unhandled rejection is
+ * logged with 💥 and the process carries on. `onError` is told of both.
  */
-export function installProcessHandlers(logger: Logger, shutdown: (reason: string) => Promise<void>, onError?: (err: unknown) => void, options: ProcessHandlerOptions = {}): () => void {
+export function installProcessHandlers(
+  logger: Logger,
+  shutdown: (reason: string) => Promise<void>,
+  onError?: (err: unknown, kind: 'uncaughtException' | 'unhandledRejection') => void,
+  options: ProcessHandlerOptions = {},
+): () => void {
   let stopping = false;
+  let exitCode = 0;
   const stop = (reason: string, code: number) => {
+    if (stopping && reason === 'uncaughtException') {
+      // An exception thrown while the shutdown runs (a connection closed under a pending call, say)
+      // is no second signal: the shutdown goes on, releasing scans and closing the browser, and
+      // the process exits 1 once it is done.
+      exitCode = 1;
+      logger.warn({ event: 'shutdown.continues', reason }, 'the shutdown goes on; the exit code will be 1');
+      return;
+    }
     if (stopping) {
       logger.warn({ event: 'shutdown.forced', reason }, 'second signal: exiting now');
       logger.flush?.();
       process.exit(code === 0 ? 1 : code);
     }
     stopping = true;
+    exitCode = code;
     logger.info({ event: 'shutdown.start', reason }, 'shutting down');
     const { forceAfterMs } = options;
     if (forceAfterMs !== undefined) {
@@ -44,19 +60,19 @@ export function installProcessHandlers(logger: Logger, shutdown: (reason: string
       })
       .catch((err: unknown) => {
         logger.error({ event: 'shutdown.error', err }, 'shutdown failed');
-        code = 1;
+        exitCode = 1;
       })
       .finally(() => {
         logger.flush?.();
         // Give the async log destinations a moment to drain before exiting.
-        setTimeout(() => process.exit(code), 100).unref();
+        setTimeout(() => process.exit(exitCode), 100).unref();
       });
   };
   const onSigterm = () => stop('SIGTERM', 0);
   const onSigint = () => stop('SIGINT', 0);
   const onUncaught = (err: Error) => {
     logger.fatal({ event: 'process.uncaughtException', err, ...currentContext() }, `💥 uncaught exception: ${err.message}`);
-    onError?.(err);
+    onError?.(err, 'uncaughtException');
     // The crash line names the request or job that threw; the shutdown it starts is the whole
     // process's, so its lines (and everything it closes) must not carry that request's ids.
     outsideContext(() => stop('uncaughtException', 1));
@@ -64,7 +80,7 @@ export function installProcessHandlers(logger: Logger, shutdown: (reason: string
   const onUnhandled = (reason: unknown) => {
     const message = reason instanceof Error ? reason.message : String(reason);
     logger.error({ event: 'process.unhandledRejection', err: reason, ...currentContext() }, `💥 unhandled rejection: ${message}`);
-    onError?.(reason);
+    onError?.(reason, 'unhandledRejection');
   };
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);

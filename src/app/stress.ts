@@ -125,7 +125,7 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
   try {
     baseUrl = await service.app!.listen({ port: 0, host: '127.0.0.1' });
   } catch (err) {
-    await service.close(5_000);
+    await service.close(5_000).catch(() => undefined);
     await removePrefix(redisTargetOf(config), prefix).catch(() => undefined);
     throw err;
   }
@@ -142,9 +142,13 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
     },
     info,
     async close() {
-      await service.close(10_000);
-      const keys = await removePrefix(redisTargetOf(config), prefix);
-      Object.assign(info, { removedKeys: keys.removed, keysLeft: keys.left, logWarnings: tally.warnings, logErrors: tally.errors, lastErrors: tally.last });
+      try {
+        await service.close(10_000);
+      } finally {
+        // The private prefix goes whatever the close met: a stress run never leaves keys behind.
+        const keys = await removePrefix(redisTargetOf(config), prefix);
+        Object.assign(info, { removedKeys: keys.removed, keysLeft: keys.left, logWarnings: tally.warnings, logErrors: tally.errors, lastErrors: tally.last });
+      }
     },
   };
 }

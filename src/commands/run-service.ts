@@ -29,7 +29,11 @@ export async function runService(
         await started?.close();
         resolve();
       },
-      (err) => service?.reporter.capture(err),
+      (err, kind) => {
+        // An uncaught exception during a shutdown already running (a signal's) ends it with exit 1 too.
+        if (kind === 'uncaughtException') exitCode = 1;
+        service?.reporter.capture(err);
+      },
       { forceAfterMs },
     );
   });

@@ -33,6 +33,18 @@ const list = z
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const optionalSecret = z.string().min(1).optional();
 /**
+ * A token clients send as `Authorization: Bearer <token>`: one word. Surrounding blanks (the
+ * newline a secret file ends with) are dropped; blanks inside are refused, since no client could
+ * send them in the header and every request would be refused with nothing said at start.
+ */
+const bearerToken = (min: number) =>
+  z
+    .string()
+    .trim()
+    .min(min, `expected at least ${min} characters`)
+    .regex(/^\S*$/, 'expected no blanks inside (a bearer token is one word)')
+    .optional();
+/**
  * TRUST_PROXY as Fastify's `trustProxy` takes it: false (the default: X-Forwarded-For is ignored,
  * the client is the peer), true (whoever connects is a proxy), or the proxies' addresses and CIDR
  * ranges (and proxy-addr's `loopback`, `linklocal`, `uniquelocal`). No hop count: Fastify trusts
@@ -175,9 +187,10 @@ export const envSchema = z.object({
   ALLOW_PRIVATE_TARGETS: bool(false),
   // Host names or addresses, optionally with a port or a `*.` prefix; not URLs (a listed URL would allow nothing, in silence).
   SCAN_ALLOWED_HOSTS: list.pipe(z.array(z.string().regex(/^(\*\.)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, 'expected a comma list of hosts such as staging.example.com, *.example.com, 10.0.0.5:8080'))),
-  SCAN_TIMEOUT: timerDuration('60s'),
-  NAVIGATION_TIMEOUT: timerDuration('30s'),
-  AXE_TIMEOUT: timerDuration('30s'),
+  // Deadlines, not limits that 0 turns off: a zero scan or axe deadline fails every scan at once.
+  SCAN_TIMEOUT: timerDuration('60s').refine((ms) => ms >= 1_000, 'expected at least 1s'),
+  NAVIGATION_TIMEOUT: timerDuration('30s').refine((ms) => ms >= 1_000, 'expected at least 1s'),
+  AXE_TIMEOUT: timerDuration('30s').refine((ms) => ms >= 1_000, 'expected at least 1s'),
   SETTLE_MAX: timerDuration('5s'),
   SETTLE_QUIET: timerDuration('100ms'),
   BROWSER_MAX_SCANS: int(1000, 0),
@@ -187,9 +200,9 @@ export const envSchema = z.object({
   PUPPETEER_EXECUTABLE_PATH: z.string().optional(),
   CHROMIUM_PATH: z.string().optional(),
   // Access control and limits
-  ADMIN_TOKEN: z.string().min(16, 'expected at least 16 characters').optional(),
+  ADMIN_TOKEN: bearerToken(16),
   API_KEYS: list,
-  METRICS_TOKEN: optionalSecret,
+  METRICS_TOKEN: bearerToken(1),
   TRUST_PROXY: z
     .string()
     .default('false')
@@ -241,19 +254,23 @@ export const envSchema = z.object({
   ...alertRule('RSS', { threshold: 1024, severity: 'warning' }),
   ...alertRule('WORKERS_MISSING', { threshold: 1, severity: 'critical' }),
 }).superRefine((env, ctx) => {
-  // Checked once every field parsed: both need the other settings' final values.
-  if (env.REDIS_SENTINELS.length && env.REDIS_CLUSTER_NODES.length) {
+  // These need other settings' final values. They run even when some other setting is bad (every
+  // bad value is reported at once), so a setting that did not parse is skipped here, not trusted.
+  const sentinels = Array.isArray(env.REDIS_SENTINELS) ? env.REDIS_SENTINELS : [];
+  const clusterNodes = Array.isArray(env.REDIS_CLUSTER_NODES) ? env.REDIS_CLUSTER_NODES : [];
+  const redisUrl = typeof env.REDIS_URL === 'string' && /^rediss?:\/\//.test(env.REDIS_URL) ? env.REDIS_URL : null;
+  if (sentinels.length && clusterNodes.length) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both (Sentinel and Cluster are different deployments)' });
   }
-  const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(env.REDIS_URL)?.[1];
-  if (env.REDIS_CLUSTER_NODES.length && db !== undefined && Number(db) !== 0) {
+  const db = redisUrl === null ? undefined : /^rediss?:\/\/[^/]*\/(\d+)/.exec(redisUrl)?.[1];
+  if (clusterNodes.length && db !== undefined && Number(db) !== 0) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'Redis Cluster has only database 0: drop the /db part of REDIS_URL' });
   }
-  if (env.REDIS_TLS_CA !== undefined) {
-    if (!env.REDIS_URL.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: 'only used with TLS: REDIS_URL must start with rediss://' });
+  if (typeof env.REDIS_TLS_CA === 'string' && redisUrl !== null) {
+    if (!redisUrl.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: 'only used with TLS: REDIS_URL must start with rediss://' });
     else if (!canAccess(env.REDIS_TLS_CA, constants.R_OK)) ctx.addIssue({ code: 'custom', path: ['REDIS_TLS_CA'], message: `cannot read ${env.REDIS_TLS_CA}` });
   }
-});
+}, { when: () => true });
 
 export type Config = Readonly<z.output<typeof envSchema>>;
 

@@ -15,7 +15,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { textForLog, urlForLog } from '../observability/redact.js';
 import { noopReporter, type ErrorReporter } from '../observability/sentry.js';
-import { authPlugin, presentedApiKey } from './plugins/auth.js';
+import { authPlugin, presentedApiKey, secretMatcher } from './plugins/auth.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { batchedRedisStore } from './plugins/rate-limit-store.js';
 import { errorReportingPlugin } from './plugins/sentry.js';
@@ -203,6 +203,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   authPlugin(app, { adminToken: config.ADMIN_TOKEN, apiKeys: config.API_KEYS });
 
   if (config.RATE_LIMIT_MAX > 0) {
+    // Only a configured API key gets a count of its own: any other value (API_KEYS unset, or a
+    // route that checks no key) is the client's to make up, a fresh count per request, so the
+    // client's IP counts instead.
+    const isApiKey = secretMatcher(config.API_KEYS);
     await app.register(rateLimit, {
       global: true,
       max: config.RATE_LIMIT_MAX,
@@ -212,8 +216,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       skipOnError: true,
       allowList: (request) => OPEN_PATHS.test(request.url),
       keyGenerator: (request) => {
-        const key = presentedApiKey(request);
-        return key ? `key:${keyDigest(key)}` : `ip:${request.ip}`;
+        const key = config.API_KEYS.length ? presentedApiKey(request) : undefined;
+        return key && isApiKey(key) ? `key:${keyDigest(key)}` : `ip:${request.ip}`;
       },
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,

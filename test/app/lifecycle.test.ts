@@ -170,6 +170,27 @@ setTimeout(() => { throw new Error('boom at https://api.example/?api_key=key-in-
     expect(run.lines.find((l) => l.event === 'shutdown.forced')).toMatchObject({ reason: 'SIGINT' });
   });
 
+  it('an uncaught exception while a signal\'s shutdown runs lets that shutdown finish, then exits 1', async () => {
+    // The shutdown throws from a timer halfway (a connection closed under a pending call), then
+    // still has work to do: releasing scans and closing the browser must not be cut short.
+    const run = await runScript(
+      'uncaught-during-shutdown',
+      `install(async () => {
+  setTimeout(() => { throw new Error('thrown while closing'); }, 100);
+  await new Promise((r) => setTimeout(r, 600));
+  logger.info({ event: 'test.closed' }, 'closed everything');
+});
+setInterval(() => {}, 1_000);
+ready();`,
+      [['SIGTERM', 0]],
+    );
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(crashes(run).map((l) => l.msg)).toEqual(['💥 uncaught exception: thrown while closing']);
+    expect(run.lines.some((l) => l.event === 'shutdown.forced')).toBe(false);
+    expect(run.lines.find((l) => l.event === 'test.closed')).toBeDefined();
+    expect(run.lines.map((l) => l.event).filter((e) => String(e).startsWith('shutdown.'))).toEqual(['shutdown.start', 'shutdown.continues', 'shutdown.done']);
+  });
+
   it('exits 1 when a shutdown outlives forceAfterMs, without a second signal', async () => {
     const run = await runScript('shutdown-hangs', `install(() => new Promise(() => {}), { forceAfterMs: 600 });\nsetInterval(() => {}, 1_000);\nready();`, [['SIGTERM', 0]]);
     expect(run.code).toBe(1);

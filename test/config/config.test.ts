@@ -145,6 +145,36 @@ describe('loadConfig', () => {
     }
   });
 
+  it('lists the settings checked against each other together with every other bad value', () => {
+    const problems = problemsOf(() => loadConfig({ PORT: 'eighty', REDIS_SENTINELS: 'a:26379', REDIS_CLUSTER_NODES: 'b:7000', REDIS_TLS_CA: '/nonexistent/ca.pem' }));
+    expect(problems.map((p) => p.split('=')[0])).toEqual(['PORT', 'REDIS_CLUSTER_NODES', 'REDIS_TLS_CA']);
+    expect(problems[1]).toMatch(/not both/);
+    expect(problems[2]).toMatch(/rediss:\/\//);
+    // A REDIS_URL that is itself bad is named once, not again by the settings that read it.
+    const badUrl = problemsOf(() => loadConfig({ REDIS_URL: 'http://x:6379/3', REDIS_CLUSTER_NODES: 'b:7000', REDIS_TLS_CA: '/nonexistent/ca.pem' }));
+    expect(badUrl).toHaveLength(1);
+    expect(badUrl[0]).toMatch(/^REDIS_URL=\(secret\): expected a redis:\/\//);
+  });
+
+  it('refuses a scan, navigation or axe deadline under a second (0 would time out every scan, not lift the limit)', () => {
+    const problems = problemsOf(() => loadConfig({ SCAN_TIMEOUT: '0', NAVIGATION_TIMEOUT: '0s', AXE_TIMEOUT: '500ms' }));
+    expect(problems).toEqual(['SCAN_TIMEOUT="0": expected at least 1s', 'NAVIGATION_TIMEOUT="0s": expected at least 1s', 'AXE_TIMEOUT="500ms": expected at least 1s']);
+    expect(loadConfig({ SCAN_TIMEOUT: '1s', NAVIGATION_TIMEOUT: '1s', AXE_TIMEOUT: '1s' }).SCAN_TIMEOUT).toBe(1_000);
+  });
+
+  it('drops the blanks around a bearer token (a secret file\'s newline) and refuses blanks inside it', () => {
+    const config = loadConfig({ ADMIN_TOKEN: 'an-admin-token-of-20\n', METRICS_TOKEN: ' scrape-token\n' });
+    expect(config.ADMIN_TOKEN).toBe('an-admin-token-of-20');
+    expect(config.METRICS_TOKEN).toBe('scrape-token');
+    const problems = problemsOf(() => loadConfig({ ADMIN_TOKEN: 'an admin token of 20', METRICS_TOKEN: 'scrape token', API_KEYS: 'k1' }));
+    expect(problems).toEqual([
+      'ADMIN_TOKEN=(secret): expected no blanks inside (a bearer token is one word)',
+      'METRICS_TOKEN=(secret): expected no blanks inside (a bearer token is one word)',
+    ]);
+    // Blanks do not count towards the 16 characters.
+    expect(problemsOf(() => loadConfig({ ADMIN_TOKEN: '   short-token   ' }))).toEqual(['ADMIN_TOKEN=(secret): expected at least 16 characters']);
+  });
+
   it('reads Sentinel and Cluster settings, refuses both at once and a Cluster database other than 0', () => {
     const sentinel = loadConfig({ REDIS_SENTINELS: ' 10.0.0.1:26379, sentinel-b:26380,[::1]:26381 ', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' });
     expect(sentinel.REDIS_SENTINELS).toEqual(['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381']);

@@ -236,6 +236,17 @@ describe('rate limit', () => {
     expect((await svc.get('/api/scans/scan_none', { authorization: `Bearer ${KEY_A}` })).status).toBe(429);
     expect((await svc.get('/api/scans/scan_none', { 'x-api-key': KEY_B })).status).toBe(404);
   });
+
+  it('counts a client by its IP when the key it sends is none of API_KEYS: a made-up key per request buys no fresh count', async () => {
+    // API_KEYS unset: /api/* is open, and any X-API-Key or bearer value is the client's invention.
+    const open = await service({ RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const headers = i % 2 ? { 'x-api-key': `made-up-${i}` } : { authorization: `Bearer made-up-${i}` };
+      statuses.push((await open.get('/api/scans/scan_none', headers)).status);
+    }
+    expect(statuses).toEqual([404, 404, 404, 429, 429]);
+  });
 });
 
 /** A test service listening on a loopback port (the other tests here use inject). */
