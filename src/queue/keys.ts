@@ -17,7 +17,7 @@ export interface Keys {
   paused: string;
   prioritized: string;
   active: string;
-  /** BullMQ's ZSET of jobs waiting for a retry's backoff (it does not count towards depth). */
+  /** BullMQ's ZSET of jobs waiting for a retry's backoff (they count towards depth: they come back to `wait`). */
   delayed: string;
   /** BullMQ's hash of one job of the scan queue. */
   job(id: string): string;

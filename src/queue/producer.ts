@@ -21,6 +21,10 @@ import type { ResultStore } from './store.js';
  * Between the add and the release a job counts twice: admission errs on the safe side by at most
  * the submissions in flight, and costs one ZCARD instead of a look-up per reservation.
  *
+ * A scan waiting for its retry's backoff (BullMQ's delayed set) counts as waiting: the API shows it
+ * as queued, and it comes back to the wait list by itself, so leaving it out let the queue grow past
+ * MAX_QUEUE_DEPTH once the retries of a failing site came back (with new scans admitted meanwhile).
+ *
  * Requests decided together are either one batch (all or nothing: a full queue refuses every new
  * one) or independent submissions gathered from one turn of the event loop ("each": admitted in
  * order while there is room, the rest answered 'full' with the depth).
@@ -95,7 +99,7 @@ for i = 1, n do
 end
 if #news > 0 then
   local reserved = redis.call('ZCARD', KEYS[5])
-  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + reserved
+  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[8]) + reserved
   local max = tonumber(ARGV[2])
   if not each and depth + #news > max then return {'full', tostring(depth)} end
   local expires = now + tonumber(ARGV[3])
@@ -454,10 +458,10 @@ export class ScanProducer {
     });
   }
 
-  /** waiting + active (+ admitted jobs not added yet), the figure admission control compares with MAX_QUEUE_DEPTH. */
+  /** waiting (waiting for a retry included) + active (+ admitted jobs not added yet), the figure admission control compares with MAX_QUEUE_DEPTH. */
   async depth(): Promise<number> {
     const k = this.keys;
-    const replies = (await this.redisCall(() => this.redis.multi().llen(k.wait).llen(k.paused).zcard(k.prioritized).llen(k.active).zcount(k.admitting, Date.now(), '+inf').exec())) as Array<[unknown, number]>;
+    const replies = (await this.redisCall(() => this.redis.multi().llen(k.wait).llen(k.paused).zcard(k.prioritized).llen(k.active).zcard(k.delayed).zcount(k.admitting, Date.now(), '+inf').exec())) as Array<[unknown, number]>;
     return replies.reduce((sum, [, n]) => sum + n, 0);
   }
 
@@ -467,12 +471,14 @@ export class ScanProducer {
     const paused = await this.redisCall(() => this.queue.isPaused());
     const waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0);
     const active = counts.active ?? 0;
+    const delayed = counts.delayed ?? 0;
     const max = this.settings.maxQueueDepth;
-    const utilizationPercent = Math.round(((waiting + active) / max) * 1000) / 10;
+    // What admission control counts: scans waiting for a retry hold room too.
+    const utilizationPercent = Math.round(((waiting + active + delayed) / max) * 1000) / 10;
     return {
       waiting,
       active,
-      delayed: counts.delayed ?? 0,
+      delayed,
       failed: counts.failed ?? 0,
       completed: counts.completed ?? 0,
       paused,
@@ -501,9 +507,12 @@ export class ScanProducer {
       // first read has its record now; without this re-read a poller sees the job-only view of a scan that has its record.
       const final = await this.redisCall(() => this.store.get(id));
       if (final) return final;
+      // A completed job had its record stored before it completed: without one, the record has
+      // expired (RESULT_TTL shorter than BullMQ keeps completed jobs). The scan is gone, as it is
+      // once the job goes too; shown as completed without its result, its report was an empty pass.
+      if (status === 'completed') return null;
     }
     const iso = (t?: number) => (t ? new Date(t).toISOString() : null);
-    const finished = status === 'completed' || status === 'failed';
     return {
       id,
       status,
@@ -515,7 +524,8 @@ export class ScanProducer {
       // processedOn is when the latest attempt started: a scan queued again (waiting for a retry,
       // or handed back at shutdown) has not started the attempt it waits for.
       startedAt: status === 'queued' ? null : iso(job.processedOn),
-      finishedAt: finished ? iso(job.finishedOn) : null,
+      // Finished here means failed: a completed job without its record is gone (above).
+      finishedAt: status === 'failed' ? iso(job.finishedOn) : null,
       cached: false,
       ...(job.data.requestId ? { requestId: job.data.requestId } : {}),
       ...(job.data.batchId ? { batchId: job.data.batchId } : {}),

@@ -14,8 +14,8 @@ import { ResultStore } from '../../src/queue/store.js';
 import { startScanWorker } from '../../src/queue/worker.js';
 import type { Scanner } from '../../src/scanner/types.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { LogSink, startTestService, totalJobs, waitFor, type TestService } from '../support/service.js';
-import { heldScanner, stubResult } from '../support/stub-results.js';
+import { jobCounts, LogSink, startTestService, totalJobs, waitFor, type TestService } from '../support/service.js';
+import { heldScanner, stubResult, stubScanner } from '../support/stub-results.js';
 
 // Nothing is ever fetched (the scanners are stubs), so the targets need not exist.
 const target = (n: string) => `http://127.0.0.1:9/${n}.html`;
@@ -279,5 +279,36 @@ describe('priorities', () => {
       scanner.answer((u) => stubResult(u));
     }
     expect(scanner.calls).toEqual([target('low-3'), target('low-2'), target('normal'), target('low-1')]);
+  });
+});
+
+// A scan's record is kept RESULT_TTL: past it the scan is gone, even while BullMQ still keeps its completed job (an hour).
+describe('a scan whose record outlived RESULT_TTL', () => {
+  it('is gone (404, no report) while its completed job is still kept, never a completed scan with an empty report', async () => {
+    const svc = await startTestService({ redisUrl: redis.url, settings: { RESULT_TTL: '2s', CACHE_TTL: '0' } });
+    closers.push(() => svc.close());
+    const conn = workerConnection(redis.url);
+    await waitReady(conn, 10_000);
+    const keys = keysFor(svc.prefix);
+    // The worker's store keeps records as the service's RESULT_TTL says.
+    const worker = startScanWorker({ connection: conn, keys, scanner: stubScanner(), store: new ResultStore(conn, keys, 2_000, 0), logger: createLogger({ level: 'info', destination: new LogSink() }), concurrency: 1, scanTimeoutMs: 5_000 });
+    closers.push(async () => {
+      await worker.close(1_000);
+      conn.disconnect();
+    });
+
+    const res = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/kept-briefly.html' });
+    expect(res.status, res.body).toBe(202);
+    const id = res.json.id as string;
+    expect(await svc.finished(id)).toMatchObject({ status: 'completed', result: { status: 'ok' } });
+
+    await waitFor(async () => (await svc.service.redis.exists(keys.result(id))) === 0, { what: 'the record to expire', timeoutMs: 10_000 });
+    // BullMQ still holds the completed job (removeOnComplete: an hour).
+    expect((await jobCounts(svc.service)).completed).toBe(1);
+    const view = await svc.get(`/api/scans/${id}`);
+    expect(view.status, view.body).toBe(404);
+    expect(view.json.code).toBe('NOT_FOUND');
+    const report = await svc.get(`/api/scans/${id}/report?format=junit`);
+    expect(report.status, report.body).toBe(404);
   });
 });

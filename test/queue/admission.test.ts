@@ -1,10 +1,12 @@
+import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
 import { cacheKeyOf } from '../../src/queue/job.js';
+import { workerConnection } from '../../src/queue/redis.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { startTestService, totalJobs, type TestService } from '../support/service.js';
+import { jobCounts, startTestService, totalJobs, waitFor, type TestService } from '../support/service.js';
 
-// No worker runs in this file: nothing is ever fetched, so the targets need not exist.
+// No page is scanned in this file (its one worker is a bare BullMQ worker failing attempts): the targets need not exist.
 const target = (n: number | string) => `http://127.0.0.1:9/page-${n}.html`;
 
 let redis: RedisServer;
@@ -68,6 +70,40 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect((await svc.get('/api/queue')).json).toMatchObject({ waiting: 0, utilizationPercent: 0, state: 'healthy' });
     for (let i = 0; i < 4; i++) expect((await svc.post('/api/scans', { url: target(i) })).status).toBe(202);
     expect((await svc.get('/api/queue')).json).toMatchObject({ waiting: 4, utilizationPercent: 80, state: 'warning' });
+  });
+
+  it('counts a scan waiting for its retry as queued: the queue never grows past the limit when the retries come back', async () => {
+    // A long backoff: the failed first attempts wait in BullMQ's delayed set for the rest of the test.
+    const svc = await apiOnly({ SCAN_ATTEMPTS: '2', SCAN_BACKOFF: '10m' });
+    const { keys } = svc.service;
+    const retrying: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await svc.post('/api/scans', { url: target(`retry-${i}`) });
+      expect(res.status, res.body).toBe(202);
+      retrying.push(res.json.id as string);
+    }
+    // A worker whose first attempts fail as a site answering 503 would: both scans wait for their retry.
+    const connection = workerConnection(redis.url);
+    const failing = new Worker(keys.queueName, async () => {
+      throw new Error('HTTP_SERVER_ERROR: answered 503');
+    }, { connection, prefix: keys.bullPrefix, concurrency: 2 });
+    try {
+      await waitFor(async () => (await jobCounts(svc.service)).delayed === 2, { what: 'both scans to wait for their retry' });
+    } finally {
+      await failing.close();
+      connection.disconnect();
+    }
+    for (const id of retrying) expect((await svc.get(`/api/scans/${id}`)).json).toMatchObject({ status: 'queued', attempts: 1 });
+
+    // Two of the five places are taken by the scans that will come back: three more fit, not five.
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await svc.post('/api/scans', { url: target(`after-retry-${i}`) }));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 503, 503]);
+    expectQueueFull(answers[3]!);
+    const counts = await jobCounts(svc.service);
+    expect((counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0)).toBe(5);
+    // The queue's figures say so as admission control does.
+    expect((await svc.get('/api/queue')).json).toMatchObject({ waiting: 3, delayed: 2, utilizationPercent: 100, state: 'critical' });
   });
 
   it('admits exactly MAX_QUEUE_DEPTH of many concurrent submissions', async () => {
