@@ -75,7 +75,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 const INTERNAL_DETAIL = 'an internal error occurred; the request id identifies it in the logs';
 
 /** Maps any error reaching Fastify's error handler to a code and a client-safe detail. */
-export function classifyHttpError(err: unknown): { code: ErrorCode; detail: string; extra: Record<string, unknown>; headers: Record<string, string>; internal: boolean } {
+/**
+ * A Redis failure's own text (ioredis: "connect ECONNREFUSED 10.1.2.3:6379", a replica's READONLY)
+ * names the deployment's insides: the log has it, the client a fixed detail.
+ */
+const REDIS_DETAIL = 'the queue store (Redis) is not answering; try again after Retry-After seconds';
+
+export function classifyHttpError(err: unknown): { code: ErrorCode; detail: string; extra: Record<string, unknown>; headers: Record<string, string>; internal: boolean; logDetail?: string } {
   if (err instanceof ValidationError) return { code: err.code, detail: err.message, extra: { errors: err.errors }, headers: {}, internal: false };
   if (err instanceof WcagaiError) {
     const headers: Record<string, string> = {};
@@ -87,6 +93,7 @@ export function classifyHttpError(err: unknown): { code: ErrorCode; detail: stri
     if (err.code === 'INTERNAL') return { code: 'INTERNAL', detail: INTERNAL_DETAIL, extra: {}, headers: {}, internal: true };
     // A field problem's item names its field itself: its message without the field it starts with.
     if (err.details?.field) extra.errors = [{ field: String(err.details.field), message: err instanceof FieldProblem ? err.reason : err.message }];
+    if (err.code === 'REDIS_UNAVAILABLE') return { code: err.code, detail: REDIS_DETAIL, extra, headers, internal: false, logDetail: err.message };
     return { code: err.code, detail: err.message, extra, headers, internal: false };
   }
   const e = err as { code?: string; statusCode?: number; message?: string };

@@ -109,10 +109,10 @@ function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptio
   securityHeadersPlugin(app);
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
   app.setErrorHandler((err, request, reply) => {
-    const { code, detail, extra, headers, internal } = classifyHttpError(err);
+    const { code, detail, extra, headers, internal, logDetail } = classifyHttpError(err);
     if (internal) request.log.error({ err, event: 'http.error' }, 'request failed');
     // A detail may quote a URL the client sent (a sitemap, a scan target): its credentials stay out of the log.
-    else request.log.info({ event: 'http.problem', code }, textForLog(detail));
+    else request.log.info({ event: 'http.problem', code }, textForLog(logDetail ?? detail));
     return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
   return app;

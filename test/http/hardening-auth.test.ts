@@ -113,6 +113,11 @@ describe('wcagai queue', () => {
     expect(wrong.stderr).toMatch(/admin routes need Authorization/);
     expect(await svc.service.queue.isPaused()).toBe(true);
 
+    // A token read from a secret file ends in a newline: fetch drops it, as the server drops it from its own.
+    const fromFile = await runCli(['queue', 'status', '--json', '--url', base], { env: { WCAGAI_URL: '', ADMIN_TOKEN: `${ADMIN_TOKEN}\n` } });
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({ paused: true });
+
     const resumed = await cli('resume', '--json');
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toEqual({ paused: false });

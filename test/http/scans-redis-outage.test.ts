@@ -25,6 +25,8 @@ function expectUnavailable(res: JsonResponse, what: string): void {
   expect(res.status, `${what}: ${res.body}`).toBe(503);
   expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
   expect(res.json).toMatchObject({ status: 503, code: 'REDIS_UNAVAILABLE', type: 'urn:wcagai:problem:redis-unavailable' });
+  // The client is told to retry; what ioredis said (addresses, ports, connection states) stays in the log.
+  expect(res.json.detail, what).toBe('the queue store (Redis) is not answering; try again after Retry-After seconds');
   expect(res.ms, `${what} took ${Math.round(res.ms)} ms`).toBeLessThan(1_000);
 }
 
@@ -47,6 +49,10 @@ describe('Redis outage', () => {
     expectUnavailable(await svc.get('/api/queue'), 'queue');
     expectUnavailable(await svc.get('/api/workers'), 'workers');
     expect(svc.logs.events('http.error')).toEqual([]);
+    // The operator's log keeps the cause the client was not shown.
+    const problems = svc.logs.events('http.problem', (e) => e.code === 'REDIS_UNAVAILABLE');
+    expect(problems.length).toBeGreaterThanOrEqual(7);
+    expect(problems.every((e) => String(e.msg).startsWith('queue store unavailable: ') && String(e.msg).length > 'queue store unavailable: '.length)).toBe(true);
 
     await redis.restart();
     const started = Date.now();
