@@ -22,7 +22,12 @@ import { loadDotEnv } from '../config/dotenv.js';
 export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer, results: ResultStore): DeadLetterQueue {
   return new DeadLetterQueue({
     store: new DlqStore(redis, keys),
-    submit: (url, options, ctx) => producer.submit(url, options, ctx),
+    submit: async (url, options, { replayOf, ...ctx }) => {
+      const queued = await producer.submit(url, options, ctx);
+      // The scan's batch counts the replay in its place; a link lost to a Redis failure leaves the batch showing the failure.
+      if (ctx.batchId) await results.linkReplay(ctx.batchId, replayOf, queued.id).catch(() => undefined);
+      return queued;
+    },
     isLive: async (jobId) => {
       const job = await Job.fromId(queue, jobId);
       if (!job) return false;

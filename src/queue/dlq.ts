@@ -9,8 +9,11 @@ import { newScanId } from './job.js';
 import type { SubmitContext } from './producer.js';
 import { rethrowAsUnavailable, toRedisError } from './redis.js';
 
-/** How the DLQ queues a replay: ScanProducer.submit, or a stand-in in tests. */
-export type ReplaySubmit = (url: string, options: ScanOptions, ctx: SubmitContext) => Promise<{ id: string }>;
+/**
+ * How the DLQ queues a replay: ScanProducer.submit (and the link from the scan's batch), or a
+ * stand-in in tests. `replayOf` is the original scan's id.
+ */
+export type ReplaySubmit = (url: string, options: ScanOptions, ctx: SubmitContext & { replayOf: string }) => Promise<{ id: string }>;
 /** Whether a replay job is queued or running (a pending retry whose job is neither may be claimed again). */
 export type ReplayLiveness = (jobId: string) => Promise<boolean>;
 /**
@@ -194,9 +197,11 @@ export class DeadLetterQueue implements DlqOperations {
       await this.options.submit(claimed.request.url, claimed.request.options, {
         priority: claimed.request.priority as Priority,
         ...(claimed.requestId ? { requestId: claimed.requestId } : {}),
+        ...(claimed.batchId ? { batchId: claimed.batchId } : {}),
         dlqId: id,
         fresh: true,
         id: jobId,
+        replayOf: claimed.jobId,
       });
     } catch (err) {
       // An add whose answer was lost may still have queued the job: then the claim stands.

@@ -10,6 +10,8 @@ export interface Keys {
   cache(cacheKey: string): string;
   inflight(cacheKey: string): string;
   batch(id: string): string;
+  /** HASH of a batch's scans replayed from the DLQ: original scan id → its latest replay's id. */
+  batchReplays(id: string): string;
   worker(id: string): string;
   workers: string;
   /** BullMQ's own keys that count towards queue depth. */
@@ -63,6 +65,7 @@ export function keysFor(prefix: string): Keys {
     cache: (k) => `${p}:cache:${k}`,
     inflight: (k) => `${p}:inflight:${k}`,
     batch: (id) => `${p}:batch:${id}`,
+    batchReplays: (id) => `${p}:batch:${id}:replays`,
     worker: (id) => `${p}:worker:${id}`,
     workers: `${p}:workers`,
     wait: `${q}:wait`,

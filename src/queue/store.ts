@@ -90,4 +90,15 @@ export class ResultStore {
     const raw = await this.redis.get(this.keys.batch(id)).catch(rethrowAsUnavailable);
     return raw ? parseRecord<BatchRecord>(raw, 'batch', id) : null;
   }
+
+  /** Scan `originalId` of batch `batchId` was replayed from the DLQ as `replayId`: the batch counts the replay from now on. */
+  async linkReplay(batchId: string, originalId: string, replayId: string): Promise<void> {
+    const key = this.keys.batchReplays(batchId);
+    await this.redis.multi().hset(key, originalId, replayId).pexpire(key, this.ttlMs).exec().catch(rethrowAsUnavailable);
+  }
+
+  /** The replays of a batch's scans (original scan id → latest replay id). */
+  async batchReplays(batchId: string): Promise<Record<string, string>> {
+    return this.redis.hgetall(this.keys.batchReplays(batchId)).catch(rethrowAsUnavailable);
+  }
 }

@@ -236,3 +236,35 @@ describe('dead-letter queue (SCAN_ATTEMPTS 3, SCAN_BACKOFF 100ms)', () => {
     expect((await svc.get('/admin/dlq/stats', AUTH)).json).toEqual({ total: 0, byCode: {}, byHost: {}, byDay: {}, oldest: null, newest: null });
   });
 });
+
+describe('a batch whose failed page is replayed from the DLQ', () => {
+  it('counts the replay in the failed scan\'s place: the batch completes once the page is fixed and retried', async () => {
+    const ok = switchable('/batch-ok', 200);
+    const broken = switchable('/batch-broken', 404);
+    const res = await svc.post('/api/batches', { urls: [ok, broken] });
+    expect(res.status, res.body).toBe(202);
+    const batchId = res.json.id as string;
+    const read = async () => (await svc.get(`/api/batches/${batchId}`)).json;
+    const first = await waitFor(async () => ((b) => (b.status === 'completed' ? b : undefined))(await read()), { timeoutMs: 60_000, what: 'the batch to finish' });
+    expect(first.counts).toEqual({ queued: 0, active: 0, completed: 1, failed: 1 });
+    const failed = first.scans.find((s: { url: string }) => s.url === broken);
+    expect(failed).toMatchObject({ status: 'failed', error: 'HTTP_CLIENT_ERROR' });
+    expect(failed.replayId).toBeUndefined();
+
+    const entry = await entryOf(failed.id);
+    expect(entry.batchId).toBe(batchId);
+    statusOf.set('/batch-broken', 200);
+    const retried = await svc.request({ method: 'POST', url: `/admin/dlq/retry/${entry.id}`, headers: AUTH });
+    expect(retried.status, retried.body).toBe(202);
+    const replayId = retried.json.jobId as string;
+    await entryGone(entry.id);
+
+    const after = await waitFor(async () => ((b) => (b.status === 'completed' ? b : undefined))(await read()), { timeoutMs: 60_000, what: 'the batch to finish again' });
+    expect(after.counts).toEqual({ queued: 0, active: 0, completed: 2, failed: 0 });
+    // The batch still lists its own scan ids; the replayed one names its replay.
+    expect(after.scans.map((s: { id: string }) => s.id)).toEqual(first.scans.map((s: { id: string }) => s.id));
+    expect(after.scans.find((s: { url: string }) => s.url === broken)).toEqual({ id: failed.id, url: broken, status: 'completed', replayId });
+    // The replay is a scan of the batch.
+    expect((await svc.get(`/api/scans/${replayId}`)).json).toMatchObject({ status: 'completed', batchId });
+  });
+});

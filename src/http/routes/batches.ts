@@ -108,11 +108,16 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const { id } = request.params;
     const batch = BATCH_ID.test(id) ? await store.getBatch(id) : null;
     if (!batch) throw new WcagaiError('NOT_FOUND', `no batch with id ${id}`);
-    const finals = await store.getMany(batch.ids);
+    // A scan replayed from the DLQ counts as its latest replay (`replayId`): a batch whose failed
+    // pages were fixed and retried completes.
+    const replays = await store.batchReplays(id);
+    const current = batch.ids.map((scanId) => replays[scanId] ?? scanId);
+    const finals = await store.getMany(current);
     const scans = await Promise.all(
       batch.ids.map(async (scanId, i) => {
-        const view = finals[i] ?? (await producer.view(scanId));
-        return { id: scanId, url: view?.url ?? null, status: (view?.status ?? 'failed') as ScanStatus, ...(view?.error ? { error: view.error.code } : {}) };
+        const view = finals[i] ?? (await producer.view(current[i]!));
+        const replayId = replays[scanId];
+        return { id: scanId, url: view?.url ?? null, status: (view?.status ?? 'failed') as ScanStatus, ...(view?.error ? { error: view.error.code } : {}), ...(replayId ? { replayId } : {}) };
       }),
     );
     const counts: Record<ScanStatus, number> = { queued: 0, active: 0, completed: 0, failed: 0 };
