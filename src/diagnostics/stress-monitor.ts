@@ -130,9 +130,15 @@ export interface Recovery {
  * With `detailed`, a deployment that answered /health/detailed before must answer it again: a
  * plain or unreadable answer in between (a timeout under load) is not taken for recovery.
  */
-export async function awaitRecovery(probe: (t: number) => Promise<HealthSample>, deadlineMs: number, options: { intervalMs?: number; detailed?: boolean; signal?: AbortSignal } = {}): Promise<Recovery> {
+export async function awaitRecovery(
+  probe: (t: number) => Promise<HealthSample>,
+  deadlineMs: number,
+  options: { intervalMs?: number; detailed?: boolean; signal?: AbortSignal; loadEndedAt?: number } = {},
+): Promise<Recovery> {
   const intervalMs = options.intervalMs ?? 250;
-  const started = performance.now();
+  // Times count from the end of the load (`loadEndedAt`, a performance.now() reading), not from
+  // here: stopping the monitor first waits for its probe in flight, up to its timeout.
+  const started = options.loadEndedAt ?? performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   let drainedMs: number | null = null;
   let healthyMs: number | null = null;

@@ -147,6 +147,7 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
     );
   };
   const ticker = tty ? setInterval(draw, 1_000) : null;
+  let loadEndedAt = started;
 
   monitor.start();
   let load: { durationMs: number };
@@ -167,6 +168,7 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
       options.signal,
     );
   } finally {
+    loadEndedAt = performance.now();
     await monitor.stop();
     if (ticker) clearInterval(ticker);
     if (tty) {
@@ -174,7 +176,7 @@ export async function runStress(options: StressRunOptions): Promise<StressResult
       tty.write('\n');
     }
   }
-  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs, { detailed: before.detailed || monitor.samples.some((s) => s.detailed), ...(options.signal ? { signal: options.signal } : {}) });
+  const recovery = await awaitRecovery(probe, scenario.recovery.deadlineMs, { loadEndedAt, detailed: before.detailed || monitor.samples.some((s) => s.detailed), ...(options.signal ? { signal: options.signal } : {}) });
   // Read once the load and the recovery wait are over: a signal after them interrupted nothing.
   const interrupted = options.signal?.aborted ? (typeof options.signal.reason === 'string' ? options.signal.reason : 'aborted') : null;
   const after: HealthSample | null = recovery.last;

@@ -104,6 +104,14 @@ describe('health sampling and recovery', () => {
     expect(r.last?.queueDepth).toBe(0);
   });
 
+  it('counts from the end of the load, not from when the wait began', async () => {
+    // The monitor's last probe held the wait back 500 ms: the queue was already empty then.
+    const loadEndedAt = performance.now() - 500;
+    const r = await awaitRecovery(async () => sample({ status: 'healthy', queueDepth: 0 }), 10_000, { intervalMs: 5, detailed: true, loadEndedAt });
+    expect(r.drainedMs!).toBeGreaterThanOrEqual(500);
+    expect(r.healthyMs!).toBeGreaterThanOrEqual(500);
+  });
+
   it('gives up at the deadline with null figures', async () => {
     const r = await awaitRecovery(async () => sample({ status: 'degraded', queueDepth: 9 }), 60, { intervalMs: 10, detailed: true });
     expect(r).toMatchObject({ drainedMs: null, healthyMs: null, deadlineMs: 60 });
