@@ -20,7 +20,7 @@ import { alertRoutes } from '../http/routes/alerts.js';
 import { breakerHealthSection, breakerRoutes, type RemoteBreakers } from '../http/routes/breakers.js';
 import type { HealthSection } from '../http/routes/health.js';
 import { BREAKER_STATE, type Metrics } from '../observability/metrics.js';
-import { listWorkers } from '../queue/heartbeat.js';
+import { listProcesses, type ProcessHeartbeat } from '../queue/heartbeat.js';
 import { createScanHooks, type ScanHooks } from '../queue/hooks.js';
 import type { Keys } from '../queue/keys.js';
 import { OutcomeCounter } from '../queue/outcomes.js';
@@ -94,6 +94,8 @@ export interface IntegrationOptions {
   capacity(): Promise<Capacity>;
   /** DLQ figures, when the process has a DLQ. */
   dlqFigures?: () => Promise<{ size: number; lastHourAdded: number }>;
+  /** Whether this process runs a scan worker (`worker`) or serves the API alone (`api`). */
+  role: 'api' | 'worker';
 }
 
 /** The integrations of one service process: clients, breakers across the fleet, scan hooks and alerts. */
@@ -106,9 +108,13 @@ export interface Integrations {
   hooks: ScanHooks;
   healthSection: HealthSection;
   routes(app: FastifyInstance): void;
-  /** Breakers for the worker heartbeat. */
+  /** Breakers for this process's heartbeat (a worker's, or an API process's). */
   heartbeatExtra(): Record<string, unknown>;
-  /** The breakers of every live worker process, from their heartbeats, as gauge values (`wcagai_worker_circuit_breaker_state`). */
+  /**
+   * The breakers of every live worker process, from their heartbeats, as gauge values
+   * (`wcagai_worker_circuit_breaker_state`). API processes are left out: each exports its own in
+   * `wcagai_circuit_breaker_state` on its /metrics.
+   */
   workerBreakerStates(): Promise<Array<{ process: string; service: string; state: number }>>;
   /** Starts evaluating alerts. */
   start(): void;
@@ -145,14 +151,17 @@ export async function startIntegrations(config: Config, logger: Logger, options:
   const outcomes = new OutcomeCounter(redis, keys);
   const hooks = createScanHooks({ ai: clients.ai, hubspot: config.HUBSPOT_SYNC ? clients.hubspot : null, publicUrl: config.WCAGAI_URL });
 
+  // Every other live process: workers, and API processes (this one's own heartbeat is left out: its
+  // breakers and memory are read here directly).
+  const others = async (): Promise<ProcessHeartbeat[]> => (await listProcesses(redis, keys)).filter((hb) => hb.id !== processId);
   const fleetBreakers = async (): Promise<RemoteBreakers[]> =>
-    (await listWorkers(redis, keys)).flatMap((hb) => {
+    (await others()).flatMap((hb) => {
       const breakers = remoteBreakers(hb.breakers);
-      return breakers ? [{ process: hb.id, host: hb.host, pid: hb.pid, at: hb.at, breakers }] : [];
+      return breakers ? [{ process: hb.id, role: hb.role, host: hb.host, pid: hb.pid, at: hb.at, breakers }] : [];
     });
 
   const figures = async (): Promise<Figures> => {
-    const [capacity, scans, workers, dlq] = await Promise.allSettled([options.capacity(), outcomes.window(config.ALERT_ERROR_RATE_WINDOW), listWorkers(redis, keys), options.dlqFigures?.()]);
+    const [capacity, scans, processes, dlq] = await Promise.allSettled([options.capacity(), outcomes.window(config.ALERT_ERROR_RATE_WINDOW), others(), options.dlqFigures?.()]);
     const own = Object.entries(registry.snapshot()).map(([name, s]) => ({ name, state: s.state, process: processId }));
     const self = { id: processId, rssBytes: process.memoryUsage().rss };
     const f: Figures = { breakers: own, processes: [self] };
@@ -162,9 +171,10 @@ export async function startIntegrations(config: Config, logger: Logger, options:
     }
     if (scans.status === 'fulfilled') f.scans = scans.value;
     if (dlq.status === 'fulfilled' && dlq.value) f.dlq = { size: dlq.value.size, lastHourAdded: dlq.value.lastHourAdded };
-    if (workers.status === 'fulfilled') {
-      f.workers = workers.value.length;
-      for (const hb of workers.value) {
+    if (processes.status === 'fulfilled') {
+      // Scan workers only: an API process runs no scans, and must not make a fleet without workers look healthy.
+      f.workers = processes.value.filter((hb) => hb.role === 'worker').length;
+      for (const hb of processes.value) {
         for (const [name, s] of Object.entries(remoteBreakers(hb.breakers) ?? {})) f.breakers!.push({ name, state: s.state, process: hb.id });
         f.processes!.push({ id: hb.id, rssBytes: hb.memory.rss });
       }
@@ -197,12 +207,12 @@ export async function startIntegrations(config: Config, logger: Logger, options:
     hooks,
     healthSection: breakerHealthSection(registry),
     routes(app) {
-      breakerRoutes({ registry, fleet, processId, fleetBreakers })(app);
+      breakerRoutes({ registry, fleet, processId, role: options.role, fleetBreakers })(app);
       if (alerts) alertRoutes(alerts)(app);
     },
     heartbeatExtra: () => ({ breakers: registry.snapshot() }),
     workerBreakerStates: async () =>
-      (await fleetBreakers()).flatMap((w) => Object.entries(w.breakers).map(([service, b]) => ({ process: w.process, service, state: BREAKER_STATE[GAUGE_STATE[b.state]] ?? 0 }))),
+      (await fleetBreakers()).filter((p) => p.role === 'worker').flatMap((w) => Object.entries(w.breakers).map(([service, b]) => ({ process: w.process, service, state: BREAKER_STATE[GAUGE_STATE[b.state]] ?? 0 }))),
     start: () => alerts?.start(),
     close() {
       closed ??= (async () => {

@@ -10,6 +10,7 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { initErrorReporting, noopReporter, type ErrorReporter } from '../observability/sentry.js';
 import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
+import { startApiHeartbeat, type Heartbeat } from '../queue/heartbeat.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
 import { producerConnection, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
@@ -82,6 +83,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   let reporter: ErrorReporter | null = null;
   let integrations: Integrations | null = null;
   let gate: RedisGate | null = null;
+  let apiHeartbeat: Heartbeat | null = null;
   // The gate's PINGs go on a connection of their own: not behind a slow command of the producer's.
   const gateProbe = quietConnection(producerConnection(target), logger);
   let breakerChannel: RedisClient | null = null;
@@ -103,7 +105,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const dlqOps = dlq.dlq;
     // External clients, breakers (fleet-wide control) and alerts: every process, API or worker.
     const subscriber = (breakerChannel = quietConnection(workerConnection(target), logger));
-    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber, keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary() }));
+    const integ = (integrations = await startIntegrations(config, logger, { redis, subscriber, keys, capacity: () => producer.capacity(), dlqFigures: () => dlqOps.summary(), role: options.workerConcurrency > 0 ? 'worker' : 'api' }));
     const healthSections = [dlq.healthSection, integ.healthSection];
     if (options.workerConcurrency > 0) {
       scanner = await createScanner(scannerConfigOf(config, options.workerConcurrency, logger, options.env));
@@ -158,6 +160,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
       app = await buildHealthServer({ logger, redis, keys, producer, store, scanner, healthSections });
     }
     integ.start();
+    // A process without a worker publishes a heartbeat of its own (role api): its breakers and
+    // memory reach the fleet views and alerts of every process, and it is never counted as a worker.
+    if (options.api && !worker) apiHeartbeat = startApiHeartbeat(redis, keys, integ.processId, integ.heartbeatExtra);
   } catch (err) {
     await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close(), integrations?.close()]);
     gate?.close();
@@ -171,6 +176,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const integrationsRuntime = integrations;
   const redisGate = gate;
   const subscriber = breakerChannel;
+  const ownHeartbeat = apiHeartbeat;
   let closing: Promise<{ released: boolean }> | null = null;
   /**
    * During shutdown, while the gate says Redis hangs: the connections it does not cover (the
@@ -220,6 +226,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
         // answers 202 now instead of holding the shutdown until the deadline.
         if (worker) await waiter?.close();
         await appClosed;
+        // Served its last request: leaves the fleet views (bounded; with Redis down it expires).
+        await ownHeartbeat?.stop();
         // After the worker: the failures of its last scans are still captured.
         await settleWithin(dlqRuntime.close(), left());
         await Promise.allSettled([scannerClosed, waiter?.close(), settleWithin(queue.close(), left()), ...owned.map((f) => f())]);

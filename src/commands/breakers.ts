@@ -3,9 +3,14 @@ import { adminApi, type AdminFlags } from './admin-api.js';
 
 export type BreakerFlags = AdminFlags;
 
+type Role = 'api' | 'worker';
+
 interface BreakerList {
-  process: { id: string; breakers: Record<string, BreakerSnapshot> };
-  workers: Array<{ process: string; at?: string; breakers: Record<string, BreakerSnapshot> }>;
+  /** `role` is absent from servers before roles. */
+  process: { id: string; role?: Role; breakers: Record<string, BreakerSnapshot> };
+  workers: Array<{ process: string; role?: Role; at?: string; breakers: Record<string, BreakerSnapshot> }>;
+  /** The other processes serving the API without a worker; absent from servers before roles. */
+  apiProcesses?: Array<{ process: string; role?: Role; at?: string; breakers: Record<string, BreakerSnapshot> }>;
 }
 
 interface ActionAnswer {
@@ -17,19 +22,20 @@ interface ActionAnswer {
 
 const print = (text: string) => process.stdout.write(text);
 
-/** The breakers as a table: one row per process and service. */
+/** The breakers as a table: one row per process and service; ROLE says whether the process runs scans (worker) or serves the API alone (api). */
 export function breakerTable(list: BreakerList): string {
-  const rows: string[][] = [['PROCESS', 'SERVICE', 'STATE', 'FAILURES', 'LAST FAILURE', 'OPENED AT']];
-  const add = (proc: string, breakers: Record<string, BreakerSnapshot>) => {
-    for (const [name, s] of Object.entries(breakers)) rows.push([proc, name, s.state, String(s.failures), s.lastFailureAt ?? '-', s.openedAt ?? '-']);
+  const rows: string[][] = [['PROCESS', 'ROLE', 'SERVICE', 'STATE', 'FAILURES', 'LAST FAILURE', 'OPENED AT']];
+  const add = (proc: string, role: string, breakers: Record<string, BreakerSnapshot>) => {
+    for (const [name, s] of Object.entries(breakers)) rows.push([proc, role, name, s.state, String(s.failures), s.lastFailureAt ?? '-', s.openedAt ?? '-']);
   };
-  add(`${list.process.id} (answered)`, list.process.breakers);
-  for (const w of list.workers) add(w.process, w.breakers);
+  add(`${list.process.id} (answered)`, list.process.role ?? '-', list.process.breakers);
+  for (const w of list.workers) add(w.process, 'worker', w.breakers);
+  for (const a of list.apiProcesses ?? []) add(a.process, 'api', a.breakers);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return `${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`;
 }
 
-/** `wcagai breakers list`: the answering process's breakers and every worker's (from heartbeats). */
+/** `wcagai breakers list`: the answering process's breakers and every other process's, workers' and API processes' (from heartbeats). */
 export async function runBreakersList(flags: BreakerFlags): Promise<number> {
   const list = await adminApi(flags).call<BreakerList>('GET', '/admin/breakers');
   print(flags.json ? `${JSON.stringify(list, null, 2)}\n` : breakerTable(list));

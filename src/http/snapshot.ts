@@ -99,14 +99,15 @@ export function snapshotComputer(sources: SnapshotSources): () => Promise<Snapsh
       const { waiting, active, delayed, failed, completed, paused, maxCapacity, utilizationPercent, state } = capacity;
       snapshot.queue = { waiting, active, delayed, failed, completed, paused, maxCapacity, utilizationPercent, state };
     }
-    // Breakers: this process's, then each worker's heartbeat (an embedded worker's are this process's: counted once).
+    // Breakers: this process's, then each other process's heartbeat, workers' and API processes'
+    // (this process's own heartbeat, or its embedded worker's, holds the same breakers: counted once).
     const sourcesOfBreakers: Array<{ process: string; breakers: Record<string, BreakerFigures> }> = [];
     try {
       if (sources.breakers) sourcesOfBreakers.push({ process: sources.breakers.processId, breakers: sources.breakers.snapshot() });
     } catch {
       // left out below
     }
-    for (const hb of heartbeats) {
+    for (const hb of [...heartbeats, ...(health.apiProcesses ?? [])]) {
       const b = breakersOf(hb.breakers);
       if (!b || (sources.breakers && hb.host === self.host && hb.pid === self.pid)) continue;
       sourcesOfBreakers.push({ process: hb.id, breakers: b });

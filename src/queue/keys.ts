@@ -14,6 +14,13 @@ export interface Keys {
   batchReplays(id: string): string;
   worker(id: string): string;
   workers: string;
+  /**
+   * Heartbeats of processes that serve the API without a worker: a set and keys of their own beside
+   * the workers', so a process of a version that reads only `workers` (a rolling upgrade) never
+   * counts one as a worker.
+   */
+  apiProcess(id: string): string;
+  apiProcesses: string;
   /** BullMQ's own keys that count towards queue depth. */
   wait: string;
   paused: string;
@@ -68,6 +75,8 @@ export function keysFor(prefix: string): Keys {
     batchReplays: (id) => `${p}:batch:${id}:replays`,
     worker: (id) => `${p}:worker:${id}`,
     workers: `${p}:workers`,
+    apiProcess: (id) => `${p}:api-process:${id}`,
+    apiProcesses: `${p}:api-processes`,
     wait: `${q}:wait`,
     paused: `${q}:paused`,
     prioritized: `${q}:prioritized`,

@@ -1,4 +1,5 @@
 import type { Snapshot } from '../domain/snapshot.js';
+import { apiProcessesOf } from './api-processes.js';
 
 export type PanelName = 'queue' | 'breakers' | 'workers' | 'dlq' | 'alerts';
 /** Tab order. */
@@ -46,6 +47,8 @@ export function panelNeeds(snapshot: Snapshot | null, panel: PanelName): { min: 
       return { min: 2, wanted: 1 + Math.max(1, n + split) };
     }
     case 'workers':
+      // The API processes are listed after the workers (not selectable).
+      return { min: 3, wanted: 2 + Math.max(1, n) + apiProcessesOf(snapshot).length };
     case 'dlq':
       return { min: 3, wanted: 2 + Math.max(1, n) };
     case 'alerts':

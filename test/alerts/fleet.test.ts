@@ -258,12 +258,20 @@ describe('breaker control across the fleet', () => {
     await waitFor(async () => (await http(a, 'GET', '/admin/breakers', undefined, auth)).json.process.breakers.ai.state === 'CLOSED', { timeoutMs: 5_000, what: 'the reset to reach A' });
     await waitFor(async () => (await extra[0]!.get('/admin/breakers', auth)).json.process.breakers.ai.state === 'CLOSED', { timeoutMs: 5_000, what: 'the reset to reach the in-process service' });
 
-    const list = await runCli(['breakers', 'list'], { env: { WCAGAI_URL: a.base, ADMIN_TOKEN: TOKEN } });
-    expect(list.code, list.stderr).toBe(0);
-    const rows = list.stdout.trim().split('\n');
-    expect(rows[0]).toMatch(/^PROCESS\s+SERVICE\s+STATE\s+FAILURES\s+LAST FAILURE\s+OPENED AT$/);
-    expect(rows.filter((r) => / ai\s+CLOSED\s+0 /.test(r))).toHaveLength(1);
-    expect(rows).toHaveLength(6);
+    // A answered; B and the in-process service are API processes too, listed from their heartbeats
+    // (which say CLOSED from their next beat on).
+    const rows = await waitFor(
+      async () => {
+        const list = await runCli(['breakers', 'list'], { env: { WCAGAI_URL: a.base, ADMIN_TOKEN: TOKEN } });
+        expect(list.code, list.stderr).toBe(0);
+        const lines = list.stdout.trim().split('\n');
+        return lines.filter((r) => / api\s+ai\s+CLOSED\s+0 /.test(r)).length === 3 ? lines : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: 'every process listing ai CLOSED' },
+    );
+    expect(rows[0]).toMatch(/^PROCESS\s+ROLE\s+SERVICE\s+STATE\s+FAILURES\s+LAST FAILURE\s+OPENED AT$/);
+    expect(rows.filter((r) => /\(answered\)\s+api\s+ai\s+CLOSED\s+0 /.test(r))).toHaveLength(1);
+    expect(rows).toHaveLength(1 + 3 * 5);
   });
 
   it('the other way round: isolate through the admin route, reset through the CLI, each reaching the other process', async () => {

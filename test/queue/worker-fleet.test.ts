@@ -44,7 +44,11 @@ describe('two `wcagai worker` processes on one queue', () => {
   it('both report heartbeats, share ten scans, and complete all of them', async () => {
     const beats = await waitFor(async () => ((await heartbeats()).length === 2 ? heartbeats() : undefined), { what: 'two heartbeats' });
     expect(beats.map((b) => b.pid).sort()).toEqual(workers.map((w) => w.pid).sort());
-    for (const b of beats) expect(b).toMatchObject({ concurrency: 1, scansDone: 0 });
+    for (const b of beats) expect(b).toMatchObject({ role: 'worker', concurrency: 1, scansDone: 0 });
+    // The API process publishes a heartbeat too, as an API process: never among the workers.
+    const health = await api.get('/health/detailed');
+    expect(health.json.workers.map((w: WorkerHeartbeat) => w.pid).sort()).toEqual(workers.map((w) => w.pid).sort());
+    expect(health.json.apiProcesses.map((p: { pid: number; role: string }) => [p.pid, p.role])).toEqual([[process.pid, 'api']]);
 
     const ids: string[] = [];
     for (let i = 0; i < SCANS; i++) {

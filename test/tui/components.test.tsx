@@ -127,6 +127,24 @@ describe('dashboard at 80x24', () => {
     expect(text).toMatch(/ · \d+-10 of 10/);
   });
 
+  it('API processes (from health.apiProcesses): listed after the workers marked api with their RSS, counted apart from the workers, marked in per-process breakers', () => {
+    const apiId = 'api-node-1-2001-d4e5f6';
+    const s = breakerOpenSnapshot();
+    s.breakers = s.breakers!.map((b) => (b.name === 'apollo' ? { ...b, processes: [{ ...b.processes[0]!, process: apiId }, b.processes[1]!] } : b));
+    s.health = { ...s.health, apiProcesses: [{ id: apiId, role: 'api', host: 'api-node-1', pid: 2001, memory: { rss: 210 * 2 ** 20, heapUsed: 80 * 2 ** 20 }, startedAt: iso(7_200_000), at: iso(3_000) }] };
+    const text = frame(props(live(s), { focus: 'workers', size: { columns: 100, rows: 40 } })).join('\n');
+    expect(text).toContain('live (stream) · 2 workers · 1 API');
+    expect(text).toContain('WORKERS 2 live · 3/8 busy · 1 API process');
+    expect(text).toMatch(/api-node-1-2001-d4e~ api-node-1 +api +- +- +210M +3s/);
+    expect(text).toContain('per process: api-node-1:2001 (api) OPEN(5), worker-host-1:1001 CLOSED(1)');
+
+    // Only API processes: still no live worker.
+    const alone = frame(props(live({ ...s, workers: [] }), { focus: 'workers', size: { columns: 100, rows: 40 } })).join('\n');
+    expect(alone).toContain('live (stream) · 0 workers · 1 API');
+    expect(alone).toContain('no live workers: nothing is scanning');
+    expect(alone).toMatch(/api-node-1-2001-d4e~ api-node-1 +api /);
+  });
+
   it('no live worker, no queue figures, no DLQ and no alerting: each panel says so instead of failing', () => {
     const s = healthySnapshot({ workers: [], queue: null });
     delete s.dlq;

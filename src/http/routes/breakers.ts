@@ -8,6 +8,8 @@ import { methodGuard } from './method-guard.js';
 /** Breakers another process reported in its heartbeat. */
 export interface RemoteBreakers {
   process: string;
+  /** `worker` runs scans; `api` serves the API without a worker. */
+  role: 'api' | 'worker';
   host?: string;
   pid?: number;
   at?: string;
@@ -19,7 +21,9 @@ export interface BreakerRouteDeps {
   fleet: BreakerFleet;
   /** This process's id, as other processes and heartbeats name it. */
   processId: string;
-  /** Breakers of the workers, from their heartbeats. */
+  /** Runs a scan worker (`worker`) or serves the API alone (`api`). */
+  role: 'api' | 'worker';
+  /** Breakers of every other live process (workers and API processes), from their heartbeats. */
   fleetBreakers(): Promise<RemoteBreakers[]>;
 }
 
@@ -39,10 +43,15 @@ export function breakerHealthSection(registry: BreakerRegistry): HealthSection {
 /** GET /admin/breakers, POST /admin/breakers/:name/reset|isolate (behind the admin token like every /admin path). */
 export function breakerRoutes(deps: BreakerRouteDeps): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/admin/breakers', async () => ({
-      process: { id: deps.processId, breakers: deps.registry.snapshot() },
-      workers: await deps.fleetBreakers().catch(() => []),
-    }));
+    // `workers` keeps its meaning (scan workers only); the other API processes are in `apiProcesses`.
+    app.get('/admin/breakers', async () => {
+      const others = await deps.fleetBreakers().catch(() => []);
+      return {
+        process: { id: deps.processId, role: deps.role, breakers: deps.registry.snapshot() },
+        workers: others.filter((p) => p.role === 'worker'),
+        apiProcesses: others.filter((p) => p.role === 'api'),
+      };
+    });
     methodGuard(app, '/admin/breakers', ['GET']);
 
     for (const action of ['reset', 'isolate'] as const) {

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { toolInfo } from '../../domain/version.js';
-import { listWorkers, type WorkerHeartbeat } from '../../queue/heartbeat.js';
+import { listApiProcesses, listWorkers, type ApiHeartbeat, type WorkerHeartbeat } from '../../queue/heartbeat.js';
 import type { Capacity } from '../../queue/producer.js';
 import type { Scanner } from '../../scanner/types.js';
 import { problem, sendProblem } from '../problem.js';
@@ -55,7 +55,10 @@ export interface DetailedHealthBody {
   version: string;
   checks: Record<string, unknown>;
   queue: (Pick<Capacity, 'waiting' | 'active' | 'delayed' | 'failed' | 'paused' | 'utilizationPercent' | 'maxCapacity'> & { capacity: Capacity['state'] }) | null;
+  /** Scan workers from their heartbeats: none makes the status degraded. */
   workers: WorkerHeartbeat[];
+  /** Processes serving the API without a worker (this one included), from their heartbeats: never counted as workers. */
+  apiProcesses: ApiHeartbeat[];
   system: {
     memory: { heapUsed: number; heapTotal: number; rss: number };
     eventLoopDelayMs: number;
@@ -90,11 +93,12 @@ export function detailedHealth(deps: DetailedHealthDeps, startedAt = Date.now())
   loop.enable();
   const sections: HealthSection[] = deps.healthSections ?? [];
   const measure = async (): Promise<{ body: DetailedHealthBody; capacity: Capacity | null }> => {
-    const [redis, store, capacity, workers] = await Promise.all([
+    const [redis, store, capacity, workers, apiProcesses] = await Promise.all([
       timed(() => deps.redis.ping()),
       timed(() => deps.store.get('__health__')),
       timed<Capacity>(() => deps.producer.capacity(), 2_000),
       timed<WorkerHeartbeat[]>(() => listWorkers(deps.redis, deps.keys)),
+      timed<ApiHeartbeat[]>(() => listApiProcesses(deps.redis, deps.keys)),
     ]);
     const extra = await Promise.all(sections.map((s) => s().catch(() => null)));
     const browser = browserCheckOf(deps.scanner);
@@ -114,6 +118,7 @@ export function detailedHealth(deps: DetailedHealthDeps, startedAt = Date.now())
       },
       queue,
       workers: workers.value ?? [],
+      apiProcesses: apiProcesses.value ?? [],
       system: {
         memory: { heapUsed: Math.round(mem.heapUsed / MB), heapTotal: Math.round(mem.heapTotal / MB), rss: Math.round(mem.rss / MB) },
         eventLoopDelayMs: Math.round((loop.mean / 1e6) * 10) / 10,

@@ -8,6 +8,8 @@ import { Empty, Row, Title } from './Title.js';
 export interface BreakersPanelProps {
   /** Undefined: the server reports no breakers. */
   breakers: BreakerRow[] | undefined;
+  /** Processes serving the API without a worker: marked `(api)` among a breaker's processes. */
+  apiProcessIds?: ReadonlySet<string>;
   rows: number;
   width: number;
   focused: boolean;
@@ -27,7 +29,7 @@ function State({ state }: { state: BreakerRow['state'] }) {
 }
 
 /** Every service's breaker (the worst state in the fleet), with each process's state when they differ. */
-export function BreakersPanel({ breakers, rows, width, focused, selected, wide, now }: BreakersPanelProps) {
+export function BreakersPanel({ breakers, apiProcessIds, rows, width, focused, selected, wide, now }: BreakersPanelProps) {
   const lines: ReactNode[] = [];
   if (!breakers) lines.push(<Empty key="none" text="no breaker figures from this server" />);
   else if (breakers.length === 0) lines.push(<Empty key="none" text="no breakers" />);
@@ -47,7 +49,7 @@ export function BreakersPanel({ breakers, rows, width, focused, selected, wide, 
     for (const { index: i, perProcess } of items.slice(start, start + body)) {
       const b = breakers[i]!;
       if (perProcess) {
-        const per = (b.processes ?? []).map((p) => `${processLabel(safe(p.process))} ${safe(p.state)}${p.failures ? `(${p.failures})` : ''}`).join(', ');
+        const per = (b.processes ?? []).map((p) => `${processLabel(safe(p.process))}${apiProcessIds?.has(p.process) ? ' (api)' : ''} ${safe(p.state)}${p.failures ? `(${p.failures})` : ''}`).join(', ');
         lines.push(
           <Text key={`${b.name}/p`} wrap="truncate-end">
             {'    ↳ '}

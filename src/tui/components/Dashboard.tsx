@@ -4,6 +4,7 @@ import type { FeedState } from '../feed.js';
 import { safe, safeDeep } from '../format.js';
 import { allocateRows, CHROME_ROWS, columnsFor, DETAIL_WIDTH, MIN_COLUMNS, MIN_ROWS, type PanelName, type Size } from '../layout.js';
 import { AlertsPanel } from './AlertsPanel.js';
+import { apiProcessesOf } from '../api-processes.js';
 import { BreakersPanel } from './BreakersPanel.js';
 import { DlqPanel } from './DlqPanel.js';
 import { Footer, type StatusMessage } from './Footer.js';
@@ -60,9 +61,9 @@ export function Dashboard(props: DashboardProps) {
       case 'queue':
         return <QueuePanel key={name} queue={snapshot?.queue ?? null} throughput={snapshot?.throughput ?? null} focused={focus === name} width={panelWidth} />;
       case 'breakers':
-        return <BreakersPanel key={name} {...common} breakers={snapshot?.breakers} rows={rows} selected={selected.breakers} wide={wide} />;
+        return <BreakersPanel key={name} {...common} breakers={snapshot?.breakers} apiProcessIds={new Set(apiProcessesOf(snapshot).map((a) => a.id))} rows={rows} selected={selected.breakers} wide={wide} />;
       case 'workers':
-        return <WorkersPanel key={name} {...common} workers={snapshot?.workers ?? null} rows={rows} selected={selected.workers} wide={wide} />;
+        return <WorkersPanel key={name} {...common} workers={snapshot?.workers ?? null} apiProcesses={apiProcessesOf(snapshot)} rows={rows} selected={selected.workers} wide={wide} />;
       case 'dlq':
         return <DlqPanel key={name} {...common} dlq={snapshot?.dlq} rows={rows} selected={selected.dlq} wide={wide} />;
       case 'alerts':

@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { Snapshot } from '../../domain/snapshot.js';
+import { apiProcessesOf } from '../api-processes.js';
 import type { Connection } from '../feed.js';
 import { clock, duration, fit, safe } from '../format.js';
 import { Dim, Paint, STATUS_COLOR } from '../theme.js';
@@ -33,11 +34,13 @@ function ConnectionLine({ connection, snapshot, receivedAt, url, now, width }: H
     case 'live': {
       const alerts = snapshot?.alerts?.length ?? 0;
       const stale = snapshot?.workers?.filter((w) => w.stale).length ?? 0;
+      const apiCount = apiProcessesOf(snapshot).length;
       return (
         <Text wrap="truncate-end">
           <Paint color="green">●</Paint>
           {` live (${connection.via === 'stream' ? 'stream' : 'polling'})`}
           {snapshot?.workers ? ` · ${snapshot.workers.length} worker${snapshot.workers.length === 1 ? '' : 's'}` : ''}
+          {apiCount ? ` · ${apiCount} API` : ''}
           {stale ? <Paint color="red">{` (${stale} stale)`}</Paint> : null}
           {snapshot?.dlq ? ` · DLQ ${snapshot.dlq.size}` : ''}
           {alerts ? <Paint color="red" bold>{` · ${alerts} alert${alerts === 1 ? '' : 's'} firing`}</Paint> : snapshot?.alerts ? ' · no alerts' : ''}
