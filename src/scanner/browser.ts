@@ -88,8 +88,9 @@ export interface LaunchOptions {
 /** Launches Chromium over a pipe, so it exits with this process even after SIGKILL. */
 export async function launchBrowser(options: LaunchOptions): Promise<Browser> {
   const puppeteer = await import('puppeteer-core');
+  let browser: Browser;
   try {
-    return await puppeteer.launch({
+    browser = await puppeteer.launch({
       executablePath: options.executablePath,
       headless: true,
       pipe: true,
@@ -108,6 +109,11 @@ export async function launchBrowser(options: LaunchOptions): Promise<Browser> {
   } catch (err) {
     throw new WcagaiError('BROWSER_LAUNCH_FAILED', `could not start ${options.executablePath}: ${(err as Error).message}`, { cause: err });
   }
+  // puppeteer drops its listeners from the protocol pipes when it closes the browser: a browser
+  // killed after that (one that stopped answering, see closeBrowser) can reset a pipe it never
+  // read, and an error event nobody listens to would take the whole process down.
+  for (const stream of browser.process()?.stdio ?? []) stream?.on('error', () => undefined);
+  return browser;
 }
 
 /** Closes a browser with a deadline, then kills its whole process group so no renderer survives. */

@@ -103,6 +103,11 @@ interface ScanState {
    * with private targets allowed, request interception is on exactly while this is set.
    */
   extraHeaders: { origin: string; headers: Record<string, string> } | null;
+  /**
+   * Scripts the page is still loading. `load` does not wait for a module a page imports with
+   * `import()` (nor for a script added after it): an app that renders from one is not rendered yet.
+   */
+  scripts: Set<HTTPRequest>;
 }
 
 /**
@@ -163,6 +168,8 @@ function within<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F>
 const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
   [/ERR_NAME_NOT_RESOLVED|ERR_NAME_RESOLUTION_FAILED/, 'DNS_FAILURE'],
   [/ERR_BLOCKED_BY_CLIENT/, 'BLOCKED_TARGET'],
+  // The site asked for HTTP authentication (401 with a challenge) and the browser had none to give.
+  [/ERR_INVALID_AUTH_CREDENTIALS/, 'HTTP_CLIENT_ERROR'],
   [/ERR_ABORTED/, 'NON_HTML_DOCUMENT'],
   [/net::ERR_/, 'CONNECTION_FAILED'],
   [/Target closed|Session closed|Connection closed|detached Frame|Protocol error/i, 'BROWSER_CRASHED'],
@@ -315,6 +322,7 @@ export class ScanEngine implements Scanner {
       events: {
         onLaunch: (info) => log?.info({ event: 'browser.launch', ...info }, 'browser started'),
         onDisconnect: (info) => log?.warn({ event: 'browser.disconnect', ...info }, 'browser disconnected'),
+        onHung: (info) => log?.error({ event: 'browser.hung', ...info }, 'browser stopped answering; killing it'),
       },
     });
     engine = new ScanEngine(config, pool, requestPolicy, egress);
@@ -373,12 +381,20 @@ export class ScanEngine implements Scanner {
     state.extraHeaders = { origin: new URL(href).origin, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])) };
     // With the target policy on, its interception is always on and its guard adds the headers.
     const ownInterception = this.config.policy.allowPrivate;
+    // Outside the scan's deadline: a browser that stopped answering must not hold the scan until
+    // the protocol timeout (the page is then given back unusable, and the browser checked).
+    const answerMs = Math.min(this.config.navigationTimeoutMs, 5_000);
+    let out: { value: PageResult; reusable: boolean } | undefined;
     try {
-      if (ownInterception) await slot.page.setRequestInterception(true);
-      return await this.scanPhases(slot, href, url, options, result, request);
+      if (ownInterception) await deadline(slot.page.setRequestInterception(true), answerMs, 'BROWSER_CRASHED', `the browser did not answer within ${answerMs} ms`);
+      out = await this.scanPhases(slot, href, url, options, result, request);
+      return out;
     } finally {
       // Off before the headers go, so a request paused meanwhile is still continued.
-      if (ownInterception) await slot.page.setRequestInterception(false).catch(() => undefined);
+      if (ownInterception) {
+        const off = await within(slot.page.setRequestInterception(false).then(() => true, () => false), answerMs, false);
+        if (!off && out) out.reusable = false;
+      }
       state.extraHeaders = null;
     }
   }
@@ -454,6 +470,7 @@ export class ScanEngine implements Scanner {
       overflow: false,
       hosts: new Set(),
       extraHeaders: null,
+      scripts: new Set(),
     };
     this.states.set(page, state);
     page.on('error', () => (state.crashed = true));
@@ -469,7 +486,9 @@ export class ScanEngine implements Scanner {
     page.on('request', (req) => {
       const host = hostOf(req.url());
       if (host) state.hosts.add(host);
+      if (req.resourceType() === 'script') state.scripts.add(req);
     });
+    for (const event of ['requestfinished', 'requestfailed', 'requestservedfromcache'] as const) page.on(event, (req: HTTPRequest) => state.scripts.delete(req));
     page.on('response', (res) => {
       const id = requestId(res.request());
       if (id && res.request().isNavigationRequest() && res.frame() === page.mainFrame()) state.responses.set(id, res);
@@ -484,6 +503,10 @@ export class ScanEngine implements Scanner {
       // WebSocket handshakes never reach request interception: refuse them in the page instead.
       await page.evaluateOnNewDocument(websocketGuardScript());
       await page.setRequestInterception(true);
+      // An HTTP authentication challenge is answered with no credentials, so its 401 comes back as
+      // the response: left to the browser, a page's image or frame behind one never finishes, and
+      // the page never loads. (The interception is on anyway: this costs nothing.)
+      await page.authenticate({ username: '', password: '' });
       page.on('request', (req) => void this.guardRequest(page, req));
     } else {
       // Interception is on only while a scan with extra headers runs (see scanOn).
@@ -517,8 +540,8 @@ export class ScanEngine implements Scanner {
   /**
    * Makes a slot's page clean for the next scan. The page is parked on about:blank first, so its
    * timers, workers, requests and open IndexedDB connections (its frames' too) stop and nothing
-   * writes after the clear; then the context's cookies and the storage of every partition the scan
-   * touched are cleared. False when the slot is not worth cleaning: its context is discarded.
+   * writes after the clear; then the context's cookies, the storage of every partition the scan
+   * touched and the tab's window.name are cleared. False when the slot is not worth cleaning: its context is discarded.
    */
   private async isolate(slot: Slot): Promise<boolean> {
     const { page, session } = slot;
@@ -548,6 +571,9 @@ export class ScanEngine implements Scanner {
     const [heap] = await Promise.all([
       this.heapToCollect(session),
       this.clearCookies(slot, keep),
+      // The tab's window.name outlives its documents, the navigations of later scans included (of
+      // any site): it is the tab's, not an origin's, so no storage clear reaches it.
+      page.evaluate(() => void (window.name = '')),
       ...own(state.storageKeys, (o) => o.storageKeys).map((storageKey) => session.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: STORAGE_TYPES })),
       ...own(state.origins, (o) => o.origins).map((origin) => session.send('Storage.clearDataForOrigin', { origin, storageTypes: STORAGE_TYPES })),
       // A guess the browser finds malformed (a partition it would never make) held nothing to clear.
@@ -711,6 +737,7 @@ export class ScanEngine implements Scanner {
     state.hosts.clear();
     state.tracked = new WeakMap();
     state.overflow = false;
+    state.scripts.clear();
     const timings: PageTimings = result.timings;
     const viewport = options.viewport ?? DEFAULT_VIEWPORT;
     const current = page.viewport();
@@ -837,17 +864,29 @@ export class ScanEngine implements Scanner {
     const state = this.states.get(page)!;
     const timings = result.timings;
     let t = performance.now();
-    const settled = await deadline(
-      page.evaluate(
-        (q, m) => (window as unknown as { __wcagaiSettle(q: number, m: number): Promise<{ live: boolean }> }).__wcagaiSettle(q, m),
+    const settle = async () => {
+      // Scripts still loading after `load` (an app's `import()`ed chunk) are waited for first; the
+      // page is then given a quiet window, since it renders from them once they have run.
+      const waited = await scriptsLoaded(state.scripts, settleMaxMs);
+      const maxMs = Math.max(0, settleMaxMs - Math.round(performance.now() - t));
+      return page.evaluate(
+        (q, m, quiet) =>
+          (window as unknown as { __wcagaiSettle(q: number, m: number, quiet: boolean): Promise<{ live: boolean }> })
+            .__wcagaiSettle(q, m, quiet)
+            .then((s) => ({ ...s, contentType: document.contentType })),
         settleQuietMs,
-        settleMaxMs,
-      ),
-      settleMaxMs + 2_000,
-      'SETTLE_TIMEOUT',
-      `page did not settle within ${settleMaxMs + 2_000} ms`,
-    );
+        maxMs,
+        waited,
+      );
+    };
+    const settled = await deadline(settle(), settleMaxMs + 2_000, 'SETTLE_TIMEOUT', `page did not settle within ${settleMaxMs + 2_000} ms`);
     timings.settleMs = Math.round(performance.now() - t);
+    // The response's Content-Type may call a document HTML-like (any XML) that the browser shows as
+    // something else: an XML tree or a feed as plain text, an SVG image. Scanning that would report
+    // the browser's rendering of it, not a page of the site.
+    if (settled?.contentType && !HTML_DOCUMENT_TYPES.has(settled.contentType)) {
+      throw new WcagaiError('NON_HTML_DOCUMENT', `${url} is shown as ${settled.contentType}, not an HTML document`);
+    }
     // Pages with frames are always treated as live: their frames' code is out of the top's sight.
     // A Refresh header navigates the page later, out of the page script's sight.
     state.live = settled?.live !== false || page.frames().length > 1 || response?.headers().refresh !== undefined;
@@ -878,6 +917,17 @@ function pageCrash(page: Page, alreadyCrashed = false): { crashed: Promise<never
   });
   crashed.catch(() => undefined);
   return { crashed, off: () => page.off('error', onCrash) };
+}
+
+/** What the browser's `document.contentType` is for a document axe-core can check as a page. */
+const HTML_DOCUMENT_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+
+/** Resolves once no script is loading or `ms` passed: true when there was one to wait for. */
+async function scriptsLoaded(scripts: ReadonlySet<HTTPRequest>, ms: number): Promise<boolean> {
+  if (scripts.size === 0) return false;
+  const until = performance.now() + ms;
+  while (scripts.size > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  return true;
 }
 
 /** Documents a page may send itself on to after its load (meta refresh, script) before the scan gives up on it. */
@@ -987,7 +1037,9 @@ async function runAxeInPage(context: unknown, options: unknown): Promise<RawAxeR
   type AxeNode = { target: unknown[]; html: string; failureSummary?: string };
   type AxeRule = { id: string; impact: string | null; tags: string[]; help: string; description: string; helpUrl: string; nodes: AxeNode[] };
   type AxeResults = Record<'violations' | 'passes' | 'incomplete' | 'inapplicable', AxeRule[]>;
-  const axe = (window as unknown as { axe: { run(c: unknown, o: unknown): Promise<AxeResults> } }).axe;
+  type Axe = { run(c: unknown, o: unknown): Promise<AxeResults> };
+  // The preloaded instance (see preloadScript), not whatever the page's `axe` global now holds.
+  const axe = (window as unknown as { __wcagaiAxe: Axe }).__wcagaiAxe;
   const r = await axe.run(context ?? document, options);
   try {
     sessionStorage.clear();

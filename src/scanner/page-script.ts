@@ -18,7 +18,7 @@ export function axeVersion(): string {
 /**
  * Tracks what a page still does after `load`: fetch/XHR in flight (reading a fetched body counts)
  * and DOM mutations.
- * `__wcagaiSettle(quietMs, maxMs)` resolves at once for a page that did nothing after load,
+ * `__wcagaiSettle(quietMs, maxMs, quiet?)` resolves at once for a page that did nothing after load,
  * else once no request is pending and the DOM has been quiet for quietMs, capped at maxMs.
  * A fixed quiet window would cost every static page its full length; this costs them nothing.
  */
@@ -91,8 +91,11 @@ const SETTLE_TRACKER = `(() => {
     observer = new MutationObserver(touch);
     observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
   }, { once: true });
-  Object.defineProperty(window, '__wcagaiSettle', { value: (quietMs, maxMs) => new Promise((resolve) => {
+  // With quiet set (the engine waited for scripts that loaded after load, which may render once
+  // they run), the DOM must stay quiet for quietMs from now, as after a change.
+  Object.defineProperty(window, '__wcagaiSettle', { value: (quietMs, maxMs, quiet) => new Promise((resolve) => {
     const start = now();
+    if (quiet) { state.afterLoad = true; state.last = Math.max(state.last, start); }
     // The observer stops once settled, so axe-core's own DOM work is not tracked.
     // Liveness is read here, before axe-core runs: axe's own timers must not count.
     const done = (settled, t) => { if (observer) observer.disconnect(); resolve({ settled, ms: t - start, live: state.live || state.pending > 0 || lifecycleHandlers() }); };
@@ -113,7 +116,9 @@ export function preloadScript(): string {
   // Not in the blank document a page is parked on between scans: nothing is scanned there, and
   // evaluating axe-core's bundle is the costliest part of loading it. Blank child frames keep it,
   // since axe-core needs itself in every frame it descends into.
-  preload ??= `if (!(window === window.top && location.href === 'about:blank')) {\n${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\n${SETTLE_TRACKER}\n}`;
+  // The instance is also kept where the page cannot replace it: a page's own global `axe` (a
+  // script's `var axe`, a copy of axe-core it ships) would otherwise be what the scan runs.
+  preload ??= `if (!(window === window.top && location.href === 'about:blank')) {\n${axeScript()}\n;axe.configure({ allowedOrigins: ['<unsafe_all_origins>'] });\nObject.defineProperty(window, '__wcagaiAxe', { value: window.axe });\n${SETTLE_TRACKER}\n}`;
   return preload;
 }
 

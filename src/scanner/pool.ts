@@ -39,6 +39,8 @@ export interface Slot {
 export interface PoolEvents {
   onLaunch?(info: { browserPid: number | null; generation: number; reason: string }): void;
   onDisconnect?(info: { browserPid: number | null; generation: number }): void;
+  /** The browser stopped answering and is being killed (then relaunched as after a crash). */
+  onHung?(info: { browserPid: number | null; generation: number }): void;
 }
 
 export interface PoolOptions {
@@ -59,6 +61,13 @@ export interface PoolOptions {
 type Waiter = () => void;
 
 const RSS_CHECK_EVERY = 25;
+
+/**
+ * How long the browser may take to say its version after a scan failed uncleanly. A browser
+ * process that answers nothing (hung, stopped) would otherwise keep its connection open: every
+ * later page would wait for the protocol timeout and fail, and nothing would ever relaunch it.
+ */
+const BROWSER_PROBE_MS = 5_000;
 
 /**
  * One Chromium per process and `concurrency` warm pages, in one shared browser context or each in
@@ -83,6 +92,7 @@ export class BrowserPool {
   private closed = false;
   private launches = 0;
   private stats = { scansDone: 0 };
+  private probing: Promise<void> | null = null;
 
   constructor(private readonly options: PoolOptions) {}
 
@@ -143,6 +153,8 @@ export class BrowserPool {
     }
     this.active++;
     try {
+      // A browser being asked whether it still answers lends no page until it has.
+      if (this.probing) await this.probing;
       const free = this.freeSlots.pop();
       if (free && !this.isStale(free)) return free;
       return await this.openSlot();
@@ -162,7 +174,11 @@ export class BrowserPool {
     if (reusable && !this.isStale(slot) && !this.closed && !slot.holder.retired) {
       this.freeSlots.push(slot);
     } else {
-      if (!reusable) this.retire(slot.holder);
+      if (!reusable) {
+        this.retire(slot.holder);
+        // A scan that timed out may have waited on a browser that no longer answers.
+        if (!this.isStale(slot)) this.probeBrowser();
+      }
       this.discard(slot);
     }
     this.checkRecycle();
@@ -196,6 +212,35 @@ export class BrowserPool {
     } else {
       void page?.close().catch(() => undefined);
     }
+  }
+
+  /** Asks the browser for its version; one that does not answer in time is killed, and so relaunched as after a crash. */
+  private probeBrowser(): void {
+    const browser = this.browser;
+    if (!browser || this.probing || this.closed) return;
+    const generation = this.generation;
+    this.probing = (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        browser.version().then(
+          () => true,
+          () => true, // gone, not hung: the disconnect is handled as a crash
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), BROWSER_PROBE_MS))),
+      ]);
+      clearTimeout(timer);
+      if (answered || this.closed || this.browser !== browser || this.generation !== generation) return;
+      this.options.events?.onHung?.({ browserPid: browser.process()?.pid ?? null, generation });
+      // As after a crash: its lent slots go stale, its idle pages are dropped, and a new browser
+      // starts now (its own disconnect, which may come later, is then not taken for another crash).
+      this.generation++;
+      this.freeSlots = [];
+      this.browser = null;
+      await closeBrowser(browser, 1_000);
+      if (!this.closed) void this.ensureBrowser('relaunch after hang').catch(() => undefined);
+    })().finally(() => {
+      this.probing = null;
+    });
   }
 
   private wakeOne(): void {
