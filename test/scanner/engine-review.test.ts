@@ -165,19 +165,22 @@ describe('ScanEngine review: a browser that stops answering', () => {
     await server?.close();
   });
 
-  it('kills and relaunches a hung browser after a scan failed on it: the next scan runs on a fresh one, not after the protocol timeout', async () => {
+  /**
+   * Scans once, stops the browser process (SIGSTOP: its renderers keep running, nothing it is asked
+   * comes back), scans again (fails), then scans on: the next scan must run on a new browser.
+   */
+  async function hangAndRecover(scanOptions: { headers?: Record<string, string> } = {}): Promise<void> {
     const log = recordingLogger();
     const engine = await createScanner({ ...ENGINE_TEST_CONFIG, logger: log.logger });
     const first = engine.stats().browserPid!;
     const pids = browserTree(first);
     try {
-      ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
-      // The browser process stops answering (its renderers keep running): nothing it is asked comes back.
+      ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS, scanOptions));
       process.kill(first, 'SIGSTOP');
-      const failed = await engine.scan(server.url('/other'), DEFAULT_SCAN_OPTIONS);
+      const failed = await engine.scan(server.url('/other'), DEFAULT_SCAN_OPTIONS, scanOptions);
       expect(failed.status).toBe('error');
       expect(failed.error?.retryable).toBe(true);
-      const next = ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
+      const next = ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS, scanOptions));
       expect(ruleIds(next)).toEqual(['image-alt']);
       expect(log.events).toContain('browser.hung');
       expect(engine.stats().browserPid).not.toBe(first);
@@ -193,45 +196,13 @@ describe('ScanEngine review: a browser that stops answering', () => {
     }
     expect(await waitForExit(pids)).toEqual([]);
     expect(ourChromiumProcesses()).toEqual([]);
+  }
+
+  it('kills and relaunches a hung browser after a scan failed on it: the next scan runs on a fresh one, not after the protocol timeout', async () => {
+    await hangAndRecover();
   }, 90_000);
-});
-
-describe('ScanEngine review: a browser that stops answering, with extra request headers', () => {
-  let server: FixtureServer;
-
-  beforeAll(async () => {
-    server = await startFixtureServer();
-    server.html('/page', page(`<h1>Page</h1>${NO_ALT_IMG}`));
-  });
-
-  afterAll(async () => {
-    await server?.close();
-  });
 
   it('does not hold a scan with extra headers (interception turned on for it) until the protocol timeout, and recovers', async () => {
-    const log = recordingLogger();
-    const engine = await createScanner({ ...ENGINE_TEST_CONFIG, logger: log.logger });
-    const first = engine.stats().browserPid!;
-    const pids = browserTree(first);
-    const headers = { 'X-Preview-Token': 's3cret' };
-    try {
-      ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS, { headers }));
-      process.kill(first, 'SIGSTOP');
-      const failed = await engine.scan(server.url('/page?again'), DEFAULT_SCAN_OPTIONS, { headers });
-      expect(failed.status).toBe('error');
-      expect(failed.error?.retryable).toBe(true);
-      const next = ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS, { headers }));
-      expect(ruleIds(next)).toEqual(['image-alt']);
-      expect(log.events).toContain('browser.hung');
-      pids.push(...browserTree(engine.stats().browserPid!));
-    } finally {
-      try {
-        process.kill(first, 'SIGCONT');
-      } catch {
-        // already gone
-      }
-      await engine.close();
-    }
-    expect(await waitForExit(pids)).toEqual([]);
+    await hangAndRecover({ headers: { 'X-Preview-Token': 's3cret' } });
   }, 90_000);
 });
