@@ -23,10 +23,12 @@ export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, 
   return new DeadLetterQueue({
     store: new DlqStore(redis, keys),
     submit: async (url, options, { replayOf, ...ctx }) => {
-      const queued = await producer.submit(url, options, ctx);
-      // The scan's batch counts the replay in its place; a link lost to a Redis failure leaves the batch showing the failure.
-      if (ctx.batchId) await results.linkReplay(ctx.batchId, replayOf, queued.id).catch(() => undefined);
-      return queued;
+      // The scan's batch counts the replay in its place. Linked before the add (the replay's id is
+      // chosen with the claim), so an add whose answer is lost, but that did queue the job, is linked
+      // too; a replay that never got queued is replaced by the next retry's link. A link lost to a
+      // Redis failure leaves the batch showing the failure.
+      if (ctx.batchId && ctx.id) await results.linkReplay(ctx.batchId, replayOf, ctx.id).catch(() => undefined);
+      return producer.submit(url, options, ctx);
     },
     isLive: async (jobId) => {
       const job = await Job.fromId(queue, jobId);

@@ -873,7 +873,12 @@ export class ScanEngine implements Scanner {
         (q, m, quiet) =>
           (window as unknown as { __wcagaiSettle(q: number, m: number, quiet: boolean): Promise<{ live: boolean }> })
             .__wcagaiSettle(q, m, quiet)
-            .then((s) => ({ ...s, contentType: document.contentType })),
+            .then((s) => ({
+              ...s,
+              contentType: document.contentType,
+              // Chrome's XML tree viewer builds XHTML of its own around the source it keeps in this element.
+              xhtml: document.documentElement?.namespaceURI === 'http://www.w3.org/1999/xhtml' && !document.getElementById('webkit-xml-viewer-source-xml'),
+            })),
         settleQuietMs,
         maxMs,
         waited,
@@ -884,7 +889,10 @@ export class ScanEngine implements Scanner {
     // The response's Content-Type may call a document HTML-like (any XML) that the browser shows as
     // something else: an XML tree or a feed as plain text, an SVG image. Scanning that would report
     // the browser's rendering of it, not a page of the site.
-    if (settled?.contentType && !HTML_DOCUMENT_TYPES.has(settled.contentType)) {
+    // An XHTML document served as application/xml or text/xml is shown as a page (its root decides;
+    // another type, a feed's, is shown as text in an HTML document of the browser's own).
+    const xhtmlAsXml = settled?.xhtml === true && XML_TYPES.has(settled.contentType);
+    if (settled?.contentType && !HTML_DOCUMENT_TYPES.has(settled.contentType) && !xhtmlAsXml) {
       throw new WcagaiError('NON_HTML_DOCUMENT', `${url} is shown as ${settled.contentType}, not an HTML document`);
     }
     // Pages with frames are always treated as live: their frames' code is out of the top's sight.
@@ -921,6 +929,8 @@ function pageCrash(page: Page, alreadyCrashed = false): { crashed: Promise<never
 
 /** What the browser's `document.contentType` is for a document axe-core can check as a page. */
 const HTML_DOCUMENT_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+/** The generic XML types, under which a legacy site may serve XHTML the browser shows as a page. */
+const XML_TYPES = new Set(['application/xml', 'text/xml']);
 
 /** Resolves once no script is loading or `ms` passed: true when there was one to wait for. */
 async function scriptsLoaded(scripts: ReadonlySet<HTTPRequest>, ms: number): Promise<boolean> {

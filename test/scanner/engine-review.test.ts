@@ -28,7 +28,7 @@ describe('ScanEngine review: what the browser shows is what is checked', () => {
     await server?.close();
   });
 
-  it('refuses XML, a feed and an SVG image (Content-Type names XML) as NON_HTML_DOCUMENT, not retryable, and still scans XHTML', async () => {
+  it('refuses XML, a feed and an SVG image (Content-Type names XML) as NON_HTML_DOCUMENT, not retryable, and still scans XHTML, also served as XML', async () => {
     server.body('/data.xml', 'text/xml', '<?xml version="1.0"?><root><item>1</item></root>');
     server.body('/feed.xml', 'application/rss+xml', '<?xml version="1.0"?><rss version="2.0"><channel><title>News</title></channel></rss>');
     server.body('/picture.svg', 'image/svg+xml', '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><a href="#"><rect width="5" height="5"/></a></svg>');
@@ -44,6 +44,11 @@ describe('ScanEngine review: what the browser shows is what is checked', () => {
       expect(result.violations, path).toEqual([]);
     }
     expect(ruleIds(ok(await engine.scan(server.url('/page.xhtml'), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
+    // A legacy XHTML site served as application/xml or text/xml: the browser shows it as a page.
+    for (const type of ['application/xml', 'text/xml']) {
+      server.body(`/legacy-${type.replace('/', '-')}`, type, `<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><title>Legacy</title></head><body><main><h1>Legacy</h1>${NO_ALT_IMG.replace('>', '/>')}</main></body></html>`);
+      expect(ruleIds(ok(await engine.scan(server.url(`/legacy-${type.replace('/', '-')}`), DEFAULT_SCAN_OPTIONS))), type).toEqual(['image-alt']);
+    }
     ok(await engine.scan(server.url('/static'), DEFAULT_SCAN_OPTIONS));
   });
 

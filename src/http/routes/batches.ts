@@ -111,12 +111,18 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     // A scan replayed from the DLQ counts as its latest replay (`replayId`): a batch whose failed
     // pages were fixed and retried completes.
     const replays = await store.batchReplays(id);
-    const current = batch.ids.map((scanId) => replays[scanId] ?? scanId);
+    // A replay's own DLQ entry (its first was deleted while it ran) is replayed in turn: followed to the latest.
+    const latest = (scanId: string) => {
+      let at = scanId;
+      for (let hops = 0; replays[at] !== undefined && hops < 100; hops++) at = replays[at]!;
+      return at;
+    };
+    const current = batch.ids.map(latest);
     const finals = await store.getMany(current);
     const scans = await Promise.all(
       batch.ids.map(async (scanId, i) => {
         const view = finals[i] ?? (await producer.view(current[i]!));
-        const replayId = replays[scanId];
+        const replayId = current[i] !== scanId ? current[i] : undefined;
         return { id: scanId, url: view?.url ?? null, status: (view?.status ?? 'failed') as ScanStatus, ...(view?.error ? { error: view.error.code } : {}), ...(replayId ? { replayId } : {}) };
       }),
     );
