@@ -131,9 +131,7 @@ describe.concurrent('wcagai leak', () => {
     expect(text.code, text.stderr).toBe(1);
     expect(text.stdout).not.toMatch(/PASS/);
     expect(text.stdout).toMatch(/^NO VERDICT: stopped after \d+ of 500 cycles/m);
-    const json = await runCli(['leak', '--concurrent', '1', '--cycles', '500', '--warmup', '50', '--max-duration', '3s', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
-    expect(json.code, json.stderr).toBe(1);
-    expect((JSON.parse(json.stdout) as LeakResult).inconclusive).toMatch(/^stopped after \d+ of 500 cycles/);
+    // The JSON's `inconclusive` and the HTML heading: the leak-engine test (one run of a CLI is about 30 s).
   });
 
   it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
