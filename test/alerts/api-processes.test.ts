@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysFor } from '../../src/queue/keys.js';
 import { runCli } from '../cli/run-cli.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { baseEnv, TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
+import { startServeProcess, type ServeProcess } from '../support/serve-process.js';
+import { TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
 
 /**
  * `wcagai serve --no-worker` processes (API only) publish heartbeats of their own: their breakers
@@ -16,19 +14,11 @@ import { baseEnv, TEST_SETTINGS, uniquePrefix, waitFor } from '../support/servic
  * evaluates no alerts and is the one whose views are read.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
 const TOKEN = 'api-heartbeat-admin-0123456789';
 const SLACK_PATH = '/services/T0000/B0000/APIHEARTBEAT';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-interface Serve {
-  proc: ChildProcess;
-  pid: number;
-  base: string;
-  exited: Promise<void>;
-  output(): string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
+type Serve = ServeProcess;
 
 let redis: RedisServer;
 let slack: FakeUpstream;
@@ -40,29 +30,8 @@ const started: Serve[] = [];
 let conn: Redis;
 
 async function startServe(extra: Record<string, string>): Promise<Serve> {
-  const port = await freePort();
-  const env = { ...baseEnv(), ...TEST_SETTINGS, REDIS_URL: redis.url, QUEUE_PREFIX: prefix, ADMIN_TOKEN: TOKEN, PORT: String(port), ...extra };
-  const proc = spawn(process.execPath, [BIN, 'serve', '--no-worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const base = `http://127.0.0.1:${port}`;
-  const serve: Serve = {
-    proc,
-    pid: proc.pid!,
-    base,
-    exited,
-    output: () => output,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
+  const serve = await startServeProcess({ ...TEST_SETTINGS, REDIS_URL: redis.url, QUEUE_PREFIX: prefix, ADMIN_TOKEN: TOKEN, ...extra });
   started.push(serve);
-  await waitFor(async () => (await fetch(`${base}/health/ready`).catch(() => null))?.ok, { timeoutMs: 30_000, intervalMs: 100, what: `serve to be ready:\n${output}` });
   return serve;
 }
 

@@ -1,6 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,26 +5,20 @@ import { keysFor } from '../../src/queue/keys.js';
 import { runCli } from '../cli/run-cli.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { baseEnv, startTestService, TEST_SETTINGS, uniquePrefix, waitFor, type TestService } from '../support/service.js';
+import { startServeProcess, type ServeProcess } from '../support/serve-process.js';
+import { startTestService, TEST_SETTINGS, uniquePrefix, waitFor, type TestService } from '../support/service.js';
 
 /**
  * Two `wcagai serve` processes (API only) of one deployment: alerts are sent once for the fleet,
  * and breaker resets and isolations reach the other process through Redis pub/sub.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/wcagai', import.meta.url));
 const TOKEN = 'fleet-admin-token-0123456789';
 const ROUTING_KEY = 'R0UTINGKEY0123456789';
 const SLACK_PATH = '/services/T0000/B0000/SLACKSECRET42';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-interface Serve {
-  proc: ChildProcess;
-  base: string;
-  output(): string;
-  events(event: string): Array<Record<string, unknown>>;
-  stop(): Promise<void>;
-}
+type Serve = ServeProcess;
 
 let redis: RedisServer;
 let slack: FakeUpstream;
@@ -36,17 +27,6 @@ const prefix = uniquePrefix('fleet');
 let a: Serve;
 let b: Serve;
 const extra: TestService[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 const settings = (): Record<string, string> => ({
   ...TEST_SETTINGS,
@@ -62,31 +42,8 @@ const settings = (): Record<string, string> => ({
   PAGERDUTY_EVENTS_URL: pagerduty.url('/v2/enqueue'),
 });
 
-async function startServe(): Promise<Serve> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [BIN, 'serve', '--no-worker'], { env: { ...baseEnv(), ...settings(), PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/health/ready`)).ok, { timeoutMs: 30_000, intervalMs: 100, what: `serve to be ready:\n${output}` });
-  return {
-    proc,
-    base,
-    output: () => output,
-    events: (event) =>
-      output
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .filter((l) => l.event === event),
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    },
-  };
+function startServe(): Promise<Serve> {
+  return startServeProcess(settings());
 }
 
 async function http(server: Serve, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {

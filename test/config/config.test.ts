@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, maskedConfig } from '../../src/config/load.js';
 import { SECRET_KEYS } from '../../src/config/schema.js';
 import { policyFromEnv } from '../../src/scanner/target-guard.js';
+import { freePort } from '../support/net.js';
 import { startRedisServer } from '../support/redis-server.js';
 import { baseEnv } from '../support/service.js';
 
@@ -231,14 +232,6 @@ describe('the CLI and the configuration', () => {
     await new Promise<void>((resolve) => trap?.close(() => resolve()));
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
-
-  async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as { port: number }).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-  }
 
   function listening(port: number): Promise<boolean> {
     return new Promise((resolve) => {

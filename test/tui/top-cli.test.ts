@@ -1,6 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../src/domain/snapshot.js';
 import { keysFor } from '../../src/queue/keys.js';
 import { BIN, ROOT, runCli } from '../cli/run-cli.js';
+import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { uniquePrefix, waitFor } from '../support/service.js';
 import { hasTmux, startTerminal, type Terminal } from '../support/terminal.js';
@@ -24,15 +24,6 @@ let redis: RedisServer;
 let serve: ChildProcess;
 let url: string;
 let dir: string;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   redis = await startRedisServer();
