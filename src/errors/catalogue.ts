@@ -18,6 +18,8 @@ export const ERRORS = {
   // Target page
   DNS_FAILURE: { status: 502, title: 'Host name could not be resolved', retryable: true },
   CONNECTION_FAILED: { status: 502, title: 'Connection to the target failed', retryable: true },
+  TLS_CERT_INVALID: { status: 502, title: "Target's TLS certificate was refused", retryable: false },
+  REDIRECT_LOOP: { status: 502, title: 'Target redirects in a loop', retryable: false },
   HTTP_CLIENT_ERROR: { status: 422, title: 'Target answered with a client error', retryable: false },
   HTTP_RATE_LIMITED: { status: 502, title: 'Target asked to slow down', retryable: true },
   HTTP_SERVER_ERROR: { status: 502, title: 'Target answered with a server error', retryable: true },

@@ -130,7 +130,7 @@ export function cookieReaches(domain: string, hosts: ReadonlySet<string>): boole
  * it ran; a redirect's cookies are still cleared).
  */
 const REACHED_FAILURES = new Set<ErrorCode>(['HTTP_CLIENT_ERROR', 'HTTP_SERVER_ERROR', 'HTTP_RATE_LIMITED', 'INVALID_OPTIONS', 'UNSUPPORTED_SCHEME']);
-const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'BLOCKED_TARGET']);
+const CLEANABLE_FAILURES = new Set<ErrorCode>([...REACHED_FAILURES, 'DNS_FAILURE', 'CONNECTION_FAILED', 'TLS_CERT_INVALID', 'REDIRECT_LOOP', 'BLOCKED_TARGET']);
 
 /** Errors of a page that stopped answering: after them, the page is not asked which document it shows. */
 const UNANSWERED = new Set<ErrorCode | undefined>(['SETTLE_TIMEOUT', 'AXE_TIMEOUT', 'SCAN_TIMEOUT', 'SCAN_ABORTED', 'BROWSER_CRASHED']);
@@ -171,6 +171,10 @@ const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
   // The site asked for HTTP authentication (401 with a challenge) and the browser had none to give.
   [/ERR_INVALID_AUTH_CREDENTIALS/, 'HTTP_CLIENT_ERROR'],
   [/ERR_ABORTED/, 'NON_HTML_DOCUMENT'],
+  // An untrusted, expired or misnamed certificate, or a redirect loop: the same answer each time,
+  // so no retry (and no DLQ replay before the site is fixed) can succeed.
+  [/net::ERR_CERT_/, 'TLS_CERT_INVALID'],
+  [/ERR_TOO_MANY_REDIRECTS/, 'REDIRECT_LOOP'],
   [/net::ERR_/, 'CONNECTION_FAILED'],
   [/Target closed|Session closed|Connection closed|detached Frame|Protocol error/i, 'BROWSER_CRASHED'],
 ];
