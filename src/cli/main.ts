@@ -4,7 +4,7 @@ import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { exitCodeFor, formatError } from './errors.js';
-import { list, nonEmpty, once, portNumber, positiveInt, repeat, viewportSize } from './parsers.js';
+import { list, nonEmpty, once, portNumber, positiveInt, repeat, timerMs, viewportSize } from './parsers.js';
 
 import type { ExitCode } from '../commands/exit-codes.js';
 
@@ -20,7 +20,18 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .version(toolInfo().version, '-V, --version')
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'wcagai: ')) });
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'wcagai: ')) })
+    // `scan` reads BROWSER_CONTEXTS through its flag's environment default, which is taken while
+    // the flags are parsed: .env is read before that, or its BROWSER_CONTEXTS would be ignored.
+    .hook('preSubcommand', async (_program, subcommand) => {
+      if (subcommand.name() !== 'scan') return;
+      const { loadDotEnv } = await import('../config/dotenv.js');
+      try {
+        loadDotEnv();
+      } catch {
+        // An unreadable .env is reported by the scan itself, in one line; `scan --help` still answers.
+      }
+    });
 
   program
     .command('scan')
@@ -42,7 +53,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('-o, --output <file>', 'write the report to a file instead of stdout (repeatable: one scan, several reports)', repeat('--output', 'a file name'))
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
     .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only', nonEmpty('--baseline', 'a file name'))
-    .option('--timeout <ms>', 'overall deadline per page in ms', positiveInt('--timeout'))
+    .option('--timeout <ms>', 'overall deadline per page in ms (at most 24 days)', timerMs('--timeout'))
     .option('--header <header>', 'send "Name: value" with requests to each scanned page\'s own origin, e.g. a staging token (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--no-allow-private', 'refuse private and loopback targets (allowed by default for local scans)')
     .addOption(
@@ -51,7 +62,11 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
         .env('BROWSER_CONTEXTS')
         .default('shared'),
     )
-    .action(async (urls: string[], opts: Record<string, unknown>) => {
+    .action(async (urls: string[], opts: Record<string, unknown>, command: Command) => {
+      // A flag wins over a setting: --no-allow-private refuses private targets even when
+      // ALLOW_PRIVATE_TARGETS=true is in the environment or .env (a variable already set is not
+      // replaced by .env, and the target policy reads this one).
+      if (command.getOptionValueSource('allowPrivate') === 'cli') process.env.ALLOW_PRIVATE_TARGETS = 'false';
       const { runScanCommand } = await import('../commands/scan.js');
       setExit(await runScanCommand(urls, opts));
     });

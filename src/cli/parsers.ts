@@ -50,6 +50,22 @@ export const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
+/** The longest a timer can wait, in whole days: a Node timer past 2^31 - 1 ms fires at once. */
+export const MAX_TIMER_FLAG_MS = 24 * 86_400_000;
+
+/**
+ * Milliseconds a timer waits for (`--timeout`): a positive integer of at most 24 days. A longer
+ * value made Node fire the timer at once, so every page failed "did not finish within" it.
+ */
+export const timerMs = (name: string) => {
+  const positive = positiveInt(name);
+  return (value: string) => {
+    const n = positive(value);
+    if (n > MAX_TIMER_FLAG_MS) usage(`${name} must be at most ${MAX_TIMER_FLAG_MS} ms (24 days: a timer cannot wait longer), got "${value}"`);
+    return n;
+  };
+};
+
 export const nonNegativeInt = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) usage(`${name} must be an integer >= 0, got "${value}"`);

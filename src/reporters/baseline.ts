@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { BaselineStatus, Impact, PageResult, Report, Violation } from '../domain/scan.js';
+import type { BaselineStatus, Impact, PageResult, Report, ScanOptions, Violation } from '../domain/scan.js';
 import { impactAtLeast } from '../domain/wcag.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { summarize } from './summary.js';
@@ -17,6 +17,7 @@ export function applyBaseline(report: Report, baseline: Report): Report {
   for (const page of baseline.pages) {
     if (!baselinePages.has(page.url)) baselinePages.set(page.url, page);
   }
+  const sameScope = sameScanScope(report.options, baseline.options);
   const pages = report.pages.map((page): PageResult => {
     const before = baselinePages.get(page.url);
     const usable = before?.status !== 'error';
@@ -38,8 +39,9 @@ export function applyBaseline(report: Report, baseline: Report): Report {
     });
     const fixed: Fixed[] = [];
     // A page that failed to scan now says nothing about the baseline's findings: none are "fixed".
-    // Nor does a rule that did not run this time (--rules, --disable-rules, another level).
-    if (page.status === 'ok' && before) {
+    // Nor does a rule that did not run this time (--rules, --disable-rules, another level), nor a
+    // scan of another part of the page (--include, --exclude, --viewport changed since).
+    if (page.status === 'ok' && before && sameScope) {
       const listed = new Set<string>();
       const ran = new Set(page.rules.ran);
       for (const v of before.violations) {
@@ -54,6 +56,24 @@ export function applyBaseline(report: Report, baseline: Report): Report {
     return { ...page, violations, fixed };
   });
   return { ...report, pages, summary: summarize(pages) };
+}
+
+/** The window a scan without --viewport uses (the engine's default), as sameScanScope compares it. */
+const DEFAULT_VIEWPORT_KEY = '1280x1024';
+
+/**
+ * True when both scans checked the same part of each page: the same --include and --exclude
+ * selectors and the same window size. A finding outside this run's part (excluded now, or shown
+ * only at the other width) is absent without being fixed. A report without options (hand-made,
+ * or older) counts as the default scope.
+ */
+function sameScanScope(now: Partial<ScanOptions> | undefined, before: Partial<ScanOptions> | undefined): boolean {
+  const selectors = (list: unknown): string => JSON.stringify(Array.isArray(list) ? [...list].map(String).sort() : []);
+  const viewport = (options: Partial<ScanOptions> | undefined): string => {
+    const v = options?.viewport;
+    return v && typeof v === 'object' ? `${v.width}x${v.height}` : DEFAULT_VIEWPORT_KEY;
+  };
+  return selectors(now?.include) === selectors(before?.include) && selectors(now?.exclude) === selectors(before?.exclude) && viewport(now) === viewport(before);
 }
 
 const nodeSchema = z.object({ fingerprint: z.string(), target: z.array(z.string()) });

@@ -102,6 +102,8 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
   const failures = new Map<string, WcagaiError>();
   // The walk's own limits end it whole, never as one child's failure.
   const walkLimits = new Set<unknown>();
+  // <loc> entries of a urlset that are not absolute http(s) URLs (`/about`, `ftp:`): left out.
+  const badLocs: string[] = [];
   const walkLimit = (message: string): WcagaiError => {
     const err = usage(root, message);
     walkLimits.add(err);
@@ -133,7 +135,10 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
       const target = validLoc(loc);
       // A loc that is not an http(s) URL is skipped rather than fatal: one bad entry in a
       // generated sitemap of thousands should not stop the scan.
-      if (target === undefined) continue;
+      if (target === undefined) {
+        if (parsed.kind === 'urlset') badLocs.push(loc);
+        continue;
+      }
       if (parsed.kind === 'urlset') {
         if (!seenPages.has(target)) {
           seenPages.add(target);
@@ -168,6 +173,12 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
 
   if (limit > 0) {
     const skipped = await visit(root, 0);
+    // Every page entry refused (a generator writing relative `<loc>/about</loc>`): say so, rather
+    // than answer an empty list the caller can only call "no URL to scan".
+    if (pages.length === 0 && badLocs.length > 0) {
+      const first = badLocs[0]!.length > 80 ? `${badLocs[0]!.slice(0, 80)}…` : badLocs[0]!;
+      throw usage(root, `lists no page to scan: ${badLocs.length === 1 ? 'its one <loc> is' : `all ${badLocs.length} of its <loc> entries are`} not an absolute http(s) URL (such as "${first}")`);
+    }
     const told = new Set<string>();
     for (const s of skipped) {
       if (told.has(s.sitemap)) continue;

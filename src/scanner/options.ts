@@ -23,6 +23,16 @@ export function validateScanOptions(options: ScanOptions): void {
       });
     }
   }
+  // axe runs every rule runOnly names, whatever `rules: {enabled: false}` says: axeRunSpec leaves
+  // the skipped ones out of the list, and a list left empty would check nothing at all.
+  if (options.rules?.length && options.disableRules?.length) {
+    const skipped = new Set(options.disableRules);
+    if (options.rules.every((id) => skipped.has(id))) {
+      throw new WcagaiError('INVALID_OPTIONS', `disableRules: skips every rule that rules names (${[...new Set(options.rules)].join(', ')}): nothing would be checked`, {
+        details: { field: 'disableRules' },
+      });
+    }
+  }
 }
 
 export interface AxeRunSpec {
@@ -34,8 +44,11 @@ export interface AxeRunSpec {
 /** The axe.run context and options for a scan: tags by WCAG level, or the named rules. */
 export function axeRunSpec(options: ScanOptions): AxeRunSpec {
   const tags = tagsFor(options);
+  const skipped = new Set(options.disableRules ?? []);
+  const only = options.rules?.filter((id) => !skipped.has(id)) ?? [];
   const axeOptions: Record<string, unknown> = {
-    runOnly: options.rules?.length ? { type: 'rule', values: options.rules } : { type: 'tag', values: tags },
+    // A rule both named and skipped is skipped: runOnly would run it regardless of `rules` below.
+    runOnly: options.rules?.length ? { type: 'rule', values: only } : { type: 'tag', values: tags },
     resultTypes: ['violations'],
     iframes: true,
   };

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../../src/domain/scan.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { ROOT, runCli, type CliRun } from './run-cli.js';
+import { BIN, ROOT, runCli, type CliRun } from './run-cli.js';
 
 /** A 1x1 transparent GIF, inline so no page depends on a second request. */
 const GIF = 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==';
@@ -145,6 +147,8 @@ describe('wcagai without a browser', () => {
     ['an empty --exclude', ['scan', '--exclude', ' ', 'URL'], /^wcagai: --exclude expects a value, got " "$/],
     // An empty --rules ran every rule; an empty leak --url measured the fixture site instead.
     ['an empty --rules', ['scan', '--rules', '', 'URL'], /^wcagai: --rules expects axe rule ids, got ""$/],
+    // Otherwise the page is checked by nothing at all, and the gate passes.
+    ['a --disable-rules that skips every rule --rules names', ['scan', '--rules', 'image-alt', '--disable-rules', 'label,image-alt', 'URL'], /^wcagai: disableRules: skips every rule that rules names \(image-alt\): nothing would be checked$/],
     ['a --disable-rules of commas only', ['scan', '--disable-rules', ' , ', 'URL'], /^wcagai: --disable-rules expects axe rule ids, got " , "$/],
     ['an empty leak --url', ['leak', '--cycles', '1', '--url', ''], /^wcagai: --url expects page URLs, got ""$/],
     // resolve() drops the slash: without a check of its own this passed, and the scan ran before the write failed.
@@ -153,6 +157,8 @@ describe('wcagai without a browser', () => {
     ['a stress --out in a directory that does not exist', ['stress', '--amount', '1', '--out', '/nonexistent-dir/stress.json'], /^wcagai: --out \/nonexistent-dir\/stress\.json: no directory/],
     // Flags that would be ignored in silence.
     ['--limit without --sitemap', ['scan', '--limit', '2', 'URL'], /^wcagai: --limit applies to --sitemap only$/],
+    // Past 2^31 - 1 ms Node fires the timer at once: every page failed "did not finish within 99999999999 ms".
+    ['a --timeout longer than a timer can wait', ['scan', '--timeout', '99999999999', 'URL'], /^wcagai: --timeout must be at most 2073600000 ms \(24 days: a timer cannot wait longer\), got "99999999999"$/],
     ['a stress --token for the self-contained stack', ['stress', '--amount', '1', '--token', 'some-token'], /^wcagai: --token applies to a target URL/],
     ['a dlq --limit out of range', ['dlq', 'list', '--limit', '0'], /^wcagai: --limit must be an integer from 1 to 1000, got "0"$/],
     ['a prospect --limit out of range', ['prospect', '--limit', '1001'], /^wcagai: --limit must be an integer from 1 to 1000, got "1001"$/],
@@ -162,6 +168,14 @@ describe('wcagai without a browser', () => {
     const run = await runCli(args.map((a) => (a === 'URL' ? server.url('/clean.html') : a === 'ORIGIN' ? server.url('/').replace(/\/$/, '') : a)));
     expectOneLineError(run, pattern);
     expect(server.requestsTo('/clean.html')).toEqual([]);
+  });
+
+  it('reads BROWSER_CONTEXTS from .env, as the flag\'s environment default', async () => {
+    const dir = await mkdtemp(join(tmp, 'dotenv-contexts-'));
+    await writeFile(join(dir, '.env'), 'BROWSER_CONTEXTS=one-per-page\n');
+    const run = await runCli(['scan', '--format', 'json', server.url('/clean.html?contexts=dotenv')], { cwd: dir });
+    expectOneLineError(run, /^wcagai: option '--browser-contexts <mode>' value 'one-per-page' from env 'BROWSER_CONTEXTS' is invalid\. Allowed choices are shared, per-slot\.$/);
+    expect(server.requestsTo('/clean.html').filter((r) => r.url.includes('contexts=dotenv'))).toEqual([]);
   });
 
   it('names the three ways to get a browser when none is found', async () => {
@@ -244,12 +258,32 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     expect(parseReport(one).pages[0]!.violations.flatMap((v) => v.nodes.map((n) => n.target))).toEqual([['#b']]);
   });
 
+  it('--disable-rules skips a rule that --rules also names', async ({ expect }) => {
+    server.html('/image-and-button.html', page(`<h1>Two rules</h1><img id="logo" src="${GIF}">${BUTTON}`));
+    const run = await runCli(['scan', '--format', 'json', '--rules', 'image-alt,button-name', '--disable-rules', 'image-alt', server.url('/image-and-button.html')]);
+    expect(run.code, run.stderr).toBe(2);
+    const [result] = parseReport(run).pages;
+    expect(result!.rules.ran).toEqual(['button-name']);
+    expect(result!.violations.map((v) => v.id)).toEqual(['button-name']);
+  });
+
   it('--fail-on critical exits 0 on a page with only a minor violation', async ({ expect }) => {
     const run = await runCli(['scan', '--format', 'json', '--fail-on', 'critical', server.url('/minor.html')]);
     expect(run.code, run.stderr).toBe(0);
     const violations = parseReport(run).pages[0]!.violations;
     expect(violations.length).toBeGreaterThan(0);
     expect(violations.every((v) => v.impact === 'minor' || v.impact === 'moderate')).toBe(true);
+  });
+
+  it('keeps its exit code when the reader of its output is gone (`wcagai scan … | head` under pipefail)', async ({ expect }) => {
+    // The pipe's reading end is closed before the report is written: the write fails with EPIPE.
+    const child = spawn(process.execPath, [BIN, 'scan', server.url('/violation.html')], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.destroy();
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code, stderr).toBe(2);
+    expect(stderr).not.toMatch(/EPIPE|Error:/);
   });
 
   it('exits 1, not 2, when a page could not be scanned beside one that fails the gate', async ({ expect }) => {
@@ -269,6 +303,18 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     const sitemap = await runCli(['scan', '--no-allow-private', '--sitemap', server.url('/sitemap.xml')]);
     expectOneLineError(sitemap, /BLOCKED_TARGET|refusing to scan 127\.0\.0\.1/);
     expect(server.requestsTo('/sitemap.xml').length).toBe(before);
+  });
+
+  it('--no-allow-private wins over ALLOW_PRIVATE_TARGETS=true from the environment and from .env', async ({ expect }) => {
+    const dir = await mkdtemp(join(tmp, 'dotenv-allow-'));
+    await writeFile(join(dir, '.env'), 'ALLOW_PRIVATE_TARGETS=true\n');
+    const url = server.url('/clean.html?policy=flag');
+    for (const options of [{ env: { ALLOW_PRIVATE_TARGETS: 'true' } }, { cwd: dir }]) {
+      const run = await runCli(['scan', '--format', 'json', '--no-allow-private', url], options);
+      expect(run.code, run.stderr).toBe(1);
+      expect(parseReport(run).pages[0]!.error?.code).toBe('BLOCKED_TARGET');
+    }
+    expect(server.requestsTo('/clean.html').filter((r) => r.url.includes('policy=flag'))).toEqual([]);
   });
 
   it('exits 1 on a 404 page and puts the error in the report', async ({ expect }) => {

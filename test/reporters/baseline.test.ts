@@ -57,6 +57,23 @@ describe('applyBaseline', () => {
     expect(result.summary.baseline?.fixed).toBe(0);
   });
 
+  it('calls nothing fixed when another part of the page was scanned (--include, --exclude, --viewport changed)', () => {
+    const changes: Array<Partial<Report['options']>> = [{ exclude: ['img.old'] }, { include: ['main'] }, { viewport: { width: 375, height: 667 } }];
+    for (const change of changes) {
+      const report = makeReport();
+      report.options = { ...report.options, ...change };
+      const result = applyBaseline(report, makeBaseline());
+      expect(result.pages[0]!.fixed, JSON.stringify(change)).toEqual([]);
+      expect(result.summary.baseline?.fixed, JSON.stringify(change)).toBe(0);
+    }
+    // The same scope, written in another order or spelled out as the default window, still compares.
+    const baseline = makeBaseline();
+    baseline.options = { ...baseline.options, exclude: ['.ad', '.promo'] };
+    const report = makeReport();
+    report.options = { ...report.options, exclude: ['.promo', '.ad'], viewport: { width: 1280, height: 1024 } };
+    expect(applyBaseline(report, baseline).pages[0]!.fixed).toEqual([{ id: 'image-alt', fingerprint: 'fp-img-old', target: ['img.old'] }]);
+  });
+
   it('treats every node of a page missing from the baseline as new', () => {
     const baseline = makeBaseline();
     baseline.pages = baseline.pages.filter((p) => p.url !== 'https://example.com/');

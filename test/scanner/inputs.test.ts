@@ -189,6 +189,19 @@ describe('fetchSitemap', () => {
     expect(parseSitemapXml('<!DOCTYPE urlset [ <!ENTITY a "x>y"> ]><urlset><url><loc>https://site.test/dt</loc></url></urlset>')?.locs).toEqual(['https://site.test/dt']);
   });
 
+  it('fails a sitemap none of whose <loc> entries is an absolute http(s) URL, quoting one', async () => {
+    routes.set('/relative.xml', { body: '<urlset><url><loc>/about</loc></url><url><loc>/contact</loc></url><url><loc>ftp://site.test/x</loc></url></urlset>' });
+    routes.set('/relative-index.xml', { body: `<sitemapindex><sitemap><loc>${base}/relative.xml</loc></sitemap></sitemapindex>` });
+    await expect(fetchSitemap(`${base}/relative.xml`)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: `sitemap ${base}/relative.xml: lists no page to scan: all 3 of its <loc> entries are not an absolute http(s) URL (such as "/about")`,
+    });
+    await expect(fetchSitemap(`${base}/relative-index.xml`)).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('(such as "/about")') });
+    // One good entry is enough: the others are left out, as before.
+    routes.set('/partly-relative.xml', { body: '<urlset><url><loc>/about</loc></url><url><loc>https://site.test/ok</loc></url></urlset>' });
+    expect(await fetchSitemap(`${base}/partly-relative.xml`)).toEqual(['https://site.test/ok']);
+  });
+
   it('stops on self-referencing indexes', async () => {
     expect(await fetchSitemap(`${base}/loop.xml`)).toEqual([]);
   });
