@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { DlqEntry } from '../domain/dlq.js';
 import { toolInfo } from '../domain/version.js';
+import { WcagaiError } from '../errors/catalogue.js';
 import { scanEventsToMetrics } from '../http/plugins/metrics.js';
 import { buildHealthServer, buildServer } from '../http/server.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
@@ -13,7 +14,7 @@ import type { DeadLetterQueue } from '../queue/dlq.js';
 import { startApiHeartbeat, type Heartbeat } from '../queue/heartbeat.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
+import { describeRedisTarget, producerConnection, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { gateRedis, type RedisGate } from '../queue/redis-gate.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
@@ -56,6 +57,9 @@ export interface Service {
   close(deadlineMs?: number): Promise<{ released: boolean }>;
 }
 
+/** How long a starting process waits for Redis before it gives up. */
+const REDIS_START_TIMEOUT_MS = 10_000;
+
 /** Composition root of `serve` and `worker`: builds every dependency from the configuration. */
 export async function startService(config: Config, logger: Logger, options: ServiceOptions): Promise<Service> {
   const keys = keysFor(config.QUEUE_PREFIX);
@@ -88,7 +92,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const gateProbe = quietConnection(producerConnection(target), logger);
   let breakerChannel: RedisClient | null = null;
   try {
-    await Promise.all([waitReady(redis, 10_000), waitReady(gateProbe, 10_000)]);
+    await Promise.all([waitReady(redis, REDIS_START_TIMEOUT_MS), waitReady(gateProbe, REDIS_START_TIMEOUT_MS)]).catch(() => {
+      // The operator's most likely start-up failure: one line naming where Redis was looked for.
+      throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${describeRedisTarget(target)} within ${REDIS_START_TIMEOUT_MS / 1_000} s (check REDIS_URL, or REDIS_SENTINELS/REDIS_CLUSTER_NODES)`);
+    });
     // A Redis that hangs (stopped, partitioned) fails the producer's commands at once, as one that
     // refuses connections does: the API answers 503 within a second, not after command timeouts.
     gate = gateRedis(redis, {

@@ -1,5 +1,5 @@
 import { type Command, CommanderError } from 'commander';
-import { ERROR_CODE_PATTERN } from '../domain/dlq.js';
+import { ERROR_CODE_PATTERN, isHostFilter } from '../domain/dlq.js';
 import { intFrom } from './parsers.js';
 
 type SetExit = (code: 0 | 1) => void;
@@ -7,6 +7,15 @@ type SetExit = (code: 0 | 1) => void;
 /** An error code as the DLQ keeps them (HTTP_SERVER_ERROR): another spelling would match nothing, in silence. */
 const errorCode = (value: string) => {
   if (!ERROR_CODE_PATTERN.test(value)) throw new CommanderError(1, 'wcagai.usage', `--code expects an error code such as HTTP_SERVER_ERROR, got "${value}"`);
+  return value;
+};
+
+/**
+ * A host as the DLQ keeps them (`shop.example.com`, `host:port`): a URL or a path would match
+ * nothing, in silence (`retry --host https://shop.example.com/` retried none).
+ */
+const hostName = (value: string) => {
+  if (!isHostFilter(value)) throw new CommanderError(1, 'wcagai.usage', `--host expects a host such as shop.example.com or host:port (not a URL), got "${value}"`);
   return value;
 };
 
@@ -28,7 +37,7 @@ export function registerDlqCommands(program: Command, setExit: SetExit): void {
 
   target(dlq.command('list').description('list entries, newest first'))
     .option('--code <code>', 'only this error code', errorCode)
-    .option('--host <host>', 'only this target host')
+    .option('--host <host>', 'only this target host', hostName)
     .option('--limit <n>', 'at most this many entries (1-1000)', intFrom('--limit', 1, 1_000), 20)
     .option('--cursor <cursor>', 'continue after a previous page')
     .action(async (opts) => setExit((await (await load()).runDlqList(opts)) as 0 | 1));
@@ -42,7 +51,7 @@ export function registerDlqCommands(program: Command, setExit: SetExit): void {
   target(dlq.command('retry').description('replay one entry, or every entry of a filter').argument('[id]', 'DLQ entry id (dlq_…)'))
     .option('--all', 'every entry')
     .option('--code <code>', 'every entry with this error code', errorCode)
-    .option('--host <host>', 'every entry for this host')
+    .option('--host <host>', 'every entry for this host', hostName)
     .option('-y, --yes', 'do not ask before a bulk retry')
     .action(async (id: string | undefined, opts) => setExit((await (await load()).runDlqRetry(id, opts)) as 0 | 1));
 

@@ -90,6 +90,17 @@ export function parseDuration(value: string): number | null {
 const readDuration = readWith(parseDuration, 'expected a duration such as 500ms, 30s, 15m, 30d');
 const duration = (def: string) => z.string().default(def).transform(readDuration);
 /**
+ * A duration that deletes what is older than it (DLQ_RETENTION): its unit is required, as for
+ * `wcagai dlq purge`, since a bare number is milliseconds and the scheduled purge would then
+ * remove every entry moments after it was captured.
+ */
+const ageDuration = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform(readWith((v) => (hasDurationUnit(v) ? parseDuration(v) : null), 'expected a duration with its unit such as 12h or 30d (a bare number would be milliseconds)'))
+    .refine((ms) => ms >= 60_000, 'expected at least 1m');
+/**
  * The longest duration a setting that a timer waits for may take: a Node timer past MAX_TIMER_MS
  * fires at once (a SHUTDOWN_TIMEOUT of 25d gave up the shutdown the moment it began), and 24d
  * leaves room for what is added to it (the shutdown's grace, the lock's margin over SCAN_TIMEOUT).
@@ -178,7 +189,7 @@ export const envSchema = z.object({
   CACHE_TTL: duration('15m'),
   MAX_BATCH_URLS: int(1000, 1, 10_000),
   SHUTDOWN_TIMEOUT: timerDuration('30s'),
-  DLQ_RETENTION: duration('30d'),
+  DLQ_RETENTION: ageDuration('30d'),
   /** BullMQ job lock; unset: derived from SCAN_TIMEOUT (scan timeout + 15 s, at least 30 s). */
   WORKER_LOCK_DURATION: optionalDuration,
   /** How often workers check for stalled jobs; unset: min(30 s, lock duration). */

@@ -11,13 +11,29 @@ export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
  * (and matches nothing).
  */
 export function hostFilterOf(value: string): string {
+  const u = hostUrl(value);
+  if (!u) return value;
+  return u.port === '443' ? u.hostname : u.host;
+}
+
+/** `value` read as a host (`shop.example.com`, `host:port`), or null for a URL, a path or no host at all. */
+function hostUrl(value: string): URL | null {
+  if (value.includes('://')) return null;
   try {
     const u = new URL(`http://${value.trim()}`);
-    if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) return value;
-    return u.port === '443' ? u.hostname : u.host;
+    return u.pathname !== '/' || u.search || u.hash || u.username || u.password ? null : u;
   } catch {
-    return value;
+    return null;
   }
+}
+
+/**
+ * Whether `value` is a host as entries carry it (`shop.example.com`, `host:port`): a URL or a
+ * path given as a host filter would match nothing, in silence (`retry --host https://shop/`
+ * retried none), so the CLI and the admin API refuse it.
+ */
+export function isHostFilter(value: string): boolean {
+  return hostUrl(value) !== null;
 }
 
 /** One failed attempt of a scan job. */

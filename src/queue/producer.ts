@@ -42,7 +42,8 @@ import type { ResultStore } from './store.js';
  * KEYS: wait, paused, prioritized, active, reservations, result key prefix, job key prefix,
  * delayed, renewal key, in-flight key prefix, then a cache key and an in-flight key per request.
  * ARGV: in-flight TTL, max depth, reservation TTL, skip lookups ("1" for fresh submissions), admit
- * each ("1") or all or nothing ("0"), then one new id per request. Returns {'full', depth} or
+ * each ("1") or all or nothing ("0"), then one new id per request. Returns {'full', depth, new
+ * requests} or
  * {'ok', outcome1, id1, outcome2, id2, ...}.
  */
 const ADMIT_SCRIPT = `
@@ -101,7 +102,7 @@ if #news > 0 then
   local reserved = redis.call('ZCARD', KEYS[5])
   local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('ZCARD', KEYS[8]) + reserved
   local max = tonumber(ARGV[2])
-  if not each and depth + #news > max then return {'full', tostring(depth)} end
+  if not each and depth + #news > max then return {'full', tostring(depth), tostring(#news)} end
   local expires = now + tonumber(ARGV[3])
   for _, i in ipairs(news) do
     if depth < max then
@@ -235,7 +236,12 @@ export class ScanProducer {
     for (const r of requests) keys.push(k.cache(r.cacheKey), k.inflight(r.cacheKey));
     const args = [this.settings.inflightTtlMs, this.settings.maxQueueDepth, RESERVATION_TTL_MS, fresh ? '1' : '0', each ? '1' : '0', ...requests.map((r) => r.id)];
     const reply = await this.redisCall(() => this.admit(keys, args));
-    if (reply[0] === 'full') throw this.queueFull(Number(reply[1]));
+    if (reply[0] === 'full') {
+      // More new scans than the queue may ever hold: waiting does not help, so it is no 503 to retry.
+      const news = Number(reply[2]);
+      if (news > this.settings.maxQueueDepth) throw this.neverFits(news);
+      throw this.queueFull(Number(reply[1]));
+    }
     return requests.map((_, i) => ({ outcome: reply[1 + 2 * i] as Decision['outcome'], id: reply[2 + 2 * i]! }));
   }
 
@@ -450,6 +456,13 @@ export class ScanProducer {
     } catch {
       // Nothing to undo: the job runs at its old priority.
     }
+  }
+
+  private neverFits(news: number): WcagaiError {
+    const max = this.settings.maxQueueDepth;
+    return new WcagaiError('VALIDATION_FAILED', `${news} new scans at once do not fit the queue, whose limit (MAX_QUEUE_DEPTH) is ${max}: split the batch`, {
+      details: { field: 'urls', newScans: news, maxQueueDepth: max },
+    });
   }
 
   private queueFull(depth: number): WcagaiError {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { hasDurationUnit, parseDuration } from '../../config/schema.js';
-import { ERROR_CODE_PATTERN, type DlqFilter, type DlqOperations, type DlqSummary } from '../../domain/dlq.js';
+import { ERROR_CODE_PATTERN, isHostFilter, type DlqFilter, type DlqOperations, type DlqSummary } from '../../domain/dlq.js';
 import { decodeCursor } from '../../queue/dlq-store.js';
 import { FieldProblem } from '../../queue/submission.js';
 import { ValidationError } from '../problem.js';
@@ -10,7 +10,7 @@ import type { HealthSection } from './health.js';
 import { methodGuard } from './method-guard.js';
 
 const code = z.string().regex(ERROR_CODE_PATTERN, 'expected an error code such as HTTP_SERVER_ERROR');
-const host = z.string().min(1).max(300);
+const host = z.string().min(1).max(300).refine(isHostFilter, 'expected a host such as shop.example.com or host:port, not a URL');
 
 const listQuery = z
   .object({

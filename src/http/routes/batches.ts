@@ -95,7 +95,11 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const unique = dedupeUrls(urls).slice(0, body.limit ?? max);
     const id = randomId('batch_', 12);
     const requestId = String(request.id);
-    const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id, ...(request.traceId ? { traceId: request.traceId } : {}) });
+    const submitted = await producer.submitMany(unique, options, { priority: body.priority, requestId, batchId: id, ...(request.traceId ? { traceId: request.traceId } : {}) }).catch((err: unknown) => {
+      // More pages than the queue may ever hold: named by the field they came from.
+      if (body.sitemap && err instanceof WcagaiError && err.details?.newScans !== undefined) throw new ValidationError([{ field: 'sitemap', message: `${err.message} (or set limit)` }], 'sitemap too large');
+      throw err;
+    });
     await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
     request.log.info({ event: 'batch.queued', batchId: id, total: unique.length }, 'batch submitted');
     if (skipped.length) request.log.warn({ event: 'batch.sitemap.skipped', batchId: id, skipped: skipped.map((s) => urlForLog(s.sitemap)) }, `${skipped.length} sitemap(s) of the index could not be read and were skipped`);
