@@ -12,11 +12,11 @@ export interface DlqTargetFlags {
   json?: boolean;
 }
 
-async function withDlq(flags: DlqTargetFlags, fn: (dlq: DlqOperations) => Promise<void>): Promise<number> {
+/** Runs `fn` on the DLQ; its exit code is `fn`'s (0 when it returns none). */
+async function withDlq(flags: DlqTargetFlags, fn: (dlq: DlqOperations) => Promise<number | void>): Promise<number> {
   const { dlq, close } = await openDlq({ ...(flags.url ? { url: flags.url } : {}), ...(flags.token ? { token: flags.token } : {}) });
   try {
-    await fn(dlq);
-    return 0;
+    return (await fn(dlq)) ?? 0;
   } finally {
     await close();
   }
@@ -86,6 +86,8 @@ export function runDlqRetry(id: string | undefined, flags: DlqTargetFlags & { al
     const result = await dlq.retryMany(filter);
     if (flags.json) printJson(result);
     else print(dlqBulkText(result));
+    // Stopped early (a full queue, Redis gone): entries it did not reach stay dead, which a script must see.
+    return result.stoppedBy ? 1 : 0;
   });
 }
 

@@ -185,6 +185,22 @@ describe('wcagai dlq', () => {
     expect(json(await dlq(['stats', '--json']))).toMatchObject({ total: 3, byHost: { 'a.example': 2, 'c.example': 1 } });
   });
 
+  it('exits 1 when a bulk retry stopped early on a full queue: the rest stay dead', async () => {
+    const store = new DlqStore(svc.service.redis, svc.service.keys);
+    for (const n of [7, 8, 9]) {
+      const e = seed(n, 'HTTP_SERVER_ERROR', 'full.example', n * 60_000);
+      await store.write(e.id, e, '', e.jobId);
+    }
+    // Room for one more scan: the first replay is queued, the next meets QUEUE_FULL.
+    const room = { MAX_QUEUE_DEPTH: String((await svc.service.queue.count()) + 1) };
+    const text = await dlq(['retry', '--host', 'full.example', '--yes'], room);
+    expect(text.code, text.stdout + text.stderr).toBe(1);
+    expect(text.stdout).toMatch(/^retried 1 of 3 matching entries$/m);
+    expect(text.stdout).toMatch(/^stopped early: .*QUEUE_FULL|^stopped early: .*queue/m);
+    const stats = (await svc.get('/admin/dlq/stats', AUTH)).json;
+    expect(stats.byHost['full.example']).toBe(3);
+  });
+
   it('says in one line when Redis cannot be reached', async () => {
     const run = await dlq(['stats'], { REDIS_URL: 'redis://127.0.0.1:9' });
     expectOneLineError(run, /^wcagai: cannot reach Redis at redis:\/\/127\.0\.0\.1:9/);
