@@ -140,7 +140,8 @@ describe('wcagai dlq', () => {
       dlq(['retry', 'dlq_nope', ...remote()]),
     ]);
     for (const run of runs) expectOneLineError(run, /^wcagai: no DLQ entry with id dlq_nope\n$/);
-    expectOneLineError(await dlq(['show', 'dlq_cli1', '--url', serverUrl, '--token', 'wrong-token-0123456789']), /^wcagai: admin routes need Authorization/);
+    expectOneLineError(await dlq(['show', 'dlq_cli1', '--url', serverUrl, '--token', 'wrong-token-0123456789']), /^wcagai: the bearer token is not this server's ADMIN_TOKEN\n$/);
+    expectOneLineError(await dlq(['show', 'dlq_cli1', '--url', serverUrl], { ADMIN_TOKEN: '' }), /^wcagai: admin routes need Authorization: Bearer <ADMIN_TOKEN>\n$/);
   });
 
   it('refuses a bulk retry without --yes when there is no terminal to ask on', async () => {

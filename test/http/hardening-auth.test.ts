@@ -61,6 +61,11 @@ describe('admin routes', () => {
     }
     expectUnauthorized(await svc.request({ method: 'POST', url: `/admin/queue/pause?token=${ADMIN_TOKEN}` }), 'token in the query');
     expect(await svc.service.queue.isPaused()).toBe(false);
+    // A token sent and wrong is told apart from none, without a word of the right one.
+    expect((await svc.request({ method: 'POST', url: '/admin/queue/pause' })).json.detail).toBe('admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+    expect((await svc.request({ method: 'POST', url: '/admin/queue/pause', headers: { authorization: 'Bearer totally-wrong-token-value' } })).json.detail).toBe("the bearer token is not this server's ADMIN_TOKEN");
+    expect((await svc.post('/api/scans', { url: 'http://127.0.0.1:9/no-key' })).json.detail).toMatch(/^an API key is required/);
+    expect((await svc.post('/api/scans', { url: 'http://127.0.0.1:9/wrong-key' }, { 'x-api-key': 'not-a-key-of-this-server' })).json.detail).toBe("the API key is not one of this server's API_KEYS");
     expect(svc.logs.events('admin.queue.pause')).toEqual([]);
   });
 
@@ -110,7 +115,7 @@ describe('wcagai queue', () => {
     const wrong = await runCli(['queue', 'resume', '--url', base, '--token', 'not-the-admin-token-at-all'], { env: { WCAGAI_URL: '', ADMIN_TOKEN: '' } });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
-    expect(wrong.stderr).toMatch(/admin routes need Authorization/);
+    expect(wrong.stderr).toMatch(/^wcagai: POST \/admin\/queue\/resume: the bearer token is not this server's ADMIN_TOKEN$/m);
     expect(await svc.service.queue.isPaused()).toBe(true);
 
     // A token read from a secret file ends in a newline: fetch drops it, as the server drops it from its own.

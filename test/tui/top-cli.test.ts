@@ -65,7 +65,7 @@ describe('wcagai top without a terminal', () => {
     expect((await runCli(['top', '--once', '--json'], { env: { WCAGAI_URL: url, ADMIN_TOKEN: TOKEN } })).code).toBe(0);
     const bad = await runCli(['top', '--once', '--json', '--url', url, '--token', 'not-the-admin-token']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('wcagai: admin routes need Authorization: Bearer <ADMIN_TOKEN>\n');
+    expect(bad.stderr).toBe("wcagai: the bearer token is not this server's ADMIN_TOKEN\n");
   });
 
   it('without --once and without a terminal: says to use --once, exit 1', async () => {

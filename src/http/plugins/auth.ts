@@ -76,12 +76,16 @@ export function authPlugin(app: FastifyInstance, options: AuthOptions): void {
     const paths = readingsOf(request);
     if (under(paths, '/admin')) {
       if (!options.adminToken) return done(new WcagaiError('NOT_FOUND', 'admin routes are disabled: set ADMIN_TOKEN to enable them'));
+      // A token that was sent but is wrong is told apart from none at all: `--token` with a typo
+      // must not read as if the flag had been lost (the answer says nothing of the right one).
       const token = bearerToken(request);
-      return done(!token || !isAdminToken(token) ? unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>') : undefined);
+      if (!token) return done(unauthorized('admin routes need Authorization: Bearer <ADMIN_TOKEN>'));
+      return done(isAdminToken(token) ? undefined : unauthorized("the bearer token is not this server's ADMIN_TOKEN"));
     }
     if (options.apiKeys.length && under(paths, '/api')) {
       const key = presentedApiKey(request);
-      if (!key || !isApiKey(key)) return done(unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>'));
+      if (!key) return done(unauthorized('an API key is required: Authorization: Bearer <key> or X-API-Key: <key>'));
+      if (!isApiKey(key)) return done(unauthorized("the API key is not one of this server's API_KEYS"));
     }
     done();
   });
