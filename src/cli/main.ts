@@ -50,7 +50,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--exclude <selector>', 'leave out this CSS selector (repeatable; a comma is part of the selector)', repeat('--exclude'))
     .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)
     .addOption(once(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise; with several --output files, each takes the format its name asks for)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv'])))
-    .option('-o, --output <file>', 'write the report to a file instead of stdout (repeatable: one scan, several reports)', repeat('--output', 'a file name'))
+    .option('-o, --output <file>', 'write the report to a file instead of stdout, - for stdout (repeatable: one scan, several reports)', repeat('--output', 'a file name'))
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
     .option('--baseline <file>', 'an earlier JSON report: classify findings new/fixed/persisting and gate on new ones only', nonEmpty('--baseline', 'a file name'))
     .option('--timeout <ms>', 'overall deadline per page in ms (at most 24 days)', timerMs('--timeout'))

@@ -85,13 +85,23 @@ async function readBaseline(path: string): Promise<Report> {
   return loadBaseline(text, path);
 }
 
+/** The output name that means standard output. */
+const STDOUT = '-';
+
+/** The report on standard output: `format`, else pretty (in colour) on a terminal and JSON otherwise. */
+function renderToStdout(report: Report, format: ReportFormat | undefined): string {
+  const chosen: ReportFormat = format ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  return render(report, chosen, { color: chosen === 'pretty' && process.stdout.isTTY === true && !process.env.NO_COLOR });
+}
+
 /** `wcagai scan`: exit 0 clean, 2 when the gate finds violations, 1 when a page could not be scanned. */
 export async function runScanCommand(args: string[], raw: Record<string, unknown>): Promise<ExitCode> {
   const flags = raw as unknown as ScanFlags;
   // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
   loadDotEnv();
   const outputs = flags.output ?? [];
-  for (const file of outputs) checkOutputFile(file, '--output');
+  // `-o -` is standard output, as for most command-line tools (beside files: `-o - -o a11y.sarif`).
+  for (const file of outputs) if (file !== STDOUT) checkOutputFile(file, '--output');
   if (outputs.length > 1) {
     if (flags.format !== undefined) throw new WcagaiError('USAGE', '--format applies to one --output: with several, each file takes the format its name asks for (.sarif, .xml JUnit, .html, .csv, .txt pretty, json otherwise)');
     const same = outputs.find((file, i) => outputs.findIndex((other) => resolve(other) === resolve(file)) !== i);
@@ -142,6 +152,11 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     const written: string[] = [];
     const unwritten: string[] = [];
     for (const file of outputs) {
+      if (file === STDOUT) {
+        process.stdout.write(renderToStdout(report, flags.format));
+        written.push(file);
+        continue;
+      }
       await writeFile(file, render(report, flags.format ?? formatOfFile(file))).then(
         () => written.push(file),
         (err: NodeJS.ErrnoException) => unwritten.push(`${file} (${err.code ?? err.message})`),
@@ -149,11 +164,9 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     }
     if (unwritten.length) throw new WcagaiError('USAGE', `cannot write ${unwritten.join(', ')}${written.length ? `; written: ${written.join(', ')}` : ''}`);
     const s = report.summary;
-    process.stderr.write(`wcagai: ${s.pages} page(s), ${s.violations} violation(s), ${s.nodes} node(s), ${s.pagesFailed} failed; ${outputs.length > 1 ? 'reports' : 'report'} written to ${outputs.join(', ')}\n`);
-  } else {
-    const format: ReportFormat = flags.format ?? (process.stdout.isTTY ? 'pretty' : 'json');
-    process.stdout.write(render(report, format, { color: format === 'pretty' && process.stdout.isTTY === true && !process.env.NO_COLOR }));
-  }
+    const files = outputs.filter((file) => file !== STDOUT);
+    if (files.length) process.stderr.write(`wcagai: ${s.pages} page(s), ${s.violations} violation(s), ${s.nodes} node(s), ${s.pagesFailed} failed; ${files.length > 1 ? 'reports' : 'report'} written to ${files.join(', ')}\n`);
+  } else process.stdout.write(renderToStdout(report, flags.format));
   // A page that could not be scanned wins over the gate: the gate saw only part of the site.
   if (report.summary.pagesFailed > 0) return 1;
   return gateCount(report, flags.failOn, baseline !== undefined) > 0 ? 2 : 0;

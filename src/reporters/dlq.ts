@@ -15,9 +15,9 @@ function table(header: string[], rows: string[][]): string {
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 /** `wcagai dlq list`: one line per entry, newest first. */
-export function dlqListText(entries: readonly DlqEntry[], nextCursor: string | null): string {
+export function dlqListText(entries: readonly DlqEntry[], nextCursor: string | null, filtered = false): string {
   if (entries.length === 0 && nextCursor) return `no match among the entries looked at; older ones remain: --cursor ${nextCursor}\n`;
-  if (entries.length === 0) return 'the dead-letter queue is empty (for this filter)\n';
+  if (entries.length === 0) return filtered ? 'no entry of the dead-letter queue matches this filter\n' : 'the dead-letter queue is empty\n';
   const rows = entries.map((e) => [e.id, when(e.lastFailedAt), e.code, String(e.attemptsMade), e.status, e.request.url]);
   const more = nextCursor ? `\nmore entries: --cursor ${nextCursor}` : '';
   return `${table(['ID', 'FAILED AT', 'CODE', 'ATTEMPTS', 'STATUS', 'URL'], rows)}${more}\n`;

@@ -356,6 +356,17 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
     expect(JSON.parse(await readFile(jsonFile, 'utf8')).tool.name).toBe('wcagai');
   });
 
+  it('takes -o - for standard output, beside a file', async ({ expect }) => {
+    const dir = await mkdtemp(join(tmp, 'dash-'));
+    const run = await runCli(['scan', '-o', '-', '-o', 'a11y.sarif', server.url('/violation.html')], { cwd: dir });
+    expect(run.code, run.stderr).toBe(2);
+    expect(parseReport(run).pages[0]!.violations.map((v) => v.id)).toContain('image-alt');
+    expect(JSON.parse(await readFile(join(dir, 'a11y.sarif'), 'utf8')).version).toBe('2.1.0');
+    expect(run.stderr).toMatch(/report written to a11y\.sarif\n$/);
+    // No file named "-".
+    await expect(readFile(join(dir, '-'), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
   it('writes sarif, junit, html and csv to --output and nothing to stdout', async ({ expect }) => {
     const formats = { sarif: /"version":\s*"2\.1\.0"/, junit: /<testsuites/, html: /^<!doctype html>/i, csv: /^url,status,rule,impact,wcag,/ } as const;
     const runs = await Promise.all(

@@ -29,3 +29,10 @@ describe('DLQ text for a terminal', () => {
     expect(text).toContain('HTTP_SERVER_ERROR: bad [31mred[0m');
   });
 });
+
+describe('an empty DLQ list', () => {
+  it('says the DLQ is empty, or that nothing matches the filter when one was given', () => {
+    expect(dlqListText([], null)).toBe('the dead-letter queue is empty\n');
+    expect(dlqListText([], null, true)).toBe('no entry of the dead-letter queue matches this filter\n');
+  });
+});
