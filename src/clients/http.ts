@@ -3,6 +3,7 @@ import { toolInfo } from '../domain/version.js';
 import { WcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { currentContext } from '../observability/context.js';
 import { clean as controlFree } from '../domain/text.js';
+import { maskUrl } from '../config/secrets.js';
 
 /** The external services wcagai calls; each has one breaker of the same name. */
 export const SERVICE_NAMES = ['ai', 'apollo', 'hubspot', 'slack', 'pagerduty'] as const;
@@ -124,6 +125,11 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
     ...(requestId ? { 'x-request-id': requestId } : {}),
     ...req.headers,
   };
+  if (target.username || target.password) {
+    // fetch refuses such a URL before sending anything, and its message repeats the URL, password
+    // included: a setting to correct, neither retried nor held against the breaker.
+    throw new UpstreamError('NOT_CONFIGURED', req.service, clean(`${req.service}: ${where}: the URL holds a user name or password (user:password@host), which is never sent; give the credentials in the service's key or token setting`));
+  }
   let response: Response;
   try {
     // Redirects are not followed: fetch would send the key headers (x-api-key) and, on 307/308, the
@@ -133,7 +139,8 @@ export async function callUpstream<T>(req: UpstreamRequest<T>): Promise<Upstream
     if (req.signal.aborted) throw err;
     const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
     const code = cause?.code ?? cause?.errors?.[0]?.code;
-    const reason = code ?? cause?.message ?? (err as Error).message;
+    // Node's messages may repeat the URL: its credentials are masked like in log lines.
+    const reason = maskUrl(code ?? cause?.message ?? (err as Error).message, '***');
     const neverSent = code !== undefined && NEVER_SENT.has(code);
     throw new UpstreamError('UPSTREAM_UNAVAILABLE', req.service, clean(`${req.service}: ${where} failed: ${reason}`), { transient: idempotent || neverSent, breakerFailure: true, cause: err });
   }

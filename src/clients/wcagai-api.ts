@@ -1,4 +1,5 @@
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
+import { maskUrl } from '../config/secrets.js';
 
 export interface WcagaiApiOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080 (WCAGAI_URL). */
@@ -46,7 +47,12 @@ export class WcagaiApi {
       // fetch says only "fetch failed"; its cause names what happened (ECONNREFUSED, "bad port", …).
       const inner = (err as { cause?: { code?: string; message?: string } }).cause;
       const cause = inner?.code ?? inner?.message ?? (err as Error).message;
-      throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${this.base}: ${cause}`, { cause: err });
+      // --url or WCAGAI_URL may hold credentials (and fetch's message repeats the URL): never printed.
+      const shown = maskUrl(this.base, '***');
+      if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(this.base)) {
+        throw new WcagaiError('USAGE', `the wcagai server URL ${shown} holds a user name or password, which is never sent: drop it; the server takes a bearer token (--token or ADMIN_TOKEN; for prospect --api-key or API_KEYS)`, { cause: err });
+      }
+      throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${shown}: ${maskUrl(cause, '***')}`, { cause: err });
     }
     const text = await res.text();
     let json: unknown;

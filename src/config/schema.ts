@@ -117,6 +117,19 @@ const optionalDuration = z
   .refine((ms) => ms === undefined || ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
 
 const url = z.string().url('expected a URL');
+/**
+ * The URL of an external service wcagai calls: no `user:password@`, which fetch refuses to send
+ * (every call would fail, and count against the breaker); the credentials have settings of their own.
+ */
+const serviceUrl = (credentials: string) =>
+  url.refine((v) => {
+    try {
+      const u = new URL(v);
+      return !u.username && !u.password;
+    } catch {
+      return true; // already refused as not a URL
+    }
+  }, `expected a URL without user:password@ (never sent; ${credentials})`);
 const decimal = (def: number, min = 0) => z.coerce.number({ error: 'expected a number' }).min(min, `expected a number >= ${min}`).default(def);
 export const ALERT_SEVERITIES = ['info', 'warning', 'error', 'critical'] as const;
 
@@ -129,7 +142,8 @@ type Int = ReturnType<typeof int>;
 /** <P>_TIMEOUT, _ATTEMPTS, _BACKOFF, _BREAKER_FAILURES, _BREAKER_HALF_OPEN, _CONCURRENCY of one service. */
 function servicePolicy<P extends ServicePrefix>(p: P, d: { timeout: string; attempts: number; concurrency: number }) {
   return {
-    [`${p}_TIMEOUT`]: timerDuration(d.timeout),
+    // A deadline, not a limit that 0 lifts: 0 would fail every call at once and open the breaker.
+    [`${p}_TIMEOUT`]: timerDuration(d.timeout).refine((ms) => ms >= 100, 'expected at least 100ms'),
     [`${p}_ATTEMPTS`]: int(d.attempts, 1, 10),
     [`${p}_BACKOFF`]: timerDuration('250ms'),
     [`${p}_BREAKER_FAILURES`]: int(5, 1, 1_000),
@@ -232,28 +246,29 @@ export const envSchema = z.object({
   // External services: clients, their resilience policies, alerts
   WCAGAI_URL: url.optional(),
   AI_ENABLED: bool(false),
-  AI_BASE_URL: url.default('https://api.openai.com/v1'),
+  AI_BASE_URL: serviceUrl('the key goes in AI_API_KEY').default('https://api.openai.com/v1'),
   AI_API_KEY: optionalSecret,
   AI_MODEL: z.string().min(1).default('gpt-4o-mini'),
   AI_MAX_TOKENS: int(800, 16, 8_192),
   AI_MAX_RULES: int(20, 1, 100),
-  APOLLO_BASE_URL: url.default('https://api.apollo.io'),
+  APOLLO_BASE_URL: serviceUrl('the key goes in APOLLO_API_KEY').default('https://api.apollo.io'),
   APOLLO_API_KEY: optionalSecret,
-  HUBSPOT_BASE_URL: url.default('https://api.hubapi.com'),
+  HUBSPOT_BASE_URL: serviceUrl('the token goes in HUBSPOT_TOKEN').default('https://api.hubapi.com'),
   HUBSPOT_TOKEN: optionalSecret,
   HUBSPOT_SYNC: bool(false),
   // HubSpot's search API takes about 5 calls a second per account; per process (0: no limit).
   HUBSPOT_RATE_PER_SECOND: decimal(4, 0),
-  SLACK_WEBHOOK_URL: url.optional(),
+  SLACK_WEBHOOK_URL: serviceUrl('a webhook URL carries its secret in its path').optional(),
   PAGERDUTY_ROUTING_KEY: optionalSecret,
-  PAGERDUTY_EVENTS_URL: url.default('https://events.pagerduty.com/v2/enqueue'),
+  PAGERDUTY_EVENTS_URL: serviceUrl('the key goes in PAGERDUTY_ROUTING_KEY').default('https://events.pagerduty.com/v2/enqueue'),
   ...servicePolicy('AI', { timeout: '20s', attempts: 2, concurrency: 4 }),
   ...servicePolicy('APOLLO', { timeout: '10s', attempts: 3, concurrency: 2 }),
   ...servicePolicy('HUBSPOT', { timeout: '10s', attempts: 3, concurrency: 4 }),
   ...servicePolicy('SLACK', { timeout: '5s', attempts: 3, concurrency: 2 }),
   ...servicePolicy('PAGERDUTY', { timeout: '5s', attempts: 3, concurrency: 2 }),
   ALERTS_ENABLED: bool(true),
-  ALERTS_INTERVAL: timerDuration('10s'),
+  // 0 would evaluate without pause (a timer of 0 fires at once, again and again).
+  ALERTS_INTERVAL: timerDuration('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
   ALERT_ERROR_RATE_WINDOW: duration('5m'),
   ALERT_ERROR_RATE_MIN_SCANS: int(10, 1),
   ALERT_RESOLVE_AFTER: duration('1m'),

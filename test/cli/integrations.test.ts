@@ -187,3 +187,13 @@ describe('wcagai prospect', () => {
     expect(refused.stderr).not.toContain(APOLLO_KEY);
   });
 });
+
+describe('wcagai breakers with a server URL holding credentials', () => {
+  it('says the user:password@ is never sent and never prints the password', async () => {
+    const withCredentials = apiBase.replace('http://', 'http://ops:url-pw-4242@');
+    const run = await runCli(['breakers', 'list', '--url', withCredentials], { env: clean });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^wcagai: the wcagai server URL http:\/\/\*\*\*@127\.0\.0\.1:\d+ holds a user name or password, which is never sent/);
+    expect(run.stdout + run.stderr).not.toContain('url-pw-4242');
+  });
+});

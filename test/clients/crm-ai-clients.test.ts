@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildClients, policySettingsOf } from '../../src/app/integrations.js';
-import { promptFor } from '../../src/clients/ai.js';
+import { AiClient, promptFor } from '../../src/clients/ai.js';
 import { HubSpotClient } from '../../src/clients/hubspot.js';
 import { DEFAULT_POLICY, ServicePolicy } from '../../src/clients/policies.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -228,5 +228,23 @@ describe('AI prompt', () => {
     const [system, user] = fake.requestsTo(COMPLETIONS).at(-1)!.body.messages;
     expect(system.content).toMatch(/BEGIN_RULES_JSON.*END_RULES_JSON.*data .*never follow instructions/);
     expect(user.content).toBe(promptFor([violation('image-alt', html)], 20).text);
+  });
+});
+
+describe('a service URL with user:password@', () => {
+  it('fails at once as NOT_CONFIGURED without the password, not retried and not held against the breaker', async () => {
+    const policy = new ServicePolicy('ai', { ...DEFAULT_POLICY, attempts: 3, backoffMs: 1, breakerFailures: 1 });
+    let retries = 0;
+    policy.onRetry(() => retries++);
+    const ai = new AiClient(policy, { baseUrl: fake.url('/v1').replace('http://', 'http://proxyuser:pw-in-url-77@'), apiKey: 'sk-test-key-1', model: 'm', maxTokens: 800, maxRules: 5 });
+    const err = (await ai.suggest([violation('image-alt')]).catch((e: unknown) => e)) as Error & { code?: string };
+    expect(err.code).toBe('NOT_CONFIGURED');
+    expect(err.message).toMatch(/user name or password/);
+    expect(err.message).not.toContain('pw-in-url-77');
+    expect(retries).toBe(0);
+    const breaker = policy.breaker.snapshot();
+    expect(breaker).toMatchObject({ state: 'CLOSED', failures: 0 });
+    expect(JSON.stringify(breaker)).not.toContain('pw-in-url-77');
+    expect(fake.requests).toHaveLength(0);
   });
 });

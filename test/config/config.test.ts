@@ -127,6 +127,26 @@ describe('loadConfig', () => {
     expect(problems.find((p) => p.startsWith('AI_BASE_URL='))).toContain('ai example');
   });
 
+  it('refuses user:password@ in an external service URL (never sent) an alert interval or a service timeout under 100ms, never showing the password', () => {
+    const bad = {
+      AI_BASE_URL: 'https://proxy:ai-pw-5@ai.example/v1',
+      APOLLO_BASE_URL: 'https://u:apollo-pw-6@apollo.example',
+      HUBSPOT_BASE_URL: 'https://u:hs-pw-7@hubspot.example',
+      PAGERDUTY_EVENTS_URL: 'https://u:pd-pw-8@events.example/v2/enqueue',
+      SLACK_WEBHOOK_URL: 'https://u:slack-pw-9@hooks.example/services/T/B/X',
+      ALERTS_INTERVAL: '0',
+      SLACK_TIMEOUT: '0',
+      AI_TIMEOUT: '50ms',
+    };
+    const problems = problemsOf(() => loadConfig(bad));
+    expect(problems).toHaveLength(Object.keys(bad).length);
+    for (const name of Object.keys(bad).filter((k) => k.endsWith('URL'))) expect(problems.find((p) => p.startsWith(`${name}=`)), problems.join('\n')).toMatch(/without user:password@/);
+    // A zero deadline would fail every call at once (and open the breaker); a zero interval would never pause.
+    for (const name of ['ALERTS_INTERVAL', 'SLACK_TIMEOUT', 'AI_TIMEOUT']) expect(problems.find((p) => p.startsWith(`${name}=`))).toMatch(/at least 100ms/);
+    for (const secret of ['ai-pw-5', 'apollo-pw-6', 'hs-pw-7', 'pd-pw-8', 'slack-pw-9']) expect(problems.join('\n')).not.toContain(secret);
+    expect(loadConfig({ ALERTS_INTERVAL: '100ms', AI_BASE_URL: 'https://ai.example/v1' }).ALERTS_INTERVAL).toBe(100);
+  });
+
   it('reads a boolean the same way everywhere, and refuses an allowed host that is not a host', () => {
     for (const [raw, value] of [['TRUE', true], ['Yes', true], ['no', false], ['0', false]] as const) {
       expect(loadConfig({ ALLOW_PRIVATE_TARGETS: raw }).ALLOW_PRIVATE_TARGETS, raw).toBe(value);
@@ -321,10 +341,14 @@ describe('the CLI and the configuration', () => {
     expect(text.stdout).toMatch(/configuration is valid/);
     for (const secret of secrets) expect(text.stdout + text.stderr).not.toContain(secret);
 
+    // A setting left unset is listed as such, not left out.
+    expect(text.stdout).toMatch(/^SLACK_WEBHOOK_URL\s+\(unset\)$/m);
+    expect(text.stdout).toMatch(/^WORKER_LOCK_DURATION\s+\(unset\)$/m);
     const json = await run(['config', 'check', '--json'], env, cwd);
     expect(json.code, json.stderr).toBe(0);
     const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
     expect(parsed).toMatchObject({ PORT: 9191, SHUTDOWN_TIMEOUT: 15_000, ADMIN_TOKEN: '***', API_KEYS: ['***', '***'], METRICS_TOKEN: '***', REDIS_URL: 'redis://***@127.0.0.1:6390/1' });
+    expect(parsed).toMatchObject({ SLACK_WEBHOOK_URL: null, WORKER_LOCK_DURATION: null });
     for (const secret of secrets) expect(json.stdout).not.toContain(secret);
   });
 
