@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startFixtureSite, type FixtureSite } from '../diagnostics/fixture-site.js';
 import { DEFAULT_SCENARIO, loadScenario, type Scenario } from '../diagnostics/scenario.js';
@@ -105,6 +105,23 @@ function stackConfig(scenario: Scenario, prefix: string): Config {
   });
 }
 
+/**
+ * The stack's settings, checked before anything starts: a bad value of the scenario's
+ * `stack.settings` is named by its file and field, on one line (the environment's own by its variable).
+ */
+function checkStackConfig(scenario: Scenario): void {
+  try {
+    stackConfig(scenario, 'stress-check');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const problems = err.problems.map((p) => {
+      const key = /^[A-Z][A-Z0-9_]*/.exec(p)?.[0];
+      return key !== undefined && Object.hasOwn(scenario.stack.settings, key) ? `${scenario.file}: stack.settings.${p}` : `invalid configuration: ${p}`;
+    });
+    throw new WcagaiError('USAGE', problems.join('; '));
+  }
+}
+
 /** Fixture site + `serve` with embedded workers on loopback, under a private queue prefix removed on close. */
 async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<SelfStack> {
   const prefix = `stress-${randomBytes(5).toString('hex')}`;
@@ -155,6 +172,10 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
 
 /** `wcagai stress`: the scenario (flags applied), the target (self-contained stack or --url), one run. */
 export async function stressFromFlags(flags: StressFlags, progress: ProgressStream | null): Promise<StressResult> {
+  // Checked here: the scenario's schema would blame its own `target` field for a value the flag gave.
+  if (flags.url !== undefined && !/^https?:\/\/[^/?#]+\/?$/i.test(flags.url)) {
+    throw new WcagaiError('USAGE', `--url expects the base URL of a deployment with no path, such as https://wcagai.internal, got "${flags.url}"`);
+  }
   const scenario = await loadScenario(flags.scenario ?? DEFAULT_SCENARIO, {
     ...(flags.concurrent !== undefined ? { connections: flags.concurrent } : {}),
     ...(flags.duration !== undefined ? { duration: flags.duration } : {}),
@@ -163,6 +184,7 @@ export async function stressFromFlags(flags: StressFlags, progress: ProgressStre
   });
   // The self-contained stack has no API keys: a token for it would be ignored in silence.
   if (flags.token !== undefined && scenario.target === 'self') throw new WcagaiError('USAGE', '--token applies to a target URL (--url, or the scenario\'s target), not to the self-contained stack');
+  if (scenario.target === 'self') checkStackConfig(scenario);
   const needsSite = scenario.pages.some((p) => p.url.startsWith('/'));
   const site = needsSite || scenario.target === 'self' ? await startFixtureSite() : null;
   let stack: SelfStack | null = null;
