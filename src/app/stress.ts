@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { maskUrl } from '../config/secrets.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { startFixtureSite, type FixtureSite } from '../diagnostics/fixture-site.js';
@@ -173,8 +174,8 @@ async function startSelfStack(scenario: Scenario, site: FixtureSite): Promise<Se
 /** `wcagai stress`: the scenario (flags applied), the target (self-contained stack or --url), one run. */
 export async function stressFromFlags(flags: StressFlags, progress: ProgressStream | null): Promise<StressResult> {
   // Checked here: the scenario's schema would blame its own `target` field for a value the flag gave.
-  if (flags.url !== undefined && !/^https?:\/\/[^/?#]+\/?$/i.test(flags.url)) {
-    throw new WcagaiError('USAGE', `--url expects the base URL of a deployment with no path, such as https://wcagai.internal, got "${flags.url}"`);
+  if (flags.url !== undefined && !/^https?:\/\/[^/?#@]+\/?$/i.test(flags.url)) {
+    throw new WcagaiError('USAGE', `--url expects the base URL of a deployment with no path and no user:password@ (the key goes in --token), such as https://wcagai.internal, got "${maskUrl(flags.url, '***')}"`);
   }
   const scenario = await loadScenario(flags.scenario ?? DEFAULT_SCENARIO, {
     ...(flags.concurrent !== undefined ? { connections: flags.concurrent } : {}),

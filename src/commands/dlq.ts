@@ -30,7 +30,8 @@ export function runDlqList(flags: DlqTargetFlags & { code?: string; host?: strin
   return withDlq(flags, async (dlq) => {
     const page = await dlq.list({ limit: flags.limit ?? 20, ...(flags.cursor ? { cursor: flags.cursor } : {}), ...(flags.code ? { code: flags.code } : {}), ...(flags.host ? { host: flags.host } : {}) });
     if (flags.json) printJson(page.entries.map(dlqListRow));
-    else print(dlqListText(page.entries, page.nextCursor, Boolean(flags.code || flags.host || flags.cursor)));
+    else if (page.entries.length === 0 && !page.nextCursor && flags.cursor && !flags.code && !flags.host) print('no more entries after this cursor\n');
+    else print(dlqListText(page.entries, page.nextCursor, Boolean(flags.code || flags.host)));
   });
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { maskUrl } from '../config/secrets.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import type { Aggregation } from './expression.js';
 import type { LatencyHistogram } from './histogram.js';
@@ -51,7 +52,7 @@ async function preflight(target: StressTarget, headers: Record<string, string>, 
     if (res.status >= 500 && res.status !== 503) throw new Error(`GET /health answered ${res.status}`);
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new WcagaiError('CONNECTION_FAILED', `target ${target.baseUrl} is unreachable: ${cause}`);
+    throw new WcagaiError('CONNECTION_FAILED', `target ${maskUrl(target.baseUrl, '***')} is unreachable: ${maskUrl(cause, '***')}`);
   }
   if (!usesApi) return;
   let status: number;

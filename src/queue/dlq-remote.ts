@@ -1,3 +1,4 @@
+import { maskUrl } from '../config/secrets.js';
 import type { DlqBulkRetryResult, DlqEntry, DlqFilter, DlqListQuery, DlqOperations, DlqPage, DlqRetryResult, DlqStats } from '../domain/dlq.js';
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
 
@@ -33,7 +34,8 @@ export class RemoteDlq implements DlqOperations {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${this.base}: ${cause}`, { cause: err });
+      // A --url with user:password@ (fetch refuses it, repeating the URL): never printed.
+      throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${maskUrl(this.base, '***')}: ${maskUrl(cause, '***')}`, { cause: err });
     }
     const text = await res.text();
     let json: unknown = undefined;

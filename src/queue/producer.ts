@@ -460,7 +460,7 @@ export class ScanProducer {
 
   private neverFits(news: number): WcagaiError {
     const max = this.settings.maxQueueDepth;
-    return new WcagaiError('VALIDATION_FAILED', `${news} new scans at once do not fit the queue, whose limit (MAX_QUEUE_DEPTH) is ${max}: split the batch`, {
+    return new WcagaiError('VALIDATION_FAILED', `${news} new scans at once do not fit the queue, whose limit (MAX_QUEUE_DEPTH) is ${max}: submit fewer at once`, {
       details: { field: 'urls', newScans: news, maxQueueDepth: max },
     });
   }

@@ -111,6 +111,17 @@ export function ruleProblems(raw: Readonly<Record<string, unknown>>): FieldProbl
       problems.push(new FieldProblem(err.code, field, err.message));
     }
   }
+  // Both known: whether disableRules leaves anything of rules to run (a check of the two together).
+  const [rules, disableRules] = [raw.rules, raw.disableRules];
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.length > 0 && v.every((id) => typeof id === 'string');
+  if (problems.length === 0 && strings(rules) && strings(disableRules)) {
+    try {
+      validateScanOptions({ ...DEFAULT_SCAN_OPTIONS, rules, disableRules });
+    } catch (err) {
+      if (!isWcagaiError(err)) throw err;
+      problems.push(new FieldProblem(err.code, 'disableRules', err.message));
+    }
+  }
   return problems;
 }
 

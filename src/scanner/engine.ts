@@ -171,9 +171,10 @@ const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
   // The site asked for HTTP authentication (401 with a challenge) and the browser had none to give.
   [/ERR_INVALID_AUTH_CREDENTIALS/, 'HTTP_CLIENT_ERROR'],
   [/ERR_ABORTED/, 'NON_HTML_DOCUMENT'],
-  // An untrusted, expired or misnamed certificate, or a redirect loop: the same answer each time,
-  // so no retry (and no DLQ replay before the site is fixed) can succeed.
-  [/net::ERR_CERT_/, 'TLS_CERT_INVALID'],
+  // An untrusted, expired, revoked or misnamed certificate, or a redirect loop: the same answer
+  // each time, so no retry (and no DLQ replay before the site is fixed) can succeed. Not the
+  // passing ones (a revocation check that could not be made, a certificate store that changed).
+  [/net::ERR_CERT_(COMMON_NAME_INVALID|DATE_INVALID|AUTHORITY_INVALID|CONTAINS_ERRORS|NO_REVOCATION_MECHANISM|REVOKED|INVALID|WEAK_SIGNATURE_ALGORITHM|NON_UNIQUE_NAME|WEAK_KEY|NAME_CONSTRAINT_VIOLATION|VALIDITY_TOO_LONG|SYMANTEC_LEGACY|KNOWN_INTERCEPTION_BLOCKED)\b/, 'TLS_CERT_INVALID'],
   [/ERR_TOO_MANY_REDIRECTS/, 'REDIRECT_LOOP'],
   [/net::ERR_/, 'CONNECTION_FAILED'],
   [/Target closed|Session closed|Connection closed|detached Frame|Protocol error/i, 'BROWSER_CRASHED'],

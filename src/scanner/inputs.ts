@@ -1,6 +1,7 @@
 /** Where the URL list of `wcagai scan` comes from: a URLs file or a (possibly nested, gzipped) sitemap. */
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
+import { maskUrl } from '../config/secrets.js';
 import { WcagaiError, isWcagaiError } from '../errors/catalogue.js';
 import { parseTargetUrl } from './target-guard.js';
 
@@ -176,8 +177,10 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
     // Every page entry refused (a generator writing relative `<loc>/about</loc>`): say so, rather
     // than answer an empty list the caller can only call "no URL to scan".
     if (pages.length === 0 && badLocs.length > 0) {
-      const first = badLocs[0]!.length > 80 ? `${badLocs[0]!.slice(0, 80)}…` : badLocs[0]!;
-      throw usage(root, `lists no page to scan: ${badLocs.length === 1 ? 'its one <loc> is' : `all ${badLocs.length} of its <loc> entries are`} not an absolute http(s) URL (such as "${first}")`);
+      // Quoted with any user:password@ masked (an entry may hold one: such a URL is refused too).
+      const shown = maskUrl(badLocs[0]!, '***');
+      const first = shown.length > 80 ? `${shown.slice(0, 80)}…` : shown;
+      throw usage(root, `lists no page to scan: ${badLocs.length === 1 ? 'its one <loc> is' : `all ${badLocs.length} of its <loc> entries are`} not an http(s) URL wcagai can scan (absolute, without user:password@; such as "${first}")`);
     }
     const told = new Set<string>();
     for (const s of skipped) {

@@ -1,3 +1,4 @@
+import { maskUrl } from '../config/secrets.js';
 import type { Snapshot } from '../domain/snapshot.js';
 import { forEachLimited } from '../domain/concurrency.js';
 
@@ -48,7 +49,8 @@ export async function problemOf(res: Response, what: string): Promise<AdminApiEr
 export function networkMessage(err: unknown): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.name === 'TimeoutError') return 'timed out';
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+  // fetch's refusal of a URL with user:password@ repeats the URL: its credentials are masked.
+  return maskUrl(e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err), '***');
 }
 
 /** The admin API calls `wcagai top` makes. Never loads React: `top --once` uses it alone. */
@@ -87,7 +89,7 @@ export class AdminClient {
         signal: this.timeout(this.options.timeoutMs ?? 10_000),
       });
     } catch (err) {
-      throw new AdminApiError(`cannot reach ${this.base}: ${networkMessage(err)}`, 0, 'CONNECTION_FAILED');
+      throw new AdminApiError(`cannot reach ${maskUrl(this.base, '***')}: ${networkMessage(err)}`, 0, 'CONNECTION_FAILED');
     }
     if (!res.ok) throw await problemOf(res, `${method} ${path}`);
     const text = await res.text();

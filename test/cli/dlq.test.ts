@@ -202,6 +202,21 @@ describe('wcagai dlq', () => {
     expect(stats.byHost['full.example']).toBe(3);
   });
 
+  it('never prints the password of a --url holding user:password@ (dlq, top, stress)', async () => {
+    const url = 'http://ops:pw-s3cret-77@127.0.0.1:9';
+    const runs = await Promise.all([
+      dlq(['list', '--url', url, '--token', TOKEN]),
+      runCli(['top', '--once', '--url', url, '--token', TOKEN]),
+      runCli(['stress', '--url', url, '--token', 'k', '--duration', '1s']),
+    ]);
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(run.stdout + run.stderr).not.toContain('pw-s3cret-77');
+      expect(run.stderr).toContain('127.0.0.1:9');
+    }
+  });
+
   it('says in one line when Redis cannot be reached', async () => {
     const run = await dlq(['stats'], { REDIS_URL: 'redis://127.0.0.1:9' });
     expectOneLineError(run, /^wcagai: cannot reach Redis at redis:\/\/127\.0\.0\.1:9/);

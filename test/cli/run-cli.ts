@@ -25,7 +25,7 @@ export interface RunOptions {
  * The environment a CLI run starts from: the caller's, minus the variables that change what
  * `wcagai scan` may reach or prints, so a developer's shell cannot flip a test's outcome.
  */
-function baseEnv(): Record<string, string | undefined> {
+export function cliEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
   for (const name of ['ALLOW_PRIVATE_TARGETS', 'SCAN_ALLOWED_HOSTS', 'WCAGAI_DEBUG', 'FORCE_COLOR']) delete env[name];
   return env;
@@ -37,7 +37,8 @@ const MAX_RUNNING = Math.max(1, Math.min(4, availableParallelism()));
 let running = 0;
 const waiting: Array<() => void> = [];
 
-async function withSlot<T>(work: () => Promise<T>): Promise<T> {
+/** Runs `work` when fewer than MAX_RUNNING CLI processes run (for a test that spawns one itself). */
+export async function withSlot<T>(work: () => Promise<T>): Promise<T> {
   if (running >= MAX_RUNNING) await new Promise<void>((resolve) => waiting.push(resolve));
   else running++;
   try {
@@ -60,7 +61,7 @@ function spawnCli(args: string[], options: RunOptions): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...baseEnv(), ...options.env },
+      env: { ...cliEnv(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../../src/domain/scan.js';
 import { page, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { BIN, ROOT, runCli, type CliRun } from './run-cli.js';
+import { BIN, cliEnv, ROOT, runCli, withSlot, type CliRun } from './run-cli.js';
 
 /** A 1x1 transparent GIF, inline so no page depends on a second request. */
 const GIF = 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==';
@@ -277,11 +277,14 @@ describe.concurrent('wcagai scan against loopback pages', { timeout: 180_000 }, 
 
   it('keeps its exit code when the reader of its output is gone (`wcagai scan … | head` under pipefail)', async ({ expect }) => {
     // The pipe's reading end is closed before the report is written: the write fails with EPIPE.
-    const child = spawn(process.execPath, [BIN, 'scan', server.url('/violation.html')], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.destroy();
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, stderr } = await withSlot(async () => {
+      const child = spawn(process.execPath, [BIN, 'scan', server.url('/violation.html')], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout!.destroy();
+      let text = '';
+      child.stderr!.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      const [exit] = (await once(child, 'exit')) as [number | null];
+      return { code: exit, stderr: text };
+    });
     expect(code, stderr).toBe(2);
     expect(stderr).not.toMatch(/EPIPE|Error:/);
   });

@@ -44,7 +44,7 @@ describe('wcagai stress refusals', () => {
 
   it('blames --url, not the scenario file, for a URL with a path', async () => {
     const line = expectOneLine(await stress(['--url', 'http://127.0.0.1:9/api', '--duration', '5s']));
-    expect(line).toBe('wcagai: --url expects the base URL of a deployment with no path, such as https://wcagai.internal, got "http://127.0.0.1:9/api"');
+    expect(line).toBe('wcagai: --url expects the base URL of a deployment with no path and no user:password@ (the key goes in --token), such as https://wcagai.internal, got "http://127.0.0.1:9/api"');
     expect(line).not.toMatch(/100-concurrent-scans/);
   });
 });

@@ -189,14 +189,20 @@ describe('fetchSitemap', () => {
     expect(parseSitemapXml('<!DOCTYPE urlset [ <!ENTITY a "x>y"> ]><urlset><url><loc>https://site.test/dt</loc></url></urlset>')?.locs).toEqual(['https://site.test/dt']);
   });
 
-  it('fails a sitemap none of whose <loc> entries is an absolute http(s) URL, quoting one', async () => {
+  it('fails a sitemap none of whose <loc> entries is an absolute http(s) URL, quoting one without its credentials', async () => {
+    // An entry with credentials is refused like a relative one, and quoted without its password.
+    routes.set('/credentials.xml', { body: '<urlset><url><loc>https://u:pw-s3cret@site.test/x</loc></url></urlset>' });
+    await expect(fetchSitemap(`${base}/credentials.xml`)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: `sitemap ${base}/credentials.xml: lists no page to scan: its one <loc> is not an http(s) URL wcagai can scan (absolute, without user:password@; such as "https://***@site.test/x")`,
+    });
     routes.set('/relative.xml', { body: '<urlset><url><loc>/about</loc></url><url><loc>/contact</loc></url><url><loc>ftp://site.test/x</loc></url></urlset>' });
     routes.set('/relative-index.xml', { body: `<sitemapindex><sitemap><loc>${base}/relative.xml</loc></sitemap></sitemapindex>` });
     await expect(fetchSitemap(`${base}/relative.xml`)).rejects.toMatchObject({
       code: 'USAGE',
-      message: `sitemap ${base}/relative.xml: lists no page to scan: all 3 of its <loc> entries are not an absolute http(s) URL (such as "/about")`,
+      message: `sitemap ${base}/relative.xml: lists no page to scan: all 3 of its <loc> entries are not an http(s) URL wcagai can scan (absolute, without user:password@; such as "/about")`,
     });
-    await expect(fetchSitemap(`${base}/relative-index.xml`)).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('(such as "/about")') });
+    await expect(fetchSitemap(`${base}/relative-index.xml`)).rejects.toMatchObject({ code: 'USAGE', message: expect.stringContaining('such as "/about")') });
     // One good entry is enough: the others are left out, as before.
     routes.set('/partly-relative.xml', { body: '<urlset><url><loc>/about</loc></url><url><loc>https://site.test/ok</loc></url></urlset>' });
     expect(await fetchSitemap(`${base}/partly-relative.xml`)).toEqual(['https://site.test/ok']);
