@@ -51,10 +51,11 @@ export async function startServeProcess(env: Record<string, string>, args: reado
     },
   };
   try {
-    await waitFor(async () => (await fetch(`${base}/health/ready`).catch(() => null))?.ok, { timeoutMs: 30_000, intervalMs: 100, what: `serve to be ready:\n${output}` });
+    await waitFor(async () => (await fetch(`${base}/health/ready`).catch(() => null))?.ok, { timeoutMs: 30_000, intervalMs: 100, what: 'serve to be ready' });
   } catch (err) {
     await serve.stop();
-    throw err;
+    // What it wrote by the time it gave up (the message above was made before it wrote anything).
+    throw new Error(`${(err as Error).message}\n${output}`, { cause: err });
   }
   return serve;
 }
