@@ -115,6 +115,8 @@ const optionalDuration = z
   .optional()
   .transform((v, ctx) => (v === undefined ? undefined : readDuration(v, ctx)))
   .refine((ms) => ms === undefined || ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
+/** A timer setting that 0 or a few milliseconds would turn into a busy loop or instant failures: at least 100ms. */
+const shortestTimer = (def: string) => timerDuration(def).refine((ms) => ms >= 100, 'expected at least 100ms');
 
 const url = z.string().url('expected a URL');
 /**
@@ -143,7 +145,7 @@ type Int = ReturnType<typeof int>;
 function servicePolicy<P extends ServicePrefix>(p: P, d: { timeout: string; attempts: number; concurrency: number }) {
   return {
     // A deadline, not a limit that 0 lifts: 0 would fail every call at once and open the breaker.
-    [`${p}_TIMEOUT`]: timerDuration(d.timeout).refine((ms) => ms >= 100, 'expected at least 100ms'),
+    [`${p}_TIMEOUT`]: shortestTimer(d.timeout),
     [`${p}_ATTEMPTS`]: int(d.attempts, 1, 10),
     [`${p}_BACKOFF`]: timerDuration('250ms'),
     [`${p}_BREAKER_FAILURES`]: int(5, 1, 1_000),
@@ -184,7 +186,7 @@ export const envSchema = z.object({
   WORKER_HEALTH_PORT: int(0, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   /** How long the API's Redis gate waits for a PING before it takes Redis for hung and fails its commands at once. */
-  REDIS_PING_TIMEOUT: timerDuration('1500ms').refine((ms) => ms >= 100, 'expected at least 100ms'),
+  REDIS_PING_TIMEOUT: shortestTimer('1500ms'),
   /** Sentinel mode: the sentinels to ask for the master of REDIS_SENTINEL_NAME (REDIS_URL then gives only credentials, db and TLS). */
   REDIS_SENTINELS: hostPorts,
   REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
@@ -268,7 +270,7 @@ export const envSchema = z.object({
   ...servicePolicy('PAGERDUTY', { timeout: '5s', attempts: 3, concurrency: 2 }),
   ALERTS_ENABLED: bool(true),
   // 0 would evaluate without pause (a timer of 0 fires at once, again and again).
-  ALERTS_INTERVAL: timerDuration('10s').refine((ms) => ms >= 100, 'expected at least 100ms'),
+  ALERTS_INTERVAL: shortestTimer('10s'),
   ALERT_ERROR_RATE_WINDOW: duration('5m'),
   ALERT_ERROR_RATE_MIN_SCANS: int(10, 1),
   ALERT_RESOLVE_AFTER: duration('1m'),
