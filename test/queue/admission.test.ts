@@ -259,5 +259,27 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await totalJobs(svc.service)).toBe(5);
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
+
+  it('a turn larger than one decision group: a twin decided in a later group joins the job an earlier group is still adding', async () => {
+    const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
+    const { producer, redis: r, keys, queue } = svc.service;
+    // 60 pages, then each again: the twins of the first pages are decided in the next groups, while
+    // their jobs are being added (an in-flight marker with no job yet is not a stale one). Adds are
+    // made slow, as on a busy Redis, so the twins are decided before their jobs are in.
+    const addBulk = queue.addBulk.bind(queue);
+    queue.addBulk = async (jobs) => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return addBulk(jobs);
+    };
+    const pages = Array.from({ length: 60 }, (_, i) => `group-${i}`);
+    const settled = await Promise.allSettled([...pages, ...pages].map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+    const answers = settled.map((s) => (s.status === 'fulfilled' ? s.value : { error: (s.reason as { code?: string }).code }));
+    for (const [i] of pages.entries()) {
+      expect(answers[i]).toMatchObject({ outcome: 'new' });
+      expect(answers[60 + i]).toEqual({ id: (answers[i] as { id: string }).id, outcome: 'inflight' });
+    }
+    expect(await totalJobs(svc.service)).toBe(60);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+  });
 });
 
