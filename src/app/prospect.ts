@@ -6,7 +6,7 @@ import type { ScanOptions } from '../domain/scan.js';
 import { apiFieldErrors, WcagaiApi } from '../clients/wcagai-api.js';
 import { keysFor } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { describeRedisTarget, producerConnection, redisTargetOf, waitReady } from '../queue/redis.js';
+import { producerConnection, redisStartError, redisTargetOf, waitReady } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { admitUrl } from '../queue/submission.js';
 import { policyOf } from './scanner-config.js';
@@ -58,8 +58,8 @@ export async function queueBatch(config: Config, urls: readonly string[], option
   try {
     try {
       await waitReady(redis, 5_000);
-    } catch {
-      throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${describeRedisTarget(target)} (set REDIS_URL, or --url to go through a server)`);
+    } catch (err) {
+      throw redisStartError(target, err, 'set REDIS_URL, or --url to go through a server');
     }
     const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
     const producer = new ScanProducer(queue, redis, keys, store, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF, maxQueueDepth: config.MAX_QUEUE_DEPTH, inflightTtlMs: 3_600_000 });

@@ -153,24 +153,66 @@ export function keyHolders(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
-/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+/** A password refused or missing: retrying the connection cannot help. */
+const AUTH_ERROR = /^(WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/i;
+
+/** Redis did not become ready: how long was waited, and the last connection error seen meanwhile. */
+export class RedisNotReadyError extends Error {
+  constructor(
+    readonly timeoutMs: number,
+    readonly lastError: string | undefined,
+    /** The server refused the credentials: the wait ended at once. */
+    readonly auth = false,
+  ) {
+    super(auth ? `Redis refused the credentials: ${lastError}` : `Redis not ready after ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
+  }
+}
+
+/**
+ * Resolves once the connection is ready; rejects with RedisNotReadyError after `timeoutMs`, or at
+ * once when the server refuses the credentials (ioredis would go on reconnecting with them).
+ */
 export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
+    let lastError: string | undefined;
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`Redis not ready after ${timeoutMs} ms`));
+      reject(new RedisNotReadyError(timeoutMs, lastError));
     }, timeoutMs);
     const onReady = () => {
       cleanup();
       resolve();
     };
+    const onError = (err: Error) => {
+      lastError = err.message.split('\n')[0]!.trim() || lastError;
+      if (!AUTH_ERROR.test(lastError ?? '')) return;
+      cleanup();
+      reject(new RedisNotReadyError(timeoutMs, lastError, true));
+    };
     const cleanup = () => {
       clearTimeout(timer);
       redis.off('ready', onReady);
+      redis.off('error', onError);
     };
     redis.on('ready', onReady);
+    redis.on('error', onError);
   });
+}
+
+/**
+ * The one line a command prints when Redis cannot be used at start: where it was looked for, and
+ * why (the connection's last error, or the refused credentials), then what to check.
+ */
+export function redisStartError(target: RedisTarget, err: unknown, check: string): WcagaiError {
+  const where = describeRedisTarget(target);
+  if (err instanceof RedisNotReadyError && err.auth) {
+    const what = /^NOAUTH\b/.test(err.lastError ?? '') ? 'requires a password' : 'refused the credentials';
+    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${err.lastError}); check the password in REDIS_URL`);
+  }
+  const within = err instanceof RedisNotReadyError ? ` within ${err.timeoutMs / 1_000} s` : '';
+  const why = err instanceof RedisNotReadyError ? err.lastError : err instanceof Error ? err.message.split('\n')[0] : undefined;
+  return new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where}${within}${why ? ` (${why})` : ''}; ${check}`);
 }
 
 /**
