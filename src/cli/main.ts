@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_VIEWPORT } from '../domain/scan.js';
 import { toolInfo } from '../domain/version.js';
 import { registerDiagnosticsCommands } from './diagnostics.js';
 import { registerDlqCommands } from './dlq.js';
@@ -15,6 +16,8 @@ export type { ExitCode };
  * `wcagai --help` never loads Chromium, Redis or React.
  */
 export function buildProgram(setExit: (code: ExitCode) => void): Command {
+  // Whether ALLOW_PRIVATE_TARGETS came from the environment rather than .env: a scan's refusal says which to change.
+  let allowPrivateInEnvironment = false;
   const program = new Command('wcagai')
     .description('WCAG accessibility scanning service and operator toolkit')
     .version(toolInfo().version, '-V, --version')
@@ -25,6 +28,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     // the flags are parsed: .env is read before that, or its BROWSER_CONTEXTS would be ignored.
     .hook('preSubcommand', async (_program, subcommand) => {
       if (subcommand.name() !== 'scan') return;
+      allowPrivateInEnvironment = process.env.ALLOW_PRIVATE_TARGETS !== undefined;
       const { loadDotEnv } = await import('../config/dotenv.js');
       try {
         loadDotEnv();
@@ -48,7 +52,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .option('--disable-rules <ids>', 'skip these axe rule ids (comma-separated)', list('--disable-rules', 'axe rule ids'))
     .option('--include <selector>', 'limit the scan to this CSS selector (repeatable; a comma is part of the selector)', repeat('--include'))
     .option('--exclude <selector>', 'leave out this CSS selector (repeatable; a comma is part of the selector)', repeat('--exclude'))
-    .option('--viewport <size>', 'browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default 1280x1024)', viewportSize)
+    .option('--viewport <size>', `browser window WIDTHxHEIGHT in CSS pixels, e.g. 375x667 for a phone (default ${DEFAULT_VIEWPORT.width}x${DEFAULT_VIEWPORT.height})`, viewportSize)
     .addOption(once(new Option('--format <format>', 'report format (default: pretty on a terminal, json otherwise; with several --output files, each takes the format its name asks for)').choices(['pretty', 'json', 'junit', 'sarif', 'html', 'csv'])))
     .option('-o, --output <file>', 'write the report to a file instead of stdout, - for stdout (repeatable: one scan, several reports)', repeat('--output', 'a file name'))
     .addOption(new Option('--fail-on <impact>', 'exit 2 when a violation at or above this impact is found').choices(['minor', 'moderate', 'serious', 'critical']).default('minor'))
@@ -68,7 +72,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
       // replaced by .env, and the target policy reads this one).
       if (command.getOptionValueSource('allowPrivate') === 'cli') process.env.ALLOW_PRIVATE_TARGETS = 'false';
       const { runScanCommand } = await import('../commands/scan.js');
-      setExit(await runScanCommand(urls, opts));
+      setExit(await runScanCommand(urls, opts, { allowPrivateInEnvironment }));
     });
 
   program

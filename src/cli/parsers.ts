@@ -1,4 +1,5 @@
 import { CommanderError, type Option } from 'commander';
+import { MAX_TIMER_WAIT_MS } from '../config/values.js';
 import { VIEWPORT_SIZE } from '../domain/scan.js';
 
 /** Flag value parsers shared by the commands: a bad value is one usage line and exit 1. */
@@ -50,8 +51,6 @@ export const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
-/** The longest a timer can wait, in whole days: a Node timer past 2^31 - 1 ms fires at once. */
-export const MAX_TIMER_FLAG_MS = 24 * 86_400_000;
 
 /**
  * Milliseconds a timer waits for (`--timeout`): a positive integer of at most 24 days. A longer
@@ -61,7 +60,7 @@ export const timerMs = (name: string) => {
   const positive = positiveInt(name);
   return (value: string) => {
     const n = positive(value);
-    if (n > MAX_TIMER_FLAG_MS) usage(`${name} must be at most ${MAX_TIMER_FLAG_MS} ms (24 days: a timer cannot wait longer), got "${value}"`);
+    if (n > MAX_TIMER_WAIT_MS) usage(`${name} must be at most ${MAX_TIMER_WAIT_MS} ms (24 days: a timer cannot wait longer), got "${value}"`);
     return n;
   };
 };

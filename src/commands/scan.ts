@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Impact, Report, ScanOptions, WcagLevel, WcagVersion } from '../domain/scan.js';
 import { toolInfo } from '../domain/version.js';
 import { WcagaiError } from '../errors/catalogue.js';
-import { applyBaseline, gateCount, loadBaseline } from '../reporters/baseline.js';
+import { applyBaseline, gateCount, loadBaseline, scopeChange } from '../reporters/baseline.js';
 import { formatOfFile, render, type ReportFormat } from '../reporters/index.js';
 import { scanBatch } from '../scanner/batch.js';
 import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
@@ -85,6 +85,25 @@ async function readBaseline(path: string): Promise<Report> {
   return loadBaseline(text, path);
 }
 
+/** What the command line knows beside the flags. */
+export interface ScanContext {
+  /** ALLOW_PRIVATE_TARGETS was set before .env was read (main.ts reads .env before the flags). */
+  allowPrivateInEnvironment?: boolean;
+}
+
+/**
+ * How a private target refused by `wcagai scan` can be let through. --no-allow-private wins over
+ * ALLOW_PRIVATE_TARGETS (see main.ts), so with the flag only dropping it or SCAN_ALLOWED_HOSTS helps;
+ * without it, ALLOW_PRIVATE_TARGETS refused, from the environment or else from .env.
+ */
+function refusalHint(allowPrivate: boolean, inEnvironment: boolean): string {
+  const allowedHosts = 'list the host in SCAN_ALLOWED_HOSTS';
+  if (!allowPrivate) return `drop --no-allow-private or ${allowedHosts} to allow it`;
+  const where = inEnvironment ? 'in the environment' : 'in .env';
+  const value = (process.env.ALLOW_PRIVATE_TARGETS ?? '').trim();
+  return `ALLOW_PRIVATE_TARGETS=${value} ${where}: set it to true or ${allowedHosts} to allow it`;
+}
+
 /** The output name that means standard output. */
 const STDOUT = '-';
 
@@ -95,7 +114,7 @@ function renderToStdout(report: Report, format: ReportFormat | undefined): strin
 }
 
 /** `wcagai scan`: exit 0 clean, 2 when the gate finds violations, 1 when a page could not be scanned. */
-export async function runScanCommand(args: string[], raw: Record<string, unknown>): Promise<ExitCode> {
+export async function runScanCommand(args: string[], raw: Record<string, unknown>, context: ScanContext = {}): Promise<ExitCode> {
   const flags = raw as unknown as ScanFlags;
   // ALLOW_PRIVATE_TARGETS, SCAN_ALLOWED_HOSTS, BROWSER_CONTEXTS and the like from .env too, as every command that reads settings.
   loadDotEnv();
@@ -107,7 +126,7 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     const same = outputs.find((file, i) => outputs.findIndex((other) => resolve(other) === resolve(file)) !== i);
     if (same !== undefined) throw new WcagaiError('USAGE', `--output ${same} given twice`);
   }
-  const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate });
+  const policy = policyFromEnv(process.env, { allowPrivate: flags.allowPrivate, refusalHint: refusalHint(flags.allowPrivate, context.allowPrivateInEnvironment === true) });
   const options: ScanOptions = {
     wcagLevel: flags.level,
     wcagVersion: flags.wcag,
@@ -145,7 +164,12 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
     await scanner.close();
   }
   report.options = { ...options, failOn: flags.failOn, ...(baseline ? { baseline: flags.baseline } : {}) };
-  if (baseline) report = applyBaseline(report, baseline);
+  if (baseline) {
+    report = applyBaseline(report, baseline);
+    // Nothing is listed as fixed then: say why, or an empty "fixed" reads as nothing fixed.
+    const change = scopeChange(report.options, baseline.options);
+    if (change) process.stderr.write(`wcagai: baseline ${flags.baseline} was made with another scope (${change}): issues missing now are not reported as fixed\n`);
+  }
 
   if (outputs.length > 0) {
     // Every file is attempted: one that cannot be written (the disk filled meanwhile) loses only itself.

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { constants } from 'node:fs';
 import { z } from 'zod';
 import { canAccess } from './files.js';
-import { parseBoolSetting } from './values.js';
+import { MAX_TIMER_WAIT_MS, parseBoolSetting } from './values.js';
 
 /** A transform that reads a setting with `parse`; a value it refuses (null) is an issue saying `expected`. */
 function readWith<T>(parse: (value: string) => T | null, expected: string) {
@@ -100,21 +100,15 @@ const ageDuration = (def: string) =>
     .default(def)
     .transform(readWith((v) => (hasDurationUnit(v) ? parseDuration(v) : null), 'expected a duration with its unit such as 12h or 30d (a bare number would be milliseconds)'))
     .refine((ms) => ms >= 60_000, 'expected at least 1m');
-/**
- * The longest duration a setting that a timer waits for may take: a Node timer past MAX_TIMER_MS
- * fires at once (a SHUTDOWN_TIMEOUT of 25d gave up the shutdown the moment it began), and 24d
- * leaves room for what is added to it (the shutdown's grace, the lock's margin over SCAN_TIMEOUT).
- */
-const MAX_TIMER_SETTING_MS = 24 * 86_400_000;
 const TIMER_TOO_LONG = 'expected at most 24d (a timer cannot wait longer)';
 /** A duration that a timer waits for (a deadline, an interval, a backoff). */
-const timerDuration = (def: string) => duration(def).refine((ms) => ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
+const timerDuration = (def: string) => duration(def).refine((ms) => ms <= MAX_TIMER_WAIT_MS, TIMER_TOO_LONG);
 /** A duration that may be left unset (the code then derives it); a timer waits for it. */
 const optionalDuration = z
   .string()
   .optional()
   .transform((v, ctx) => (v === undefined ? undefined : readDuration(v, ctx)))
-  .refine((ms) => ms === undefined || ms <= MAX_TIMER_SETTING_MS, TIMER_TOO_LONG);
+  .refine((ms) => ms === undefined || ms <= MAX_TIMER_WAIT_MS, TIMER_TOO_LONG);
 /** A timer setting that 0 or a few milliseconds would turn into a busy loop or instant failures: at least 100ms. */
 const shortestTimer = (def: string) => timerDuration(def).refine((ms) => ms >= 100, 'expected at least 100ms');
 

@@ -22,6 +22,9 @@ export interface ScanOptions {
 /** Viewport sizes a scan accepts, in CSS pixels, for width and height alike. */
 export const VIEWPORT_SIZE = Object.freeze({ min: 200, max: 7_680 });
 
+/** The browser window of a scan without a viewport option, in CSS pixels. */
+export const DEFAULT_VIEWPORT = Object.freeze({ width: 1280, height: 1024 });
+
 export const DEFAULT_SCAN_OPTIONS: ScanOptions = Object.freeze({
   wcagLevel: 'AA',
   wcagVersion: '2.2',

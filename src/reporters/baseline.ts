@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { BaselineStatus, Impact, PageResult, Report, ScanOptions, Violation } from '../domain/scan.js';
+import { DEFAULT_VIEWPORT, type BaselineStatus, type Impact, type PageResult, type Report, type ScanOptions, type Violation } from '../domain/scan.js';
 import { impactAtLeast } from '../domain/wcag.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { summarize } from './summary.js';
@@ -17,7 +17,7 @@ export function applyBaseline(report: Report, baseline: Report): Report {
   for (const page of baseline.pages) {
     if (!baselinePages.has(page.url)) baselinePages.set(page.url, page);
   }
-  const sameScope = sameScanScope(report.options, baseline.options);
+  const sameScope = scopeChange(report.options, baseline.options) === '';
   const pages = report.pages.map((page): PageResult => {
     const before = baselinePages.get(page.url);
     const usable = before?.status !== 'error';
@@ -58,22 +58,29 @@ export function applyBaseline(report: Report, baseline: Report): Report {
   return { ...report, pages, summary: summarize(pages) };
 }
 
-/** The window a scan without --viewport uses (the engine's default), as sameScanScope compares it. */
-const DEFAULT_VIEWPORT_KEY = '1280x1024';
+/** The window a scan without --viewport uses (the engine's default), as scopeChange compares it. */
+const DEFAULT_VIEWPORT_KEY = `${DEFAULT_VIEWPORT.width}x${DEFAULT_VIEWPORT.height}`;
 
 /**
- * True when both scans checked the same part of each page: the same --include and --exclude
- * selectors and the same window size. A finding outside this run's part (excluded now, or shown
- * only at the other width) is absent without being fixed. A report without options (hand-made,
- * or older) counts as the default scope.
+ * What differs between the part of each page two scans checked, "" when nothing: the --include
+ * and --exclude selectors and the window size. A finding outside this run's part (excluded now,
+ * or shown only at the other width) is absent without being fixed. A report without options
+ * (hand-made, or older) counts as the default scope.
  */
-function sameScanScope(now: Partial<ScanOptions> | undefined, before: Partial<ScanOptions> | undefined): boolean {
-  const selectors = (list: unknown): string => JSON.stringify(Array.isArray(list) ? [...list].map(String).sort() : []);
+export function scopeChange(now: Partial<ScanOptions> | undefined, before: Partial<ScanOptions> | undefined): string {
+  const selectors = (list: unknown): string[] => (Array.isArray(list) ? [...list].map(String).sort() : []);
+  const shown = (list: string[]): string => (list.length ? list.map((s) => JSON.stringify(s)).join(', ') : 'none');
   const viewport = (options: Partial<ScanOptions> | undefined): string => {
     const v = options?.viewport;
     return v && typeof v === 'object' ? `${v.width}x${v.height}` : DEFAULT_VIEWPORT_KEY;
   };
-  return selectors(now?.include) === selectors(before?.include) && selectors(now?.exclude) === selectors(before?.exclude) && viewport(now) === viewport(before);
+  const changes: string[] = [];
+  for (const key of ['include', 'exclude'] as const) {
+    const [was, is] = [selectors(before?.[key]), selectors(now?.[key])];
+    if (JSON.stringify(was) !== JSON.stringify(is)) changes.push(`--${key} ${shown(was)} there, ${shown(is)} now`);
+  }
+  if (viewport(before) !== viewport(now)) changes.push(`viewport ${viewport(before)} there, ${viewport(now)} now`);
+  return changes.join('; ');
 }
 
 const nodeSchema = z.object({ fingerprint: z.string(), target: z.array(z.string()) });

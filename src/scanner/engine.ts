@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { CDPSession, Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core';
-import type { PageResult, PageTimings, ScanOptions } from '../domain/scan.js';
+import { DEFAULT_VIEWPORT, type PageResult, type PageTimings, type ScanOptions } from '../domain/scan.js';
 import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { textForLog, urlForLog } from '../observability/redact.js';
 import { findBrowser } from './browser.js';
@@ -54,7 +54,6 @@ export const DEFAULT_SCANNER_CONFIG = {
 } as const;
 
 const STORAGE_TYPES = 'local_storage,indexeddb,cache_storage,service_workers,file_systems,websql,shared_storage,storage_buckets';
-const DEFAULT_VIEWPORT = { width: 1280, height: 1024 };
 
 /** A main-frame document: what the scan reports of the page it checked (see ScanEngine.currentDocument). */
 interface PageDocument {

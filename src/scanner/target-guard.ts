@@ -309,29 +309,39 @@ const BLOCKED_NAMES = new Set(['localhost', 'metadata.google.internal', 'metadat
 // misconfigured resolver cannot be consulted about them.
 const BLOCKED_SUFFIXES = ['.localhost', '.internal', '.local', '.localdomain', '.home.arpa'];
 
-function blocked(host: string, reason: string, address?: string): WcagaiError {
-  return new WcagaiError(
-    'BLOCKED_TARGET',
-    `refusing to scan ${host}: ${reason} (set ALLOW_PRIVATE_TARGETS=true or list the host in SCAN_ALLOWED_HOSTS to allow it)`,
-    { details: address === undefined ? { host } : { host, address } },
-  );
+/**
+ * A target policy that may say how a target it refuses could be let through, where the policy
+ * was made: `wcagai scan --no-allow-private` names its flag, a server its settings.
+ */
+export type GuardPolicy = TargetPolicy & {
+  /** Closes a BLOCKED_TARGET message, in brackets. */
+  refusalHint?: string;
+};
+
+/** The hint of a policy that does not give one: the server's and worker's, whose settings only their operator changes. */
+export const SERVICE_REFUSAL_HINT = 'allowed only where the service sets ALLOW_PRIVATE_TARGETS=true or lists the host in SCAN_ALLOWED_HOSTS';
+
+function blocked(policy: GuardPolicy, host: string, reason: string, address?: string): WcagaiError {
+  return new WcagaiError('BLOCKED_TARGET', `refusing to scan ${host}: ${reason} (${policy.refusalHint ?? SERVICE_REFUSAL_HINT})`, {
+    details: address === undefined ? { host } : { host, address },
+  });
 }
 
 /** Refuses targets that are, or resolve to, non-public addresses; returns the addresses checked. */
-export async function checkTarget(url: URL | string, policy: TargetPolicy): Promise<string[]> {
+export async function checkTarget(url: URL | string, policy: GuardPolicy): Promise<string[]> {
   // Re-validate URL objects too: a caller-built URL may still carry a file: scheme or credentials.
   const target = parseTargetUrl(typeof url === 'string' ? url : url.href);
   if (policy.allowPrivate || hostAllowed(target, policy.allowedHosts)) return [];
 
   const host = bareAddress(target.hostname);
   if (isIP(host) !== 0) {
-    if (isPrivateAddress(host)) throw blocked(host, `${host} is a private or reserved address`, host);
+    if (isPrivateAddress(host)) throw blocked(policy, host, `${host} is a private or reserved address`, host);
     return [host];
   }
 
   const name = host.toLowerCase().replace(/\.+$/, '');
   if (BLOCKED_NAMES.has(name) || BLOCKED_SUFFIXES.some((s) => name.endsWith(s))) {
-    throw blocked(name, 'host name is reserved for local or internal use');
+    throw blocked(policy, name, 'host name is reserved for local or internal use');
   }
 
   const addresses = await policy.resolve(name);
@@ -340,8 +350,8 @@ export async function checkTarget(url: URL | string, policy: TargetPolicy): Prom
   }
   for (const address of addresses) {
     // Every answer counts: the browser may pick any of them, and an attacker controls the order.
-    if (isIP(bareAddress(address)) === 0) throw blocked(name, `resolver returned a non-IP answer "${address}"`, address);
-    if (isPrivateAddress(address)) throw blocked(name, `it resolves to private address ${address}`, address);
+    if (isIP(bareAddress(address)) === 0) throw blocked(policy, name, `resolver returned a non-IP answer "${address}"`, address);
+    if (isPrivateAddress(address)) throw blocked(policy, name, `it resolves to private address ${address}`, address);
   }
   return addresses;
 }
@@ -353,12 +363,16 @@ function parseBool(name: string, value: string | undefined, fallback: boolean): 
   return b;
 }
 
-/** Builds the target policy from ALLOW_PRIVATE_TARGETS and SCAN_ALLOWED_HOSTS. */
+/**
+ * Builds the target policy from ALLOW_PRIVATE_TARGETS and SCAN_ALLOWED_HOSTS. A refusal tells to
+ * change those variables unless `refusalHint` says otherwise (a command-line flag that wins over them).
+ */
 export function policyFromEnv(
   env: Record<string, string | undefined>,
-  defaults: { allowPrivate: boolean },
-): TargetPolicy {
+  defaults: { allowPrivate: boolean; refusalHint?: string },
+): GuardPolicy {
   return {
+    refusalHint: defaults.refusalHint ?? 'set ALLOW_PRIVATE_TARGETS=true or list the host in SCAN_ALLOWED_HOSTS to allow it',
     allowPrivate: parseBool('ALLOW_PRIVATE_TARGETS', env['ALLOW_PRIVATE_TARGETS'], defaults.allowPrivate),
     allowedHosts: (env['SCAN_ALLOWED_HOSTS'] ?? '')
       .split(',')

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Report } from '../../src/domain/scan.js';
 import { WcagaiError } from '../../src/errors/catalogue.js';
-import { applyBaseline, gateCount, loadBaseline } from '../../src/reporters/baseline.js';
+import { applyBaseline, gateCount, loadBaseline, scopeChange } from '../../src/reporters/baseline.js';
 import { renderJson } from '../../src/reporters/json.js';
 import { allNodes, makeReport } from './fixture.js';
 
@@ -72,6 +72,13 @@ describe('applyBaseline', () => {
     const report = makeReport();
     report.options = { ...report.options, exclude: ['.promo', '.ad'], viewport: { width: 1280, height: 1024 } };
     expect(applyBaseline(report, baseline).pages[0]!.fixed).toEqual([{ id: 'image-alt', fingerprint: 'fp-img-old', target: ['img.old'] }]);
+  });
+
+  it('scopeChange names what differs between the parts of the page two scans checked, "" when nothing', () => {
+    expect(scopeChange({ exclude: ['.promo', '.ad'], viewport: { width: 1280, height: 1024 } }, { exclude: ['.ad', '.promo'] })).toBe('');
+    expect(scopeChange(undefined, undefined)).toBe('');
+    expect(scopeChange({ viewport: { width: 375, height: 667 } }, undefined)).toBe('viewport 1280x1024 there, 375x667 now');
+    expect(scopeChange({ include: ['main'] }, { include: ['main', '#nav'], exclude: ['.ad'] })).toBe('--include "#nav", "main" there, "main" now; --exclude ".ad" there, none now');
   });
 
   it('treats every node of a page missing from the baseline as new', () => {
