@@ -8,12 +8,12 @@ export interface Figures {
   queue?: { waiting: number; active: number; utilizationPercent: number; maxCapacity: number };
   /** Scans that finished (for good) within the error-rate window. */
   scans?: { completed: number; failed: number; windowMs: number };
-  /** Breakers of this process and of every worker (from heartbeats). */
+  /** Breakers of this process and of every other process (from heartbeats), each process once. */
   breakers?: Array<{ name: string; state: string; process: string }>;
   dlq?: { size: number; lastHourAdded: number };
-  /** Resident memory of this process and of every worker (from heartbeats). */
+  /** Resident memory of this process and of every other process (from heartbeats), each process once. */
   processes?: Array<{ id: string; rssBytes: number }>;
-  /** Workers with a live heartbeat. */
+  /** Workers with a live heartbeat (this process's embedded worker included). */
   workers?: number;
 }
 

@@ -112,8 +112,8 @@ export interface Integrations {
   heartbeatExtra(): Record<string, unknown>;
   /**
    * The breakers of every live worker process, from their heartbeats, as gauge values
-   * (`wcagai_worker_circuit_breaker_state`). API processes are left out: each exports its own in
-   * `wcagai_circuit_breaker_state` on its /metrics.
+   * (`wcagai_worker_circuit_breaker_state`). API processes, and this process's embedded worker, are
+   * left out: each API process exports its own in `wcagai_circuit_breaker_state` on its /metrics.
    */
   workerBreakerStates(): Promise<Array<{ process: string; service: string; state: number }>>;
   /** Starts evaluating alerts. */
@@ -151,9 +151,12 @@ export async function startIntegrations(config: Config, logger: Logger, options:
   const outcomes = new OutcomeCounter(redis, keys);
   const hooks = createScanHooks({ ai: clients.ai, hubspot: config.HUBSPOT_SYNC ? clients.hubspot : null, publicUrl: config.WCAGAI_URL });
 
-  // Every other live process: workers, and API processes (this one's own heartbeat is left out: its
-  // breakers and memory are read here directly).
-  const others = async (): Promise<ProcessHeartbeat[]> => (await listProcesses(redis, keys)).filter((hb) => hb.id !== processId);
+  // Every other live process: workers, and API processes. This process's own heartbeat, or its
+  // embedded worker's (same host and pid, another id), is left out: its breakers and memory are
+  // read here directly, and counting them from the heartbeat too would list them twice.
+  const host = hostname();
+  const isSelf = (hb: ProcessHeartbeat) => hb.id === processId || (hb.host === host && hb.pid === process.pid);
+  const others = async (): Promise<ProcessHeartbeat[]> => (await listProcesses(redis, keys)).filter((hb) => !isSelf(hb));
   const fleetBreakers = async (): Promise<RemoteBreakers[]> =>
     (await others()).flatMap((hb) => {
       const breakers = remoteBreakers(hb.breakers);
@@ -161,7 +164,7 @@ export async function startIntegrations(config: Config, logger: Logger, options:
     });
 
   const figures = async (): Promise<Figures> => {
-    const [capacity, scans, processes, dlq] = await Promise.allSettled([options.capacity(), outcomes.window(config.ALERT_ERROR_RATE_WINDOW), others(), options.dlqFigures?.()]);
+    const [capacity, scans, processes, dlq] = await Promise.allSettled([options.capacity(), outcomes.window(config.ALERT_ERROR_RATE_WINDOW), listProcesses(redis, keys), options.dlqFigures?.()]);
     const own = Object.entries(registry.snapshot()).map(([name, s]) => ({ name, state: s.state, process: processId }));
     const self = { id: processId, rssBytes: process.memoryUsage().rss };
     const f: Figures = { breakers: own, processes: [self] };
@@ -173,8 +176,10 @@ export async function startIntegrations(config: Config, logger: Logger, options:
     if (dlq.status === 'fulfilled' && dlq.value) f.dlq = { size: dlq.value.size, lastHourAdded: dlq.value.lastHourAdded };
     if (processes.status === 'fulfilled') {
       // Scan workers only: an API process runs no scans, and must not make a fleet without workers look healthy.
+      // This process's embedded worker counts: it runs scans.
       f.workers = processes.value.filter((hb) => hb.role === 'worker').length;
       for (const hb of processes.value) {
+        if (isSelf(hb)) continue;
         for (const [name, s] of Object.entries(remoteBreakers(hb.breakers) ?? {})) f.breakers!.push({ name, state: s.state, process: hb.id });
         f.processes!.push({ id: hb.id, rssBytes: hb.memory.rss });
       }

@@ -129,7 +129,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     // Prometheus through every API process, which reads them from the workers' heartbeats.
     workerBreakerState: new Gauge({
       name: 'wcagai_worker_circuit_breaker_state',
-      help: 'Circuit breaker state per service in each process running scans, from its heartbeat: 0 closed, 1 half-open, 2 open, 3 isolated. Every API process reports the whole fleet (combine with max).',
+      help: 'Circuit breaker state per service in each process running scans, from its heartbeat: 0 closed, 1 half-open, 2 open, 3 isolated. Every API process reports every such process but itself (a serve process exports its own in wcagai_circuit_breaker_state); combine with max.',
       labelNames: ['service', 'process'],
       registers,
       async collect() {

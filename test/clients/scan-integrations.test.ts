@@ -139,17 +139,21 @@ describe('AI suggestions behind a breaker, HubSpot notes (real worker, fake serv
     expect(metrics.body).toMatch(/^wcagai_alerts_firing\{severity="critical"\} 0$/m);
   });
 
-  it('shows the breakers in worker heartbeats (GET /admin/breakers)', async () => {
-    const listed = await waitFor(
+  it('shows the breakers in worker heartbeats, and in GET /admin/breakers once, as the process own', async () => {
+    const beat = await waitFor(
       async () => {
-        const res = await svc.get('/admin/breakers', ADMIN);
-        expect(res.status).toBe(200);
-        return res.json.workers.find((w: any) => w.breakers.ai.state === 'OPEN') ? res.json : undefined;
+        const workers = (await svc.get('/api/workers')).json.workers as Array<Record<string, any>>;
+        return workers.find((w) => w.breakers?.ai?.state === 'OPEN');
       },
       { timeoutMs: 12_000, what: 'a heartbeat with the open AI breaker' },
     );
-    expect(listed.process.breakers.ai.state).toBe('OPEN');
-    expect(listed.workers[0].breakers.ai.failures).toBe(2);
+    expect(beat.breakers.ai.failures).toBe(2);
+    // The embedded worker's heartbeat holds this process's breakers: not listed a second time as a worker.
+    const res = await svc.get('/admin/breakers', ADMIN);
+    expect(res.status).toBe(200);
+    expect(res.json.process).toMatchObject({ role: 'worker', breakers: { ai: { state: 'OPEN', failures: 2 } } });
+    expect(res.json.workers).toEqual([]);
+    expect(res.json.apiProcesses).toEqual([]);
   });
 
   it('half-opens after the backoff and closes when the AI recovers: suggestions are stored with the scan', async () => {

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reap, spawnWorker, type WorkerProcess } from '../queue/worker-process.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, uniquePrefix, waitFor, type TestService } from '../support/service.js';
 
 /**
- * An API process and a worker process (real Chromium) of one deployment: the worker serves no
- * /metrics, so its breakers reach Prometheus through the API, read from its heartbeat.
+ * An API process (in this test process) and a `wcagai worker` process (real Chromium) of one
+ * deployment: the worker serves no /metrics, so its breakers reach Prometheus through the API,
+ * read from its heartbeat. The worker runs in a process of its own: a heartbeat with this
+ * process's host and pid is the API process's own (its embedded worker's), left out.
  */
 
 const TOKEN = 'worker-breakers-admin-0123456789';
@@ -12,18 +15,20 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 
 let redis: RedisServer;
 let api: TestService;
-let worker: TestService;
+let worker: WorkerProcess;
 
 beforeAll(async () => {
   redis = await startRedisServer();
   const prefix = uniquePrefix('wbreakers');
   const settings = { ADMIN_TOKEN: TOKEN, ALERTS_ENABLED: 'false' };
   api = await startTestService({ redisUrl: redis.url, prefix, settings });
-  worker = await startTestService({ redisUrl: redis.url, prefix, api: false, worker: 1, settings });
+  worker = spawnWorker(redis.url, prefix, { ...settings, WORKER_CONCURRENCY: '1' });
+  await worker.waitForLog((e) => e.event === 'worker.start', 45_000);
 });
 
 afterAll(async () => {
-  await Promise.allSettled([api?.close(), worker?.close()]);
+  await Promise.allSettled([api?.close(), worker?.stop()]);
+  await reap(worker?.browserPids ?? []);
   await redis?.close();
 });
 
@@ -50,7 +55,7 @@ describe('breakers of worker processes in /metrics', () => {
     await waitFor(async () => (await workerBreakerSeries()).get(`ai ${workerId}`) === 0, { timeoutMs: 30_000, what: 'the worker breaker closed again in /metrics' });
 
     // A worker that shut down withdraws its heartbeat: its series leave the next scrape.
-    await worker.close();
+    await worker.stop();
     expect((await workerBreakerSeries()).size).toBe(0);
   });
 });
