@@ -14,9 +14,10 @@ import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js'
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { describeRedisTarget, producerConnection, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
+import { describeRedisTarget, producerConnection, redisStartError, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { loadDotEnv } from '../config/dotenv.js';
+import { isRefusedPort, networkMessage } from '../tui/client.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running, or completed. */
 export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer, results: ResultStore): DeadLetterQueue {
@@ -138,7 +139,12 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   const url = flags.url ?? config.WCAGAI_URL;
   if (url) {
     const token = flags.token ?? config.ADMIN_TOKEN;
-    return { dlq: new RemoteDlq({ url, ...(token ? { token } : {}) }), close: async () => undefined };
+    // A port fetch refuses fails every call alike, as "fetch failed": its reason is given instead.
+    const explained: typeof fetch = (input, init) =>
+      fetch(input, init).catch((err: unknown) => {
+        throw isRefusedPort(err) ? new Error(networkMessage(err, url)) : err;
+      });
+    return { dlq: new RemoteDlq({ url, fetch: explained, ...(token ? { token } : {}) }), close: async () => undefined };
   }
   const keys = keysFor(config.QUEUE_PREFIX);
   const target = redisTargetOf(config);
@@ -146,9 +152,9 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   redis.on('error', () => undefined);
   try {
     await connectOnce(redis, 5_000);
-  } catch {
+  } catch (err) {
     redis.disconnect();
-    throw new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${describeRedisTarget(target)} (set REDIS_URL, or --url to use a server)`);
+    throw redisStartError(target, err, 'set REDIS_URL, or --url to use a server');
   }
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);

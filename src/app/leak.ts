@@ -6,7 +6,7 @@ import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DEFAULT_SCAN_OPTIONS } from '../domain/scan.js';
 import { HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../diagnostics/fixture-site.js';
-import { runLeak, type LeakProbes, type LeakResult } from '../diagnostics/leak.js';
+import { checkTargets, runLeak, type LeakProbes, type LeakResult } from '../diagnostics/leak.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { processTreeRss } from '../scanner/browser.js';
 import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
@@ -148,9 +148,12 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
     // deadline never came (a 55-minute bound ran on past the hour until stopped by hand).
     const deadline = setTimeout(() => abort.abort(), flags.maxDurationMs);
     try {
+      const engine = { scan: (url: string) => scanner.scan(url, DEFAULT_SCAN_OPTIONS), browserPid: () => scanner.stats().browserPid };
+      // --url pages are scanned once first: one that cannot be reached is a tool error, not a leak.
+      if (!site) await checkTargets(engine, urls);
       const retain = retainHook();
       return await runLeak(
-        { scan: (url) => scanner.scan(url, DEFAULT_SCAN_OPTIONS), browserPid: () => scanner.stats().browserPid },
+        engine,
         probes,
         {
           concurrent: flags.concurrent,

@@ -1,5 +1,6 @@
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
 import { maskUrl } from '../config/secrets.js';
+import { networkMessage } from '../tui/client.js';
 
 export interface WcagaiApiOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080 (WCAGAI_URL). */
@@ -44,9 +45,9 @@ export class WcagaiApi {
     try {
       res = await fetch(`${this.base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
     } catch (err) {
-      // fetch says only "fetch failed"; its cause names what happened (ECONNREFUSED, "bad port", …).
+      // fetch says only "fetch failed"; its cause names what happened (ECONNREFUSED, a port fetch refuses, …).
       const inner = (err as { cause?: { code?: string; message?: string } }).cause;
-      const cause = inner?.code ?? inner?.message ?? (err as Error).message;
+      const cause = inner ? networkMessage(err, this.base) : (err as Error).message;
       // --url or WCAGAI_URL may hold credentials (and fetch's message repeats the URL): never printed.
       const shown = maskUrl(this.base, '***');
       if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(this.base)) {

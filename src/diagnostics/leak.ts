@@ -1,8 +1,11 @@
+import { maskUrl } from '../config/secrets.js';
+import { WcagaiError } from '../errors/catalogue.js';
+import { refusedPortMessage } from '../tui/client.js';
 import { linearRegression } from './stats.js';
 
 /** The scan engine as the leak run sees it. */
 export interface LeakScanner {
-  scan(url: string): Promise<{ status: 'ok' | 'error'; error?: { code: string } }>;
+  scan(url: string): Promise<{ status: 'ok' | 'error'; error?: { code: string; message?: string } }>;
   /** The browser's pid, for the RSS of its process tree. */
   browserPid(): number | null;
 }
@@ -107,6 +110,31 @@ export const MIN_VERDICT_SAMPLES = 3;
 export function inconclusive(r: Pick<LeakResult, 'cycles' | 'plannedCycles' | 'heap'>): string | null {
   if (r.cycles >= r.plannedCycles || r.heap.samples >= MIN_VERDICT_SAMPLES) return null;
   return `stopped after ${r.cycles} of ${r.plannedCycles} cycles with ${r.heap.samples} sample(s) after warm-up; ${MIN_VERDICT_SAMPLES} are needed for a verdict`;
+}
+
+/**
+ * Failures of a scan that reached no document of the target: no connection (refused, reset, a
+ * port the browser refuses), no address, no valid certificate, or a target the scan policy refuses.
+ */
+const UNREACHED = new Set(['CONNECTION_FAILED', 'DNS_FAILURE', 'TLS_CERT_INVALID', 'BLOCKED_TARGET']);
+
+/**
+ * One scan of each distinct URL before the run. A URL whose scan reached nothing of its target is
+ * a tool error naming it (every scan of the run would fail alike, and the error rate would judge
+ * the target, not the engine's memory); a target that answers, even with an error, is the run's
+ * to measure. These scans count toward nothing.
+ */
+export async function checkTargets(scanner: LeakScanner, urls: readonly string[]): Promise<void> {
+  const distinct = [...new Set(urls)];
+  const results = await Promise.all(distinct.map(async (url) => ({ url, result: await scanner.scan(url) })));
+  const unreached = results.filter(({ result }) => result.status === 'error' && UNREACHED.has(result.error?.code ?? ''));
+  const first = unreached[0];
+  if (!first) return;
+  const { code, message = '' } = first.result.error!;
+  // The engine's message ends with the URL again (`net::ERR_CONNECTION_REFUSED at http://…`).
+  const reason = /ERR_UNSAFE_PORT/.test(message) ? refusedPortMessage(first.url, 'browsers') : `${message.replace(/ at \S+$/, '') || 'no answer'} (${code})`;
+  const others = unreached.length > 1 ? `; ${unreached.length - 1} more of the ${distinct.length} URLs cannot be reached either` : '';
+  throw new WcagaiError('CONNECTION_FAILED', `cannot reach ${maskUrl(first.url, '***')}: ${maskUrl(reason, '***')}${others}; nothing was measured`);
 }
 
 /**

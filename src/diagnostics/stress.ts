@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { maskUrl } from '../config/secrets.js';
 import { WcagaiError } from '../errors/catalogue.js';
+import { networkMessage } from '../tui/client.js';
 import type { Aggregation } from './expression.js';
 import type { LatencyHistogram } from './histogram.js';
 import type { Scenario } from './scenario.js';
@@ -51,8 +52,8 @@ async function preflight(target: StressTarget, headers: Record<string, string>, 
     await res.arrayBuffer();
     if (res.status >= 500 && res.status !== 503) throw new Error(`GET /health answered ${res.status}`);
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new WcagaiError('CONNECTION_FAILED', `target ${maskUrl(target.baseUrl, '***')} is unreachable: ${maskUrl(cause, '***')}`);
+    // The socket error's code, or why fetch refused before connecting (a port it never uses).
+    throw new WcagaiError('CONNECTION_FAILED', `target ${maskUrl(target.baseUrl, '***')} is unreachable: ${networkMessage(err, target.baseUrl)}`);
   }
   if (!usesApi) return;
   let status: number;

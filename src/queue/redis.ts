@@ -206,12 +206,12 @@ export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<
  */
 export function redisStartError(target: RedisTarget, err: unknown, check: string): WcagaiError {
   const where = describeRedisTarget(target);
-  if (err instanceof RedisNotReadyError && err.auth) {
-    const what = /^NOAUTH\b/.test(err.lastError ?? '') ? 'requires a password' : 'refused the credentials';
-    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${err.lastError}); check the password in REDIS_URL`);
+  const why = err instanceof RedisNotReadyError ? err.lastError : err instanceof Error ? err.message.split('\n')[0] : undefined;
+  if (why && AUTH_ERROR.test(why)) {
+    const what = /^NOAUTH\b/.test(why) ? 'requires a password' : 'refused the credentials';
+    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${why}); check the password in REDIS_URL`);
   }
   const within = err instanceof RedisNotReadyError ? ` within ${err.timeoutMs / 1_000} s` : '';
-  const why = err instanceof RedisNotReadyError ? err.lastError : err instanceof Error ? err.message.split('\n')[0] : undefined;
   return new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where}${within}${why ? ` (${why})` : ''}; ${check}`);
 }
 

@@ -45,10 +45,34 @@ export async function problemOf(res: Response, what: string): Promise<AdminApiEr
   return new AdminApiError(detail, res.status, code);
 }
 
-/** The message of a failed fetch: the socket error's code (ECONNREFUSED…) when there is one. */
-export function networkMessage(err: unknown): string {
+/**
+ * Why a port of `url` is refused before any connection: `by` (HTTP clients, browsers) will not
+ * connect to it (the Fetch standard's "bad ports": 6000, 6666, 10080…), which no retry changes.
+ */
+export function refusedPortMessage(url: string | undefined, by: string): string {
+  let port = '';
+  try {
+    port = url ? new URL(url).port : '';
+  } catch {
+    // not a URL: the port goes unnamed
+  }
+  return `${port ? `port ${port}` : 'its port'} is one that ${by} refuse to connect to (a "bad port" of the Fetch standard): choose another port`;
+}
+
+/** Whether fetch failed because it refuses the URL's port outright, saying only "bad port" (no connection was tried). */
+export function isRefusedPort(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; message?: string } } | null)?.cause;
+  return cause?.message === 'bad port' && cause.code === undefined;
+}
+
+/**
+ * The message of a failed fetch: the socket error's code (ECONNREFUSED…) when there is one.
+ * With `url` (the address fetched), a port fetch refuses says so with that port's number.
+ */
+export function networkMessage(err: unknown, url?: string): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.name === 'TimeoutError') return 'timed out';
+  if (isRefusedPort(err)) return refusedPortMessage(url, 'HTTP clients');
   // fetch's refusal of a URL with user:password@ repeats the URL: its credentials are masked.
   return maskUrl(e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err), '***');
 }
@@ -89,7 +113,7 @@ export class AdminClient {
         signal: this.timeout(this.options.timeoutMs ?? 10_000),
       });
     } catch (err) {
-      throw new AdminApiError(`cannot reach ${maskUrl(this.base, '***')}: ${networkMessage(err)}`, 0, 'CONNECTION_FAILED');
+      throw new AdminApiError(`cannot reach ${maskUrl(this.base, '***')}: ${networkMessage(err, this.base)}`, 0, 'CONNECTION_FAILED');
     }
     if (!res.ok) throw await problemOf(res, `${method} ${path}`);
     const text = await res.text();

@@ -10,6 +10,7 @@ import { FIXTURE_PAGES, startFixtureSite, type FixtureSite } from '../../src/dia
 import type { LeakResult } from '../../src/diagnostics/leak.js';
 import { defaultLeakPages } from '../../src/app/leak.js';
 import { BIN, ROOT, runCli } from '../cli/run-cli.js';
+import { freePort } from '../support/net.js';
 
 /** `wcagai leak` end to end: the compiled CLI re-executes itself with --expose-gc and scans the fixture site. */
 
@@ -37,6 +38,54 @@ describe('wcagai leak usage', () => {
     const snapshots = await runCli(['leak', '--heap-snapshots', '']);
     expect(snapshots.code).toBe(1);
     expect(snapshots.stderr.trim()).toBe('wcagai: --heap-snapshots expects a directory, got ""');
+  });
+});
+
+describe('wcagai leak targets', () => {
+  /** A page that answers its first request (the check before the run), then drops every connection. */
+  async function failsAfterFirst(): Promise<{ url: string; close(): Promise<void> }> {
+    let seen = 0;
+    const server: Server = createServer((req, res) => {
+      if (++seen > 1) return void req.socket.destroy();
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1></main></body></html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/page`,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+
+  it('is a tool error naming the URL, not a leak, when a --url page cannot be reached (exit 1, one line)', { timeout: 120_000 }, async () => {
+    const port = await freePort();
+    const [refused, badPort] = await Promise.all([
+      runCli(['leak', '--concurrent', '1', '--cycles', '3', '--json', '--url', `${site.url(FIXTURE_PAGES.clean)},http://127.0.0.1:${port}/gone`]),
+      // A port Chromium refuses (ERR_UNSAFE_PORT), as fetch does: said as such.
+      runCli(['leak', '--concurrent', '1', '--cycles', '3', '--url', 'http://127.0.0.1:6000/']),
+    ]);
+    for (const run of [refused, badPort]) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    }
+    expect(refused.stderr.trimEnd()).toBe(`wcagai: cannot reach http://127.0.0.1:${port}/gone: net::ERR_CONNECTION_REFUSED (CONNECTION_FAILED); nothing was measured`);
+    expect(badPort.stderr.trimEnd()).toBe('wcagai: cannot reach http://127.0.0.1:6000/: port 6000 is one that browsers refuse to connect to (a "bad port" of the Fetch standard): choose another port; nothing was measured');
+  });
+
+  it('counts scans that fail once the run started toward the error rate (exit 99)', { timeout: 120_000 }, async () => {
+    const page = await failsAfterFirst();
+    try {
+      const run = await runCli(['leak', '--concurrent', '1', '--cycles', '3', '--json', '--url', page.url]);
+      expect(run.code, run.stderr).toBe(99);
+      const r = JSON.parse(run.stdout) as LeakResult;
+      expect(r).toMatchObject({ verdict: 'leak', scans: 3, errors: 3, errorCodes: { CONNECTION_FAILED: 3 } });
+      expect(r.reasons.join('\n')).toMatch(/100\.0% of scans failed/);
+    } finally {
+      await page.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultWarmup, inconclusive, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
+import { checkTargets, defaultWarmup, inconclusive, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
 import { heapChart, leakHtml, leakText } from '../../src/diagnostics/leak-report.js';
 
 const MB = 2 ** 20;
@@ -148,5 +148,47 @@ describe('runLeak', () => {
     expect(html).toMatch(/<svg [^>]*role="img"/);
     expect(html).toMatch(/<path d="M/);
     expect(html).toContain('LEAK');
+  });
+});
+
+describe('checkTargets', () => {
+  /** A scanner answering each URL as `answers` says (ok when not listed), counting its scans. */
+  function answering(answers: Record<string, { code: string; message: string }>): { scanner: LeakScanner; scanned: string[] } {
+    const scanned: string[] = [];
+    return {
+      scanned,
+      scanner: {
+        scan: async (url) => {
+          scanned.push(url);
+          const error = answers[url];
+          return error ? { status: 'error', error } : { status: 'ok' };
+        },
+        browserPid: () => null,
+      },
+    };
+  }
+
+  it('scans each distinct URL once and lets a target that answers, even with an error, through', async () => {
+    const { scanner, scanned } = answering({ 'http://a.test/500': { code: 'HTTP_SERVER_ERROR', message: 'answered 500' }, 'http://a.test/slow': { code: 'SCAN_TIMEOUT', message: 'scan timed out' } });
+    await checkTargets(scanner, ['http://a.test/', 'http://a.test/500', 'http://a.test/', 'http://a.test/slow']);
+    expect(scanned.sort()).toEqual(['http://a.test/', 'http://a.test/500', 'http://a.test/slow']);
+  });
+
+  it('refuses, naming the first URL in order, when a scan reached nothing of its target', async () => {
+    const { scanner } = answering({
+      'http://b.test/': { code: 'DNS_FAILURE', message: 'net::ERR_NAME_NOT_RESOLVED at http://b.test/' },
+      'http://127.0.0.1:9/': { code: 'CONNECTION_FAILED', message: 'net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/' },
+    });
+    await expect(checkTargets(scanner, ['http://a.test/', 'http://127.0.0.1:9/', 'http://b.test/'])).rejects.toMatchObject({
+      code: 'CONNECTION_FAILED',
+      message: 'cannot reach http://127.0.0.1:9/: net::ERR_CONNECTION_REFUSED (CONNECTION_FAILED); 1 more of the 3 URLs cannot be reached either; nothing was measured',
+    });
+  });
+
+  it('says a port the browser refuses is one, naming it', async () => {
+    const { scanner } = answering({ 'http://127.0.0.1:10080/': { code: 'CONNECTION_FAILED', message: 'net::ERR_UNSAFE_PORT at http://127.0.0.1:10080/' } });
+    await expect(checkTargets(scanner, ['http://127.0.0.1:10080/'])).rejects.toThrow(
+      'cannot reach http://127.0.0.1:10080/: port 10080 is one that browsers refuse to connect to (a "bad port" of the Fetch standard): choose another port; nothing was measured',
+    );
   });
 });

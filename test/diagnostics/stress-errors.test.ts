@@ -47,4 +47,11 @@ describe('wcagai stress refusals', () => {
     expect(line).toBe('wcagai: --url expects the base URL of a deployment with no path and no user:password@ (the key goes in --token), such as https://wcagai.internal, got "http://127.0.0.1:9/api"');
     expect(line).not.toMatch(/100-concurrent-scans/);
   });
+
+  it('says a --url on a port HTTP clients refuse (fetch\'s "bad port") is one, naming it, not "fetch failed"', async () => {
+    const lines = await Promise.all([6000, 10080].map(async (port) => expectOneLine(await stress(['--url', `http://127.0.0.1:${port}`, '--duration', '5s']))));
+    expect(lines).toEqual(
+      [6000, 10080].map((port) => `wcagai: target http://127.0.0.1:${port} is unreachable: port ${port} is one that HTTP clients refuse to connect to (a "bad port" of the Fetch standard): choose another port`),
+    );
+  });
 });
