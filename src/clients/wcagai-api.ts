@@ -1,5 +1,5 @@
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
-import { maskUrl } from '../config/secrets.js';
+import { hasUserInfo, maskUrl } from '../config/secrets.js';
 import { networkMessage } from '../tui/client.js';
 
 export interface WcagaiApiOptions {
@@ -50,7 +50,7 @@ export class WcagaiApi {
       const cause = inner ? networkMessage(err, this.base) : (err as Error).message;
       // --url or WCAGAI_URL may hold credentials (and fetch's message repeats the URL): never printed.
       const shown = maskUrl(this.base, '***');
-      if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(this.base)) {
+      if (hasUserInfo(this.base)) {
         throw new WcagaiError('USAGE', `the wcagai server URL ${shown} holds a user name or password, which is never sent: drop it; the server takes a bearer token (--token or ADMIN_TOKEN; for prospect --api-key or API_KEYS)`, { cause: err });
       }
       throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${shown}: ${maskUrl(cause, '***')}`, { cause: err });

@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { z } from 'zod';
 import { canAccess } from './files.js';
 import { MAX_TIMER_WAIT_MS, parseBoolSetting } from './values.js';
+import { hasUserInfo } from './secrets.js';
 
 /** A transform that reads a setting with `parse`; a value it refuses (null) is an issue saying `expected`. */
 function readWith<T>(parse: (value: string) => T | null, expected: string) {
@@ -117,15 +118,9 @@ const url = z.string().url('expected a URL');
  * The URL of an external service wcagai calls: no `user:password@`, which fetch refuses to send
  * (every call would fail, and count against the breaker); the credentials have settings of their own.
  */
+// A value that is no URL at all is refused as such, once.
 const serviceUrl = (credentials: string) =>
-  url.refine((v) => {
-    try {
-      const u = new URL(v);
-      return !u.username && !u.password;
-    } catch {
-      return true; // already refused as not a URL
-    }
-  }, `expected a URL without user:password@ (never sent; ${credentials})`);
+  url.refine((v) => !URL.canParse(v) || !hasUserInfo(v), `expected a URL without user:password@ (never sent; ${credentials})`);
 const decimal = (def: number, min = 0) => z.coerce.number({ error: 'expected a number' }).min(min, `expected a number >= ${min}`).default(def);
 export const ALERT_SEVERITIES = ['info', 'warning', 'error', 'critical'] as const;
 

@@ -77,3 +77,16 @@ export function maskUrl(url: string, censor: string): string {
   if (h >= 0) out += `#${maskPairs(text.slice(h + 1), censor)}`;
   return out;
 }
+
+/**
+ * Whether a URL carries a user name or password (`user:password@host`): fetch refuses such a URL
+ * and repeats it, password included, in its error. What cannot be parsed is judged by its text.
+ */
+export function hasUserInfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return new RegExp(USERINFO.source).test(url);
+  }
+}
