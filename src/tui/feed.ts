@@ -115,7 +115,7 @@ export class SnapshotFeed {
       try {
         outcome = mode === 'stream' ? await this.stream() : await this.poll();
       } catch (err) {
-        outcome = { ok: false, status: 0, reason: networkMessage(err) };
+        outcome = { ok: false, status: 0, reason: networkMessage(err, this.options.client.base) };
       }
       if (this.stopped) return;
       if (outcome.ok) {
@@ -160,7 +160,7 @@ export class SnapshotFeed {
     try {
       res = await client.fetch(`${client.base}/admin/snapshot`, { headers: client.headers({ accept: 'application/json' }), signal: client.timeout(5_000) });
     } catch (err) {
-      return { ok: false, status: 0, reason: networkMessage(err) };
+      return { ok: false, status: 0, reason: networkMessage(err, this.options.client.base) };
     }
     if (!res.ok) {
       const problem = await problemOf(res, 'GET /admin/snapshot');
@@ -187,7 +187,7 @@ export class SnapshotFeed {
       try {
         res = await client.fetch(`${client.base}/admin/events`, { headers: client.headers({ accept: 'text/event-stream' }), signal: controller.signal });
       } catch (err) {
-        return { ok: false, status: 0, reason: controller.signal.aborted && !this.stopped ? String((controller.signal.reason as Error)?.message ?? 'aborted') : networkMessage(err) };
+        return { ok: false, status: 0, reason: controller.signal.aborted && !this.stopped ? String((controller.signal.reason as Error)?.message ?? 'aborted') : networkMessage(err, this.options.client.base) };
       }
       if (!res.ok) {
         const problem = await problemOf(res, 'GET /admin/events');
@@ -222,7 +222,7 @@ export class SnapshotFeed {
         }
       } catch (err) {
         if (this.stopped) return { ok: true };
-        const reason = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? 'aborted') : networkMessage(err);
+        const reason = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? 'aborted') : networkMessage(err, this.options.client.base);
         return { ok: false, status: 0, reason: received ? `stream lost: ${reason}` : reason, received };
       } finally {
         reader.releaseLock();
