@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { makeDirectory } from '../config/files.js';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
@@ -81,7 +81,7 @@ function probesOf(snapshotDir: string | undefined): LeakProbes {
   const dir = snapshotDir ? resolve(snapshotDir) : undefined;
   if (dir) {
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (err) {
       throw new WcagaiError('USAGE', `cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }

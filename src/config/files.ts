@@ -1,4 +1,5 @@
-import { accessSync } from 'node:fs';
+import { accessSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 /** True when this process may access `path` in `mode` (fs.constants R_OK, X_OK, ...). */
 export function canAccess(path: string, mode: number): boolean {
@@ -7,5 +8,31 @@ export function canAccess(path: string, mode: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `mkdir -p`: creates `path` and its missing parents, one by one from the nearest one that
+ * exists. Node's own recursive mkdir never returns under a directory that refuses every new entry
+ * with ENOENT (`/proc/foo`); here that is an ENOENT error like any other.
+ */
+export function makeDirectory(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      statSync(dir);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
+      missing.unshift(dir);
+    }
+  }
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir);
+    } catch (err) {
+      // Made meanwhile by another process: as good as made here.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
 }

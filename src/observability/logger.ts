@@ -1,5 +1,6 @@
-import { mkdirSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirectory } from '../config/files.js';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { WcagaiError } from '../errors/catalogue.js';
 import { currentContext } from './context.js';
@@ -39,7 +40,7 @@ function isoTime(): string {
 function fileDestination(file: string): DestinationStream {
   let fd: number;
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    makeDirectory(dirname(file));
     fd = openSync(file, 'a');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDirectory } from '../../src/config/files.js';
 import { ConfigError, loadConfig, maskedConfig } from '../../src/config/load.js';
 import { SECRET_KEYS } from '../../src/config/schema.js';
 import { policyFromEnv } from '../../src/scanner/target-guard.js';
@@ -311,6 +312,10 @@ describe('the CLI and the configuration', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    // A directory where nothing can be made (Node's own recursive mkdir never returns under /proc).
+    const proc = await run(['serve', '--no-worker', '--port', String(await freePort())], { ...baseEnv(), REDIS_URL: `redis://127.0.0.1:${trapPort}`, LOG_FILE: '/proc/wcagai-no-such/dir/wcagai.log' }, cwd);
+    expect(proc.code).toBe(1);
+    expect(proc.stderr.trim()).toBe('wcagai: LOG_FILE=/proc/wcagai-no-such/dir/wcagai.log: cannot open it for writing (ENOENT)');
     for (const args of [['dlq'], ['config'], []]) {
       const res = await run(args, baseEnv(), cwd);
       expect(res.code, `wcagai ${args.join(' ')}`).toBe(1);
@@ -380,6 +385,23 @@ describe('the CLI and the configuration', () => {
       expect(bad.stdout).not.toMatch(/configuration is valid/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('makeDirectory', () => {
+  it('makes a directory and its missing parents, leaves an existing one alone, and refuses where nothing can be made', () => {
+    const root = mkdtempSync(join(tmpdir(), 'wcagai-mkdir-'));
+    try {
+      const deep = join(root, 'a', 'b', 'c');
+      makeDirectory(deep);
+      expect(statSync(deep).isDirectory()).toBe(true);
+      makeDirectory(deep);
+      writeFileSync(join(root, 'file'), '');
+      expect(() => makeDirectory(join(root, 'file', 'x'))).toThrow(/ENOTDIR/);
+      expect(() => makeDirectory('/proc/wcagai-no-such/dir')).toThrow(/ENOENT/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
