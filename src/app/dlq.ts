@@ -14,7 +14,7 @@ import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js'
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { describeRedisTarget, producerConnection, redisStartError, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
+import { describeRedisTarget, producerConnection, RedisNotReadyError, redisStartError, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { loadDotEnv } from '../config/dotenv.js';
 import { isRefusedPort, networkMessage } from '../tui/client.js';
@@ -123,7 +123,7 @@ function connectOnce(redis: RedisClient, timeoutMs: number): Promise<void> {
     };
     const onReady = () => done();
     const onError = (err: Error) => done(err);
-    const timer = setTimeout(() => done(new Error(`Redis not ready after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new RedisNotReadyError(timeoutMs, undefined)), timeoutMs);
     redis.once('ready', onReady);
     redis.once('error', onError);
   });
