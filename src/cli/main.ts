@@ -78,7 +78,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
   program
     .command('serve')
     .description('run the scan API, with an embedded worker unless --no-worker')
-    .option('--port <port>', 'port to listen on (default PORT or 8080)', portNumber)
+    .option('--port <port>', 'port to listen on (default PORT or 8080)', portNumber('--port'))
     .option('--host <host>', 'address to bind (default HOST or 127.0.0.1)')
     .option('--workers <n>', 'scan concurrency of the embedded worker (default WORKER_CONCURRENCY)', positiveInt('--workers'))
     .option('--no-worker', 'API only: scans run in separate `wcagai worker` processes')
@@ -91,7 +91,7 @@ export function buildProgram(setExit: (code: ExitCode) => void): Command {
     .command('worker')
     .description('run scan workers against the queue at REDIS_URL')
     .option('--concurrency <n>', 'scans at once (default WORKER_CONCURRENCY)', positiveInt('--concurrency'))
-    .option('--health-port <port>', 'serve /health/live, /health/ready and /health on this port (default WORKER_HEALTH_PORT; none when unset)', portNumber)
+    .option('--health-port <port>', 'serve /health/live, /health/ready, /health and /health/detailed on this port (default WORKER_HEALTH_PORT; none when unset)', portNumber('--health-port'))
     .action(async (opts: { concurrency?: number; healthPort?: number }) => {
       const { runWorker } = await import('../commands/worker.js');
       setExit((await runWorker(opts)) as ExitCode);

@@ -77,9 +77,10 @@ export const intFrom = (name: string, min: number, max: number) => (value: strin
   return n;
 };
 
-export const portNumber = (value: string) => {
+/** A TCP port; the message names the flag (`--port`, `--health-port`). */
+export const portNumber = (name: string) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) usage(`--port must be 0-65535, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) usage(`${name} must be 0-65535, got "${value}"`);
   return n;
 };
 

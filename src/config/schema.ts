@@ -171,7 +171,7 @@ export const envSchema = z.object({
    * first races the balancer's next request on that connection, which the client sees as a 502.
    */
   HTTP_KEEP_ALIVE_TIMEOUT: duration('72s').refine((ms) => ms >= 1_000 && ms <= 600_000, 'expected between 1s and 10m'),
-  /** `wcagai worker`: serve /health/live, /health/ready and /health on this port (HOST) when set; 0 = none. */
+  /** `wcagai worker`: serve /health/live, /health/ready, /health and /health/detailed on this port (HOST) when set; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   /** How long the API's Redis gate waits for a PING before it takes Redis for hung and fails its commands at once. */
