@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ERRORS, type ErrorCode } from '../errors/catalogue.js';
-import { requestIdFrom } from './plugins/request-id.js';
+import { requestIdFrom, requestInReading } from './plugins/request-id.js';
 import { SECURITY_HEADER_LINES } from './plugins/security-headers.js';
 import { PROBLEM_CONTENT_TYPE, problemType } from './problem.js';
 
@@ -22,12 +22,16 @@ export function clientErrorProblem(err: NodeJS.ErrnoException, socket: Duplex): 
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code: keyof typeof DETAILS = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
   const spec = ERRORS[code satisfies ErrorCode];
-  const requestId = requestIdFrom(undefined);
-  // No request line was read reliably, so the problem names the root as its instance.
-  const body = JSON.stringify({ type: problemType(code), title: spec.title, status: spec.status, detail: DETAILS[code], instance: '/', code, requestId, timestamp: new Date().toISOString() });
+  // A request whose head was read (its body is what failed: a bad chunk, or not all of it in
+  // time) has its id already, logged on its "incoming request" line: the answer carries that id
+  // and names its path. Otherwise no request line was read reliably: a new id, and the root as instance.
+  const request = requestInReading(socket);
+  const requestId = request?.id ?? requestIdFrom(undefined);
+  const instance = request ? (request.url.split('?')[0] ?? request.url) : '/';
+  const body = JSON.stringify({ type: problemType(code), title: spec.title, status: spec.status, detail: DETAILS[code], instance, code, requestId, timestamp: new Date().toISOString() });
   // A HEAD answer has no body (a client would read one as garbage), when the parser got as far as the method.
   const raw = (err as NodeJS.ErrnoException & { rawPacket?: unknown }).rawPacket;
-  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  const head = request ? request.method === 'HEAD' : Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\n${SECURITY_HEADER_LINES}Connection: close\r\n\r\n${head ? '' : body}`,

@@ -163,6 +163,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   errorReportingPlugin(app, deps.reporter ?? noopReporter);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
   app.removeContentTypeParser('text/plain');
+  // Bodies are read as sent: a compressed one (Content-Encoding: gzip) would reach the JSON parser
+  // as bytes and be refused as "not valid JSON". It is a 415 naming the codings taken, none but
+  // identity, in Accept-Encoding (RFC 9110 section 15.5.16).
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    const coding = request.headers['content-encoding'];
+    const length = request.headers['content-length'];
+    const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (coding === undefined || !hasBody || /^\s*(identity\s*)?$/i.test(coding)) {
+      done(null, payload);
+      return;
+    }
+    reply.header('connection', 'close');
+    sendProblem(reply, problem(request, 'UNSUPPORTED_MEDIA_TYPE', `a request body with Content-Encoding ${JSON.stringify(coding)} is not accepted: send it uncompressed`), { 'accept-encoding': 'identity' });
+  });
 
   let closing = false;
   app.addHook('preClose', async () => {

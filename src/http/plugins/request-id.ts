@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomId } from '../../domain/ids.js';
 import { runWithContext } from '../../observability/context.js';
@@ -35,6 +36,27 @@ declare module 'fastify' {
   }
 }
 
+/** A request whose head was read: its id, method and URL. */
+export interface RequestInReading {
+  id: string;
+  method: string;
+  url: string;
+}
+
+/** The latest request of each connection whose head was read. */
+const reading = new WeakMap<object, RequestInReading & { raw: IncomingMessage }>();
+
+/**
+ * The request of `socket` whose head was read and whose body has not all arrived, if any: a
+ * refusal of the HTTP parser (a bad chunk, the body not received within the request timeout)
+ * then belongs to that request, and answers with its id. A request received whole is not
+ * returned: a refusal on its connection is of the next one, whose head was never read.
+ */
+export function requestInReading(socket: object): RequestInReading | undefined {
+  const entry = reading.get(socket);
+  return entry && !entry.raw.complete ? { id: entry.id, method: entry.method, url: entry.url } : undefined;
+}
+
 /**
  * Correlation ids: the request id (Fastify's request.id, from genReqId) is echoed on every answer
  * and carried in AsyncLocalStorage, so every log line and the queued job get it without passing it by hand.
@@ -44,6 +66,8 @@ export function requestIdPlugin(app: FastifyInstance): void {
     const traceId = traceIdFrom(request.headers.traceparent);
     if (traceId) request.traceId = traceId;
     reply.header('x-request-id', request.id);
+    const socket = request.raw.socket as object | null | undefined;
+    if (socket) reading.set(socket, { raw: request.raw, id: String(request.id), method: request.method, url: request.url });
     runWithContext({ requestId: String(request.id), ...(traceId ? { traceId } : {}) }, done);
   });
 }

@@ -56,6 +56,8 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
   function checksOf(urlChecks: Array<UrlCheck | undefined>, sitemapCheck: { check?: UrlCheck }): FieldCheck[] {
     return [
       (raw) => ((raw.urls === undefined) === (raw.sitemap === undefined) ? [new FieldProblem('VALIDATION_FAILED', 'urls', 'give either urls or sitemap')] : []),
+      // `limit` caps the pages read from a sitemap; applied to a URL list it would drop URLs the client named.
+      (raw) => (raw.limit !== undefined && raw.urls !== undefined && raw.sitemap === undefined ? [new FieldProblem('VALIDATION_FAILED', 'limit', 'limit applies to a sitemap only: with urls, send the URLs to scan')] : []),
       async (raw) => {
         if (!Array.isArray(raw.urls)) return [];
         if (raw.urls.length > max) return [new FieldProblem('VALIDATION_FAILED', 'urls', `at most ${max} URLs per batch, got ${raw.urls.length}`)];
