@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { startTestService, type TestService } from '../support/service.js';
+import { startTestService, totalJobs, type TestService } from '../support/service.js';
 
 let redis: RedisServer;
 let svc: TestService;
@@ -19,27 +20,43 @@ afterAll(async () => {
   await redis?.close();
 });
 
-/** Writes `data` on a fresh connection and reads until the server closes it: status, headers (lower-case names) and body. */
-function raw(data: Buffer | string): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+function parse(text: string): RawAnswer {
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const i = line.indexOf(':');
+    headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
+
+/** Writes each part on one connection, `gapMs` apart, and reads until the server closes it. */
+function exchange(parts: Array<Buffer | string>, gapMs = 100): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      const [statusLine = '', ...lines] = head.split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of lines) {
-        const i = line.indexOf(':');
-        headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.setTimeout(5_000, () => socket.destroy(new Error('no answer within 5 s')));
+    void (async () => {
+      for (const [i, part] of parts.entries()) {
+        if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+        if (!socket.destroyed) socket.write(part);
       }
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body });
-    });
-    socket.write(data);
+    })();
   });
 }
+
+/** Writes `data` on a fresh connection and reads until the server closes it: status, headers (lower-case names) and body. */
+const raw = async (data: Buffer | string): Promise<RawAnswer> => parse(await exchange([data]));
 
 describe('requests the HTTP parser refuses (no request, no hook)', () => {
   it('answer problem+json with the request id and the same security headers as every other answer', async () => {
@@ -60,5 +77,82 @@ describe('requests the HTTP parser refuses (no request, no hook)', () => {
       expect(res.headers['content-security-policy'], what).toContain("frame-ancestors 'none'");
       expect(res.headers['cache-control'], what).toBe('no-store');
     }
+  });
+});
+
+const PAGE = JSON.stringify({ url: 'http://127.0.0.1:9/page.html' });
+
+describe('a compressed request body', () => {
+  it('is a 415 with Accept-Encoding: identity, not "not valid JSON", and queues nothing', async () => {
+    const res = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipSync(PAGE) });
+    expect(res.status).toBe(415);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.headers['accept-encoding']).toBe('identity');
+    expect(res.json).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', instance: '/api/scans' });
+    expect(res.json.detail).toContain('gzip');
+    const batch = await svc.request({ method: 'POST', url: '/api/batches', headers: { 'content-type': 'application/json', 'content-encoding': 'br' }, payload: JSON.stringify({ urls: ['http://127.0.0.1:9/a'] }) });
+    expect(batch.status).toBe(415);
+    expect(await totalJobs(svc.service)).toBe(0);
+  });
+
+  it('identity, or a coding named on a request without a body, changes nothing', async () => {
+    const identity = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': 'application/json', 'content-encoding': 'identity' }, payload: '{"url":"nope"}' });
+    expect(identity.status).toBe(400);
+    expect(identity.json.code).toBe('INVALID_URL');
+    const get = await svc.get('/api/scans/scan_none', { 'content-encoding': 'gzip' });
+    expect(get.status).toBe(404);
+  });
+});
+
+describe('methods Fastify routes but a path does not serve', () => {
+  it('TRACE and QUERY are 405 with Allow, as PUT is, not a 404 saying the path does not exist', async () => {
+    for (const [method, url, allow] of [
+      ['TRACE', '/api/scans', 'POST'],
+      ['TRACE', '/api/scans/scan_x', 'GET, HEAD'],
+      ['TRACE', '/api/scans/scan_x/report', 'GET, HEAD'],
+      ['TRACE', '/api/batches/batch_x', 'GET, HEAD'],
+      ['QUERY', '/api/batches', 'POST'],
+    ] as const) {
+      const res = await svc.request({ method, url, headers: { 'content-type': 'application/json' }, payload: method === 'QUERY' ? '{}' : undefined });
+      expect(res.status, `${method} ${url}`).toBe(405);
+      expect(res.headers.allow, `${method} ${url}`).toBe(allow);
+      expect(res.json.code, `${method} ${url}`).toBe('METHOD_NOT_ALLOWED');
+    }
+  });
+});
+
+describe('a body the HTTP parser refuses after the head was read', () => {
+  it('is answered with the request id of that request (the one its log lines carry) and its path', async () => {
+    const head = 'POST /api/scans?x=1 HTTP/1.1\r\nHost: x\r\nX-Request-ID: framing-42\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const res = parse(await exchange([head, 'zz\r\n{}\r\n0\r\n\r\n']));
+    expect(res.status).toBe(400);
+    expect(res.headers['x-request-id']).toBe('framing-42');
+    const body = JSON.parse(res.body) as Record<string, unknown>;
+    expect(body).toMatchObject({ code: 'BAD_REQUEST', requestId: 'framing-42', instance: '/api/scans' });
+    expect(svc.logs.entries.some((e) => e.requestId === 'framing-42' && e.msg === 'incoming request')).toBe(true);
+  });
+
+  it('a refusal of the next request on a connection, whose head was never read, gets an id of its own', async () => {
+    const first = 'GET /health/live HTTP/1.1\r\nHost: x\r\nX-Request-ID: framing-first\r\n\r\n';
+    const text = await exchange([first, 'GARBAGE\r\n\r\n'], 300);
+    const answers = text.split(/(?=HTTP\/1\.1 )/).map(parse);
+    expect(answers.map((a) => a.status)).toEqual([200, 400]);
+    expect(answers[0]!.headers['x-request-id']).toBe('framing-first');
+    expect(answers[1]!.headers['x-request-id']).toMatch(/^req_/);
+    expect(JSON.parse(answers[1]!.body)).toMatchObject({ instance: '/' });
+  });
+});
+
+describe('POST /api/batches with limit', () => {
+  it('refuses limit beside urls, naming it, rather than dropping URLs the client listed', async () => {
+    const urls = ['http://127.0.0.1:9/a', 'http://127.0.0.1:9/b', 'http://127.0.0.1:9/c'];
+    const res = await svc.post('/api/batches', { urls, limit: 1 });
+    expect(res.status, res.body).toBe(400);
+    expect(res.json.code).toBe('VALIDATION_FAILED');
+    expect(res.json.errors).toEqual([{ field: 'limit', message: expect.stringContaining('sitemap') }]);
+    expect(await totalJobs(svc.service)).toBe(0);
+    // Named along with the other bad fields of the body.
+    const both = await svc.post('/api/batches', { urls: ['nope'], limit: 2, priority: 'x' });
+    expect((both.json.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['urls[0]', 'limit', 'priority']);
   });
 });
