@@ -127,6 +127,9 @@ return 0
 /** How long an admitted job may take to be added before its reservation stops counting. */
 const RESERVATION_TTL_MS = 30_000;
 
+/** How long a request joining a job that is being added waits for the add (longer than a producer command may take). */
+const ADD_WAIT_MS = 3_000;
+
 export interface SubmitContext {
   priority: Priority;
   requestId?: string;
@@ -194,9 +197,6 @@ export function scanJobOptions(id: string, priority: Priority, settings: Pick<Pr
     removeOnFail: { age: 7 * 86_400, count: 100_000 },
   };
 }
-
-/** A live job as `raisePriority` takes it: one still being added is looked up there. */
-const asJob = (job: Job | 'adding' | undefined): Job | undefined => (job === 'adding' ? undefined : job);
 
 /** Adds scans to the BullMQ queue with cache, in-flight dedup and admission control. */
 export class ScanProducer {
@@ -373,7 +373,7 @@ export class ScanProducer {
   private async joinOrResubmit(p: Pending, inflightId: string): Promise<{ id: string; outcome: SubmitOutcome }> {
     const job = await this.liveJob(inflightId);
     if (job) {
-      await this.raisePriority(inflightId, p.ctx.priority, asJob(job));
+      await this.raisePriority(inflightId, p.ctx.priority, job);
       return { id: inflightId, outcome: 'inflight' };
     }
     await this.clearMarker(p.cacheKey, inflightId);
@@ -392,7 +392,7 @@ export class ScanProducer {
           await this.clearMarker(cacheKey, value);
           continue;
         }
-        await this.raisePriority(value, ctx.priority, asJob(job));
+        await this.raisePriority(value, ctx.priority, job);
         return { id: value, outcome: 'inflight' };
       }
       try {
@@ -432,7 +432,7 @@ export class ScanProducer {
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       adding = true;
       if (bulk.length) await this.queue.addBulk(bulk);
-      await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, asJob(job))));
+      await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, job)));
     } catch (err) {
       // Refused (or failed) before the add, the admitted ids never reach the queue: their markers go
       // now instead of capturing identical requests until a liveness check judges them stale. From
@@ -446,13 +446,19 @@ export class ScanProducer {
   }
 
   /**
-   * The job of `id` while it may still run; `'adding'` for a job admitted and not in the queue yet
-   * (its producer, this one or another, is adding it); null once it finished or is gone. The
-   * reservation is read first: it is dropped only after the add is over, so a job added between
-   * the two reads is found by the second.
+   * The job of `id` while it may still run; null once it finished or is gone. A job admitted and
+   * not in the queue yet (its producer, this one or another, is adding it: the reservation is
+   * there) is waited for, up to ADD_WAIT_MS: judged by the job alone before its add is over, it
+   * would be stale and its page queued twice. The reservation is read before the job: it is
+   * dropped only after the add, so a job added between the two reads is found. A reservation that
+   * outlives the wait (a producer that died between admission and add) leaves the judgement to
+   * the job: at worst a page scanned twice, never a request joined to a job that never comes.
    */
-  private async liveJob(id: string): Promise<Job | 'adding' | null> {
-    if ((await this.redisCall(() => this.redis.zscore(this.keys.admitting, id))) !== null) return 'adding';
+  private async liveJob(id: string): Promise<Job | null> {
+    for (const started = performance.now(); performance.now() - started < ADD_WAIT_MS; ) {
+      if ((await this.redisCall(() => this.redis.zscore(this.keys.admitting, id))) === null) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
     const job = await this.redisCall(() => Job.fromId(this.queue, id));
     if (!job) return null;
     const state = await this.redisCall(() => job.getState());

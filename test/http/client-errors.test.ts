@@ -113,7 +113,8 @@ describe('methods Fastify routes but a path does not serve', () => {
       ['TRACE', '/api/batches/batch_x', 'GET, HEAD'],
       ['QUERY', '/api/batches', 'POST'],
     ] as const) {
-      const res = await svc.request({ method, url, headers: { 'content-type': 'application/json' }, payload: method === 'QUERY' ? '{}' : undefined });
+      // QUERY is newer than inject's method type; the server routes it all the same.
+      const res = await svc.request({ method: method as 'GET', url, headers: { 'content-type': 'application/json' }, payload: method === 'QUERY' ? '{}' : undefined });
       expect(res.status, `${method} ${url}`).toBe(405);
       expect(res.headers.allow, `${method} ${url}`).toBe(allow);
       expect(res.json.code, `${method} ${url}`).toBe('METHOD_NOT_ALLOWED');

@@ -281,5 +281,16 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await totalJobs(svc.service)).toBe(60);
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
+
+  it('a marker whose job was admitted and never added (its producer died) is waited for a while, then replaced: the request is not joined to a job that never comes', async () => {
+    const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
+    const { producer, redis: r, keys } = svc.service;
+    await r.set(keys.inflight(cacheKeyOf(target('orphan'), DEFAULT_SCAN_OPTIONS)), 'scan_orphan1', 'PX', 60_000);
+    await r.zadd(keys.admitting, Date.now() + 25_000, 'scan_orphan1');
+    const answer = await producer.submit(target('orphan'), DEFAULT_SCAN_OPTIONS, { priority: 'normal' });
+    expect(answer.outcome).toBe('new');
+    expect(answer.id).not.toBe('scan_orphan1');
+    expect(await totalJobs(svc.service)).toBe(1);
+  }, 20_000);
 });
 
