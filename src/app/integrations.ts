@@ -152,10 +152,10 @@ export async function startIntegrations(config: Config, logger: Logger, options:
   const hooks = createScanHooks({ ai: clients.ai, hubspot: config.HUBSPOT_SYNC ? clients.hubspot : null, publicUrl: config.WCAGAI_URL });
 
   // Every other live process: workers, and API processes. This process's own heartbeat, or its
-  // embedded worker's (same host and pid, another id), is left out: its breakers and memory are
-  // read here directly, and counting them from the heartbeat too would list them twice.
-  const host = hostname();
-  const isSelf = (hb: ProcessHeartbeat) => hb.id === processId || (hb.host === host && hb.pid === process.pid);
+  // embedded worker's (an id of its own, carrying this process's id), is left out: its breakers and
+  // memory are read here directly, and counting them from the heartbeat too would list them twice.
+  // Not by host and pid: containers that share a host name each run as pid 1.
+  const isSelf = (hb: ProcessHeartbeat) => hb.id === processId || hb.processId === processId;
   const others = async (): Promise<ProcessHeartbeat[]> => (await listProcesses(redis, keys)).filter((hb) => !isSelf(hb));
   const fleetBreakers = async (): Promise<RemoteBreakers[]> =>
     (await others()).flatMap((hb) => {
@@ -215,7 +215,8 @@ export async function startIntegrations(config: Config, logger: Logger, options:
       breakerRoutes({ registry, fleet, processId, role: options.role, fleetBreakers })(app);
       if (alerts) alertRoutes(alerts)(app);
     },
-    heartbeatExtra: () => ({ breakers: registry.snapshot() }),
+    // `processId` ties an embedded worker's heartbeat (an id of its own) to the process it runs in.
+    heartbeatExtra: () => ({ breakers: registry.snapshot(), processId }),
     workerBreakerStates: async () =>
       (await fleetBreakers()).filter((p) => p.role === 'worker').flatMap((w) => Object.entries(w.breakers).map(([service, b]) => ({ process: w.process, service, state: BREAKER_STATE[GAUGE_STATE[b.state]] ?? 0 }))),
     start: () => alerts?.start(),

@@ -6,7 +6,7 @@ import type { ScanOptions } from '../domain/scan.js';
 import { apiFieldErrors, WcagaiApi } from '../clients/wcagai-api.js';
 import { keysFor } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { producerConnection, redisStartError, redisTargetOf, waitReady } from '../queue/redis.js';
+import { abandonConnection, producerConnection, redisStartError, redisTargetOf, waitReady } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { admitUrl } from '../queue/submission.js';
 import { policyOf } from './scanner-config.js';
@@ -59,6 +59,7 @@ export async function queueBatch(config: Config, urls: readonly string[], option
     try {
       await waitReady(redis, 5_000);
     } catch (err) {
+      await abandonConnection(redis, queue);
       throw redisStartError(target, err, 'set REDIS_URL, or --url to go through a server');
     }
     const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);

@@ -14,7 +14,7 @@ import type { DeadLetterQueue } from '../queue/dlq.js';
 import { startApiHeartbeat, type Heartbeat } from '../queue/heartbeat.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { describeRedisTarget, producerConnection, redisStartError, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
+import { abandonConnection, describeRedisTarget, producerConnection, redisStartError, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { gateRedis, type RedisGate } from '../queue/redis-gate.js';
 import { ResultStore } from '../queue/store.js';
 import { CompletionWaiter } from '../queue/waiter.js';
@@ -92,7 +92,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const gateProbe = quietConnection(producerConnection(target), logger);
   let breakerChannel: RedisClient | null = null;
   try {
-    await Promise.all([waitReady(redis, REDIS_START_TIMEOUT_MS), waitReady(gateProbe, REDIS_START_TIMEOUT_MS)]).catch((err: unknown) => {
+    await Promise.all([waitReady(redis, REDIS_START_TIMEOUT_MS), waitReady(gateProbe, REDIS_START_TIMEOUT_MS)]).catch(async (err: unknown) => {
+      await abandonConnection(redis, queue);
       // The operator's most likely start-up failure: one line naming where Redis was looked for, and why.
       throw redisStartError(target, err, 'check REDIS_URL, or REDIS_SENTINELS/REDIS_CLUSTER_NODES');
     });
@@ -171,9 +172,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // memory reach the fleet views and alerts of every process, and it is never counted as a worker.
     if (options.api && !worker) apiHeartbeat = startApiHeartbeat(redis, keys, integ.processId, integ.heartbeatExtra);
   } catch (err) {
-    // BullMQ reports its connection's failed start as an event of the queue: a queue closed before
-    // that (the credentials refused at once) would leave the report with no listener, an unhandled rejection.
-    await settleWithin(queue.waitUntilReady(), 1_000);
     await Promise.allSettled([scanner?.close(), queue.close(), waiter?.close(), dlq?.close(), integrations?.close()]);
     gate?.close();
     gateProbe.disconnect();

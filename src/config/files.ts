@@ -20,7 +20,8 @@ export function makeDirectory(path: string): void {
   const missing: string[] = [];
   for (let dir = resolve(path); ; dir = dirname(dir)) {
     try {
-      statSync(dir);
+      // Something in the way that is not a directory (a file named like it) is refused as mkdir does.
+      if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR' });
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
@@ -32,7 +33,7 @@ export function makeDirectory(path: string): void {
       mkdirSync(dir);
     } catch (err) {
       // Made meanwhile by another process: as good as made here.
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(dir).isDirectory()) throw err;
     }
   }
 }

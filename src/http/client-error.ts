@@ -32,7 +32,10 @@ export function clientErrorProblem(err: NodeJS.ErrnoException, socket: Duplex): 
   // A HEAD answer has no body (a client would read one as garbage), when the parser got as far as the method.
   const raw = (err as NodeJS.ErrnoException & { rawPacket?: unknown }).rawPacket;
   const head = request ? request.method === 'HEAD' : Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
-  if (socket.writable) {
+  // A request answered before its body was all read (a 401, a 415) has had its answer: a second
+  // one on the connection would be read as the answer to a request the client has not sent.
+  const answered = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true;
+  if (socket.writable && !answered) {
     socket.write(
       `HTTP/1.1 ${spec.status} ${STATUS_CODES[spec.status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\n${SECURITY_HEADER_LINES}Connection: close\r\n\r\n${head ? '' : body}`,
     );

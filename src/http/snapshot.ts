@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import type { DlqPage, DlqSummary } from '../domain/dlq.js';
 import { mergeBreakers, SNAPSHOT_VERSION, type AlertRow, type AlertSeverity, type DlqSection, type Snapshot, type Throughput, type WorkerRow } from '../domain/snapshot.js';
 import type { WorkerHeartbeat } from '../queue/heartbeat.js';
@@ -62,7 +61,6 @@ export function snapshotComputer(sources: SnapshotSources): () => Promise<Snapsh
   const now = sources.now ?? Date.now;
   const staleAfter = sources.staleAfterMs ?? 10_000;
   const deadline = sources.partTimeoutMs ?? 1_500;
-  const self = { host: hostname(), pid: process.pid };
   let seq = 0;
 
   const dlqPart = async (): Promise<DlqSection | undefined> => {
@@ -109,7 +107,8 @@ export function snapshotComputer(sources: SnapshotSources): () => Promise<Snapsh
     }
     for (const hb of [...heartbeats, ...(health.apiProcesses ?? [])]) {
       const b = breakersOf(hb.breakers);
-      if (!b || (sources.breakers && hb.host === self.host && hb.pid === self.pid)) continue;
+      // This process's own, or its embedded worker's (which carries this process's id): read directly above.
+      if (!b || (sources.breakers && (hb.id === sources.breakers.processId || hb.processId === sources.breakers.processId))) continue;
       sourcesOfBreakers.push({ process: hb.id, breakers: b });
     }
     if (sources.breakers || sourcesOfBreakers.length) snapshot.breakers = mergeBreakers(sourcesOfBreakers);

@@ -216,6 +216,16 @@ export function redisStartError(target: RedisTarget, err: unknown, check: string
 }
 
 /**
+ * Ends a connection that never became ready, and the start of a BullMQ queue built on it. BullMQ
+ * reports that start's failure as an event of the queue once the connection ends: the queue must
+ * still have its listener then (closed before, the report would be an unhandled rejection).
+ */
+export async function abandonConnection(redis: RedisClient, queue: { waitUntilReady(): Promise<unknown> }): Promise<void> {
+  redis.disconnect();
+  await settleWithin(queue.waitUntilReady(), 1_000);
+}
+
+/**
  * Waits for `work` at most `ms`, then carries on: for shutdown steps that talk to Redis, whose
  * commands wait in the offline queue (and never settle) while Redis is unreachable. Never rejects;
  * resolves true when `work` settled in time.

@@ -399,6 +399,7 @@ describe('makeDirectory', () => {
       makeDirectory(deep);
       writeFileSync(join(root, 'file'), '');
       expect(() => makeDirectory(join(root, 'file', 'x'))).toThrow(/ENOTDIR/);
+      expect(() => makeDirectory(join(root, 'file'))).toThrow(/ENOTDIR/);
       expect(() => makeDirectory('/proc/wcagai-no-such/dir')).toThrow(/ENOENT/);
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -157,3 +157,12 @@ describe('POST /api/batches with limit', () => {
     expect((both.json.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['urls[0]', 'limit', 'priority']);
   });
 });
+
+describe('a request answered before its body was read', () => {
+  it('gets one answer: a parser refusal of the rest of its body writes no second one', async () => {
+    const head = 'POST /api/scans HTTP/1.1\r\nHost: x\r\nX-Request-ID: early-1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const text = await exchange([head, 'zz\r\n{}\r\n0\r\n\r\n'], 200);
+    expect(text.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
+    expect(parse(text).status).toBe(415);
+  });
+});
