@@ -150,7 +150,14 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
     try {
       const engine = { scan: (url: string) => scanner.scan(url, DEFAULT_SCAN_OPTIONS), browserPid: () => scanner.stats().browserPid };
       // --url pages are scanned once first: one that cannot be reached is a tool error, not a leak.
-      if (!site) await checkTargets(engine, urls);
+      // Ctrl-C or --max-duration meanwhile ends the wait: the run below stops at once, measuring nothing.
+      if (!site) {
+        const stopped = new Promise<void>((resolve) => (abort.signal.aborted ? resolve() : abort.signal.addEventListener('abort', () => resolve(), { once: true })));
+        const checked = checkTargets(engine, urls);
+        // Its refusal after a stop has nobody left to tell.
+        checked.catch(() => undefined);
+        await Promise.race([checked, stopped]);
+      }
       const retain = retainHook();
       return await runLeak(
         engine,

@@ -456,7 +456,9 @@ export class ScanProducer {
    */
   private async liveJob(id: string): Promise<Job | null> {
     for (const started = performance.now(); performance.now() - started < ADD_WAIT_MS; ) {
-      if ((await this.redisCall(() => this.redis.zscore(this.keys.admitting, id))) === null) break;
+      // Its score is its expiry: one past it (its producer is gone) counts no longer, pruned or not.
+      const expires = await this.redisCall(() => this.redis.zscore(this.keys.admitting, id));
+      if (expires === null || Number(expires) <= Date.now()) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const job = await this.redisCall(() => Job.fromId(this.queue, id));

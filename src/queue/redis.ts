@@ -209,7 +209,9 @@ export function redisStartError(target: RedisTarget, err: unknown, check: string
   const why = err instanceof RedisNotReadyError ? err.lastError : err instanceof Error ? err.message.split('\n')[0] : undefined;
   if (why && AUTH_ERROR.test(why)) {
     const what = /^NOAUTH\b/.test(why) ? 'requires a password' : 'refused the credentials';
-    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${why}); check the password in REDIS_URL`);
+    // Behind Sentinel, the sentinels ask for a password of their own.
+    const settings = target.mode === 'sentinel' ? 'REDIS_URL (the master) and REDIS_SENTINEL_PASSWORD (the sentinels)' : 'REDIS_URL';
+    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${why}); check the password in ${settings}`);
   }
   const within = err instanceof RedisNotReadyError ? ` within ${err.timeoutMs / 1_000} s` : '';
   return new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where}${within}${why ? ` (${why})` : ''}; ${check}`);

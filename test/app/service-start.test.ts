@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { isWcagaiError } from '../../src/errors/catalogue.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startService } from '../../src/app/service.js';
+import { RedisNotReadyError, redisStartError } from '../../src/queue/redis.js';
 import { freePort } from '../support/net.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { baseEnv, LogSink, TEST_SETTINGS, uniquePrefix } from '../support/service.js';
@@ -58,4 +59,15 @@ describe('startService with Redis unusable', () => {
     expect((none.err as Error).message).toMatch(/ requires a password \(NOAUTH [^)]*\); check the password in REDIS_URL$/);
     expect(none.ms).toBeLessThan(8_000);
   }, 60_000);
+});
+
+describe('redisStartError', () => {
+  it('names the sentinels\' own password setting when the target is behind Sentinel', () => {
+    const sentinel = { mode: 'sentinel' as const, url: 'redis://:pw@127.0.0.1:6379/0', sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'mymaster' };
+    const auth = new RedisNotReadyError(10_000, 'WRONGPASS invalid username-password pair or user is disabled.', true);
+    expect(redisStartError(sentinel, auth, 'check REDIS_URL').message).toMatch(/refused the credentials \(WRONGPASS [^)]*\); check the password in REDIS_URL \(the master\) and REDIS_SENTINEL_PASSWORD \(the sentinels\)$/);
+    const plain = { mode: 'standalone' as const, url: 'redis://127.0.0.1:6379/0' };
+    expect(redisStartError(plain, auth, 'check REDIS_URL').message).toMatch(/; check the password in REDIS_URL$/);
+    expect(redisStartError(plain, new RedisNotReadyError(5_000, 'connect ECONNREFUSED 127.0.0.1:6379'), 'set REDIS_URL').message).toBe('cannot reach Redis at redis://127.0.0.1:6379/0 within 5 s (connect ECONNREFUSED 127.0.0.1:6379); set REDIS_URL');
+  });
 });

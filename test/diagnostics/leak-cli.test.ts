@@ -183,6 +183,15 @@ describe.concurrent('wcagai leak', () => {
     // The JSON's `inconclusive` and the HTML heading: the leak-engine test (one run of a CLI is about 30 s).
   });
 
+  it('stops at --max-duration while the --url pages are still checked before the run (a page that never answers)', { timeout: 240_000 }, async () => {
+    const started = Date.now();
+    const text = await runCli(['leak', '--concurrent', '1', '--cycles', '10', '--max-duration', '3s', '--url', site.url(FIXTURE_PAGES.hang)], { timeoutMs: 240_000 });
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stdout).toMatch(/^NO VERDICT: stopped after 0 of 10 cycles/m);
+    // Not held for the check's scan, which waits for its 30 s navigation limit (the whole run took 33 s then).
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
   it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
     const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
     const run = await runCli(['leak', '--concurrent', '2', '--cycles', '6', '--json', '--url', urls.join(',')], { env: { WCAGAI_LEAK_TEST_RETAIN: '1' }, timeoutMs: 240_000 });
