@@ -7,8 +7,8 @@ import { startServeProcess, type ServeProcess } from '../support/serve-process.j
 import { TEST_SETTINGS, uniquePrefix, waitFor } from '../support/service.js';
 
 /**
- * `wcagai serve` with its embedded worker publishes the worker's heartbeat (another id, same host
- * and pid) carrying the breakers of the serve process itself: one registry. Its fleet views
+ * `wcagai serve` with its embedded worker publishes the worker's heartbeat (another id, carrying
+ * the serve process's id) with the breakers of the serve process itself: one registry. Its fleet views
  * (/admin/breakers, /metrics, alerts) list those breakers and that memory once, as its own, and a
  * separate `wcagai worker` process's as another process's. S sends alerts to a Slack webhook that
  * fails, so its slack breaker opens (and only S's); every process uses far more than 1 MB, so RSS fires.
