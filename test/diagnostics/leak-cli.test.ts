@@ -184,12 +184,13 @@ describe.concurrent('wcagai leak', () => {
   });
 
   it('stops at --max-duration while the --url pages are still checked before the run (a page that never answers)', { timeout: 240_000 }, async () => {
-    const started = Date.now();
+    // The check's scan of the hanging page is still waiting when the deadline comes: the run stops
+    // with nothing measured, and the check, left behind, fails nothing on its way out. (How long it
+    // takes is not asserted: 11 s here by hand, against 33 s when the check held the stop.)
     const text = await runCli(['leak', '--concurrent', '1', '--cycles', '10', '--max-duration', '3s', '--url', site.url(FIXTURE_PAGES.hang)], { timeoutMs: 240_000 });
     expect(text.code, text.stderr).toBe(1);
     expect(text.stdout).toMatch(/^NO VERDICT: stopped after 0 of 10 cycles/m);
-    // Not held for the check's scan, which waits for its 30 s navigation limit (the whole run took 33 s then).
-    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(text.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('judges the retaining test hook a leak and exits 99', { timeout: 240_000 }, async () => {
