@@ -127,7 +127,7 @@ return 0
 /** How long an admitted job may take to be added before its reservation stops counting. */
 const RESERVATION_TTL_MS = 30_000;
 
-/** How long a request joining a job that is being added waits for the add (longer than a producer command may take). */
+/** How long a request joining a job that is being added waits for the add (longer than the API producer's 2 s command timeout). */
 const ADD_WAIT_MS = 3_000;
 
 export interface SubmitContext {
