@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { DlqOperations } from '../domain/dlq.js';
-import { WcagaiError } from '../errors/catalogue.js';
 import { adminDlqRoutes, dlqHealthSection } from '../http/routes/admin-dlq.js';
 import type { HealthSection } from '../http/routes/health.js';
 import { DeadLetterQueue } from '../queue/dlq.js';
@@ -14,10 +13,9 @@ import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js'
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
 import { ScanProducer } from '../queue/producer.js';
-import { describeRedisTarget, producerConnection, RedisNotReadyError, redisStartError, redisTargetOf, workerConnection, type RedisClient } from '../queue/redis.js';
+import { producerConnection, redisStartError, redisTargetOf, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { ResultStore } from '../queue/store.js';
 import { loadDotEnv } from '../config/dotenv.js';
-import { isRefusedPort, networkMessage } from '../tui/client.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running, or completed. */
 export function deadLetterQueueOf(redis: RedisClient, queue: Queue, keys: Keys, producer: ScanProducer, results: ResultStore): DeadLetterQueue {
@@ -110,25 +108,6 @@ export async function startDlqRuntime(config: Config, logger: Logger, options: D
   };
 }
 
-/** Resolves when `redis` is ready; rejects at its first connection error (a one-shot command does not wait for reconnects). */
-function connectOnce(redis: RedisClient, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-      redis.off('error', onError);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onReady = () => done();
-    const onError = (err: Error) => done(err);
-    const timer = setTimeout(() => done(new RedisNotReadyError(timeoutMs, undefined)), timeoutMs);
-    redis.once('ready', onReady);
-    redis.once('error', onError);
-  });
-}
-
 /**
  * The DLQ for `wcagai dlq`: through a server's admin API when a URL is given, else straight
  * from Redis (REDIS_URL or its Sentinel/Cluster settings, QUEUE_PREFIX), so it works with no server running.
@@ -139,19 +118,14 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   const url = flags.url ?? config.WCAGAI_URL;
   if (url) {
     const token = flags.token ?? config.ADMIN_TOKEN;
-    // A port fetch refuses fails every call alike, as "fetch failed": its reason is given instead.
-    const explained: typeof fetch = (input, init) =>
-      fetch(input, init).catch((err: unknown) => {
-        throw isRefusedPort(err) ? new Error(networkMessage(err, url)) : err;
-      });
-    return { dlq: new RemoteDlq({ url, fetch: explained, ...(token ? { token } : {}) }), close: async () => undefined };
+    return { dlq: new RemoteDlq({ url, ...(token ? { token } : {}) }), close: async () => undefined };
   }
   const keys = keysFor(config.QUEUE_PREFIX);
   const target = redisTargetOf(config);
   const redis = producerConnection(target, { commandTimeout: 30_000 });
   redis.on('error', () => undefined);
   try {
-    await connectOnce(redis, 5_000);
+    await waitReady(redis, 5_000, { firstError: true });
   } catch (err) {
     redis.disconnect();
     throw redisStartError(target, err, 'set REDIS_URL, or --url to use a server');

@@ -1,6 +1,7 @@
 import { maskUrl } from '../config/secrets.js';
 import type { DlqBulkRetryResult, DlqEntry, DlqFilter, DlqListQuery, DlqOperations, DlqPage, DlqRetryResult, DlqStats } from '../domain/dlq.js';
 import { ERRORS, type ErrorCode, WcagaiError } from '../errors/catalogue.js';
+import { isRefusedPort, networkMessage } from '../tui/client.js';
 
 export interface RemoteDlqOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
@@ -33,7 +34,8 @@ export class RemoteDlq implements DlqOperations {
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 120_000),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      // A port fetch refuses outright fails as "fetch failed": its reason is given instead.
+      const cause = isRefusedPort(err) ? networkMessage(err, this.base) : ((err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message);
       // A --url with user:password@ (fetch refuses it, repeating the URL): never printed.
       throw new WcagaiError('CONNECTION_FAILED', `cannot reach the wcagai server at ${maskUrl(this.base, '***')}: ${maskUrl(cause, '***')}`, { cause: err });
     }

@@ -170,9 +170,11 @@ export class RedisNotReadyError extends Error {
 
 /**
  * Resolves once the connection is ready; rejects with RedisNotReadyError after `timeoutMs`, or at
- * once when the server refuses the credentials (ioredis would go on reconnecting with them).
+ * once when the server refuses the credentials (ioredis would go on reconnecting with them). With
+ * `firstError`, any connection error ends the wait at once, rejecting with that error: a one-shot
+ * command does not wait for reconnects.
  */
-export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<void> {
+export async function waitReady(redis: RedisClient, timeoutMs = 5_000, options: { firstError?: boolean } = {}): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     let lastError: string | undefined;
@@ -186,9 +188,10 @@ export async function waitReady(redis: RedisClient, timeoutMs = 5_000): Promise<
     };
     const onError = (err: Error) => {
       lastError = err.message.split('\n')[0]!.trim() || lastError;
-      if (!AUTH_ERROR.test(lastError ?? '')) return;
+      const auth = AUTH_ERROR.test(lastError ?? '');
+      if (!auth && !options.firstError) return;
       cleanup();
-      reject(new RedisNotReadyError(timeoutMs, lastError, true));
+      reject(auth ? new RedisNotReadyError(timeoutMs, lastError, true) : err);
     };
     const cleanup = () => {
       clearTimeout(timer);
