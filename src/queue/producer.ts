@@ -204,6 +204,8 @@ export class ScanProducer {
   private toRelease: string[] = [];
   private releasing: Promise<void> | null = null;
   private gathered: Pending[] = [];
+  /** Adds this producer has in flight, by job id: a twin of one waits for it here instead of polling Redis. */
+  private readonly adding = new Map<string, Promise<unknown>>();
 
   constructor(
     readonly queue: Queue,
@@ -268,6 +270,21 @@ export class ScanProducer {
       for (let i = 0; i < batch.length; i += 1_000) await this.redis.zrem(this.keys.admitting, ...batch.slice(i, i + 1_000)).catch(() => 0);
     });
     return this.releasing;
+  }
+
+  /** Runs an add of `ids`, known to liveJob until it settles. */
+  private async tracked(ids: readonly string[], add: () => Promise<unknown>): Promise<void> {
+    const adding = add();
+    const settled = adding.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const id of ids) this.adding.set(id, settled);
+    try {
+      await adding;
+    } finally {
+      for (const id of ids) if (this.adding.get(id) === settled) this.adding.delete(id);
+    }
   }
 
   private jobOptions(id: string, ctx: SubmitContext) {
@@ -337,7 +354,10 @@ export class ScanProducer {
     }
     if (news.length) {
       try {
-        await this.queue.addBulk(news.map((p) => ({ name: 'scan', data: this.data(p.url, p.options, p.cacheKey, p.ctx), opts: this.jobOptions(p.id, p.ctx) })));
+        await this.tracked(
+          news.map((p) => p.id),
+          () => this.queue.addBulk(news.map((p) => ({ name: 'scan', data: this.data(p.url, p.options, p.cacheKey, p.ctx), opts: this.jobOptions(p.id, p.ctx) }))),
+        );
         for (const p of news) p.resolve({ id: p.id, outcome: 'new' });
         for (const j of joiners) j.p.resolve({ id: j.id, outcome: 'inflight' });
         const higher = joiners.filter((j) => PRIORITY[j.p.ctx.priority] < PRIORITY[newIds.get(j.id)!.ctx.priority]);
@@ -396,7 +416,7 @@ export class ScanProducer {
         return { id: value, outcome: 'inflight' };
       }
       try {
-        await this.queue.add('scan', this.data(url, options, cacheKey, ctx), this.jobOptions(id, ctx));
+        await this.tracked([id], () => this.queue.add('scan', this.data(url, options, cacheKey, ctx), this.jobOptions(id, ctx)));
       } catch (err) {
         // The marker stays (see addFailed).
         throw toRedisError(err);
@@ -431,7 +451,7 @@ export class ScanProducer {
       }
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       adding = true;
-      if (bulk.length) await this.queue.addBulk(bulk);
+      if (bulk.length) await this.tracked(admitted().map((r) => r.id), () => this.queue.addBulk(bulk));
       await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, job)));
     } catch (err) {
       // Refused (or failed) before the add, the admitted ids never reach the queue: their markers go
@@ -455,11 +475,16 @@ export class ScanProducer {
    * the job: at worst a page scanned twice, never a request joined to a job that never comes.
    */
   private async liveJob(id: string): Promise<Job | null> {
-    for (const started = performance.now(); performance.now() - started < ADD_WAIT_MS; ) {
-      // Its score is its expiry: one past it (its producer is gone) counts no longer, pruned or not.
-      const expires = await this.redisCall(() => this.redis.zscore(this.keys.admitting, id));
-      if (expires === null || Number(expires) <= Date.now()) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
+    // Added by this producer: its own add is awaited (no Redis round trips, no time limit but the add's).
+    const own = this.adding.get(id);
+    if (own) await own;
+    else {
+      for (const started = performance.now(); performance.now() - started < ADD_WAIT_MS; ) {
+        // Its score is its expiry: one past it (its producer is gone) counts no longer, pruned or not.
+        const expires = await this.redisCall(() => this.redis.zscore(this.keys.admitting, id));
+        if (expires === null || Number(expires) <= Date.now()) break;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
     }
     const job = await this.redisCall(() => Job.fromId(this.queue, id));
     if (!job) return null;

@@ -282,6 +282,25 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
 
+  it('a twin of a job this producer is still adding waits for that add, however long it takes: the page is not queued twice', async () => {
+    const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
+    const { producer, redis: r, keys, queue } = svc.service;
+    // Slower than the wait for another producer's add (3 s): only this producer's own add is waited for to the end.
+    const addBulk = queue.addBulk.bind(queue);
+    queue.addBulk = async (jobs) => {
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      return addBulk(jobs);
+    };
+    // A full group of 32 goes at once; the 33rd, a twin of the first, is decided on its own while that add runs.
+    const pages = Array.from({ length: 32 }, (_, i) => `own-${i}`);
+    const settled = await Promise.allSettled([...pages, pages[0]!].map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+    const answers = settled.map((s) => (s.status === 'fulfilled' ? s.value : { error: (s.reason as { code?: string }).code }));
+    expect(answers[0]).toMatchObject({ outcome: 'new' });
+    expect(answers[32]).toEqual({ id: (answers[0] as { id: string }).id, outcome: 'inflight' });
+    expect(await totalJobs(svc.service)).toBe(32);
+    expect(await r.zcard(keys.admitting)).toBe(0);
+  }, 20_000);
+
   it('a marker whose job was admitted and never added (its producer died) is waited for a while, then replaced: the request is not joined to a job that never comes', async () => {
     const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
     const { producer, redis: r, keys } = svc.service;
