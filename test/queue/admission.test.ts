@@ -27,6 +27,15 @@ afterAll(async () => {
   await redis?.close();
 });
 
+/** Makes `queue.addBulk` take `ms` longer, as on a busy Redis. */
+function slowAdds(queue: TestService['service']['queue'], ms: number): void {
+  const addBulk = queue.addBulk.bind(queue);
+  queue.addBulk = async (jobs) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return addBulk(jobs);
+  };
+}
+
 function expectQueueFull(res: { status: number; headers: Record<string, unknown>; json: Record<string, any> }): void {
   expect(res.status).toBe(503);
   expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
@@ -266,11 +275,7 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     // 60 pages, then each again: the twins of the first pages are decided in the next groups, while
     // their jobs are being added (an in-flight marker with no job yet is not a stale one). Adds are
     // made slow, as on a busy Redis, so the twins are decided before their jobs are in.
-    const addBulk = queue.addBulk.bind(queue);
-    queue.addBulk = async (jobs) => {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      return addBulk(jobs);
-    };
+    slowAdds(queue, 200);
     const pages = Array.from({ length: 60 }, (_, i) => `group-${i}`);
     const settled = await Promise.allSettled([...pages, ...pages].map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
     const answers = settled.map((s) => (s.status === 'fulfilled' ? s.value : { error: (s.reason as { code?: string }).code }));
@@ -282,15 +287,26 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
 
+  it('a twin of a job another producer (another API process) is still adding joins it once it is in', async () => {
+    const first = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
+    const second = await startTestService({ redisUrl: redis.url, prefix: first.prefix, settings: { MAX_QUEUE_DEPTH: '1000' } });
+    services.push(second);
+    slowAdds(first.service.queue, 1_500);
+    const pages = Array.from({ length: 10 }, (_, i) => `other-${i}`);
+    const adding = Promise.all(pages.map((u) => first.service.producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+    // Decided by the second producer while the first one's add is still running.
+    await waitFor(async () => (await first.service.redis.zcard(first.service.keys.admitting)) === 10);
+    const twins = await Promise.all(pages.map((u) => second.service.producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+    const originals = await adding;
+    expect(twins).toEqual(originals.map((o) => ({ id: o.id, outcome: 'inflight' })));
+    expect(await totalJobs(first.service)).toBe(10);
+  });
+
   it('a twin of a job this producer is still adding waits for that add, however long it takes: the page is not queued twice', async () => {
     const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
     const { producer, redis: r, keys, queue } = svc.service;
     // Slower than the wait for another producer's add (3 s): only this producer's own add is waited for to the end.
-    const addBulk = queue.addBulk.bind(queue);
-    queue.addBulk = async (jobs) => {
-      await new Promise((resolve) => setTimeout(resolve, 3_500));
-      return addBulk(jobs);
-    };
+    slowAdds(queue, 3_500);
     // A full group of 32 goes at once; the 33rd, a twin of the first, is decided on its own while that add runs.
     const pages = Array.from({ length: 32 }, (_, i) => `own-${i}`);
     const settled = await Promise.allSettled([...pages, pages[0]!].map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
