@@ -503,14 +503,16 @@ export class ScanEngine implements Scanner {
       page.setViewport(DEFAULT_VIEWPORT),
     ]);
     page.setDefaultNavigationTimeout(this.config.navigationTimeoutMs);
+    // An HTTP authentication challenge is answered with no credentials, so its 401 comes back as
+    // the response: left to headless Chromium, which has nobody to ask, an image or frame behind
+    // one never finishes and the page never loads (the scan ran into its timeout). This needs the
+    // protocol's request interception on every page: without the target policy's own
+    // interception, puppeteer continues each request itself (one round trip a request).
+    await page.authenticate({ username: '', password: '' });
     if (!this.config.policy.allowPrivate) {
       // WebSocket handshakes never reach request interception: refuse them in the page instead.
       await page.evaluateOnNewDocument(websocketGuardScript());
       await page.setRequestInterception(true);
-      // An HTTP authentication challenge is answered with no credentials, so its 401 comes back as
-      // the response: left to the browser, a page's image or frame behind one never finishes, and
-      // the page never loads. (The interception is on anyway: this costs nothing.)
-      await page.authenticate({ username: '', password: '' });
       page.on('request', (req) => void this.guardRequest(page, req));
     } else {
       // Interception is on only while a scan with extra headers runs (see scanOn).

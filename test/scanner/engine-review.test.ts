@@ -115,16 +115,18 @@ describe('ScanEngine review: pages behind HTTP authentication', () => {
     });
   }
 
-  it('scans a page with an image behind HTTP authentication when private targets are refused, instead of timing out', async () => {
-    const engine = await createScanner({ ...ENGINE_TEST_CONFIG, policy: { ...ENGINE_TEST_CONFIG.policy, allowPrivate: false, allowedHosts: ['127.0.0.1'] } });
-    try {
-      const result = ok(await engine.scan(server.url('/protected-image'), DEFAULT_SCAN_OPTIONS));
-      expect(ruleIds(result)).toEqual(['image-alt']);
-      expect(server.requestsTo('/basic').length).toBeGreaterThanOrEqual(1);
-    } finally {
-      await engine.close();
-    }
-  });
+  for (const allowPrivate of [false, true]) {
+    it(`scans a page with an image behind HTTP authentication, instead of timing out (private targets ${allowPrivate ? 'allowed' : 'refused'})`, async () => {
+      const engine = await createScanner({ ...ENGINE_TEST_CONFIG, policy: { ...ENGINE_TEST_CONFIG.policy, allowPrivate, allowedHosts: ['127.0.0.1'] } });
+      try {
+        const result = ok(await engine.scan(server.url('/protected-image'), DEFAULT_SCAN_OPTIONS));
+        expect(ruleIds(result)).toEqual(['image-alt']);
+        expect(server.requestsTo('/basic').length).toBeGreaterThanOrEqual(1);
+      } finally {
+        await engine.close();
+      }
+    });
+  }
 });
 
 describe('ScanEngine review: isolation of the tab itself', () => {
