@@ -114,15 +114,18 @@ export function inconclusive(r: Pick<LeakResult, 'cycles' | 'plannedCycles' | 'h
 
 /**
  * Failures of a scan that reached no document of the target: no connection (refused, reset, a
- * port the browser refuses), no address, no valid certificate, or a target the scan policy refuses.
+ * port the browser refuses), no address, no valid certificate, or a target the scan policy refuses;
+ * or a navigation that did not finish within its deadline (a host that takes the connection, or
+ * drops the packets, and never answers). Not SCAN_TIMEOUT: the page loaded, a later step was slow.
  */
-const UNREACHED = new Set(['CONNECTION_FAILED', 'DNS_FAILURE', 'TLS_CERT_INVALID', 'BLOCKED_TARGET']);
+const UNREACHED = new Set(['CONNECTION_FAILED', 'DNS_FAILURE', 'TLS_CERT_INVALID', 'BLOCKED_TARGET', 'NAVIGATION_TIMEOUT']);
 
 /**
- * One scan of each distinct URL before the run. A URL whose scan reached nothing of its target is
- * a tool error naming it (every scan of the run would fail alike, and the error rate would judge
- * the target, not the engine's memory); a target that answers, even with an error, is the run's
- * to measure. These scans count toward nothing.
+ * One scan of each distinct URL before the run. A URL whose scan reached nothing of its target (or
+ * did not finish loading it in time) is a tool error naming it: every scan of the run would fail
+ * alike, and the error rate would judge the target, not the engine's memory. A target that answers,
+ * even with an error status or a scan too slow for its deadline, is the run's to measure. These
+ * scans count toward nothing.
  */
 export async function checkTargets(scanner: LeakScanner, urls: readonly string[]): Promise<void> {
   const distinct = [...new Set(urls)];

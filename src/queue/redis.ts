@@ -205,7 +205,9 @@ export async function waitReady(redis: RedisClient, timeoutMs = 5_000, options: 
 
 /**
  * The one line a command prints when Redis cannot be used at start: where it was looked for, and
- * why (the connection's last error, or the refused credentials), then what to check.
+ * why (the connection's last error, or the refused credentials), then what to check. A way round
+ * Redis that `check` offers (`…, or --url to use a server`: dlq, prospect) is offered for refused
+ * credentials too; the other settings it names are not the password's.
  */
 export function redisStartError(target: RedisTarget, err: unknown, check: string): WcagaiError {
   const where = describeRedisTarget(target);
@@ -214,7 +216,8 @@ export function redisStartError(target: RedisTarget, err: unknown, check: string
     const what = /^NOAUTH\b/.test(why) ? 'requires a password' : 'refused the credentials';
     // Behind Sentinel, the sentinels ask for a password of their own.
     const settings = target.mode === 'sentinel' ? 'REDIS_URL (the master) and REDIS_SENTINEL_PASSWORD (the sentinels)' : 'REDIS_URL';
-    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${why}); check the password in ${settings}`);
+    const around = /, or --url\b.*$/.exec(check)?.[0] ?? '';
+    return new WcagaiError('REDIS_UNAVAILABLE', `Redis at ${where} ${what} (${why}); check the password in ${settings}${around}`);
   }
   const within = err instanceof RedisNotReadyError ? ` within ${err.timeoutMs / 1_000} s` : '';
   return new WcagaiError('REDIS_UNAVAILABLE', `cannot reach Redis at ${where}${within}${why ? ` (${why})` : ''}; ${check}`);

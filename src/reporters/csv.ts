@@ -41,9 +41,19 @@ export function renderCsv(report: Report): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
-/** One field, defused against spreadsheet formulas, then quoted when RFC 4180 requires it. */
+/** C0 controls but tab, LF and CR (line breaks stay, inside a quoted field), and DEL. */
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
+
+/**
+ * One field: control characters replaced (some importers end a row or the file on them), then
+ * defused against spreadsheet formulas, then quoted when RFC 4180 requires it. Every column is
+ * text (none holds a number), so each is defused alike.
+ */
 function csvField(value: string): string {
+  const printable = value.replace(CONTROL, '\uFFFD');
   // Spreadsheets evaluate cells starting with these as formulas; page content is attacker-controlled.
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  // A leading quote makes the cell text (OWASP); checked after the replacement, so a control
+  // character in front cannot hide the formula behind it.
+  const safe = /^[=+\-@\t\r]/.test(printable) ? `'${printable}` : printable;
   return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

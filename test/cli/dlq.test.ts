@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DlqEntry } from '../../src/domain/dlq.js';
 import type { ScanJobData } from '../../src/queue/job.js';
@@ -220,5 +221,24 @@ describe('wcagai dlq', () => {
   it('says in one line when Redis cannot be reached', async () => {
     const run = await dlq(['stats'], { REDIS_URL: 'redis://127.0.0.1:9' });
     expectOneLineError(run, /^wcagai: cannot reach Redis at redis:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('says in one line when Redis refuses the password, with the --url way round it', async () => {
+    // A Redis of its own: the shared one of this file must keep answering without a password.
+    const locked = await startRedisServer();
+    try {
+      const admin = new Redis(locked.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      await admin.config('SET', 'requirepass', 'right-pw-0123');
+      admin.disconnect();
+      const [wrong, none] = await Promise.all([
+        dlq(['stats'], { REDIS_URL: `redis://:wrong-pw@127.0.0.1:${locked.port}` }),
+        dlq(['list'], { REDIS_URL: locked.url }),
+      ]);
+      expectOneLineError(wrong, /^wcagai: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+\S* refused the credentials \(WRONGPASS [^)]*\); check the password in REDIS_URL, or --url to use a server$/m);
+      expect(wrong.stderr).not.toContain('wrong-pw');
+      expectOneLineError(none, /^wcagai: Redis at \S+ requires a password \(NOAUTH [^)]*\); check the password in REDIS_URL, or --url to use a server$/m);
+    } finally {
+      await locked.close();
+    }
   });
 });

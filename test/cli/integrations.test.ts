@@ -145,6 +145,21 @@ describe('wcagai prospect', () => {
     expect(out.error.code).toBe('REDIS_UNAVAILABLE');
   });
 
+  it('says the --url way round a Redis that refuses the password, as for one it cannot reach', async () => {
+    const locked = await startRedisServer();
+    try {
+      const admin = new Redis(locked.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      await admin.config('SET', 'requirepass', 'right-pw-0123');
+      admin.disconnect();
+      const run = await runCli(['prospect', '--query', 'fintech', '--limit', '2'], { env: { ...env(), REDIS_URL: `redis://:wrong-pw@127.0.0.1:${locked.port}` } });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^wcagai: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+\S* refused the credentials \(WRONGPASS [^)]*\); check the password in REDIS_URL, or --url to go through a server$/m);
+      expect(run.stdout + run.stderr).not.toContain('wrong-pw');
+    } finally {
+      await locked.close();
+    }
+  });
+
   it('through the API, leaves out the websites the server refuses, queues the rest and says which were refused', async () => {
     // This server refuses private addresses; public IP literals need no DNS, and no worker scans them.
     const strict = await startTestService({ redisUrl: redis.url, settings: { ALERTS_ENABLED: 'false', ALLOW_PRIVATE_TARGETS: 'false' } });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,26 @@ describe('wcagai leak targets', () => {
     }
     expect(refused.stderr.trimEnd()).toBe(`wcagai: cannot reach http://127.0.0.1:${port}/gone: net::ERR_CONNECTION_REFUSED (CONNECTION_FAILED); nothing was measured`);
     expect(badPort.stderr.trimEnd()).toBe('wcagai: cannot reach http://127.0.0.1:6000/: port 6000 is one that browsers refuse to connect to (a "bad port" of the Fetch standard): choose another port; nothing was measured');
+  });
+
+  it('is a tool error naming the URL and the timeout when a --url page never answers the check (exit 1, one line)', { timeout: 240_000 }, async () => {
+    // A host that takes the connection and never says a word: the check's navigation times out.
+    const sockets = new Set<Socket>();
+    const silent = createNetServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
+    try {
+      const run = await runCli(['leak', '--concurrent', '1', '--cycles', '3', '--url', url], { timeoutMs: 240_000 });
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr.trimEnd()).toBe(`wcagai: cannot reach ${url}: navigation did not finish within 30000 ms (NAVIGATION_TIMEOUT); nothing was measured`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('counts scans that fail once the run started toward the error rate (exit 99)', { timeout: 120_000 }, async () => {

@@ -185,6 +185,14 @@ describe('checkTargets', () => {
     });
   });
 
+  it('refuses a navigation that timed out, naming the URL and the deadline (a host that never answers)', async () => {
+    const { scanner } = answering({ 'http://10.255.255.1/': { code: 'NAVIGATION_TIMEOUT', message: 'navigation did not finish within 30000 ms' } });
+    await expect(checkTargets(scanner, ['http://a.test/', 'http://10.255.255.1/'])).rejects.toMatchObject({
+      code: 'CONNECTION_FAILED',
+      message: 'cannot reach http://10.255.255.1/: navigation did not finish within 30000 ms (NAVIGATION_TIMEOUT); nothing was measured',
+    });
+  });
+
   it('says a port the browser refuses is one, naming it', async () => {
     const { scanner } = answering({ 'http://127.0.0.1:10080/': { code: 'CONNECTION_FAILED', message: 'net::ERR_UNSAFE_PORT at http://127.0.0.1:10080/' } });
     await expect(checkTargets(scanner, ['http://127.0.0.1:10080/'])).rejects.toThrow(

@@ -72,7 +72,8 @@ describe('renderCsv', () => {
       impact: 'critical',
       wcag: '1.1.1',
       target: 'img.hero',
-      html: HOSTILE_HTML,
+      // Its control character is replaced (see below); quotes, markup and the rest are kept.
+      html: HOSTILE_HTML.replace('\u0001', '\uFFFD'),
       fingerprint: 'fp-img-1',
       baseline: '',
     });
@@ -91,6 +92,21 @@ describe('renderCsv', () => {
     expect(rows[7]!.failureSummary).toBe(`'\tcmd`);
     expect(rows[8]!.target).toBe(`'@h3`);
     for (const row of rows) for (const value of Object.values(row)) expect(value).not.toMatch(/^[=+\-@\t\r]/);
+  });
+
+  it('replaces control characters but tab and line breaks, then defuses what would start a formula', () => {
+    const report = makeReport();
+    const node = report.pages[0]!.violations[0]!.nodes[0]!;
+    node.html = '<b>\u0000a\u0007b\u001b[31mc\u007f</b>\tx\r\ny\nz';
+    // A control character in front cannot smuggle a formula past the check: it is replaced first.
+    node.failureSummary = '\u0001=HYPERLINK("http://evil")';
+    report.pages[0]!.violations[1]!.nodes[0]!.failureSummary = '\u0000-1';
+    const text = renderCsv(report);
+    expect(text).not.toMatch(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/);
+    const rows = records(text);
+    expect(rows[0]!.html).toBe('<b>\uFFFDa\uFFFDb\uFFFD[31mc\uFFFD</b>\tx\r\ny\nz');
+    expect(rows[0]!.failureSummary).toBe('\uFFFD=HYPERLINK("http://evil")');
+    expect(rows[2]!.failureSummary).toBe('\uFFFD-1');
   });
 
   it('fills the baseline column once a baseline was applied', () => {
