@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import type { Server } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { errorCodes, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Keys } from '../queue/keys.js';
@@ -109,13 +109,111 @@ function problemServer(logger: FastifyBaseLogger, options: Pick<FastifyHttpOptio
   securityHeadersPlugin(app);
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem(request, 'NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
   app.setErrorHandler((err, request, reply) => {
-    const { code, detail, extra, headers, internal, logDetail } = classifyHttpError(err);
+    const classified = classifyHttpError(err);
+    const { code, extra, headers, internal, logDetail } = classified;
+    // Fastify's own 413 says only "Request body is too large": the client is told the limit.
+    const detail = code === 'PAYLOAD_TOO_LARGE' ? tooLargeDetail(request.routeOptions.bodyLimit ?? options.bodyLimit ?? 1_048_576) : classified.detail;
     if (internal) request.log.error({ err, event: 'http.error' }, 'request failed');
     // A detail may quote a URL the client sent (a sitemap, a scan target): its credentials stay out of the log.
     else request.log.info({ event: 'http.problem', code }, textForLog(logDetail ?? detail));
     return sendProblem(reply, problem(request, code, detail, extra), headers);
   });
   return app;
+}
+
+/** `65536` as `64 KiB`, `1048576` as `1 MiB`, `1000` as `1000 bytes`. */
+function bytesText(bytes: number): string {
+  const units: Array<[number, string]> = [[2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+  for (const [size, name] of units) {
+    if (bytes >= size) return `${Math.round((bytes / size) * 10) / 10} ${name}`;
+  }
+  return `${bytes} bytes`;
+}
+
+function tooLargeDetail(limit: number): string {
+  return `the request body is larger than the limit of ${limit} bytes (${bytesText(limit)})`;
+}
+
+/** One place in a parsed JSON value: its key (a property name or an index) and its parent's place. */
+interface Place {
+  key: string | number;
+  parent: Place | null;
+}
+
+/** `viewport.__proto__`, `urls[2].x`; past 8 levels, the last 8 after `…`. */
+function pathOf(place: Place): string {
+  const keys: Array<string | number> = [];
+  for (let at: Place | null = place; at; at = at.parent) keys.unshift(at.key);
+  const shown = keys.length > 8 ? keys.slice(-8) : keys;
+  const path = shown.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+  return keys.length > 8 ? `…${path.startsWith('[') ? '' : '.'}${path}` : path;
+}
+
+/**
+ * Where a parsed JSON value holds a key that could poison a prototype once merged into an object
+ * (`__proto__`, or `constructor` holding `prototype`): its path (`viewport.__proto__`), or
+ * undefined. Iterative: a body of 64 KiB can nest tens of thousands of levels deep.
+ */
+function poisonedKey(value: unknown): string | undefined {
+  const stack: Array<[unknown, Place | null]> = [[value, null]];
+  while (stack.length > 0) {
+    const [node, place] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (let i = node.length - 1; i >= 0; i--) stack.push([node[i], { key: i, parent: place }]);
+      continue;
+    }
+    const record = node as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const child = record[key];
+      if (key === '__proto__') return pathOf({ key, parent: place });
+      if (key === 'constructor' && child !== null && typeof child === 'object' && Object.prototype.hasOwnProperty.call(child, 'prototype')) return pathOf({ key: 'prototype', parent: { key, parent: place } });
+      stack.push([child, { key, parent: place }]);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The JSON body parser. Fastify's own answers "not valid JSON" for valid JSON it refuses for
+ * safety (a `__proto__` key) and reads a body in any charset as UTF-8: here the first is a 400
+ * naming the key, the second a 415 naming the charset (JSON is UTF-8, RFC 8259 section 8.1).
+ */
+function jsonBodyParser(request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void): void {
+  // An unknown path is a 404 whatever its body (bad JSON, another charset, gzip): nothing reads it.
+  if (request.is404) {
+    done(null, undefined);
+    return;
+  }
+  const charset = /;\s*charset\s*=\s*(?:"([^"]*)"|([^\s;]*))/i.exec(String(request.headers['content-type'] ?? ''));
+  const name = charset ? (charset[1] ?? charset[2] ?? '') : undefined;
+  // US-ASCII is a subset of UTF-8: what such a client sends reads the same. So is an ASCII body
+  // labelled with a single-byte charset (some HTTP clients label every body ISO-8859-1): only
+  // its other characters would read wrong.
+  const asciiCompatible = name !== undefined && /^(iso-8859-\d+|latin-?1|windows-125\d|cp125\d)$/i.test(name);
+  if (name !== undefined && !/^(utf-?8|us-ascii)$/i.test(name) && !(asciiCompatible && !/[^\x00-\x7f]/.test(body))) {
+    done(new WcagaiError('UNSUPPORTED_MEDIA_TYPE', `a JSON body in charset ${JSON.stringify(name)} is not accepted: send it as UTF-8 (charset=utf-8, or no charset parameter)`));
+    return;
+  }
+  if (body.length === 0) {
+    done(new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY());
+    return;
+  }
+  let value: unknown;
+  try {
+    // A leading byte order mark is no JSON, but read as Fastify's parser read it.
+    value = JSON.parse(body.charCodeAt(0) === 0xfeff ? body.slice(1) : body);
+  } catch {
+    done(new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY());
+    return;
+  }
+  // Any key a walk could find is spelt out in the text (a `\u` escape can spell one): most bodies skip the walk.
+  const key = body.includes('__proto__') || body.includes('constructor') || body.includes('\\u') ? poisonedKey(value) : undefined;
+  if (key !== undefined) {
+    done(new WcagaiError('BAD_REQUEST', `the body is valid JSON, but its key ${key} is refused for safety: a key that can alter object prototypes`, { details: { field: key } }));
+    return;
+  }
+  done(null, value);
 }
 
 const digests = new Map<string, string>();
@@ -163,6 +261,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   errorReportingPlugin(app, deps.reporter ?? noopReporter);
   // JSON only: Fastify's built-in text/plain parser would let other media types reach validation instead of a 415.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => jsonBodyParser(request, body as string, done));
   // Bodies are read as sent: a compressed one (Content-Encoding: gzip) would reach the JSON parser
   // as bytes and be refused as "not valid JSON". It is a 415 naming the codings taken, none but
   // identity, in Accept-Encoding (RFC 9110 section 15.5.16).
@@ -170,7 +270,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const coding = request.headers['content-encoding'];
     const length = request.headers['content-length'];
     const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-    if (coding === undefined || !hasBody || /^\s*(identity\s*)?$/i.test(coding)) {
+    // An unknown path is a 404 whatever its body: the not-found handler answers it.
+    if (request.is404 || coding === undefined || !hasBody || /^\s*(identity\s*)?$/i.test(coding)) {
       done(null, payload);
       return;
     }

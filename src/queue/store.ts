@@ -8,6 +8,8 @@ export interface BatchRecord {
   createdAt: string;
   ids: string[];
   requestId?: string;
+  /** A sitemap read only in part: the pages queued stop at `limit` (the request's, or MAX_BATCH_URLS). */
+  truncation?: { limit: number; limitBy: 'limit' | 'MAX_BATCH_URLS' };
 }
 
 /**

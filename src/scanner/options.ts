@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { isTraversal, parse as parseSelector, type Selector } from 'css-what';
 import type { ScanOptions } from '../domain/scan.js';
 import { tagsFor } from '../domain/wcag.js';
 import { WcagaiError } from '../errors/catalogue.js';
@@ -12,8 +13,44 @@ export function knownRuleIds(): Set<string> {
   return ruleIds;
 }
 
-/** Refuses rule ids axe-core does not know, naming them, before anything is queued or scanned. */
+/**
+ * Why `selector` is not a CSS selector, or undefined when it parses. A syntax check only, without
+ * a browser (css-what), that errs on the side of letting through: a selector it passes that
+ * Chromium still refuses (an unknown pseudo-class, `#1a`) fails the scan as INVALID_OPTIONS,
+ * as before. What it refuses no browser accepts: `##bad`, `div[`, `:not(`, `div,`, `div >`.
+ * axe's include/exclude take each string as a querySelectorAll selector of the page (a list such
+ * as `main, nav` included); frame and shadow DOM paths are not part of these options.
+ */
+export function selectorProblem(selector: string): string | undefined {
+  if (selector.trim() === '') return 'an empty selector';
+  let parsed: Selector[][];
+  try {
+    parsed = parseSelector(selector);
+  } catch (err) {
+    return `not a valid CSS selector (${(err as Error).message})`;
+  }
+  for (const compound of parsed) {
+    const first = compound[0];
+    const last = compound[compound.length - 1];
+    if (!first || !last) return 'not a valid CSS selector (an empty part in the list)';
+    // css-what reads a selector that starts or ends with a combinator (`> p`, `div >`): relative
+    // selectors are for :has() only, and querySelectorAll refuses both.
+    if (isTraversal(first) || isTraversal(last)) return 'not a valid CSS selector (it starts or ends with a combinator)';
+  }
+  return undefined;
+}
+
+/** Refuses rule ids axe-core does not know, naming them, and selectors that do not parse, before anything is queued or scanned. */
 export function validateScanOptions(options: ScanOptions): void {
+  for (const field of ['include', 'exclude'] as const) {
+    for (const [i, selector] of (options[field] ?? []).entries()) {
+      const problem = selectorProblem(selector);
+      if (problem !== undefined) {
+        // Worded as the scan words a selector the page refused ("include/exclude selectors: ...").
+        throw new WcagaiError('INVALID_OPTIONS', `include/exclude selectors: ${field}[${i}] ${JSON.stringify(selector)} is ${problem}`, { details: { field: `${field}[${i}]`, selector } });
+      }
+    }
+  }
   const known = knownRuleIds();
   for (const field of ['rules', 'disableRules'] as const) {
     const unknown = (options[field] ?? []).filter((id) => !known.has(id));

@@ -28,6 +28,14 @@ beforeAll(async () => {
     .body('/index-partly-unreadable.xml', 'application/xml', sitemapindex([internal.url('/sitemap.xml'), fixture.url('/no-such-child.xml'), fixture.url('/sitemap.xml')]))
     .redirect('/redirect-to-internal.xml', internal.url('/sitemap.xml'));
   internal.body('/sitemap.xml', 'application/xml', urlset([fixture.url('/s1.html')]));
+  // Seven pages, more than MAX_BATCH_URLS (5).
+  for (let i = 0; i < 7; i++) fixture.html(`/big-${i}.html`, page(`<h1>Big ${i}</h1>`));
+  fixture.body('/big-sitemap.xml', 'application/xml', urlset(Array.from({ length: 7 }, (_, i) => fixture.url(`/big-${i}.html`))));
+  // An index whose 50th document (the most one batch reads) ends with the fifth page, a 51st after it.
+  const children = Array.from({ length: 50 }, (_, i) => fixture.url(`/child-${i}.xml`));
+  const five = ['/a.html', '/b.html', '/c.html', '/s1.html', '/s2.html'].map((p) => fixture.url(p));
+  children.forEach((child, i) => fixture.body(`/child-${i}.xml`, 'application/xml', urlset(i < 5 ? [five[i]!] : i === 49 ? [fixture.url('/big-0.html')] : [])));
+  fixture.body('/index-of-fifty.xml', 'application/xml', sitemapindex(children));
   svc = await startTestService({ redisUrl: redis.url, worker: 2, settings: { MAX_BATCH_URLS: '5' } });
 });
 
@@ -142,6 +150,75 @@ describe('POST /api/batches and GET /api/batches/:id', () => {
       expect(res.status).toBe(404);
       expect(res.json.code).toBe('NOT_FOUND');
     }
+  });
+});
+
+describe('a sitemap listing more pages than a batch takes', () => {
+  it('queues up to the cap and says it was cut, at which limit, in the 202 and in GET /api/batches/:id', async () => {
+    const res = await svc.post('/api/batches', { sitemap: fixture.url('/big-sitemap.xml') });
+    expect(res.status, res.body).toBe(202);
+    expect(res.json).toMatchObject({ total: 5, truncated: true, limit: 5, limitBy: 'MAX_BATCH_URLS' });
+    const view = await svc.get(`/api/batches/${res.json.id}`);
+    expect(view.json).toMatchObject({ total: 5, truncated: true, limit: 5, limitBy: 'MAX_BATCH_URLS' });
+
+    const limited = await svc.post('/api/batches', { sitemap: fixture.url('/big-sitemap.xml'), limit: 2 });
+    expect(limited.status, limited.body).toBeLessThan(300);
+    expect(limited.json).toMatchObject({ total: 2, truncated: true, limit: 2, limitBy: 'limit' });
+    expect((await svc.get(`/api/batches/${limited.json.id}`)).json).toMatchObject({ truncated: true, limit: 2 });
+  });
+
+  it('says nothing of a cut when the sitemap lists no more than it took', async () => {
+    const whole = await svc.post('/api/batches', { sitemap: fixture.url('/sitemap.xml') });
+    expect(whole.status, whole.body).toBeLessThan(300);
+    expect(whole.json.total).toBe(2);
+    expect(whole.json).not.toHaveProperty('truncated');
+    const exact = await svc.post('/api/batches', { sitemap: fixture.url('/sitemap.xml'), limit: 2 });
+    expect(exact.json).not.toHaveProperty('truncated');
+    expect((await svc.get(`/api/batches/${exact.json.id}`)).json).not.toHaveProperty('truncated');
+  });
+
+  it('an index whose cap is reached at its 50th document is still read, as before the cut was told', async () => {
+    const res = await svc.post('/api/batches', { sitemap: fixture.url('/index-of-fifty.xml') });
+    expect(res.status, res.body).toBeLessThan(300);
+    expect(res.json.total).toBe(5);
+  });
+});
+
+describe('a batch whose pages come from the cache', () => {
+  it('all of them cached: 200 with the batch as GET /api/batches/:id answers it, cached: true, not 202 queued', async () => {
+    const urls = [fixture.url('/a.html?cached-batch'), fixture.url('/b.html?cached-batch')];
+    const first = await svc.post('/api/batches', { urls });
+    expect(first.status, first.body).toBe(202);
+    await batchFinished(first.json.id);
+
+    const again = await svc.post('/api/batches', { urls });
+    expect(again.status, again.body).toBe(200);
+    expect(again.headers['content-location']).toBe(`/api/batches/${again.json.id}`);
+    expect(again.json).toMatchObject({ status: 'completed', cached: true, total: 2, counts: { completed: 2 }, links: { self: `/api/batches/${again.json.id}` } });
+    const view = await svc.get(`/api/batches/${again.json.id}`);
+    expect(view.json).toMatchObject({ status: 'completed', counts: again.json.counts });
+    expect(view.json.scans).toEqual(again.json.scans);
+
+    // One page cached, one new: under way (GET says so too), not queued.
+    const mixed = await svc.post('/api/batches', { urls: [urls[0], fixture.url('/c.html?cached-batch')] });
+    expect(mixed.status, mixed.body).toBe(202);
+    expect(mixed.json.status).toBe('active');
+    expect(['active', 'completed']).toContain((await svc.get(`/api/batches/${mixed.json.id}`)).json.status);
+  });
+});
+
+describe('GET /api/batches/:id and scan views', () => {
+  it('has links as a scan has, and a failed scan its error object (errorDetail) beside its code', async () => {
+    const res = await svc.post('/api/batches', { urls: [fixture.url('/a.html?links'), fixture.url('/no-such-page.html')] });
+    expect(res.status, res.body).toBe(202);
+    const batch = await batchFinished(res.json.id);
+    expect(batch.links).toEqual({ self: `/api/batches/${res.json.id}` });
+    const failed = batch.scans[1] as Record<string, any>;
+    expect(failed.status).toBe('failed');
+    const scanView = (await svc.get(`/api/scans/${failed.id}`)).json;
+    expect(failed.error).toBe(scanView.error.code);
+    expect(failed.errorDetail).toEqual(scanView.error);
+    expect(failed.errorDetail).toMatchObject({ code: 'HTTP_CLIENT_ERROR', retryable: false, message: expect.any(String) });
   });
 });
 

@@ -3,6 +3,8 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, totalJobs, type TestService } from '../support/service.js';
+import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
+import { validateScanOptions } from '../../src/scanner/options.js';
 
 let redis: RedisServer;
 let svc: TestService;
@@ -164,5 +166,108 @@ describe('a request answered before its body was read', () => {
     const text = await exchange([head, 'zz\r\n{}\r\n0\r\n\r\n'], 200);
     expect(text.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
     expect(parse(text).status).toBe(415);
+  });
+});
+
+describe('include and exclude selectors', () => {
+  it('a selector that does not parse is a 400 naming its field, for a scan and a batch, and nothing is queued', async () => {
+    const jobs = await totalJobs(svc.service);
+    const scan = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/page.html', include: ['##bad'] });
+    expect(scan.status, scan.body).toBe(400);
+    expect(scan.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(scan.json.code).toBe('INVALID_OPTIONS');
+    expect(scan.json.errors).toEqual([{ field: 'include[0]', message: expect.stringContaining('##bad') }]);
+    const batch = await svc.post('/api/batches', { urls: ['http://127.0.0.1:9/a'], exclude: ['main', 'div['] });
+    expect(batch.status, batch.body).toBe(400);
+    expect(batch.json.code).toBe('INVALID_OPTIONS');
+    expect(batch.json.errors).toEqual([{ field: 'exclude[1]', message: expect.stringContaining('div[') }]);
+    // Named along with the other bad fields of the body.
+    const both = await svc.post('/api/scans', { url: 'nope', include: ['div >'], exclude: [':not('] });
+    expect(both.json.code).toBe('VALIDATION_FAILED');
+    expect((both.json.errors as Array<{ field: string }>).map((e) => e.field)).toEqual(['include[0]', 'exclude[0]', 'url']);
+    expect(await totalJobs(svc.service)).toBe(jobs);
+  });
+
+  it('selectors axe takes (attribute selectors, :not(), lists, :has(), escapes) are accepted', async () => {
+    const include = ['a[href^="http" i]', 'main:not(.skip)', 'main, nav', 'section:has(> img)', 'li:nth-child(2n+1)', '#\\31 23', 'div > p ~ ul'];
+    const res = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/selectors.html', include, exclude: ['[aria-hidden="true"]', '.ad *'] });
+    expect(res.status, res.body).toBe(202);
+  });
+});
+
+describe('validateScanOptions (what `wcagai scan --include/--exclude` and the worker check too)', () => {
+  it('refuses a selector that does not parse, naming the option and index, and passes the forms axe takes', () => {
+    const check = (include: string[], exclude: string[] = []) => () => validateScanOptions({ ...DEFAULT_SCAN_OPTIONS, include, exclude });
+    expect(check(['##bad'])).toThrowError(/^include\/exclude selectors: include\[0\] "##bad" is not a valid CSS selector/);
+    expect(check(['main'], ['nav', 'div['])).toThrowError(expect.objectContaining({ code: 'INVALID_OPTIONS', details: { field: 'exclude[1]', selector: 'div[' } }));
+    for (const bad of ['div >', '> p', 'div,', ':not(', 'h1 {', ' ']) expect(check([bad]), bad).toThrowError(/not a valid CSS selector|an empty selector/);
+    for (const good of ['main', '#nav, .menu', 'a[href$=".pdf" i]', ':not([hidden])', 'ul > li + li', 'section:has(> h2)', ':is(h1, h2):where(.x)', '.a\\:b', 'p::first-line']) expect(check([good], [good]), good).not.toThrow();
+  });
+});
+
+describe('a JSON body refused for safety', () => {
+  it('a __proto__ or constructor.prototype key is a 400 naming the key, not "not valid JSON"', async () => {
+    for (const [payload, key] of [
+      ['{"url":"http://127.0.0.1:9/p","__proto__":{"x":1}}', '__proto__'],
+      ['{"url":"http://127.0.0.1:9/p","constructor":{"prototype":{"x":1}}}', 'constructor.prototype'],
+    ] as const) {
+      const res = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': 'application/json' }, payload });
+      expect(res.status, res.body).toBe(400);
+      expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(res.json.detail).not.toMatch(/not valid JSON/i);
+      expect(res.json.detail).toContain(key);
+      expect(res.json.errors).toEqual([{ field: key, message: expect.any(String) }]);
+    }
+    // Deep in the body (however deep: a walk of 20,000 levels is no 500), named by its path.
+    const nested = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': 'application/json' }, payload: '{"url":"http://127.0.0.1:9/p","viewport":{"\\u005f_proto__":{}}}' });
+    expect(nested.status, nested.body).toBe(400);
+    expect(nested.json.errors).toEqual([{ field: 'viewport.__proto__', message: expect.any(String) }]);
+    const depth = 20_000;
+    const deep = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': 'application/json' }, payload: `{"url":${'['.repeat(depth)}{"__proto__":1}${']'.repeat(depth)}}` });
+    expect(deep.status, deep.body.slice(0, 300)).toBe(400);
+    expect(deep.json.errors[0].field).toBe('…[0][0][0][0][0][0][0].__proto__');
+  });
+});
+
+describe('a JSON body in a charset other than UTF-8', () => {
+  it('is a 415 naming the charset; utf-8 in any case, or none, is read as before, and so is an ASCII body labelled with a single-byte charset', async () => {
+    const cases: Array<[string, string]> = [
+      ['utf-16', '{"url":"nope"}'],
+      ['UTF-16LE', '{"url":"nope"}'],
+      // Beyond ASCII, a single-byte charset's characters would read wrong.
+      ['iso-8859-1', '{"url":"nope-\u00e9"}'],
+    ];
+    for (const [charset, payload] of cases) {
+      const res = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': `application/json; charset=${charset}` }, payload });
+      expect(res.status, `${charset}: ${res.body}`).toBe(415);
+      expect(res.json.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(res.json.detail).toContain(charset);
+    }
+    for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json', 'application/json; charset=ISO-8859-1', 'application/json; charset=windows-1252']) {
+      const res = await svc.request({ method: 'POST', url: '/api/scans', headers: { 'content-type': type }, payload: '{"url":"nope"}' });
+      expect(res.status, type).toBe(400);
+      expect(res.json.code, type).toBe('INVALID_URL');
+    }
+  });
+});
+
+describe('a body over BODY_LIMIT', () => {
+  it('is a 413 whose detail gives the limit', async () => {
+    const res = await svc.post('/api/scans', { url: 'http://127.0.0.1:9/p', pad: 'x'.repeat(70_000) });
+    expect(res.status).toBe(413);
+    expect(res.json.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(res.json.detail).toContain('65536 bytes (64 KiB)');
+  });
+});
+
+describe('an unknown path', () => {
+  it('is a 404 with a compressed body or a non-UTF-8 charset too, not a 415', async () => {
+    const gzip = await svc.request({ method: 'POST', url: '/api/nothing-here', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipSync(PAGE) });
+    expect(gzip.status, gzip.body).toBe(404);
+    expect(gzip.json.code).toBe('NOT_FOUND');
+    const utf16 = await svc.request({ method: 'POST', url: '/api/nothing-here', headers: { 'content-type': 'application/json; charset=utf-16' }, payload: PAGE });
+    expect(utf16.status, utf16.body).toBe(404);
+    const notJson = await svc.request({ method: 'POST', url: '/api/nothing-here', headers: { 'content-type': 'application/json' }, payload: '{' });
+    expect(notJson.status, notJson.body).toBe(404);
   });
 });

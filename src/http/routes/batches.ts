@@ -2,16 +2,18 @@ import { forEachLimited } from '../../domain/concurrency.js';
 import { randomId } from '../../domain/ids.js';
 import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
-import { WcagaiError } from '../../errors/catalogue.js';
+import { isWcagaiError, WcagaiError } from '../../errors/catalogue.js';
 import { urlForLog } from '../../observability/redact.js';
 import type { ScanStatus } from '../../queue/job.js';
+import type { ScanProducer } from '../../queue/producer.js';
+import type { BatchRecord, ResultStore } from '../../queue/store.js';
 import { admitOptions, FieldProblem, precheckUrl, ruleProblems, type UrlCheck } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
 import { dedupeUrls, fetchSitemap, type SkippedSitemap } from '../../scanner/inputs.js';
 import { policyFetch } from '../../scanner/policy-fetch.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { validateOrThrow, type FieldCheck } from '../validation.js';
+import { selectorProblems, validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;
@@ -44,6 +46,52 @@ async function admitUrls(raws: readonly string[], policy: TargetPolicy, fieldOf:
   return admitted;
 }
 
+type Truncation = NonNullable<BatchRecord['truncation']>;
+
+/** What a batch answer says of a sitemap read in part: `truncated: true`, and at which limit; nothing otherwise. */
+function truncationFields(batch: BatchRecord): Record<string, unknown> {
+  return batch.truncation ? { truncated: true, limit: batch.truncation.limit, limitBy: batch.truncation.limitBy } : {};
+}
+
+/**
+ * A batch as `GET /api/batches/:id` answers it: each scan's status (a scan replayed from the DLQ
+ * counts as its latest replay), counts, the batch's status and its link. A scan's `error` is its
+ * code, as it always was (clients read it as a string); `errorDetail` beside it is the object a
+ * scan's own `error` is ({ code, message, retryable }).
+ */
+async function batchView(batch: BatchRecord, store: ResultStore, producer: ScanProducer) {
+  const { id } = batch;
+  // A scan replayed from the DLQ counts as its latest replay (`replayId`): a batch whose failed
+  // pages were fixed and retried completes.
+  const replays = await store.batchReplays(id);
+  // A replay's own DLQ entry (its first was deleted while it ran) is replayed in turn: followed to the latest.
+  const latest = (scanId: string) => {
+    let at = scanId;
+    for (let hops = 0; replays[at] !== undefined && hops < 100; hops++) at = replays[at]!;
+    return at;
+  };
+  const current = batch.ids.map(latest);
+  const finals = await store.getMany(current);
+  const scans = await Promise.all(
+    batch.ids.map(async (scanId, i) => {
+      const view = finals[i] ?? (await producer.view(current[i]!));
+      const replayId = current[i] !== scanId ? current[i] : undefined;
+      return {
+        id: scanId,
+        url: view?.url ?? null,
+        status: (view?.status ?? 'failed') as ScanStatus,
+        ...(view?.error ? { error: view.error.code, errorDetail: view.error } : {}),
+        ...(replayId ? { replayId } : {}),
+      };
+    }),
+  );
+  const counts: Record<ScanStatus, number> = { queued: 0, active: 0, completed: 0, failed: 0 };
+  for (const s of scans) counts[s.status]++;
+  const finished = counts.completed + counts.failed === scans.length;
+  const status: ScanStatus = finished ? 'completed' : counts.active + counts.completed + counts.failed > 0 ? 'active' : 'queued';
+  return { id, createdAt: batch.createdAt, status, total: scans.length, counts, scans, links: { self: `/api/batches/${id}` } };
+}
+
 /** Batch routes: many URLs (or a sitemap) with shared options, and their progress. */
 export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const { producer, store, config } = deps;
@@ -71,6 +119,7 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
         return sitemapCheck.check.problem ? [sitemapCheck.check.problem] : [];
       },
       ruleProblems,
+      selectorProblems,
     ];
   }
 
@@ -82,13 +131,31 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     let raw: string[];
     // Child sitemaps of an index that could not be read: left out, and named in the answer.
     const skipped: SkippedSitemap[] = [];
+    let truncation: Truncation | undefined;
     if (body.sitemap) {
       const sitemap = await (sitemapCheck.check ?? (await precheckUrl(body.sitemap, deps.policy, 'sitemap'))).admit();
-      const onSkip = (s: SkippedSitemap) => skipped.push(s);
-      raw = await fetchSitemap(sitemap, { onSkip, limit: Math.min(body.limit ?? max, max), timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
-        throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
-      });
+      const cap = Math.min(body.limit ?? max, max);
+      const walk = (limit: number) => {
+        skipped.length = 0;
+        const onSkip = (s: SkippedSitemap) => skipped.push(s);
+        return fetchSitemap(sitemap, { onSkip, limit, timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) });
+      };
+      // One page past the cap tells whether the sitemap lists more than is queued (the walk stops
+      // there: the pages it lists beyond are never read, so their number is not known).
+      raw = await walk(cap + 1)
+        .catch((err: unknown) => {
+          // Looking past the cap needed a sitemap document past the walk's limit: read up to the cap only, as before.
+          if (isWcagaiError(err) && / an index of more than \d+ sitemaps/.test(err.message)) return walk(cap);
+          throw err;
+        })
+        .catch((err: Error) => {
+          throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
+        });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
+      if (raw.length > cap) {
+        truncation = { limit: cap, limitBy: body.limit !== undefined && body.limit <= max ? 'limit' : 'MAX_BATCH_URLS' };
+        raw = raw.slice(0, cap);
+      }
     } else {
       // Their count (at most MAX_BATCH_URLS), syntax and scheme passed the checks above.
       raw = body.urls!;
@@ -102,40 +169,34 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
       if (body.sitemap && err instanceof WcagaiError && err.details?.newScans !== undefined) throw new ValidationError([{ field: 'sitemap', message: `${err.message} (or set limit)` }], 'sitemap too large');
       throw err;
     });
-    await store.putBatch({ id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId });
-    request.log.info({ event: 'batch.queued', batchId: id, total: unique.length }, 'batch submitted');
+    const record: BatchRecord = { id, createdAt: new Date().toISOString(), ids: submitted.map((s) => s.id), requestId, ...(truncation ? { truncation } : {}) };
+    await store.putBatch(record);
+    request.log.info({ event: 'batch.queued', batchId: id, total: unique.length, ...(truncation ? { truncatedAt: truncation.limit } : {}) }, 'batch submitted');
     if (skipped.length) request.log.warn({ event: 'batch.sitemap.skipped', batchId: id, skipped: skipped.map((s) => urlForLog(s.sitemap)) }, `${skipped.length} sitemap(s) of the index could not be read and were skipped`);
     const self = `/api/batches/${id}`;
-    return reply.code(202).header('location', self).send({ id, status: 'queued', total: unique.length, ...(skipped.length ? { skipped } : {}), links: { self } });
+    const told = { ...truncationFields(record), ...(skipped.length ? { skipped } : {}) };
+    // The batch's status as GET /api/batches/:id would tell it now. A new scan is queued by
+    // definition: only the pages that came from the cache or joined a scan in flight are read.
+    const joined = submitted.filter((s) => s.outcome !== 'new').map((s) => s.id);
+    const finals = joined.length ? await store.getMany(joined) : [];
+    const states = await Promise.all(joined.map(async (scanId, i) => (finals[i] ?? (await producer.view(scanId)))?.status ?? 'failed'));
+    const finished = (state: ScanStatus) => state === 'completed' || state === 'failed';
+    if (joined.length === submitted.length && states.every(finished)) {
+      // Every page finished (from the cache, say): a 200 with the batch, as a single scan's cached answer is.
+      const cached = submitted.every((s) => s.outcome === 'cached');
+      return reply.code(200).header('content-location', self).send({ ...(await batchView(record, store, producer)), ...told, ...(cached ? { cached: true } : {}) });
+    }
+    const status: ScanStatus = states.some((state) => state !== 'queued') ? 'active' : 'queued';
+    return reply.code(202).header('location', self).send({ id, status, total: unique.length, ...told, links: { self } });
   });
   methodGuard(app, '/api/batches', ['POST']);
 
   app.get<{ Params: { id: string } }>('/api/batches/:id', async (request) => {
     const { id } = request.params;
-    const batch = BATCH_ID.test(id) ? await store.getBatch(id) : null;
+    const batch: BatchRecord | null = BATCH_ID.test(id) ? await store.getBatch(id) : null;
     if (!batch) throw new WcagaiError('NOT_FOUND', `no batch with id ${id}`);
-    // A scan replayed from the DLQ counts as its latest replay (`replayId`): a batch whose failed
-    // pages were fixed and retried completes.
-    const replays = await store.batchReplays(id);
-    // A replay's own DLQ entry (its first was deleted while it ran) is replayed in turn: followed to the latest.
-    const latest = (scanId: string) => {
-      let at = scanId;
-      for (let hops = 0; replays[at] !== undefined && hops < 100; hops++) at = replays[at]!;
-      return at;
-    };
-    const current = batch.ids.map(latest);
-    const finals = await store.getMany(current);
-    const scans = await Promise.all(
-      batch.ids.map(async (scanId, i) => {
-        const view = finals[i] ?? (await producer.view(current[i]!));
-        const replayId = current[i] !== scanId ? current[i] : undefined;
-        return { id: scanId, url: view?.url ?? null, status: (view?.status ?? 'failed') as ScanStatus, ...(view?.error ? { error: view.error.code } : {}), ...(replayId ? { replayId } : {}) };
-      }),
-    );
-    const counts: Record<ScanStatus, number> = { queued: 0, active: 0, completed: 0, failed: 0 };
-    for (const s of scans) counts[s.status]++;
-    const finished = counts.completed + counts.failed === scans.length;
-    return { id, createdAt: batch.createdAt, status: finished ? 'completed' : counts.active + counts.completed + counts.failed > 0 ? 'active' : 'queued', total: scans.length, counts, scans };
+    const view = await batchView(batch, store, producer);
+    return { ...view, ...truncationFields(batch) };
   });
   methodGuard(app, '/api/batches/:id', ['GET']);
 }

@@ -13,7 +13,7 @@ import { axeVersion } from '../../scanner/page-script.js';
 import { emptyResult } from '../../scanner/results.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { validateOrThrow, type FieldCheck } from '../validation.js';
+import { selectorProblems, validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const MAX_WAIT_SECONDS = 120;
@@ -145,6 +145,7 @@ export function scanRoutes(app: FastifyInstance, deps: ServerDeps): void {
         return urlCheck.problem ? [urlCheck.problem] : [];
       },
       ruleProblems,
+      selectorProblems,
     ];
     const body = await validateOrThrow(scanRequestSchema, request.body, checks);
     const url = await (urlCheck ?? (await precheckUrl(body.url, deps.policy))).admit();
