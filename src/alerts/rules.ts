@@ -30,9 +30,11 @@ const CHECKS: Record<AlertRuleName, Check> = {
   },
   BREAKER_OPEN: ({ breakers }, threshold) => {
     if (!breakers) return 'unknown';
-    // HALF_OPEN is still open: its one trial call can take the whole <SVC>_TIMEOUT, and a failed trial
-    // opens it again. Counting only OPEN resolved the alert for the trial and triggered it again after.
-    const open = breakers.filter((b) => b.state === 'OPEN' || b.state === 'HALF_OPEN');
+    // HALF_OPEN with its trial call in flight is still open: the trial can take the whole <SVC>_TIMEOUT,
+    // and a failed trial opens it again. Counting only OPEN resolved the alert for the trial and
+    // triggered it again after. A HALF_OPEN breaker with no trial in flight (its open period is over
+    // and no call came since) is not: health counts it healthy, and an idle one would fire forever.
+    const open = breakers.filter((b) => b.state === 'OPEN' || (b.state === 'HALF_OPEN' && b.trialInFlight !== false));
     const names = [...new Set(open.map((b) => b.name))].sort();
     return names.length >= threshold && names.length > 0
       ? { value: names.length, summary: `circuit breaker open: ${names.join(', ')}`, details: { open: open.map((b) => `${b.name}@${b.process}`) } }

@@ -8,8 +8,12 @@ export interface Figures {
   queue?: { waiting: number; active: number; utilizationPercent: number; maxCapacity: number };
   /** Scans that finished (for good) within the error-rate window. */
   scans?: { completed: number; failed: number; windowMs: number };
-  /** Breakers of this process and of every other process (from heartbeats), each process once. */
-  breakers?: Array<{ name: string; state: string; process: string }>;
+  /**
+   * Breakers of this process and of every other process (from heartbeats), each process once.
+   * `trialInFlight` tells a HALF_OPEN breaker running its trial call from one whose open period is
+   * over with no call since; absent (a process of an older version), a HALF_OPEN one is in its trial.
+   */
+  breakers?: Array<{ name: string; state: string; process: string; trialInFlight?: boolean }>;
   dlq?: { size: number; lastHourAdded: number };
   /** Resident memory of this process and of every other process (from heartbeats), each process once. */
   processes?: Array<{ id: string; rssBytes: number }>;

@@ -15,6 +15,7 @@ import { DEFAULT_POLICY, ServicePolicy, type PolicySettings } from '../clients/p
 import { BreakerRegistry, type BreakerSnapshot, type BreakerState } from '../clients/registry.js';
 import { SlackNotifier } from '../clients/slack.js';
 import type { Config, ServicePrefix } from '../config/schema.js';
+import { breakerStateAt } from '../domain/snapshot.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { alertRoutes } from '../http/routes/alerts.js';
 import { breakerHealthSection, breakerRoutes, type RemoteBreakers } from '../http/routes/breakers.js';
@@ -121,8 +122,30 @@ export interface Integrations {
   close(): Promise<void>;
 }
 
-function remoteBreakers(value: unknown): Record<string, BreakerSnapshot> | null {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, BreakerSnapshot>) : null;
+/**
+ * One breaker as of `now`: OPEN past its half-open duration reads HALF_OPEN (another process's
+ * heartbeat is up to an interval old, and a process of an older version reports OPEN until a call
+ * arrives). A heartbeat without `trialInFlight` (an older version) reporting HALF_OPEN is in its trial.
+ */
+function breakerAsOf<T extends ReportedBreaker>(s: T, now: number): T & { state: BreakerState; trialInFlight: boolean } {
+  const state = breakerStateAt(s, now) as BreakerState;
+  return { ...s, state, trialInFlight: state === 'HALF_OPEN' && (s.trialInFlight ?? s.state === 'HALF_OPEN') };
+}
+
+/** A breaker as a heartbeat reports it: one of an older version has no `trialInFlight`. */
+type ReportedBreaker = { state: string; trialInFlight?: boolean; openedAt?: string | null; halfOpenAfterMs?: number };
+
+function remoteBreakers(value: unknown, now = Date.now()): Record<string, BreakerSnapshot> | null {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
+  return Object.fromEntries(Object.entries(value as Record<string, BreakerSnapshot>).map(([name, s]) => [name, s && typeof s === 'object' ? breakerAsOf(s, now) : s]));
+}
+
+/** The `breakers` figure of the alert rules for one process's breakers (this process's, or a heartbeat's), as of `now`. */
+export function alertBreakers(process: string, breakers: Record<string, ReportedBreaker>, now = Date.now()): NonNullable<Figures['breakers']> {
+  return Object.entries(breakers).map(([name, s]) => {
+    const b = breakerAsOf(s, now);
+    return { name, state: b.state, trialInFlight: b.trialInFlight, process };
+  });
 }
 
 /** Builds and connects the integrations; `close` stops alerts first, then leaves the control channel. */
@@ -165,7 +188,7 @@ export async function startIntegrations(config: Config, logger: Logger, options:
 
   const figures = async (): Promise<Figures> => {
     const [capacity, scans, processes, dlq] = await Promise.allSettled([options.capacity(), outcomes.window(config.ALERT_ERROR_RATE_WINDOW), listProcesses(redis, keys), options.dlqFigures?.()]);
-    const own = Object.entries(registry.snapshot()).map(([name, s]) => ({ name, state: s.state, process: processId }));
+    const own = alertBreakers(processId, registry.snapshot());
     const self = { id: processId, rssBytes: process.memoryUsage().rss };
     const f: Figures = { breakers: own, processes: [self] };
     if (capacity.status === 'fulfilled') {
@@ -180,7 +203,8 @@ export async function startIntegrations(config: Config, logger: Logger, options:
       f.workers = processes.value.filter((hb) => hb.role === 'worker').length;
       for (const hb of processes.value) {
         if (isSelf(hb)) continue;
-        for (const [name, s] of Object.entries(remoteBreakers(hb.breakers) ?? {})) f.breakers!.push({ name, state: s.state, process: hb.id });
+        const breakers = remoteBreakers(hb.breakers);
+        if (breakers) f.breakers!.push(...alertBreakers(hb.id, breakers));
         f.processes!.push({ id: hb.id, rssBytes: hb.memory.rss });
       }
     }

@@ -1,8 +1,6 @@
-import { AsyncResource } from 'node:async_hooks';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
-  bulkhead,
   circuitBreaker,
   CircuitState,
   ConsecutiveBreaker,
@@ -12,7 +10,6 @@ import {
   TaskCancelledError,
   timeout,
   TimeoutStrategy,
-  type BulkheadPolicy,
   type CircuitBreakerPolicy,
   type IBackoff,
   type IRetryBackoffContext,
@@ -21,6 +18,7 @@ import {
 } from 'cockatiel';
 import type { Logger } from 'pino';
 import { WcagaiError } from '../errors/catalogue.js';
+import { Bulkhead } from './bulkhead.js';
 import { UpstreamError } from './http.js';
 import { TokenBucket } from './rate-limit.js';
 import { ManagedBreaker } from './registry.js';
@@ -101,7 +99,7 @@ function either(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(
  */
 export class ServicePolicy {
   readonly breaker: ManagedBreaker;
-  private readonly bulkhead: BulkheadPolicy;
+  private readonly bulkhead: Bulkhead;
   private readonly retry: RetryPolicy;
   private readonly circuit: CircuitBreakerPolicy;
   private readonly timeout: TimeoutPolicy;
@@ -115,7 +113,7 @@ export class ServicePolicy {
     /** Writes one line per call (its outcome, attempts and time), with the caller's request context. */
     private readonly logger?: Logger,
   ) {
-    this.bulkhead = bulkhead(settings.concurrency, settings.queue);
+    this.bulkhead = new Bulkhead(settings.concurrency, settings.queue);
     this.retry = retry(handleWhen(retryable(settings)), {
       maxAttempts: Math.max(0, settings.attempts - 1),
       backoff: { next: (context: RetryContext) => backoffFor(settings, 1, context) },
@@ -145,14 +143,15 @@ export class ServicePolicy {
       attempts++;
       return fn(s);
     };
-    // Bound to the caller's async context: a call that waits in the bulkhead's queue is started from
-    // the call that frees a slot, and would otherwise run (and forward X-Request-ID) in that call's context.
     const call = { running: 0 };
     const busy = () => call.running > 0;
     // Cancelled inside the bulkhead too, so a call given up while it waits for a retry frees its slot at once.
-    const run = AsyncResource.bind(() => this.untilCancelled(this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller, call), s1), caller), caller, busy));
+    // A call that waited in the bulkhead's queue runs in its own caller's async context (and forwards its
+    // X-Request-ID): the bulkhead resumes it after an await, not from the call that freed the slot. It
+    // leaves the queue as soon as its caller gives up.
+    const run = () => this.untilCancelled(this.retry.execute(({ signal: s1 }) => this.circuit.execute(({ signal: s2 }) => this.guarded(counted, s2, caller, call), s1), caller), caller, busy);
     try {
-      const value = await this.untilCancelled(this.bulkhead.execute(run, caller), caller, busy);
+      const value = await this.bulkhead.execute(run, caller);
       this.logger?.info({ event: 'upstream.call', service: this.name, attempts, ms: Math.round(performance.now() - started) }, `${this.name}: call answered`);
       return value;
     } catch (err) {
@@ -169,7 +168,7 @@ export class ServicePolicy {
   /**
    * `work`, or a cancellation as soon as the caller gives up while none of the call's attempts is in
    * flight: cockatiel cuts short neither the wait before a retry (up to a Retry-After of
-   * `maxBackoffMs`) nor that of a call queued behind a half-open trial or in the bulkhead's queue. An
+   * `maxBackoffMs`) nor that of a call queued behind a half-open trial. An
    * attempt in flight is aborted with the caller's signal and settles at once, so the breaker has
    * counted it when the caller hears. What is left of `work` starts no request (its signal is aborted).
    */

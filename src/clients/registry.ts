@@ -5,7 +5,13 @@ export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN' | 'ISOLATED';
 
 /** What /health/detailed, heartbeats and `wcagai breakers list` show of one breaker. */
 export interface BreakerSnapshot {
+  /**
+   * HALF_OPEN from the moment the breaker has been open for `halfOpenAfterMs` (the next call is let
+   * through as a trial), whether or not a call has come since: an idle breaker does not read OPEN forever.
+   */
   state: BreakerState;
+  /** HALF_OPEN with its trial call in flight (false in every other state, and while HALF_OPEN awaits a call). */
+  trialInFlight: boolean;
   /** Consecutive failed calls counted by the breaker (0 after a success or a reset). */
   failures: number;
   lastFailureAt: string | null;
@@ -20,8 +26,8 @@ export interface BreakerChange {
   name: string;
   from: BreakerState;
   to: BreakerState;
-  /** 'call' for transitions driven by calls, else the operator action. */
-  cause: 'call' | 'reset' | 'isolate';
+  /** 'call' for transitions driven by calls, 'timer' for OPEN -> HALF_OPEN once the open period is over, else the operator action. */
+  cause: 'call' | 'timer' | 'reset' | 'isolate';
 }
 
 const STATES: Record<CircuitState, BreakerState> = {
@@ -43,6 +49,8 @@ export class ManagedBreaker {
   private quiet = false;
   private resets = 0;
   private readonly listeners = new Set<(change: BreakerChange) => void>();
+  /** Fires when the open period is over, to announce HALF_OPEN without waiting for a call. */
+  private halfOpenTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly name: string,
@@ -57,25 +65,67 @@ export class ManagedBreaker {
       this.lastFailure = err ? `${err.code ?? err.name}: ${err.message}`.slice(0, 300) : 'failed';
     });
     policy.onBreak(() => {
-      this.openedAt = Date.now();
+      // cockatiel's own opening time (it lets a trial through from openedAt + halfOpenAfter on), else now.
+      this.openedAt = this.cockatielOpenedAt() ?? Date.now();
     });
     policy.onReset(() => {
       this.openedAt = null;
     });
     policy.onStateChange((s) => {
-      if (!this.quiet) this.moveTo(STATES[s]);
+      this.disarm();
+      if (s === CircuitState.Open) this.arm();
+      // OPEN -> HALF_OPEN was announced when the open period ended: the trial that starts now changes nothing shown.
+      if (!this.quiet) this.moveTo(this.reported());
     });
   }
 
-  private moveTo(to: BreakerState): void {
+  private moveTo(to: BreakerState, cause = this.cause): void {
     const from = this.state;
     this.state = to;
-    if (from !== to) for (const l of this.listeners) l({ name: this.name, from, to, cause: this.cause });
+    if (from !== to) for (const l of this.listeners) l({ name: this.name, from, to, cause });
+  }
+
+  /** When cockatiel opened the breaker (epoch ms), from its public state; null when it is not OPEN. */
+  private cockatielOpenedAt(): number | null {
+    const own = (this.policy.toJSON() as { ownState: { value: CircuitState; openedAt?: number } }).ownState;
+    return own.value === CircuitState.Open && typeof own.openedAt === 'number' ? own.openedAt : null;
+  }
+
+  /**
+   * The state shown: cockatiel's, except that an OPEN breaker whose open period is over reads
+   * HALF_OPEN (cockatiel itself moves only when a call arrives, and lets that call through as the trial).
+   */
+  private reported(now = Date.now()): BreakerState {
+    const state = this.policy.state;
+    if (state !== CircuitState.Open) return STATES[state];
+    const openedAt = this.cockatielOpenedAt();
+    return openedAt !== null && now - openedAt >= this.halfOpenAfterMs ? 'HALF_OPEN' : 'OPEN';
+  }
+
+  /** Announces HALF_OPEN when the open period ends (no call is made: the next caller's call is the trial). */
+  private arm(): void {
+    const openedAt = this.cockatielOpenedAt();
+    if (openedAt === null) return;
+    const fire = () => {
+      this.halfOpenTimer = null;
+      if (this.policy.state !== CircuitState.Open || this.cockatielOpenedAt() !== openedAt) return;
+      const left = openedAt + this.halfOpenAfterMs - Date.now();
+      // A timer may fire a millisecond before the clock says the period is over.
+      if (left > 0) return void (this.halfOpenTimer = setTimeout(fire, left).unref());
+      this.moveTo('HALF_OPEN', 'timer');
+    };
+    this.halfOpenTimer = setTimeout(fire, Math.max(0, openedAt + this.halfOpenAfterMs - Date.now())).unref();
+  }
+
+  private disarm(): void {
+    if (this.halfOpenTimer) clearTimeout(this.halfOpenTimer);
+    this.halfOpenTimer = null;
   }
 
   snapshot(): BreakerSnapshot {
     return {
-      state: STATES[this.policy.state],
+      state: this.reported(),
+      trialInFlight: this.policy.state === CircuitState.HalfOpen,
       failures: this.counter.state,
       lastFailureAt: this.lastFailureAt ? new Date(this.lastFailureAt).toISOString() : null,
       lastFailure: this.lastFailure,
@@ -165,7 +215,7 @@ export class BreakerRegistry {
     return Object.fromEntries([...this.breakers].map(([name, b]) => [name, b.snapshot()]));
   }
 
-  /** True when no breaker is OPEN or ISOLATED (a HALF_OPEN one is already letting a trial call through). */
+  /** True when no breaker is OPEN or ISOLATED (a HALF_OPEN one lets the next call through as a trial, or already has). */
   healthy(): boolean {
     return [...this.breakers.values()].every((b) => {
       const s = b.snapshot().state;

@@ -134,12 +134,27 @@ export interface Snapshot {
 
 const BREAKER_RANK: Record<BreakerStateName, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2, ISOLATED: 3 };
 
-/** Merges each process's breakers into one row per service (worst state, most failures, first opened). */
-export function mergeBreakers(sources: ReadonlyArray<{ process: string; breakers: Record<string, { state: string; failures?: number; openedAt?: string | null; lastFailure?: string | null; lastFailureAt?: string | null }> }>): BreakerRow[] {
+/**
+ * A reported breaker state as of `now`: an OPEN breaker whose `halfOpenAfterMs` has passed since
+ * `openedAt` is HALF_OPEN (its next call goes through as the trial). A heartbeat is up to an interval
+ * old, and a process of an older version reports OPEN until a call arrives. Without both figures, as reported.
+ */
+export function breakerStateAt(b: { state: string; openedAt?: string | null; halfOpenAfterMs?: number }, now = Date.now()): string {
+  if (b.state !== 'OPEN' || !b.openedAt || typeof b.halfOpenAfterMs !== 'number' || !Number.isFinite(b.halfOpenAfterMs)) return b.state;
+  const openedAt = Date.parse(b.openedAt);
+  return !Number.isNaN(openedAt) && now - openedAt >= b.halfOpenAfterMs ? 'HALF_OPEN' : 'OPEN';
+}
+
+/** Merges each process's breakers into one row per service (worst state, most failures, first opened); states as of `now` (see `breakerStateAt`). */
+export function mergeBreakers(
+  sources: ReadonlyArray<{ process: string; breakers: Record<string, { state: string; failures?: number; openedAt?: string | null; halfOpenAfterMs?: number; lastFailure?: string | null; lastFailureAt?: string | null }> }>,
+  now = Date.now(),
+): BreakerRow[] {
   const rows = new Map<string, BreakerRow & { lastFailureAt: string | null }>();
   for (const source of sources) {
     for (const [name, b] of Object.entries(source.breakers)) {
-      const state = (b.state in BREAKER_RANK ? b.state : 'CLOSED') as BreakerStateName;
+      const reported = breakerStateAt(b, now);
+      const state = (reported in BREAKER_RANK ? reported : 'CLOSED') as BreakerStateName;
       const one: BreakerProcessState = { process: source.process, state, failures: b.failures ?? 0, openedAt: b.openedAt ?? null };
       const row = rows.get(name);
       if (!row) {

@@ -5,7 +5,7 @@ import type { Capacity } from '../queue/producer.js';
 import type { DetailedHealthBody } from './routes/health.js';
 
 /** A breaker as a registry or a heartbeat reports it. */
-type BreakerFigures = { state: string; failures?: number; openedAt?: string | null; lastFailure?: string | null; lastFailureAt?: string | null };
+type BreakerFigures = { state: string; failures?: number; openedAt?: string | null; halfOpenAfterMs?: number; trialInFlight?: boolean; lastFailure?: string | null; lastFailureAt?: string | null };
 
 /** Where a snapshot's parts come from; the optional ones are left out of the snapshot when absent or failing. */
 export interface SnapshotSources {

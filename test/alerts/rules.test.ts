@@ -65,18 +65,33 @@ describe('alert rules (pure)', () => {
     expect(alerts.workers_missing).toMatchObject({ severity: 'critical', value: 0 });
   });
 
-  it('count a HALF_OPEN breaker as open: its trial call can last the whole timeout and may open it again', () => {
-    const breakers = (state: string): Figures => ({ ...quiet, breakers: [{ name: 'ai', state, process: 'w1' }] });
-    expect(firing(breakers('HALF_OPEN')).map((a) => [a.id, a.value, a.summary])).toEqual([['breaker_open', 1, 'circuit breaker open: ai']]);
+  it('count a HALF_OPEN breaker as open while its trial call is in flight: it can last the whole timeout and may open it again', () => {
+    const breakers = (state: string, trialInFlight?: boolean): Figures => ({ ...quiet, breakers: [{ name: 'ai', state, process: 'w1', ...(trialInFlight === undefined ? {} : { trialInFlight }) }] });
+    expect(firing(breakers('HALF_OPEN', true)).map((a) => [a.id, a.value, a.summary])).toEqual([['breaker_open', 1, 'circuit breaker open: ai']]);
+    // A process of an older version says nothing of the trial: its HALF_OPEN is a trial in flight.
+    expect(firing(breakers('HALF_OPEN')).map((a) => a.id)).toEqual(['breaker_open']);
     expect(firing(breakers('ISOLATED'))).toEqual([]);
     // A dead service probed every half-open period: OPEN, HALF_OPEN, OPEN… is one alert, never resolved in between.
     let t = 0;
     let r = step({}, breakers('OPEN'), t);
     expect(r.sends).toEqual(['slack:trigger:breaker_open', 'pagerduty:trigger:breaker_open']);
     for (const state of ['HALF_OPEN', 'OPEN', 'HALF_OPEN', 'OPEN']) {
-      r = step(r.state, breakers(state), (t += 1_000));
+      r = step(r.state, breakers(state, state === 'HALF_OPEN'), (t += 1_000));
       expect(r.sends).toEqual([]);
     }
+  });
+
+  it('do not count a breaker HALF_OPEN with no trial in flight (its open period over, no call since): the alert resolves', () => {
+    const breakers = (state: string, trialInFlight: boolean): Figures => ({ ...quiet, breakers: [{ name: 'ai', state, process: 'w1', trialInFlight }] });
+    expect(firing(breakers('HALF_OPEN', false))).toEqual([]);
+    const held = { ...configured, resolveAfterMs: 60_000 };
+    let r = step({}, breakers('OPEN', false), 0, {}, held);
+    expect(r.sends).toEqual(['slack:trigger:breaker_open', 'pagerduty:trigger:breaker_open']);
+    // Idle after the outage: clear from the half-open on, resolved once ALERT_RESOLVE_AFTER has passed.
+    r = step(r.state, breakers('HALF_OPEN', false), 30_000, {}, held);
+    expect(r.sends).toEqual([]);
+    r = step(r.state, breakers('HALF_OPEN', false), 90_000, {}, held);
+    expect(r.sends).toEqual(['slack:resolve:breaker_open', 'pagerduty:resolve:breaker_open']);
   });
 
   it('need enough scans for an error rate, and a figure they cannot read leaves them unknown', () => {

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { callUpstream, parseRetryAfter, UpstreamError } from '../../src/clients/http.js';
 import { DEFAULT_POLICY, ServicePolicy, type PolicySettings } from '../../src/clients/policies.js';
@@ -9,20 +9,14 @@ import { HubSpotClient } from '../../src/clients/hubspot.js';
 import { SlackNotifier } from '../../src/clients/slack.js';
 import { runWithContext } from '../../src/observability/context.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { fakeUpstreamForFile, startFakeUpstream } from '../support/fake-upstream.js';
 import { freePort } from '../support/net.js';
 import { LogSink, waitFor } from '../support/service.js';
 
 const SECRET = 'sk-live-0123456789abcdef';
 const okSchema = z.object({ ok: z.literal(true) });
 
-let fake: FakeUpstream;
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-afterAll(async () => {
-  await fake?.close();
-});
+const fake = fakeUpstreamForFile();
 
 function policy(settings: Partial<PolicySettings> = {}, name = 'ai'): ServicePolicy {
   return new ServicePolicy(name, { ...DEFAULT_POLICY, backoffMs: 20, timeoutMs: 2_000, ...settings });
@@ -127,6 +121,15 @@ describe('resilience policy (real HTTP on loopback)', () => {
       expect(d).toBeGreaterThanOrEqual(20 * 2 ** i);
       expect(d).toBeLessThanOrEqual(40 * 2 ** i);
     });
+  });
+
+  it('retries a 408 like a 5xx and counts it towards the breaker like one', async () => {
+    fake.on('/request-timeout', () => ({ status: 408, headers: { connection: 'close' }, text: 'request timeout' }));
+    const p = policy({ attempts: 3, backoffMs: 10, breakerFailures: 3 });
+    const err = await failure(call(p, '/request-timeout'));
+    expect(err).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', httpStatus: 408, transient: true, breakerFailure: true });
+    expect(fake.requestsTo('/request-timeout')).toHaveLength(3);
+    expect(p.breaker.snapshot()).toMatchObject({ state: 'OPEN', failures: 3 });
   });
 
   it('retries network errors (a connection dropped without an answer, a port nobody listens on)', async () => {

@@ -143,15 +143,17 @@ describe('AI suggestions behind a breaker, HubSpot notes (real worker, fake serv
     const beat = await waitFor(
       async () => {
         const workers = (await svc.get('/api/workers')).json.workers as Array<Record<string, any>>;
-        return workers.find((w) => w.breakers?.ai?.state === 'OPEN');
+        // OPEN, or HALF_OPEN once its HALF_OPEN_MS have passed (with no call since, no trial in flight).
+        return workers.find((w) => w.breakers?.ai?.failures === 2 && ['OPEN', 'HALF_OPEN'].includes(w.breakers.ai.state));
       },
       { timeoutMs: 12_000, what: 'a heartbeat with the open AI breaker' },
     );
-    expect(beat.breakers.ai.failures).toBe(2);
+    expect(beat.breakers.ai).toMatchObject({ failures: 2, trialInFlight: false, halfOpenAfterMs: HALF_OPEN_MS });
     // The embedded worker's heartbeat holds this process's breakers: not listed a second time as a worker.
     const res = await svc.get('/admin/breakers', ADMIN);
     expect(res.status).toBe(200);
-    expect(res.json.process).toMatchObject({ role: 'worker', breakers: { ai: { state: 'OPEN', failures: 2 } } });
+    expect(res.json.process).toMatchObject({ role: 'worker', breakers: { ai: { failures: 2, openedAt: beat.breakers.ai.openedAt, trialInFlight: false } } });
+    expect(['OPEN', 'HALF_OPEN']).toContain(res.json.process.breakers.ai.state);
     expect(res.json.workers).toEqual([]);
     expect(res.json.apiProcesses).toEqual([]);
   });

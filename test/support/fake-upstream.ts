@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -87,4 +88,35 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       }),
   };
   return fake;
+}
+
+/**
+ * One fake upstream for a whole test file: started before its tests, closed after them. The object
+ * returned forwards to it (usable from the tests and hooks, not at the file's top level).
+ */
+export function fakeUpstreamForFile(): FakeUpstream {
+  let fake: FakeUpstream | undefined;
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+  const started = (): FakeUpstream => {
+    if (!fake) throw new Error('the fake upstream starts before the tests of the file');
+    return fake;
+  };
+  const proxy: FakeUpstream = {
+    get origin() {
+      return started().origin;
+    },
+    url: (path) => started().url(path),
+    get requests() {
+      return started().requests;
+    },
+    requestsTo: (path) => started().requestsTo(path),
+    on: (path, handler) => (started().on(path, handler), proxy),
+    close: () => started().close(),
+  };
+  return proxy;
 }
