@@ -272,18 +272,28 @@ export class ScanProducer {
     return this.releasing;
   }
 
+  /**
+   * Marks `ids` as being added by this producer until the function returned is called: a twin
+   * decided meanwhile in this process waits for that (see liveJob). Waiting on these cannot go
+   * round in a circle: a submission waits only for ids admitted before its own decision.
+   */
+  private hold(ids: readonly string[]): () => void {
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    for (const id of ids) this.adding.set(id, settled);
+    return () => {
+      for (const id of ids) if (this.adding.get(id) === settled) this.adding.delete(id);
+      done();
+    };
+  }
+
   /** Runs an add of `ids`, known to liveJob until it settles. */
   private async tracked(ids: readonly string[], add: () => Promise<unknown>): Promise<void> {
-    const adding = add();
-    const settled = adding.then(
-      () => undefined,
-      () => undefined,
-    );
-    for (const id of ids) this.adding.set(id, settled);
+    const release = this.hold(ids);
     try {
-      await adding;
+      await add();
     } finally {
-      for (const id of ids) if (this.adding.get(id) === settled) this.adding.delete(id);
+      release();
     }
   }
 
@@ -432,6 +442,9 @@ export class ScanProducer {
     const requests = urls.map((url) => ({ url, cacheKey: cacheKeyOf(url, options), id: newScanId() }));
     const decisions = await this.decide(requests, ctx.fresh === true);
     const admitted = () => requests.filter((_, i) => decisions[i]!.outcome === 'new');
+    // From admission on, not only from the add: the checks below can take a while (a job this
+    // producer is adding), and a twin decided meanwhile would otherwise judge these markers stale.
+    const releases = [this.hold(admitted().map((r) => r.id))];
     let adding = false;
     try {
       // As in submit: a marker can outlive its job (failed by BullMQ without a final record, or
@@ -448,10 +461,11 @@ export class ScanProducer {
         stale.forEach((i, j) => {
           decisions[i] = again[j]!;
         });
+        releases.push(this.hold(stale.filter((i) => decisions[i]!.outcome === 'new').map((i) => requests[i]!.id)));
       }
       const bulk = admitted().map((r) => ({ name: 'scan', data: this.data(r.url, options, r.cacheKey, ctx), opts: this.jobOptions(r.id, ctx) }));
       adding = true;
-      if (bulk.length) await this.tracked(admitted().map((r) => r.id), () => this.queue.addBulk(bulk));
+      if (bulk.length) await this.queue.addBulk(bulk);
       await Promise.all(joined.map((job, i) => job && this.raisePriority(decisions[i]!.id, ctx.priority, job)));
     } catch (err) {
       // Refused (or failed) before the add, the admitted ids never reach the queue: their markers go
@@ -460,6 +474,7 @@ export class ScanProducer {
       if (!adding) await Promise.all(admitted().map((r) => this.clearMarker(r.cacheKey, r.id)));
       throw toRedisError(err);
     } finally {
+      for (const release of releases) release();
       await this.release(admitted().map((r) => r.id));
     }
     return decisions;

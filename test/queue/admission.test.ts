@@ -287,6 +287,24 @@ describe('admission control (MAX_QUEUE_DEPTH 5, no worker)', () => {
     expect(await r.zcard(keys.admitting)).toBe(0);
   });
 
+  it('a twin of a batch page decided while the batch still waits on another add joins the batch\'s job: the page is not queued twice', async () => {
+    const svc = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
+    const { producer, redis: r, keys, queue } = svc.service;
+    slowAdds(queue, 3_500);
+    // A full group: its add starts at once and takes 3.5 s.
+    const pages = Array.from({ length: 32 }, (_, i) => `held-${i}`);
+    const group = Promise.all(pages.map((u) => producer.submit(target(u), DEFAULT_SCAN_OPTIONS, { priority: 'normal' })));
+    // The batch admits `held-new` and waits for the group's add, which holds `held-0`.
+    const batch = producer.submitMany([target('held-0'), target('held-new')], DEFAULT_SCAN_OPTIONS, { priority: 'normal' });
+    const marker = keys.inflight(cacheKeyOf(target('held-new'), DEFAULT_SCAN_OPTIONS));
+    await waitFor(async () => (await r.exists(marker)) === 1);
+    const twin = await producer.submit(target('held-new'), DEFAULT_SCAN_OPTIONS, { priority: 'normal' });
+    const [, ofBatch] = await batch;
+    await group;
+    expect(twin).toEqual({ id: ofBatch!.id, outcome: 'inflight' });
+    expect(await totalJobs(svc.service)).toBe(33);
+  }, 30_000);
+
   it('a twin of a job another producer (another API process) is still adding joins it once it is in', async () => {
     const first = await apiOnly({ MAX_QUEUE_DEPTH: '1000' });
     const second = await startTestService({ redisUrl: redis.url, prefix: first.prefix, settings: { MAX_QUEUE_DEPTH: '1000' } });
