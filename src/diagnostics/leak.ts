@@ -1,5 +1,5 @@
 import { maskUrl } from '../config/secrets.js';
-import { WcagaiError } from '../errors/catalogue.js';
+import { ANSWERED_LOAD_TIMEOUT, WcagaiError } from '../errors/catalogue.js';
 import { refusedPortMessage } from '../tui/client.js';
 import { linearRegression } from './stats.js';
 
@@ -130,7 +130,8 @@ const UNREACHED = new Set(['CONNECTION_FAILED', 'DNS_FAILURE', 'TLS_CERT_INVALID
 export async function checkTargets(scanner: LeakScanner, urls: readonly string[]): Promise<void> {
   const distinct = [...new Set(urls)];
   const results = await Promise.all(distinct.map(async (url) => ({ url, result: await scanner.scan(url) })));
-  const unreached = results.filter(({ result }) => result.status === 'error' && UNREACHED.has(result.error?.code ?? ''));
+  // A navigation that timed out after its document answered (an image that never arrives) reached the target.
+  const unreached = results.filter(({ result }) => result.status === 'error' && UNREACHED.has(result.error?.code ?? '') && !result.error?.message?.startsWith(ANSWERED_LOAD_TIMEOUT));
   const first = unreached[0];
   if (!first) return;
   const { code, message = '' } = first.result.error!;

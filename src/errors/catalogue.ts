@@ -93,3 +93,9 @@ export function toWcagaiError(err: unknown): WcagaiError {
   const message = err instanceof Error ? err.message : String(err);
   return new WcagaiError('INTERNAL', message, { cause: err });
 }
+
+/**
+ * How a NAVIGATION_TIMEOUT message begins when the document did answer and only its load never
+ * finished (a subresource still loading): the target is reachable, unlike a host that never answers.
+ */
+export const ANSWERED_LOAD_TIMEOUT = 'the document answered, but its load did not finish';

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { CDPSession, Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core';
 import { DEFAULT_VIEWPORT, type PageResult, type PageTimings, type ScanOptions } from '../domain/scan.js';
-import { WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
+import { ANSWERED_LOAD_TIMEOUT, WcagaiError, toWcagaiError, type ErrorCode } from '../errors/catalogue.js';
 import { textForLog, urlForLog } from '../observability/redact.js';
 import { findBrowser } from './browser.js';
 import { startEgressProxy, type EgressProxy, type EgressRoute } from './egress-proxy.js';
@@ -179,10 +179,14 @@ const NET_ERRORS: Array<[RegExp, ErrorCode]> = [
   [/Target closed|Session closed|Connection closed|detached Frame|Protocol error/i, 'BROWSER_CRASHED'],
 ];
 
-function classifyNavigationError(err: unknown, timeoutMs: number): WcagaiError {
+/** `answered`: the main document's response had arrived (only its load was still running). */
+function classifyNavigationError(err: unknown, timeoutMs: number, answered = false): WcagaiError {
   if (err instanceof WcagaiError) return err;
   const e = err as Error;
-  if (e?.name === 'TimeoutError') return new WcagaiError('NAVIGATION_TIMEOUT', `navigation did not finish within ${timeoutMs} ms`, { cause: err });
+  if (e?.name === 'TimeoutError') {
+    const message = answered ? `${ANSWERED_LOAD_TIMEOUT} within ${timeoutMs} ms (a subresource still loading)` : `navigation did not finish within ${timeoutMs} ms`;
+    return new WcagaiError('NAVIGATION_TIMEOUT', message, { cause: err });
+  }
   const message = e?.message ?? String(err);
   for (const [pattern, code] of NET_ERRORS) if (pattern.test(message)) return new WcagaiError(code, message.split('\n')[0]!, { cause: err });
   return toWcagaiError(err);
@@ -757,7 +761,7 @@ export class ScanEngine implements Scanner {
     try {
       await this.navigate(page, url, navigationTimeoutMs);
     } catch (err) {
-      throw state.blocked ?? this.egressRefusal(url) ?? classifyNavigationError(err, navigationTimeoutMs);
+      throw state.blocked ?? this.egressRefusal(url) ?? classifyNavigationError(err, navigationTimeoutMs, state.responses.size > 0);
     }
     timings.navigationMs = Math.round(performance.now() - t);
     let scanned = await this.acceptDocument(slot, url, result);
@@ -860,7 +864,7 @@ export class ScanEngine implements Scanner {
     try {
       await page.waitForFunction(() => document.readyState === 'complete', { polling: 50, timeout: navigationTimeoutMs });
     } catch (err) {
-      throw state.blocked ?? this.egressRefusal(page.url()) ?? classifyNavigationError(err, navigationTimeoutMs);
+      throw state.blocked ?? this.egressRefusal(page.url()) ?? classifyNavigationError(err, navigationTimeoutMs, state.responses.size > 0);
     }
   }
 

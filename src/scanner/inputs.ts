@@ -66,6 +66,11 @@ export interface FetchSitemapOptions {
    * succeeded (when it fails, its error names them instead).
    */
   onSkip?: (skipped: SkippedSitemap) => void;
+  /**
+   * Told, once the walk succeeded, when it stopped at `limit` with entries left unread: a page it
+   * did not take, or a child sitemap it did not open (which may list pages or not).
+   */
+  onMore?: () => void;
 }
 
 /** A child sitemap left out of the walk: its URL and why (the error's message, naming it). */
@@ -105,6 +110,8 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
   const walkLimits = new Set<unknown>();
   // <loc> entries of a urlset that are not absolute http(s) URLs (`/about`, `ftp:`): left out.
   const badLocs: string[] = [];
+  // The walk stopped at `limit` with something left unread.
+  let more = false;
   const walkLimit = (message: string): WcagaiError => {
     const err = usage(root, message);
     walkLimits.add(err);
@@ -113,7 +120,10 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
 
   /** Reads one document; resolves to the children skipped below it. */
   const visit = async (sitemapUrl: string, depth: number): Promise<SkippedSitemap[]> => {
-    if (pages.length >= limit) return [];
+    if (pages.length >= limit) {
+      if (!seenSitemaps.has(sitemapUrl)) more = true;
+      return [];
+    }
     const failedBefore = failures.get(sitemapUrl);
     if (failedBefore) throw failedBefore;
     if (seenSitemaps.has(sitemapUrl)) return [];
@@ -131,8 +141,14 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
     const skipped: SkippedSitemap[] = [];
     const failed: string[] = [];
     let read = 0;
-    for (const loc of parsed.locs) {
-      if (pages.length >= limit) break;
+    for (const [at, loc] of parsed.locs.entries()) {
+      if (pages.length >= limit) {
+        more ||= parsed.locs.slice(at).some((rest) => {
+          const target = validLoc(rest);
+          return target !== undefined && (parsed.kind === 'urlset' ? !seenPages.has(target) : !seenSitemaps.has(target));
+        });
+        break;
+      }
       const target = validLoc(loc);
       // A loc that is not an http(s) URL is skipped rather than fatal: one bad entry in a
       // generated sitemap of thousands should not stop the scan.
@@ -188,6 +204,7 @@ export async function fetchSitemap(url: string, opts: FetchSitemapOptions = {}):
       told.add(s.sitemap);
       opts.onSkip?.(s);
     }
+    if (more) opts.onMore?.();
   }
   return pages;
 }

@@ -17,7 +17,9 @@ export function knownRuleIds(): Set<string> {
  * Why `selector` is not a CSS selector, or undefined when it parses. A syntax check only, without
  * a browser (css-what), that errs on the side of letting through: a selector it passes that
  * Chromium still refuses (an unknown pseudo-class, `#1a`) fails the scan as INVALID_OPTIONS,
- * as before. What it refuses no browser accepts: `##bad`, `div[`, `:not(`, `div,`, `div >`.
+ * as before. What it refuses no browser accepts (`##bad`, `div[`, `:not(`, `div,`, `div >`), but
+ * for a few forms of recent CSS: an empty or partly invalid forgiving list (`:is()`,
+ * `:where(.a, ##b)`) and a top-level nesting selector (`& p`), which match nothing a scan needs.
  * axe's include/exclude take each string as a querySelectorAll selector of the page (a list such
  * as `main, nav` included); frame and shadow DOM paths are not part of these options.
  */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkTargets, defaultWarmup, inconclusive, runLeak, type LeakProbes, type LeakScanner } from '../../src/diagnostics/leak.js';
 import { heapChart, leakHtml, leakText } from '../../src/diagnostics/leak-report.js';
+import { ANSWERED_LOAD_TIMEOUT } from '../../src/errors/catalogue.js';
 
 const MB = 2 ** 20;
 
@@ -191,6 +192,11 @@ describe('checkTargets', () => {
       code: 'CONNECTION_FAILED',
       message: 'cannot reach http://10.255.255.1/: navigation did not finish within 30000 ms (NAVIGATION_TIMEOUT); nothing was measured',
     });
+  });
+
+  it('runs a page whose document answered but whose load timed out (an image that never arrives): the target is reachable', async () => {
+    const { scanner } = answering({ 'http://a.test/slow-image': { code: 'NAVIGATION_TIMEOUT', message: `${ANSWERED_LOAD_TIMEOUT} within 30000 ms (a subresource still loading)` } });
+    await expect(checkTargets(scanner, ['http://a.test/slow-image'])).resolves.toBeUndefined();
   });
 
   it('says a port the browser refuses is one, naming it', async () => {

@@ -194,15 +194,17 @@ describe('a batch whose pages come from the cache', () => {
     const again = await svc.post('/api/batches', { urls });
     expect(again.status, again.body).toBe(200);
     expect(again.headers['content-location']).toBe(`/api/batches/${again.json.id}`);
+    expect(again.headers.location).toBe(`/api/batches/${again.json.id}`);
     expect(again.json).toMatchObject({ status: 'completed', cached: true, total: 2, counts: { completed: 2 }, links: { self: `/api/batches/${again.json.id}` } });
     const view = await svc.get(`/api/batches/${again.json.id}`);
     expect(view.json).toMatchObject({ status: 'completed', counts: again.json.counts });
     expect(view.json.scans).toEqual(again.json.scans);
 
-    // One page cached, one new: under way (GET says so too), not queued.
+    // One page cached, one new: accepted as any batch (202 queued, with Location); GET tells how far it got.
     const mixed = await svc.post('/api/batches', { urls: [urls[0], fixture.url('/c.html?cached-batch')] });
     expect(mixed.status, mixed.body).toBe(202);
-    expect(mixed.json.status).toBe('active');
+    expect(mixed.json.status).toBe('queued');
+    expect(mixed.headers.location).toBe(`/api/batches/${mixed.json.id}`);
     expect(['active', 'completed']).toContain((await svc.get(`/api/batches/${mixed.json.id}`)).json.status);
   });
 });

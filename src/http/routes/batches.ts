@@ -2,7 +2,7 @@ import { forEachLimited } from '../../domain/concurrency.js';
 import { randomId } from '../../domain/ids.js';
 import type { FastifyInstance } from 'fastify';
 import { batchRequestSchema } from '../../domain/request.js';
-import { isWcagaiError, WcagaiError } from '../../errors/catalogue.js';
+import { WcagaiError } from '../../errors/catalogue.js';
 import { urlForLog } from '../../observability/redact.js';
 import type { ScanStatus } from '../../queue/job.js';
 import type { ScanProducer } from '../../queue/producer.js';
@@ -135,27 +135,13 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     if (body.sitemap) {
       const sitemap = await (sitemapCheck.check ?? (await precheckUrl(body.sitemap, deps.policy, 'sitemap'))).admit();
       const cap = Math.min(body.limit ?? max, max);
-      const walk = (limit: number) => {
-        skipped.length = 0;
-        const onSkip = (s: SkippedSitemap) => skipped.push(s);
-        return fetchSitemap(sitemap, { onSkip, limit, timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) });
-      };
-      // One page past the cap tells whether the sitemap lists more than is queued (the walk stops
-      // there: the pages it lists beyond are never read, so their number is not known).
-      raw = await walk(cap + 1)
-        .catch((err: unknown) => {
-          // Looking past the cap needed a sitemap document past the walk's limit: read up to the cap only, as before.
-          if (isWcagaiError(err) && / an index of more than \d+ sitemaps/.test(err.message)) return walk(cap);
-          throw err;
-        })
-        .catch((err: Error) => {
-          throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
-        });
+      const onSkip = (s: SkippedSitemap) => skipped.push(s);
+      // The walk stops at the cap and says whether the sitemap listed more (no page past it is read).
+      const onMore = () => (truncation = { limit: cap, limitBy: body.limit !== undefined && body.limit <= max ? 'limit' : 'MAX_BATCH_URLS' });
+      raw = await fetchSitemap(sitemap, { onSkip, onMore, limit: cap, timeoutMs: 15_000, totalTimeoutMs: SITEMAP_TOTAL_TIMEOUT_MS, maxDocuments: MAX_SITEMAP_DOCUMENTS, fetchImpl: policyFetch(deps.policy) }).catch((err: Error) => {
+        throw new ValidationError([{ field: 'sitemap', message: err.message }], 'sitemap not usable');
+      });
       if (raw.length === 0) throw new ValidationError([{ field: 'sitemap', message: 'the sitemap lists no page' }]);
-      if (raw.length > cap) {
-        truncation = { limit: cap, limitBy: body.limit !== undefined && body.limit <= max ? 'limit' : 'MAX_BATCH_URLS' };
-        raw = raw.slice(0, cap);
-      }
     } else {
       // Their count (at most MAX_BATCH_URLS), syntax and scheme passed the checks above.
       raw = body.urls!;
@@ -175,19 +161,14 @@ export function batchRoutes(app: FastifyInstance, deps: ServerDeps): void {
     if (skipped.length) request.log.warn({ event: 'batch.sitemap.skipped', batchId: id, skipped: skipped.map((s) => urlForLog(s.sitemap)) }, `${skipped.length} sitemap(s) of the index could not be read and were skipped`);
     const self = `/api/batches/${id}`;
     const told = { ...truncationFields(record), ...(skipped.length ? { skipped } : {}) };
-    // The batch's status as GET /api/batches/:id would tell it now. A new scan is queued by
-    // definition: only the pages that came from the cache or joined a scan in flight are read.
-    const joined = submitted.filter((s) => s.outcome !== 'new').map((s) => s.id);
-    const finals = joined.length ? await store.getMany(joined) : [];
-    const states = await Promise.all(joined.map(async (scanId, i) => (finals[i] ?? (await producer.view(scanId)))?.status ?? 'failed'));
-    const finished = (state: ScanStatus) => state === 'completed' || state === 'failed';
-    if (joined.length === submitted.length && states.every(finished)) {
-      // Every page finished (from the cache, say): a 200 with the batch, as a single scan's cached answer is.
-      const cached = submitted.every((s) => s.outcome === 'cached');
-      return reply.code(200).header('content-location', self).send({ ...(await batchView(record, store, producer)), ...told, ...(cached ? { cached: true } : {}) });
+    // Every page from the cache: a 200 with the batch as GET /api/batches/:id shows it, as a single
+    // scan's cached answer is. Read at best: the batch is stored and its scans queued, so a failed
+    // read answers 202 as any other batch does, never an error that would lose its id.
+    if (submitted.every((s) => s.outcome === 'cached')) {
+      const view = await batchView(record, store, producer).catch(() => null);
+      if (view) return reply.code(200).header('location', self).header('content-location', self).send({ ...view, ...told, cached: true });
     }
-    const status: ScanStatus = states.some((state) => state !== 'queued') ? 'active' : 'queued';
-    return reply.code(202).header('location', self).send({ id, status, total: unique.length, ...told, links: { self } });
+    return reply.code(202).header('location', self).send({ id, status: 'queued', total: unique.length, ...told, links: { self } });
   });
   methodGuard(app, '/api/batches', ['POST']);
 
