@@ -121,10 +121,11 @@ export function inconclusive(r: Pick<LeakResult, 'cycles' | 'plannedCycles' | 'h
 const UNREACHED = new Set(['CONNECTION_FAILED', 'DNS_FAILURE', 'TLS_CERT_INVALID', 'BLOCKED_TARGET', 'NAVIGATION_TIMEOUT']);
 
 /**
- * One scan of each distinct URL before the run. A URL whose scan reached nothing of its target (or
- * did not finish loading it in time) is a tool error naming it: every scan of the run would fail
- * alike, and the error rate would judge the target, not the engine's memory. A target that answers,
- * even with an error status or a scan too slow for its deadline, is the run's to measure. These
+ * One scan of each distinct URL before the run. A URL whose scan reached nothing of its target (no
+ * answer at all within the navigation deadline included) is a tool error naming it: every scan of
+ * the run would fail alike, and the error rate would judge the target, not the engine's memory. A
+ * target that answers, even with an error status, a load that never finishes or a scan too slow
+ * for its deadline, is the run's to measure. These
  * scans count toward nothing.
  */
 export async function checkTargets(scanner: LeakScanner, urls: readonly string[]): Promise<void> {
