@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { isWcagaiError } from '../../src/errors/catalogue.js';
@@ -6,7 +5,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { startService } from '../../src/app/service.js';
 import { RedisNotReadyError, redisStartError } from '../../src/queue/redis.js';
 import { freePort } from '../support/net.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startLockedRedisServer, type RedisServer } from '../support/redis-server.js';
 import { baseEnv, LogSink, TEST_SETTINGS, uniquePrefix } from '../support/service.js';
 
 let secured: RedisServer | undefined;
@@ -44,10 +43,7 @@ describe('startService with Redis unusable', () => {
   }, 30_000);
 
   it('a password the server refuses, or none where one is required, fails at once saying so (not after the start timeout)', async () => {
-    secured = await startRedisServer();
-    const admin = new Redis(secured.url);
-    await admin.config('SET', 'requirepass', 'right-pass');
-    admin.disconnect();
+    secured = await startLockedRedisServer('right-pass');
     const port = new URL(secured.url).port;
 
     const wrong = await startFailure(`redis://:wr0ngpass@127.0.0.1:${port}/0`);

@@ -1,9 +1,8 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DlqEntry } from '../../src/domain/dlq.js';
 import type { ScanJobData } from '../../src/queue/job.js';
 import { DlqStore } from '../../src/queue/dlq-store.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startLockedRedisServer, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, type TestService } from '../support/service.js';
 import { runCli, type CliRun } from './run-cli.js';
 
@@ -225,11 +224,8 @@ describe('wcagai dlq', () => {
 
   it('says in one line when Redis refuses the password, with the --url way round it', async () => {
     // A Redis of its own: the shared one of this file must keep answering without a password.
-    const locked = await startRedisServer();
+    const locked = await startLockedRedisServer('right-pw-0123');
     try {
-      const admin = new Redis(locked.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-      await admin.config('SET', 'requirepass', 'right-pw-0123');
-      admin.disconnect();
       const [wrong, none] = await Promise.all([
         dlq(['stats'], { REDIS_URL: `redis://:wrong-pw@127.0.0.1:${locked.port}` }),
         dlq(['list'], { REDIS_URL: locked.url }),

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysFor } from '../../src/queue/keys.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startLockedRedisServer, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { startTestService, uniquePrefix, type TestService } from '../support/service.js';
 import { runCli } from './run-cli.js';
 
@@ -146,11 +146,8 @@ describe('wcagai prospect', () => {
   });
 
   it('says the --url way round a Redis that refuses the password, as for one it cannot reach', async () => {
-    const locked = await startRedisServer();
+    const locked = await startLockedRedisServer('right-pw-0123');
     try {
-      const admin = new Redis(locked.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-      await admin.config('SET', 'requirepass', 'right-pw-0123');
-      admin.disconnect();
       const run = await runCli(['prospect', '--query', 'fintech', '--limit', '2'], { env: { ...env(), REDIS_URL: `redis://:wrong-pw@127.0.0.1:${locked.port}` } });
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/^wcagai: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+\S* refused the credentials \(WRONGPASS [^)]*\); check the password in REDIS_URL, or --url to go through a server$/m);

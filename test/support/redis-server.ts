@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -129,4 +130,16 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A `redis-server` of its own that requires `password` (started open, then locked with CONFIG SET). */
+export async function startLockedRedisServer(password: string): Promise<RedisServer> {
+  const server = await startRedisServer();
+  const admin = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await admin.config('SET', 'requirepass', password);
+  } finally {
+    admin.disconnect();
+  }
+  return server;
 }
