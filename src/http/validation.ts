@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { FieldProblem } from '../queue/submission.js';
-import { selectorProblem } from '../scanner/options.js';
+import type { FieldProblem } from '../queue/submission.js';
 import { ValidationError, type FieldError } from './problem.js';
 
 /** zod issues as field errors (`urls[3]`, `viewport.width`). */
@@ -71,22 +70,4 @@ export async function validateOrThrow<S extends z.ZodType>(schema: S, value: unk
   // Each item names its field: a problem's message without the field it may start with.
   const all = [...errors, ...problems.map((p) => ({ field: p.field, message: p.reason }))];
   throw new ValidationError(inFieldOrder(all, order), `invalid ${what}`);
-}
-
-/**
- * `include` and `exclude` selectors that do not parse, each named by its index (`include[0]`), from
- * raw values: refused at submission (INVALID_OPTIONS) rather than by the worker after queueing.
- */
-export function selectorProblems(raw: Readonly<Record<string, unknown>>): FieldProblem[] {
-  const problems: FieldProblem[] = [];
-  for (const field of ['include', 'exclude'] as const) {
-    const list = raw[field];
-    if (!Array.isArray(list)) continue;
-    list.forEach((selector: unknown, i) => {
-      if (typeof selector !== 'string' || selector.length === 0) return;
-      const problem = selectorProblem(selector);
-      if (problem !== undefined) problems.push(new FieldProblem('INVALID_OPTIONS', `${field}[${i}]`, `${field}[${i}]: ${JSON.stringify(selector)} is ${problem}`));
-    });
-  }
-  return problems;
 }

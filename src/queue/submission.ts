@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { pickScanOptions, type Priority, type scanOptionsSchema } from '../domain/request.js';
 import { DEFAULT_SCAN_OPTIONS, type ScanOptions } from '../domain/scan.js';
 import { isWcagaiError, WcagaiError } from '../errors/catalogue.js';
-import { validateScanOptions } from '../scanner/options.js';
+import { badSelectors, validateScanOptions } from '../scanner/options.js';
 import { checkTarget, parseTargetUrl } from '../scanner/target-guard.js';
 import type { TargetPolicy } from '../scanner/types.js';
 
@@ -96,6 +96,18 @@ function refused(problem: FieldProblem): UrlCheck {
 /** Checks a URL as the server does: scheme, syntax and target policy (after DNS), in one go. */
 export async function admitUrl(raw: string, policy: TargetPolicy, field = 'url'): Promise<string> {
   return (await precheckUrl(raw, policy, field)).admit();
+}
+
+/**
+ * `include` and `exclude` selectors that do not parse, each named by its index (`include[0]`), from
+ * raw values: refused at submission (INVALID_OPTIONS) rather than by the worker after queueing. An
+ * empty one is the schema's to name.
+ */
+export function selectorProblems(raw: Readonly<Record<string, unknown>>): FieldProblem[] {
+  const list = (v: unknown) => (Array.isArray(v) ? v : undefined);
+  return badSelectors({ include: list(raw.include), exclude: list(raw.exclude) })
+    .filter((b) => b.selector.length > 0)
+    .map((b) => new FieldProblem('INVALID_OPTIONS', b.field, `${b.field}: ${JSON.stringify(b.selector)} is ${b.problem}`));
 }
 
 /** Unknown rule ids of `rules` and of `disableRules`, one problem per field, from raw values. */

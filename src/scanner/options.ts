@@ -42,16 +42,25 @@ export function selectorProblem(selector: string): string | undefined {
   return undefined;
 }
 
+/** Each `include`/`exclude` selector that does not parse, in order: its field (`include[0]`), itself and why. Entries that are not strings are the schema's to refuse. */
+export function badSelectors(lists: { include?: readonly unknown[]; exclude?: readonly unknown[] }): Array<{ field: string; selector: string; problem: string }> {
+  const bad: Array<{ field: string; selector: string; problem: string }> = [];
+  for (const name of ['include', 'exclude'] as const) {
+    for (const [i, selector] of (lists[name] ?? []).entries()) {
+      if (typeof selector !== 'string') continue;
+      const problem = selectorProblem(selector);
+      if (problem !== undefined) bad.push({ field: `${name}[${i}]`, selector, problem });
+    }
+  }
+  return bad;
+}
+
 /** Refuses rule ids axe-core does not know, naming them, and selectors that do not parse, before anything is queued or scanned. */
 export function validateScanOptions(options: ScanOptions): void {
-  for (const field of ['include', 'exclude'] as const) {
-    for (const [i, selector] of (options[field] ?? []).entries()) {
-      const problem = selectorProblem(selector);
-      if (problem !== undefined) {
-        // Worded as the scan words a selector the page refused ("include/exclude selectors: ...").
-        throw new WcagaiError('INVALID_OPTIONS', `include/exclude selectors: ${field}[${i}] ${JSON.stringify(selector)} is ${problem}`, { details: { field: `${field}[${i}]`, selector } });
-      }
-    }
+  const [bad] = badSelectors(options);
+  if (bad) {
+    // Worded as the scan words a selector the page refused ("include/exclude selectors: ...").
+    throw new WcagaiError('INVALID_OPTIONS', `include/exclude selectors: ${bad.field} ${JSON.stringify(bad.selector)} is ${bad.problem}`, { details: { field: bad.field, selector: bad.selector } });
   }
   const known = knownRuleIds();
   for (const field of ['rules', 'disableRules'] as const) {

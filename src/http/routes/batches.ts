@@ -7,13 +7,13 @@ import { urlForLog } from '../../observability/redact.js';
 import type { ScanStatus } from '../../queue/job.js';
 import type { ScanProducer } from '../../queue/producer.js';
 import type { BatchRecord, ResultStore } from '../../queue/store.js';
-import { admitOptions, FieldProblem, precheckUrl, ruleProblems, type UrlCheck } from '../../queue/submission.js';
+import { admitOptions, FieldProblem, precheckUrl, ruleProblems, selectorProblems, type UrlCheck } from '../../queue/submission.js';
 import type { TargetPolicy } from '../../scanner/types.js';
 import { dedupeUrls, fetchSitemap, type SkippedSitemap } from '../../scanner/inputs.js';
 import { policyFetch } from '../../scanner/policy-fetch.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { selectorProblems, validateOrThrow, type FieldCheck } from '../validation.js';
+import { validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const BATCH_ID = /^batch_[A-Za-z0-9_-]{1,64}$/;

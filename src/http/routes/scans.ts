@@ -4,7 +4,7 @@ import type { Report } from '../../domain/scan.js';
 import { toolInfo } from '../../domain/version.js';
 import { WcagaiError } from '../../errors/catalogue.js';
 import type { ScanView } from '../../queue/job.js';
-import { admitOptions, precheckUrl, ruleProblems, type UrlCheck } from '../../queue/submission.js';
+import { admitOptions, precheckUrl, ruleProblems, selectorProblems, type UrlCheck } from '../../queue/submission.js';
 import { observeScan } from '../../observability/metrics.js';
 import { urlForLog } from '../../observability/redact.js';
 import { isReportFormat, render, type ReportFormat } from '../../reporters/index.js';
@@ -13,7 +13,7 @@ import { axeVersion } from '../../scanner/page-script.js';
 import { emptyResult } from '../../scanner/results.js';
 import { ValidationError } from '../problem.js';
 import type { ServerDeps } from '../server.js';
-import { selectorProblems, validateOrThrow, type FieldCheck } from '../validation.js';
+import { validateOrThrow, type FieldCheck } from '../validation.js';
 import { methodGuard } from './method-guard.js';
 
 const MAX_WAIT_SECONDS = 120;
