@@ -203,8 +203,8 @@ export async function startIntegrations(config: Config, logger: Logger, options:
       f.workers = processes.value.filter((hb) => hb.role === 'worker').length;
       for (const hb of processes.value) {
         if (isSelf(hb)) continue;
-        const breakers = remoteBreakers(hb.breakers);
-        if (breakers) f.breakers!.push(...alertBreakers(hb.id, breakers));
+        // Already as of now (remoteBreakers): pushed as they are, not adjusted a second time.
+        for (const [name, s] of Object.entries(remoteBreakers(hb.breakers) ?? {})) f.breakers!.push({ name, state: s.state, trialInFlight: s.trialInFlight, process: hb.id });
         f.processes!.push({ id: hb.id, rssBytes: hb.memory.rss });
       }
     }
