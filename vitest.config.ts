@@ -38,6 +38,7 @@ const PARALLEL_FILES = [
   'test/http/scans-validation.test.ts',
   'test/http/trace-context.test.ts',
   'test/http/validation-every-field.test.ts',
+  'test/observability/log-destination.test.ts',
   'test/observability/log-message.test.ts',
   'test/observability/metrics.test.ts',
   'test/observability/redact.test.ts',

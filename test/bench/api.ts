@@ -16,11 +16,10 @@ import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import { startService, type Service } from '../../src/app/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { DEFAULT_SCAN_OPTIONS } from '../../src/domain/scan.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, logDestination } from '../../src/observability/logger.js';
 import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId } from '../../src/queue/job.js';
 import { keysFor } from '../../src/queue/keys.js';
 import { scanJobOptions } from '../../src/queue/producer.js';
@@ -148,7 +147,7 @@ async function main(): Promise<void> {
     const urls: Record<string, string> = {};
     for (const [i, v] of variants.entries()) {
       const config = configOf(i);
-      const logger = createLogger({ level: config.LOG_LEVEL, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+      const logger = createLogger({ level: config.LOG_LEVEL, destination: logDestination('/dev/null') });
       const service = await startService(config, logger, { api: true, workerConcurrency: 0, env: process.env });
       services.push(service);
       urls[v.name] = await service.app!.listen({ port: 0, host: '127.0.0.1' });
