@@ -9,7 +9,7 @@ import { HEALTHY_PAGES, startFixtureSite, type FixtureSite } from '../diagnostic
 import { checkTargets, runLeak, type LeakProbes, type LeakResult } from '../diagnostics/leak.js';
 import { WcagaiError } from '../errors/catalogue.js';
 import { processTreeRss } from '../scanner/browser.js';
-import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
+import { createScanner, deadlinesOf, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
 import { parseTargetUrl, policyFromEnv } from '../scanner/target-guard.js';
 
 export interface LeakFlags {
@@ -24,6 +24,8 @@ export interface LeakFlags {
   warmup?: number;
   /** The run stops after this long, whatever --cycles says (the result says how many ran). */
   maxDurationMs: number;
+  /** Deadline of each scan in ms, as `wcagai scan --timeout` (default: the engine's). */
+  timeoutMs?: number;
 }
 
 /** Set in the child that `leak` re-executes with --expose-gc, so it never re-executes again. */
@@ -139,6 +141,7 @@ export async function leakFromFlags(flags: LeakFlags, onProgress?: Parameters<ty
     const scanner = await createScanner({
       ...DEFAULT_SCANNER_CONFIG,
       concurrency: pages,
+      ...deadlinesOf(flags.timeoutMs),
       env: process.env,
       // Loopback fixture pages are the default target; ALLOW_PRIVATE_TARGETS=false still refuses them.
       policy: policyFromEnv(process.env, { allowPrivate: true }),

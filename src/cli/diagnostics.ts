@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { list, nonEmpty, nonNegativeInt, positiveInt } from './parsers.js';
+import { list, nonEmpty, nonNegativeInt, positiveInt, timerMs } from './parsers.js';
 
 type SetExit = (code: 0 | 1 | 2 | 99) => void;
 
@@ -33,6 +33,7 @@ export function registerDiagnosticsCommands(program: Command, setExit: SetExit):
     .option('--tolerance <size>', 'a significant upward trend fails when it projects past this over the run', '5MB')
     .option('--warmup <n>', 'cycles before the baseline sample (default a tenth of the run, 1-50)', nonNegativeInt('--warmup'))
     .option('--max-duration <duration>', 'stop after this long whatever --cycles says (the result tells how many ran)', '1h')
+    .option('--timeout <ms>', 'overall deadline per page in ms, as wcagai scan (default 60000; navigation and axe 30000 each)', timerMs('--timeout'))
     .option('--heap-snapshots <dir>', 'write a first and a last heap snapshot here (open them in DevTools)', nonEmpty('--heap-snapshots', 'a directory'))
     .option('--report <file>', 'write an HTML report with the chart', nonEmpty('--report', 'a file name'))
     .option('--json', 'print the result as JSON')

@@ -14,6 +14,7 @@ export interface LeakCommandFlags {
   tolerance: string;
   warmup?: number;
   maxDuration: string;
+  timeout?: number;
   heapSnapshots?: string;
   report?: string;
   json?: boolean;
@@ -40,7 +41,7 @@ export async function runLeakCommand(flags: LeakCommandFlags): Promise<0 | 1 | 9
   if (child !== null) return (child === 0 || child === 99 ? child : 1) as 0 | 1 | 99;
   const tty = process.stderr.isTTY === true;
   const result = await leakFromFlags(
-    { concurrent: flags.concurrent, cycles: flags.cycles, ...(flags.pages !== undefined ? { pages: flags.pages } : {}), maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots !== undefined ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}) },
+    { concurrent: flags.concurrent, cycles: flags.cycles, ...(flags.pages !== undefined ? { pages: flags.pages } : {}), maxGrowth, tolerance, maxDurationMs, ...(flags.url ? { url: flags.url } : {}), ...(flags.heapSnapshots !== undefined ? { heapSnapshots: flags.heapSnapshots } : {}), ...(flags.warmup !== undefined ? { warmup: flags.warmup } : {}), ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}) },
     tty
       ? (p) => {
           const heap = p.last ? `${(p.last.heapUsed / 2 ** 20).toFixed(1)} MB` : '-';

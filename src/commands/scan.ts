@@ -6,7 +6,7 @@ import { WcagaiError } from '../errors/catalogue.js';
 import { applyBaseline, gateCount, loadBaseline, scopeChange } from '../reporters/baseline.js';
 import { formatOfFile, render, type ReportFormat } from '../reporters/index.js';
 import { scanBatch } from '../scanner/batch.js';
-import { createScanner, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
+import { createScanner, deadlinesOf, DEFAULT_SCANNER_CONFIG } from '../scanner/engine.js';
 import { dedupeUrls, fetchSitemap, readUrlsFile, type SkippedSitemap } from '../scanner/inputs.js';
 import { policyFetch } from '../scanner/policy-fetch.js';
 import type { TargetPolicy } from '../scanner/types.js';
@@ -142,12 +142,11 @@ export async function runScanCommand(args: string[], raw: Record<string, unknown
   const baseline = flags.baseline !== undefined ? await readBaseline(flags.baseline) : undefined;
   const urls = await collectUrls(args, flags, policy);
 
-  const timeout = flags.timeout;
   const scanner = await createScanner({
     ...DEFAULT_SCANNER_CONFIG,
     concurrency: Math.min(flags.concurrency, urls.length),
     contextMode: flags.browserContexts,
-    ...(timeout ? { scanTimeoutMs: timeout, navigationTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.navigationTimeoutMs, timeout), axeTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.axeTimeoutMs, timeout) } : {}),
+    ...deadlinesOf(flags.timeout),
     policy,
   });
   const bar = urls.length > 1 && process.stderr.isTTY ? progressBar(process.stderr, urls.length) : null;

@@ -53,6 +53,15 @@ export const DEFAULT_SCANNER_CONFIG = {
   gcHeapBytes: 128 * 2 ** 20,
 } as const;
 
+/**
+ * The deadlines of a command's `--timeout <ms>` (wcagai scan, wcagai leak): the whole scan of a
+ * page within it, navigation and axe within their defaults or it, whichever is shorter.
+ */
+export function deadlinesOf(timeoutMs: number | undefined): Partial<Pick<ScannerConfig, 'scanTimeoutMs' | 'navigationTimeoutMs' | 'axeTimeoutMs'>> {
+  if (!timeoutMs) return {};
+  return { scanTimeoutMs: timeoutMs, navigationTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.navigationTimeoutMs, timeoutMs), axeTimeoutMs: Math.min(DEFAULT_SCANNER_CONFIG.axeTimeoutMs, timeoutMs) };
+}
+
 const STORAGE_TYPES = 'local_storage,indexeddb,cache_storage,service_workers,file_systems,websql,shared_storage,storage_buckets';
 
 /** A main-frame document: what the scan reports of the page it checked (see ScanEngine.currentDocument). */

@@ -31,6 +31,13 @@ describe('wcagai leak usage', () => {
     expect(run.stderr.trim()).toBe('wcagai: --max-growth expects a size such as 50MB, 512KB or bytes, got "lots"');
   });
 
+  it('refuses a --timeout that is not a positive number of ms in one line', async () => {
+    const zero = await runCli(['leak', '--timeout', '0']);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr.trim().split('\n')).toHaveLength(1);
+    expect(zero.stderr).toMatch(/^wcagai: --timeout must be /);
+  });
+
   it('refuses an empty --report or --heap-snapshots (an unset variable) in one line, before scanning', async () => {
     const report = await runCli(['leak', '--report', '']);
     expect(report.code).toBe(1);
@@ -76,7 +83,8 @@ describe('wcagai leak targets', () => {
   });
 
   it('is a tool error naming the URL and the timeout when a --url page never answers the check (exit 1, one line)', { timeout: 240_000 }, async () => {
-    // A host that takes the connection and never says a word: the check's navigation times out.
+    // A host that takes the connection and never says a word: the check's navigation times out,
+    // within the --timeout given (navigation's own 30 s deadline is the shorter one without it).
     const sockets = new Set<Socket>();
     const silent = createNetServer((socket) => {
       sockets.add(socket);
@@ -85,10 +93,10 @@ describe('wcagai leak targets', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
     try {
-      const run = await runCli(['leak', '--concurrent', '1', '--cycles', '3', '--url', url], { timeoutMs: 240_000 });
+      const run = await runCli(['leak', '--concurrent', '1', '--cycles', '3', '--timeout', '3000', '--url', url], { timeoutMs: 240_000 });
       expect(run.code, run.stderr).toBe(1);
       expect(run.stdout).toBe('');
-      expect(run.stderr.trimEnd()).toBe(`wcagai: cannot reach ${url}: navigation did not finish within 30000 ms (NAVIGATION_TIMEOUT); nothing was measured`);
+      expect(run.stderr.trimEnd()).toBe(`wcagai: cannot reach ${url}: navigation did not finish within 3000 ms (NAVIGATION_TIMEOUT); nothing was measured`);
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((r) => silent.close(r));
