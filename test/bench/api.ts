@@ -8,10 +8,16 @@
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
  * Runs alternate bare, full, bare, full so drift in machine load hits both sides alike; the best
  * round of each counts. `--ladder` adds the full server with request logs, the rate limiter, API
- * keys, and all three, turned off, to show what each costs.
+ * keys, and all three, turned off, to show what each costs. `--profile` adds one more round of
+ * bare and full under the inspector (not counted: profiling slows both) and prints, per request,
+ * CPU time and bytes allocated by package or source directory, side by side; the raw
+ * .cpuprofile and .heapprofile files (open them in Chrome DevTools) go to the temp directory.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -120,8 +126,75 @@ const LADDER: Array<{ name: string; what: string; overrides: Record<string, stri
   { name: 'core', what: 'none of those three: validation, target check, cache, dedup, admission, metrics, request ids, security headers, under-pressure', overrides: { LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', API_KEYS: '' } },
 ];
 
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children?: number[];
+}
+interface HeapNode {
+  callFrame: { functionName: string; url: string };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Where a frame's time or bytes are counted: a package, a src/ directory, a node: module, or V8's own (GC, idle). */
+function placeOf(frame: { functionName: string; url: string }): string {
+  const url = frame.url;
+  if (!url) return `(${frame.functionName || 'native'})`;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1]!;
+  const src = /\/src\/([^/]+)\//.exec(url);
+  if (src) return `src/${src[1]}`;
+  return url.startsWith('node:') ? url : url.split('/').slice(-2).join('/');
+}
+
+/** One round under the CPU profiler and the sampling heap profiler: per request, microseconds and bytes by place. */
+async function profiled(impl: string, url: string): Promise<{ requests: number; cpu: Map<string, number>; heap: Map<string, number> }> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 200 });
+    await session.post('HeapProfiler.enable');
+    await session.post('Profiler.start');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4_096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    const run = await drive(url);
+    const { profile: heapProfile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapNode } };
+    const { profile } = await session.post('Profiler.stop');
+    const stamp = `bench-api-${impl}-${process.pid}`;
+    writeFileSync(join(tmpdir(), `${stamp}.cpuprofile`), JSON.stringify(profile));
+    writeFileSync(join(tmpdir(), `${stamp}.heapprofile`), JSON.stringify(heapProfile));
+    const cpu = new Map<string, number>();
+    const nodes = new Map((profile.nodes as ProfileNode[]).map((n) => [n.id, n]));
+    (profile.samples ?? []).forEach((id, i) => {
+      const place = placeOf(nodes.get(id)!.callFrame);
+      cpu.set(place, (cpu.get(place) ?? 0) + (profile.timeDeltas?.[i] ?? 0) / run.requests);
+    });
+    const heap = new Map<string, number>();
+    const walk = (n: HeapNode) => {
+      const place = placeOf(n.callFrame);
+      if (n.selfSize) heap.set(place, (heap.get(place) ?? 0) + n.selfSize / run.requests);
+      n.children.forEach(walk);
+    };
+    walk(heapProfile.head);
+    return { requests: run.requests, cpu, heap };
+  } finally {
+    session.disconnect();
+  }
+}
+
+/** The places that differ most between bare and full, with both sides and the totals. */
+function profileRows(what: string, unit: string, bare: Map<string, number>, full: Map<string, number>): string[] {
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const places = [...new Set([...bare.keys(), ...full.keys()])].sort((a, b) => Math.abs((full.get(b) ?? 0) - (bare.get(b) ?? 0)) - Math.abs((full.get(a) ?? 0) - (bare.get(a) ?? 0)));
+  const row = (label: string, b: number, f: number) => `${label.padEnd(36)}${b.toFixed(1).padStart(10)}${f.toFixed(1).padStart(10)}${(f - b).toFixed(1).padStart(10)}`;
+  return [`${what} per request (${unit})`.padEnd(36) + 'bare'.padStart(10) + 'full'.padStart(10) + 'diff'.padStart(10), row('all', total(bare), total(full)), ...places.slice(0, 20).map((p) => row(p, bare.get(p) ?? 0, full.get(p) ?? 0))];
+}
+
 async function main(): Promise<void> {
   const ladder = process.argv.includes('--ladder');
+  const profile = process.argv.includes('--profile');
+  let profiles: string[] = [];
   const id = randomBytes(5).toString('hex');
   const barePrefix = `bench-api-bare-${id}`;
   const variants = [{ name: 'full', what: 'full server', overrides: {} as Record<string, string> }, ...(ladder ? LADDER : [])];
@@ -163,6 +236,12 @@ async function main(): Promise<void> {
         log(`round ${round}: ${impl}: ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99} ms, ${run.requests} requests, non-2xx ${run.non2xx}, errors ${run.errors}`);
       }
     }
+    if (profile) {
+      const bareProfile = await profiled('bare', urls.bare);
+      const fullProfile = await profiled('full', urls.full!);
+      log(`profiled round: bare ${bareProfile.requests} requests, full ${fullProfile.requests} requests; profiles in ${tmpdir()}`);
+      profiles = [...profileRows('CPU', 'µs', bareProfile.cpu, fullProfile.cpu), '', ...profileRows('allocated', 'bytes', bareProfile.heap, fullProfile.heap)];
+    }
   } finally {
     await Promise.allSettled([...services.map((s) => s.close(10_000)), bare ? bare.app.close().then(() => bare!.queue.close()).then(() => bare!.redis.quit()) : undefined]);
     const removed = (await Promise.allSettled(prefixes.map((p) => removePrefix(p)))).map((s) => (s.status === 'fulfilled' ? s.value : -1));
@@ -186,6 +265,7 @@ async function main(): Promise<void> {
       process.stdout.write(`ladder: ${v.name.padEnd(10)} ${b.reqPerSec.toFixed(0).padStart(6)} req/s, ratio to bare ${(b.reqPerSec / bareBest.reqPerSec).toFixed(2)}, to full ${(b.reqPerSec / full.reqPerSec).toFixed(2)}: ${v.what}\n`);
     }
   }
+  if (profiles.length) process.stdout.write(`${profiles.join('\n')}\n`);
   process.stdout.write(
     `best: full ${full.reqPerSec.toFixed(0)} req/s (p99 ${full.p99} ms, round ${full.round}), bare ${bareBest.reqPerSec.toFixed(0)} req/s (p99 ${bareBest.p99} ms, round ${bareBest.round}); non-2xx full ${non2xx('full')}, bare ${non2xx('bare')}\n`,
   );
