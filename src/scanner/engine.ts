@@ -116,6 +116,10 @@ interface ScanState {
    * `import()` (nor for a script added after it): an app that renders from one is not rendered yet.
    */
   scripts: Set<HTTPRequest>;
+  /** The page's number in this engine (1, 2, …; a page made after a crash or recycle gets a new one), for log lines. */
+  pageNo: number;
+  /** Heap collections forced on this page so far. */
+  collections: number;
 }
 
 /**
@@ -310,6 +314,7 @@ export class ScanEngine implements Scanner {
   private readonly scanning = new Set<Slot>();
   private readonly requestPolicy: TargetPolicy;
   private gcRuns = 0;
+  private pagesMade = 0;
 
   private constructor(
     private readonly config: ScannerConfig,
@@ -488,6 +493,8 @@ export class ScanEngine implements Scanner {
       hosts: new Set(),
       extraHeaders: null,
       scripts: new Set(),
+      pageNo: ++this.pagesMade,
+      collections: 0,
     };
     this.states.set(page, state);
     page.on('error', () => (state.crashed = true));
@@ -606,6 +613,10 @@ export class ScanEngine implements Scanner {
     if (heap) {
       await session.send('HeapProfiler.collectGarbage');
       this.gcRuns++;
+      state.collections++;
+      // How often a page's heap reaches the limit, and when each page first does: until then its
+      // renderer is still growing towards its working size (the soak's warm-up ends there).
+      this.config.logger?.info({ event: 'browser.heap_collected', page: state.pageNo, collections: state.collections, heapMb: Math.round(heap / 2 ** 20) }, 'page heap collected');
     }
     return true;
   }
@@ -652,13 +663,13 @@ export class ScanEngine implements Scanner {
    * its heap keeps growing towards V8's own limit, which takes hundreds of scans: about 500 MB of
    * renderer per slot on the project's soak, reached slowly enough to look like a leak. A full
    * collection whenever the heap passes gcHeapBytes keeps each renderer near 300 MB, at the cost
-   * of one collection every twenty scans or so of the fixture site. True when it is due.
+   * of one collection every twenty scans or so of the fixture site. The heap's size in bytes when it is due, else 0.
    */
-  private async heapToCollect(session: CDPSession): Promise<boolean> {
+  private async heapToCollect(session: CDPSession): Promise<number> {
     const limit = this.config.gcHeapBytes ?? DEFAULT_SCANNER_CONFIG.gcHeapBytes;
-    if (limit <= 0) return false;
+    if (limit <= 0) return 0;
     const heap = await session.send('Runtime.getHeapUsage');
-    return heap.totalSize >= limit;
+    return heap.totalSize >= limit ? heap.totalSize : 0;
   }
 
   /** Every request a page makes (redirects, subresources, iframes) is checked like the page itself. */

@@ -192,8 +192,9 @@ describe.concurrent('wcagai leak', () => {
 
   it('stops at --max-duration whatever --cycles says, forcing GCs all along (the deadline must survive them)', { timeout: 240_000 }, async () => {
     const urls = [FIXTURE_PAGES.clean, FIXTURE_PAGES.form].map((p) => site.url(p));
-    // 100 planned cycles: a forced GC after every one, from the second.
-    const run = await runCli(['leak', '--concurrent', '2', '--cycles', '100', '--warmup', '1', '--max-duration', '8s', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
+    // 100 planned cycles: a forced GC after every one. No warm-up and 12 s, so even a slow machine
+    // (2 cycles in 8 s with one warm-up cycle, on one day) gets the 3 samples a verdict needs.
+    const run = await runCli(['leak', '--concurrent', '2', '--cycles', '100', '--warmup', '0', '--max-duration', '12s', '--json', '--url', urls.join(',')], { timeoutMs: 240_000 });
     expect(run.code, run.stderr).toBe(0);
     const r = JSON.parse(run.stdout) as LeakResult;
     expect(r.plannedCycles).toBe(100);

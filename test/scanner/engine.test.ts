@@ -966,13 +966,19 @@ describe('ScanEngine browser lifecycle', () => {
   });
 
   it('garbage-collects a reused page whose heap passed gcHeapBytes before its next scan, and only then', async () => {
-    const engine = await createScanner({ ...CONFIG, gcHeapBytes: 128 * 2 ** 20 });
+    const recorded = recordingLogger();
+    const engine = await createScanner({ ...CONFIG, gcHeapBytes: 128 * 2 ** 20, logger: recorded.logger });
     const off = await createScanner({ ...CONFIG, gcHeapBytes: 0 });
     try {
       ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS));
       expect(engine.stats().heapCollections).toBe(0);
       for (let i = 0; i < 2; i++) expect(ruleIds(ok(await engine.scan(server.url(`/big-heap?i=${i}`), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
       expect(engine.stats().heapCollections).toBeGreaterThanOrEqual(1);
+      // Each collection is logged with the page it was forced on and the heap's size then (past the limit).
+      const collected = recorded.records.filter((r) => r.event === 'browser.heap_collected');
+      expect(collected).toHaveLength(engine.stats().heapCollections!);
+      expect(collected[0]).toMatchObject({ page: expect.any(Number), collections: 1, heapMb: expect.any(Number) });
+      expect(collected[0]!.heapMb).toBeGreaterThanOrEqual(128);
       // The collected page is the same warm page, and scans on.
       expect(engine.stats().browserRestarts).toBe(0);
       expect(ruleIds(ok(await engine.scan(server.url('/page'), DEFAULT_SCAN_OPTIONS)))).toEqual(['image-alt']);
