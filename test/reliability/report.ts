@@ -36,7 +36,7 @@ const SECTIONS: Record<string, Section> = {
     promise: 'In-flight requests are answered, active scans finish or go back to the queue, the process exits 0 within the shutdown timeout, nothing is lost.',
   },
   soak: {
-    title: '6. Soak: ten minutes of moderate load',
+    title: '6. Soak: fifteen minutes of moderate load',
     promise: 'No error; the memory of Node and of Chromium stays flat: Node by its slope (95 % interval), Chromium by its climb still under way at the end (it moves in steps).',
   },
   fuzz: {
