@@ -77,9 +77,11 @@ describe('POST /api/batches and GET /api/batches/:id', () => {
     const batch = await batchFinished(res.json.id);
     expect(batch).toMatchObject({ id: res.json.id, status: 'completed', total: 3, counts: { queued: 0, active: 0, completed: 3, failed: 0 } });
     expect(batch.scans.map((s: { url: string }) => s.url)).toEqual(urls);
-    for (const scan of batch.scans as Array<{ id: string; status: string }>) {
+    for (const scan of batch.scans as Array<{ id: string; status: string; links: { self: string; report: string } }>) {
       expect(scan.id).toMatch(/^scan_/);
       expect(scan.status).toBe('completed');
+      expect(scan.links).toEqual({ self: `/api/scans/${scan.id}`, report: `/api/scans/${scan.id}/report` });
+      expect((await svc.get(`${scan.links.report}?format=csv`)).status).toBe(200);
       // Each scan is a scan like any other, tied to its batch, with the batch's options.
       const view = (await svc.get(`/api/scans/${scan.id}`)).json;
       expect(view).toMatchObject({ status: 'completed', batchId: res.json.id, options: { wcagLevel: 'A' } });

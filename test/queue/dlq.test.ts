@@ -263,7 +263,7 @@ describe('a batch whose failed page is replayed from the DLQ', () => {
     expect(after.counts).toEqual({ queued: 0, active: 0, completed: 2, failed: 0 });
     // The batch still lists its own scan ids; the replayed one names its replay.
     expect(after.scans.map((s: { id: string }) => s.id)).toEqual(first.scans.map((s: { id: string }) => s.id));
-    expect(after.scans.find((s: { url: string }) => s.url === broken)).toEqual({ id: failed.id, url: broken, status: 'completed', replayId });
+    expect(after.scans.find((s: { url: string }) => s.url === broken)).toEqual({ id: failed.id, url: broken, status: 'completed', replayId, links: { self: `/api/scans/${replayId}`, report: `/api/scans/${replayId}/report` } });
     // The replay is a scan of the batch.
     expect((await svc.get(`/api/scans/${replayId}`)).json).toMatchObject({ status: 'completed', batchId });
   });

@@ -57,7 +57,8 @@ function truncationFields(batch: BatchRecord): Record<string, unknown> {
  * A batch as `GET /api/batches/:id` answers it: each scan's status (a scan replayed from the DLQ
  * counts as its latest replay), counts, the batch's status and its link. A scan's `error` is its
  * code, as it always was (clients read it as a string); `errorDetail` beside it is the object a
- * scan's own `error` is ({ code, message, retryable }).
+ * scan's own `error` is ({ code, message, retryable }); its `links` go to the scan's record and
+ * report (its latest replay's).
  */
 async function batchView(batch: BatchRecord, store: ResultStore, producer: ScanProducer) {
   const { id } = batch;
@@ -76,12 +77,15 @@ async function batchView(batch: BatchRecord, store: ResultStore, producer: ScanP
     batch.ids.map(async (scanId, i) => {
       const view = finals[i] ?? (await producer.view(current[i]!));
       const replayId = current[i] !== scanId ? current[i] : undefined;
+      // The record and report that hold this page's outcome: its latest replay's when it was retried.
+      const self = `/api/scans/${current[i]!}`;
       return {
         id: scanId,
         url: view?.url ?? null,
         status: (view?.status ?? 'failed') as ScanStatus,
         ...(view?.error ? { error: view.error.code, errorDetail: view.error } : {}),
         ...(replayId ? { replayId } : {}),
+        links: { self, report: `${self}/report` },
       };
     }),
   );
