@@ -44,6 +44,7 @@ const PARALLEL_FILES = [
   'test/observability/redact.test.ts',
   'test/observability/sentry.test.ts',
   'test/queue/admission.test.ts',
+  'test/queue/cache-key.test.ts',
   'test/queue/dlq-store.test.ts',
   'test/queue/inflight-marker.test.ts',
   'test/queue/ownership.test.ts',

@@ -27,32 +27,46 @@ export function newScanId(): string {
   return randomId('scan_', 12);
 }
 
+/** `value` with its objects' keys in order and their undefined fields left out, at every depth. */
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, canonical(v)]));
+    // No prototype: a key named __proto__ is a field like any other.
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = canonical(v);
+    }
+    return out;
   }
   return value;
 }
 
-/**
- * The options as the scan reads them: rule ids and selectors are sets (any order, a repeat once),
- * and an empty list selects what no list does.
- */
+/** Option lists that are sets: any order and a repeat once; an empty one selects what no list does. */
+const SET_FIELDS: ReadonlySet<string> = new Set(['rules', 'disableRules', 'include', 'exclude']);
+
+/** The options as the scan reads them, in canonical form (see canonical). */
 function scanIdentity(options: ScanOptions): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...options };
-  for (const field of ['rules', 'disableRules', 'include', 'exclude'] as const) {
-    const list = options[field];
-    out[field] = list?.length ? [...new Set(list)].sort() : undefined;
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(options).sort()) {
+    const v = (options as unknown as Record<string, unknown>)[key];
+    if (SET_FIELDS.has(key)) {
+      const list = v as string[] | undefined;
+      if (list?.length) out[key] = [...new Set(list)].sort();
+    } else if (v !== undefined) out[key] = canonical(v);
   }
   return out;
 }
 
-/** Identity of a scan request for cache and dedup: normalized URL (no fragment) + canonical options. */
+/**
+ * Identity of a scan request for cache and dedup: normalized URL (no fragment) + canonical options.
+ * (One pass with no intermediate arrays: it runs on every submission. Its output is the same as
+ * from sorting `Object.entries` and rebuilding each object, so keys stored before match.)
+ */
 export function cacheKeyOf(url: string, options: ScanOptions): string {
   const u = new URL(url);
   u.hash = '';
-  return createHash('sha256').update(JSON.stringify([u.href, canonical(scanIdentity(options))])).digest('hex').slice(0, 32);
+  return createHash('sha256').update(JSON.stringify([u.href, scanIdentity(options)])).digest('hex').slice(0, 32);
 }
 
 export type ScanStatus = 'queued' | 'active' | 'completed' | 'failed';
