@@ -615,7 +615,7 @@ export class ScanEngine implements Scanner {
       this.gcRuns++;
       state.collections++;
       // How often a page's heap reaches the limit, and when each page first does: until then its
-      // renderer is still growing towards its working size (the soak's warm-up ends there).
+      // renderer may still be growing towards its working size.
       this.config.logger?.info({ event: 'browser.heap_collected', page: state.pageNo, collections: state.collections, heapMb: Math.round(heap / 2 ** 20) }, 'page heap collected');
     }
     return true;
