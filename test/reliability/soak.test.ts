@@ -26,10 +26,11 @@ const PACE_MS = 6_000;
 const SOAK_PAGES = HEALTHY_PAGES.filter((p) => p !== FIXTURE_PAGES.heavy);
 const SAMPLE_MS = Math.min(5_000, Math.max(1_000, Math.round(SOAK_MS / 120)));
 // Start-up growth (V8 heap sizing, JIT code, Chromium caches filling) is not a trend: the fit skips
-// it. Each warm page's renderer saws up and down by about 100 MB a minute (its V8 heap filling and
-// collected) while the tops of the saw still rise for several minutes: three minutes of warm-up and
-// seven judged (the ten-minute soak of earlier runs) read that rise as a climb in one CI run of
-// five (406 -> 670 MB from minute 3 to 9, flattening: +24, +16, +8 in its last minutes). Five and ten.
+// it. Chromium's memory saws up and down by about 100 MB each minute (the warm pages' V8 heaps
+// filling and collected) while the tops of the saw still rise for several minutes: three minutes of
+// warm-up and seven judged (the ten-minute soak of earlier runs) read that rise as a climb in one
+// CI run of five (406 -> 670 MB from minute 3 to 9, flattening: +24, +16, +8 in its last minutes).
+// So five minutes of warm-up and ten judged.
 const WARMUP_MS = Math.min(300_000, SOAK_MS / 3);
 
 /**
@@ -150,6 +151,8 @@ describe('scenario 6: soak', () => {
       errorsLogged: errors.length,
       queueWaitingMax: Math.max(0, ...queueDepths),
       browserLaunches: launches,
+      // Forced collections of a page's heap past BROWSER_GC_HEAP_MB: whether the renderers reached it.
+      heapCollections: srv.events('browser.heap_collected').length,
       trendJudged: judged,
       nodeRss: { ...node, limitMbPerMin: round(nodeLimit) },
       chromiumRss: { ...chromium, limitMbPerMin: round(chromiumLimit) },
