@@ -64,7 +64,8 @@ afterAll(async () => {
 });
 
 describe('scenario 6: soak', () => {
-  it(`holds ${SOAK_MS / 1000} s of moderate load with no error and flat Node and Chromium memory`, async () => {
+  // The load, then up to two minutes for the scans in flight to finish, plus the server's start and stop.
+  it(`holds ${SOAK_MS / 1000} s of moderate load with no error and flat Node and Chromium memory`, { timeout: SOAK_MS + 300_000 }, async () => {
     const started = Date.now();
     server = await startServe({
       redisUrl: redis.url,
