@@ -27,15 +27,23 @@ export function newScanId(): string {
   return randomId('scan_', 12);
 }
 
-/** `value` with its objects' keys in order and their undefined fields left out, at every depth. */
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
+/** How canonical writes an object's field that is not undefined (by default, canonical in turn). */
+type FieldForm = (key: string, value: unknown) => unknown;
+const asCanonical: FieldForm = (_key, value) => canonical(value);
+
+/**
+ * `value` with its objects' keys in order and their undefined fields left out, at every depth
+ * (`field` gives the top-level fields' form; one it makes undefined is left out too).
+ */
+function canonical(value: unknown, field: FieldForm = asCanonical): unknown {
+  if (Array.isArray(value)) return value.map((item) => canonical(item));
   if (value && typeof value === 'object') {
     // No prototype: a key named __proto__ is a field like any other.
     const out = Object.create(null) as Record<string, unknown>;
     for (const key of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) out[key] = canonical(v);
+      const form = v === undefined ? undefined : field(key, v);
+      if (form !== undefined) out[key] = form;
     }
     return out;
   }
@@ -45,28 +53,23 @@ function canonical(value: unknown): unknown {
 /** Option lists that are sets: any order and a repeat once; an empty one selects what no list does. */
 const SET_FIELDS: ReadonlySet<string> = new Set(['rules', 'disableRules', 'include', 'exclude']);
 
-/** The options as the scan reads them, in canonical form (see canonical). */
-function scanIdentity(options: ScanOptions): Record<string, unknown> {
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const key of Object.keys(options).sort()) {
-    const v = (options as unknown as Record<string, unknown>)[key];
-    if (SET_FIELDS.has(key)) {
-      const list = v as string[] | undefined;
-      if (list?.length) out[key] = [...new Set(list)].sort();
-    } else if (v !== undefined) out[key] = canonical(v);
-  }
-  return out;
-}
+/** The options' fields as the scan reads them: set lists sorted without repeats (an empty one left out), the rest canonical. */
+const asScanReadsIt: FieldForm = (key, value) => {
+  if (!SET_FIELDS.has(key)) return canonical(value);
+  const list = value as string[];
+  return list.length ? [...new Set(list)].sort() : undefined;
+};
 
 /**
- * Identity of a scan request for cache and dedup: normalized URL (no fragment) + canonical options.
+ * Identity of a scan request for cache and dedup: normalized URL (no fragment) + the options as the
+ * scan reads them, in canonical form.
  * (One pass with no intermediate arrays: it runs on every submission. Its output is the same as
  * from sorting `Object.entries` and rebuilding each object, so keys stored before match.)
  */
 export function cacheKeyOf(url: string, options: ScanOptions): string {
   const u = new URL(url);
   u.hash = '';
-  return createHash('sha256').update(JSON.stringify([u.href, scanIdentity(options)])).digest('hex').slice(0, 32);
+  return createHash('sha256').update(JSON.stringify([u.href, canonical(options, asScanReadsIt)])).digest('hex').slice(0, 32);
 }
 
 export type ScanStatus = 'queued' | 'active' | 'completed' | 'failed';
