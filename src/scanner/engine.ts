@@ -660,10 +660,12 @@ export class ScanEngine implements Scanner {
 
   /**
    * A reused page's renderer keeps the garbage of every scan it ran (axe-core allocates freely) and
-   * its heap keeps growing towards V8's own limit, which takes hundreds of scans: about 500 MB of
-   * renderer per slot on the project's soak, reached slowly enough to look like a leak. A full
-   * collection whenever the heap passes gcHeapBytes keeps each renderer near 300 MB, at the cost
-   * of one collection every twenty scans or so of the fixture site. The heap's size in bytes when it is due, else 0.
+   * its heap keeps growing towards V8's own limit, which takes hundreds of scans: 450 to 750 MB of
+   * renderer per slot over 400 scans of the fixture site's healthy pages, reached slowly enough
+   * to look like a leak. A full collection whenever the heap passes gcHeapBytes keeps each
+   * renderer at about 200 to 400 MB, at the cost of a collection after most scans of its heavy
+   * page (61 in those 400 scans; 2 in the 298 scans of a CI soak, which leaves that page out). The heap's
+   * size in bytes when it is due, else 0.
    */
   private async heapToCollect(session: CDPSession): Promise<number> {
     const limit = this.config.gcHeapBytes ?? DEFAULT_SCANNER_CONFIG.gcHeapBytes;
