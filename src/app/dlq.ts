@@ -12,9 +12,9 @@ import { RemoteDlq } from '../queue/dlq-remote.js';
 import { startDlqRetention, type DlqRetention } from '../queue/dlq-retention.js';
 import { DlqStore } from '../queue/dlq-store.js';
 import { keysFor, type Keys } from '../queue/keys.js';
-import { ScanProducer } from '../queue/producer.js';
+import { producerOf, type ScanProducer } from '../queue/producer.js';
 import { producerConnection, redisStartError, redisTargetOf, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
-import { ResultStore } from '../queue/store.js';
+import type { ResultStore } from '../queue/store.js';
 import { loadDotEnv } from '../config/dotenv.js';
 
 /** The DLQ over a service's queue: operations, and whether a replay job is still queued or running, or completed. */
@@ -132,13 +132,7 @@ export async function openDlq(flags: { url?: string; token?: string }): Promise<
   }
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);
-  const results = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
-  const producer = new ScanProducer(queue, redis, keys, results, {
-    attempts: config.SCAN_ATTEMPTS,
-    backoffMs: config.SCAN_BACKOFF,
-    maxQueueDepth: config.MAX_QUEUE_DEPTH,
-    inflightTtlMs: 3_600_000,
-  });
+  const { store: results, producer } = producerOf(queue, redis, keys, config);
   return {
     dlq: deadLetterQueueOf(redis, queue, keys, producer, results),
     async close() {

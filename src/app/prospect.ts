@@ -5,9 +5,8 @@ import { WcagaiError, isWcagaiError } from '../errors/catalogue.js';
 import type { ScanOptions } from '../domain/scan.js';
 import { apiFieldErrors, WcagaiApi } from '../clients/wcagai-api.js';
 import { keysFor } from '../queue/keys.js';
-import { ScanProducer } from '../queue/producer.js';
+import { producerOf } from '../queue/producer.js';
 import { abandonConnection, producerConnection, redisStartError, redisTargetOf, waitReady } from '../queue/redis.js';
-import { ResultStore } from '../queue/store.js';
 import { admitUrl } from '../queue/submission.js';
 import { policyOf } from './scanner-config.js';
 
@@ -62,8 +61,7 @@ export async function queueBatch(config: Config, urls: readonly string[], option
       await abandonConnection(redis, queue);
       throw redisStartError(target, err, 'set REDIS_URL, or --url to go through a server');
     }
-    const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
-    const producer = new ScanProducer(queue, redis, keys, store, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF, maxQueueDepth: config.MAX_QUEUE_DEPTH, inflightTtlMs: 3_600_000 });
+    const { store, producer } = producerOf(queue, redis, keys, config);
     const policy = policyOf(config);
     const admitted: string[] = [];
     const refused: QueuedBatch['refused'] = [];

@@ -12,7 +12,7 @@ import { runWithContext } from '../observability/context.js';
 import type { DeadLetterQueue } from '../queue/dlq.js';
 import { startApiHeartbeat, type Heartbeat } from '../queue/heartbeat.js';
 import { keysFor, type Keys } from '../queue/keys.js';
-import { ScanProducer } from '../queue/producer.js';
+import { producerOf, type ScanProducer } from '../queue/producer.js';
 import { abandonConnection, producerConnection, redisStartError, redisTargetOf, settleWithin, toRedisError, waitReady, workerConnection, type RedisClient } from '../queue/redis.js';
 import { gateRedis, type RedisGate } from '../queue/redis-gate.js';
 import { ResultStore } from '../queue/store.js';
@@ -67,13 +67,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   redis.on('error', (err) => logger.debug({ event: 'redis.error', err: err.message }, 'redis connection error'));
   const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
   queue.on('error', () => undefined);
-  const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
-  const producer = new ScanProducer(queue, redis, keys, store, {
-    attempts: config.SCAN_ATTEMPTS,
-    backoffMs: config.SCAN_BACKOFF,
-    maxQueueDepth: config.MAX_QUEUE_DEPTH,
-    inflightTtlMs: 3_600_000,
-  });
+  const { store, producer } = producerOf(queue, redis, keys, config);
   const owned: Array<() => Promise<unknown>> = [];
 
   let app: FastifyInstance | null = null;

@@ -1,5 +1,6 @@
 import { Job, Queue } from 'bullmq';
 import type { Priority } from '../domain/request.js';
+import type { Config } from '../config/schema.js';
 import type { QueueFigures } from '../domain/snapshot.js';
 import type { ScanOptions } from '../domain/scan.js';
 import { WcagaiError } from '../errors/catalogue.js';
@@ -7,7 +8,7 @@ import { cacheKeyOf, JOB_SCHEMA_VERSION, newScanId, PRIORITY, type ScanJobData, 
 import type { Keys } from './keys.js';
 import { classifyFailure } from './processor.js';
 import { toRedisError, type RedisClient } from './redis.js';
-import type { ResultStore } from './store.js';
+import { ResultStore } from './store.js';
 
 /**
  * One round trip decides a submission of one or more requests: for each, a fresh cached result,
@@ -184,6 +185,19 @@ type Admit = (keys: string[], args: Array<string | number>) => Promise<string[]>
 interface Request {
   cacheKey: string;
   id: string;
+}
+
+/**
+ * How long an in-flight marker lives without being renewed: the ADMIT script renews the marker of
+ * every job still queued, delayed or running once a third of this has passed.
+ */
+export const INFLIGHT_TTL_MS = 3_600_000;
+
+/** The result store and the scan producer of a process, with the queue settings of its configuration. */
+export function producerOf(queue: Queue, redis: RedisClient, keys: Keys, config: Pick<Config, 'SCAN_ATTEMPTS' | 'SCAN_BACKOFF' | 'MAX_QUEUE_DEPTH' | 'RESULT_TTL' | 'CACHE_TTL'>): { store: ResultStore; producer: ScanProducer } {
+  const store = new ResultStore(redis, keys, config.RESULT_TTL, config.CACHE_TTL);
+  const producer = new ScanProducer(queue, redis, keys, store, { attempts: config.SCAN_ATTEMPTS, backoffMs: config.SCAN_BACKOFF, maxQueueDepth: config.MAX_QUEUE_DEPTH, inflightTtlMs: INFLIGHT_TTL_MS });
+  return { store, producer };
 }
 
 /** The BullMQ options of a scan job: priority, retries with jittered exponential backoff, retention. */
