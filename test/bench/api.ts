@@ -7,8 +7,9 @@
  * (with a limit no run reaches, so it counts every request without refusing one), request logs
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
  * Runs alternate bare, full, bare, full so drift in machine load hits both sides alike; the best
- * round of each counts. `--ladder` adds the full server with request logs, the rate limiter, API
- * keys, and all three, turned off, to show what each costs. `--profile` adds one more round of
+ * round of each counts, and each round's pair is printed as a ratio too (what drift does to it).
+ * `--ladder` adds the full server with request logs, the rate limiter, API keys, and all three,
+ * turned off, to show what each costs. `--profile` adds one more round of
  * bare and full under the inspector (not counted: profiling slows both) and prints, per request,
  * CPU time and bytes allocated by package or source directory, side by side; the raw
  * .cpuprofile and .heapprofile files (open them in Chrome DevTools) go to the temp directory.
@@ -269,6 +270,12 @@ async function main(): Promise<void> {
   process.stdout.write(
     `best: full ${full.reqPerSec.toFixed(0)} req/s (p99 ${full.p99} ms, round ${full.round}), bare ${bareBest.reqPerSec.toFixed(0)} req/s (p99 ${bareBest.p99} ms, round ${bareBest.round}); non-2xx full ${non2xx('full')}, bare ${non2xx('bare')}\n`,
   );
+  // Each round's pair ran back to back: their ratios show how much of the best-of figure is drift.
+  const paired = Array.from({ length: ROUNDS }, (_, i) => {
+    const [b, f] = ['bare', 'full'].map((impl) => runs.find((r) => r.impl === impl && r.round === i + 1)!);
+    return (f!.reqPerSec / b!.reqPerSec).toFixed(2);
+  });
+  process.stdout.write(`round by round (full/bare): ${paired.join(', ')}\n`);
   process.stdout.write(`ratio=${ratio.toFixed(2)} target>=${TARGET.toFixed(2)}\n`);
 }
 
