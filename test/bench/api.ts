@@ -1,18 +1,20 @@
 /**
  * bench:api: submission throughput of the full API (POST /api/scans, enqueue only, no worker)
- * against a bare Fastify route doing the same BullMQ `queue.add`. Usage: `npm run bench:api`.
+ * against a bare Fastify route doing the same BullMQ `queue.add`.
+ * Usage: `npm run bench:api [-- --rounds N] [--ladder] [--profile]`.
  *
  * Both run in this process on loopback, each under a private queue prefix removed at the end.
  * The full server has its hardening on as deployed: API key auth, the Redis-backed rate limiter
  * (with a limit no run reaches, so it counts every request without refusing one), request logs
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
  * Runs alternate bare, full, bare, full so drift in machine load hits both sides alike; the best
- * round of each counts, and each round's pair is printed as a ratio too (what drift does to it).
- * `--ladder` adds the full server with request logs, the rate limiter, API keys, and all three,
- * turned off, to show what each costs. `--profile` adds one more round of
- * bare and full under the inspector (not counted: profiling slows both) and prints, per request,
- * CPU time and bytes allocated by package or source directory, side by side; the raw
- * .cpuprofile and .heapprofile files (open them in Chrome DevTools) go to the temp directory.
+ * round of each counts, and each round's pair is printed as a ratio too (what drift does to it);
+ * `--rounds N` runs N pairs instead of 2. `--ladder` adds the full server with request logs, the
+ * rate limiter, API keys, and all three, turned off, to show what each costs. `--profile` adds
+ * one more round of bare and full under the inspector (not counted: profiling slows both) and
+ * prints, per request, CPU time and bytes allocated by package or source directory, side by
+ * side; the raw .cpuprofile and .heapprofile files (open them in Chrome DevTools) go to the temp
+ * directory.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -44,7 +46,12 @@ interface Run {
 
 const TARGET = 0.8;
 const API_KEY = `bench-${randomBytes(12).toString('hex')}`;
-const ROUNDS = 2;
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 2;
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) {
+  process.stderr.write('bench:api: --rounds takes an integer from 1 to 20\n');
+  process.exit(1);
+}
 const CONNECTIONS = 100;
 const DURATION_S = 10;
 const MAX_REQUESTS = 500_000;
