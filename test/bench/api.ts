@@ -7,9 +7,9 @@
  * The full server has its hardening on as deployed: API key auth, the Redis-backed rate limiter
  * (with a limit no run reaches, so it counts every request without refusing one), request logs
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
- * Runs alternate bare, full, bare, full so drift in machine load hits both sides alike; the best
- * round of each counts, and each round's pair is printed as a ratio too (what drift does to it);
- * `--rounds N` runs N pairs instead of 2. `--ladder` adds the full server with request logs, the
+ * After an uncounted warm-up of each side (3 s), runs alternate bare, full, bare, full so drift
+ * in machine load hits both sides alike; the best round of each counts, and each round's pair is
+ * printed as a ratio too (what drift does to it); `--rounds N` runs N pairs instead of 2. `--ladder` adds the full server with request logs, the
  * rate limiter, API keys, and all three, turned off, to show what each costs. `--profile` adds
  * one more round of bare and full under the inspector (not counted: profiling slows both) and
  * prints, per request, CPU time and bytes allocated by package or source directory, side by
@@ -54,6 +54,8 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) {
 }
 const CONNECTIONS = 100;
 const DURATION_S = 10;
+/** An uncounted run of each side first: the full server has far more code for the JIT to compile than the bare route. */
+const WARMUP_S = 3;
 const MAX_REQUESTS = 500_000;
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -98,11 +100,11 @@ async function startBare(prefix: string, settings: { attempts: number; backoffMs
   return { app, queue, redis, url };
 }
 
-async function drive(baseUrl: string): Promise<Omit<Run, 'impl' | 'round'>> {
+async function drive(baseUrl: string, durationS = DURATION_S): Promise<Omit<Run, 'impl' | 'round'>> {
   const result = await autocannon({
     url: `${baseUrl}/api/scans`,
     connections: CONNECTIONS,
-    duration: DURATION_S,
+    duration: durationS,
     maxOverallRequests: MAX_REQUESTS,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
     requests: [
@@ -112,7 +114,7 @@ async function drive(baseUrl: string): Promise<Omit<Run, 'impl' | 'round'>> {
       },
     ],
   });
-  const seconds = result.duration || DURATION_S;
+  const seconds = result.duration || durationS;
   return {
     requests: result.requests.total,
     reqPerSec: result.requests.total / seconds,
@@ -236,6 +238,10 @@ async function main(): Promise<void> {
     const first = configOf(0);
     bare = await startBare(barePrefix, { attempts: first.SCAN_ATTEMPTS, backoffMs: first.SCAN_BACKOFF });
     urls.bare = bare.url;
+    for (const impl of ['bare', ...variants.map((v) => v.name)]) {
+      const w = await drive(urls[impl]!, WARMUP_S);
+      log(`warm-up: ${impl}: ${w.reqPerSec.toFixed(0)} req/s (not counted)`);
+    }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const impl of ['bare', ...variants.map((v) => v.name)]) {
         const r = await drive(urls[impl]!);
