@@ -9,12 +9,12 @@
  * at info (written to /dev/null: their cost without a terminal's), metrics, security headers.
  * After an uncounted warm-up of each side (3 s), runs alternate bare, full, bare, full so drift
  * in machine load hits both sides alike; the best round of each counts, and each round's pair is
- * printed as a ratio too (what drift does to it); `--rounds N` runs N pairs instead of 2. `--ladder` adds the full server with request logs, the
- * rate limiter, API keys, and all three, turned off, to show what each costs. `--profile` adds
- * one more round of bare and full under the inspector (not counted: profiling slows both) and
- * prints, per request, CPU time and bytes allocated by package or source directory, side by
- * side; the raw .cpuprofile and .heapprofile files (open them in Chrome DevTools) go to the temp
- * directory.
+ * printed as a ratio too (what drift does to it); `--rounds N` runs N pairs instead of 2.
+ * `--ladder` adds the full server with request logs, the rate limiter, API keys, and all three,
+ * turned off, to show what each costs. `--profile` adds one more round of bare and full under
+ * the inspector (not counted: profiling slows both) and prints, per request, CPU time and bytes
+ * allocated by package or source directory, side by side; the raw .cpuprofile and .heapprofile
+ * files (open them in Chrome DevTools) go to the temp directory.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
