@@ -664,8 +664,8 @@ export class ScanEngine implements Scanner {
    * renderer per slot over 400 scans of the fixture site's healthy pages, reached slowly enough
    * to look like a leak. A full collection whenever the heap passes gcHeapBytes keeps each
    * renderer at about 200 to 400 MB, at the cost of a collection after most scans of its heavy
-   * page (61 in those 400 scans; 2 in the 298 scans of a CI soak, which leaves that page out). The heap's
-   * size in bytes when it is due, else 0.
+   * page (61 in those 400 scans; 0 to 2 in the ~300 scans of a CI soak, which leaves that page
+   * out). The heap's size in bytes when it is due, else 0.
    */
   private async heapToCollect(session: CDPSession): Promise<number> {
     const limit = this.config.gcHeapBytes ?? DEFAULT_SCANNER_CONFIG.gcHeapBytes;
